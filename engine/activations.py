@@ -1,0 +1,90 @@
+"""Activation registry: name -> module, derivative curve, torch gain, empirical gain, saturation rule."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+# torch.nn.init.calculate_gain knows these names; the rest have no torch gain.
+_TORCH_GAIN_NAME = {"identity": "linear", "sigmoid": "sigmoid", "tanh": "tanh", "relu": "relu",
+                    "leaky_relu": "leaky_relu", "selu": "selu"}
+RELU_FAMILY = ("relu", "leaky_relu")
+
+
+def module(name: str, slope: float = 0.01) -> nn.Module:
+    """A fresh nn.Module for an activation name."""
+    table = {
+        "identity": nn.Identity, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU,
+        "elu": nn.ELU, "selu": nn.SELU, "gelu": nn.GELU, "silu": nn.SiLU, "softplus": nn.Softplus,
+    }
+    if name == "leaky_relu":
+        return nn.LeakyReLU(slope)
+    return table[name]()
+
+
+def torch_gain(name: str, slope: float = 0.01) -> float | None:
+    """torch's recommended gain, or None where torch has none."""
+    if name not in _TORCH_GAIN_NAME:
+        return None
+    tn = _TORCH_GAIN_NAME[name]
+    return float(nn.init.calculate_gain(tn, slope if tn == "leaky_relu" else None))
+
+
+def curve(name: str, lo: float = -5.0, hi: float = 5.0, n: int = 201, slope: float = 0.01):
+    """x, f(x) and f'(x) (by autograd) on a grid, as plain lists."""
+    x = torch.linspace(lo, hi, n, dtype=torch.float64, requires_grad=True)
+    y = module(name, slope)(x)
+    (d,) = torch.autograd.grad(y.sum(), x)
+    return x.detach().tolist(), y.detach().tolist(), d.tolist()
+
+
+def max_derivative(name: str, slope: float = 0.01) -> float:
+    """max |f'| over a wide, fine grid."""
+    _, _, d = curve(name, -20.0, 20.0, 40001, slope)
+    return max(abs(v) for v in d)
+
+
+def empirical_gain(name: str, n: int = 1_000_000, seed: int = 0, slope: float = 0.01) -> float:
+    """std(x) / std(f(x)) for x ~ N(0, 1): how much the activation shrinks a unit-variance signal."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, generator=g, dtype=torch.float64)
+    y = module(name, slope)(x)
+    return float(x.std() / y.std())
+
+
+@dataclass(frozen=True)
+class GainRow:
+    name: str
+    max_derivative: float
+    torch_gain: float | None
+    empirical: float
+
+
+def gain_table(slope: float = 0.01) -> list[GainRow]:
+    from .spec import ACTIVATIONS
+
+    return [GainRow(a, round(max_derivative(a, slope), 6), torch_gain(a, slope), empirical_gain(a, slope=slope))
+            for a in ACTIVATIONS]
+
+
+def saturated_mask(name: str, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor | None:
+    """Boolean mask of saturated units, or None where the activation has no saturated region.
+
+    tanh: |a| > 0.97; sigmoid: within 0.03 of 0 or 1; ELU/SELU/softplus/GELU/SiLU: the flat negative tail,
+    where f' has fallen below 3% of its largest value. ReLU's flat side is counted as dead, not saturated.
+    """
+    if name == "tanh":
+        return a.abs() > 0.97
+    if name == "sigmoid":
+        return (a < 0.03) | (a > 0.97)
+    if name in ("elu", "selu"):
+        return z < math.log(0.03)           # f'(z) = alpha e^z on the negative side, max at 0-
+    if name == "softplus":
+        return z < math.log(0.03 / 0.97)    # f' = sigmoid(z) < 0.03
+    if name == "gelu":
+        return z < -3.0                     # |f'| < 0.013 there, against a peak of 1.13
+    if name == "silu":
+        return z < -5.0                     # |f'| < 0.027 there, against a peak of 1.10
+    return None

@@ -1,0 +1,80 @@
+"""The events the engine emits: frozen dataclasses of plain Python values, never tensors."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Event:
+    job: str                        # "probe", "train", "sweep", ...
+
+
+@dataclass(frozen=True)
+class Started(Event):
+    config: dict[str, Any] = field(default_factory=dict)
+    device: str = "cpu"
+    total_steps: int | None = None
+    replaced: bool = False          # a running job was cancelled to make room for this one
+
+
+@dataclass(frozen=True)
+class LayerStats(Event):
+    """Per-layer statistics of one probe or one sampled training step."""
+
+    step: int = 0
+    epoch: int = 0
+    layers: tuple[dict[str, Any], ...] = ()
+    distributions: tuple[dict[str, list[float]], ...] | None = None
+    input_std: float | None = None
+
+
+@dataclass(frozen=True)
+class Progress(Event):
+    step: int = 0
+    total_steps: int = 0
+    epoch: int = 0
+    epochs: int = 0
+    loss: float | None = None
+    steps_per_sec: float = 0.0
+
+
+@dataclass(frozen=True)
+class EpochEnd(Event):
+    epoch: int = 0
+    epochs: int = 0
+    step: int = 0
+    train_loss: float | None = None
+    test_loss: float | None = None
+    train_acc: float | None = None
+    test_acc: float | None = None
+    run: int = 0                    # which run of a several-seed preset
+
+
+@dataclass(frozen=True)
+class LogLine(Event):
+    level: str = "info"             # info, warning, error
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class NonFinite(Event):
+    step: int = 0
+    layer: int | None = None
+    tensor: str = "loss"            # activation, gradient, weight or loss
+
+
+@dataclass(frozen=True)
+class Finished(Event):
+    result: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Failed(Event):
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Cancelled(Event):
+    result: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,67 @@
+"""Atomic writers: JSON, CSV, text; each writes a temporary file beside the target, then renames it."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from typing import Any, Iterable
+
+
+def clean_json(obj: Any) -> Any:
+    """Replace non-finite floats with None, recursively, so the JSON is standard."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: clean_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [clean_json(v) for v in obj]
+    return obj
+
+
+def dumps(obj: Any, indent: int | None = None) -> str:
+    return json.dumps(clean_json(obj), indent=indent, allow_nan=False)
+
+
+def write_text(path: str, text: str) -> str:
+    """Write text to path atomically: a temporary file in the same folder, fsync, then rename."""
+    path = os.path.abspath(path)
+    folder = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
+
+
+def write_json(path: str, obj: Any) -> str:
+    return write_text(path, dumps(obj, indent=1) + "\n")
+
+
+def csv_text(rows: Iterable[dict[str, Any]]) -> str:
+    rows = list(rows)
+    buf = io.StringIO()
+    if rows:
+        names: list[str] = []
+        for r in rows:
+            names.extend(k for k in r if k not in names)
+        w = csv.DictWriter(buf, fieldnames=names)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: ("" if v is None else v) for k, v in clean_json(r).items()})
+    return buf.getvalue()
+
+
+def write_csv(path: str, rows: Iterable[dict[str, Any]]) -> str:
+    return write_text(path, csv_text(rows))

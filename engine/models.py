@@ -1,0 +1,70 @@
+"""Network builders: the configurable MLP, built on the chosen device with the chosen initialisation."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from . import activations
+from .inits import apply_init
+from .spec import Config
+
+
+class Block(nn.Module):
+    """One layer as the probe sees it: Linear, then optional norm, activation, dropout, residual add."""
+
+    def __init__(self, n_in: int, n_out: int, cfg: Config, with_activation: bool):
+        super().__init__()
+        self.linear = nn.Linear(n_in, n_out, bias=cfg.bias)
+        norm = cfg.norm if with_activation else "none"
+        self.norm = {"none": nn.Identity, "batch": lambda: nn.BatchNorm1d(n_out),
+                     "layer": lambda: nn.LayerNorm(n_out)}[norm]()
+        self.act = activations.module(cfg.activation, cfg.slope) if with_activation else nn.Identity()
+        self.activation_name = cfg.activation if with_activation else "identity"
+        self.drop = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
+        self.residual = cfg.residual and n_in == n_out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.drop(self.act(self.norm(self.linear(x))))
+        return x + a if self.residual else a
+
+
+class MLP(nn.Module):
+    """in_features -> (depth - 1) hidden layers of width -> out_features, one Block per Linear."""
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        sizes = [cfg.in_features] + [cfg.width] * (cfg.depth - 1) + [cfg.out_features]
+        last = cfg.depth - 1
+        self.blocks = nn.ModuleList(
+            Block(sizes[i], sizes[i + 1], cfg, with_activation=(i < last or cfg.last_activation))
+            for i in range(cfg.depth)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for b in self.blocks:
+            x = b(x)
+        return x
+
+
+def parameter_count(cfg: Config) -> int:
+    sizes = [cfg.in_features] + [cfg.width] * (cfg.depth - 1) + [cfg.out_features]
+    n = sum(a * b + (b if cfg.bias else 0) for a, b in zip(sizes[:-1], sizes[1:]))
+    if cfg.norm != "none":
+        n += 2 * cfg.width * cfg.depth
+    return n
+
+
+def build_mlp(cfg: Config, device: torch.device, sample: torch.Tensor | None = None) -> MLP:
+    """The MLP on device, initialised. torch's default init is drawn while the layers are built, in order,
+    exactly as a hand-written nn.Linear stack would; other schemes skip that draw and fill the weights once."""
+    if cfg.init == "default":
+        with torch.device(device):
+            return MLP(cfg)
+    with torch.device("meta"):
+        model = MLP(cfg)
+    model = model.to_empty(device=device)
+    for m in model.modules():
+        if isinstance(m, (nn.BatchNorm1d, nn.LayerNorm)):
+            m.reset_parameters()
+    apply_init(model, cfg, sample)
+    return model

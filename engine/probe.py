@@ -1,0 +1,91 @@
+"""The probe: one forward and one backward pass of a freshly initialised MLP, reduced to per-layer statistics."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from . import device as devices
+from .models import build_mlp
+from .spec import Config, validate
+from .stats import Capture, collect
+from .verdict import first_nonfinite, verdict
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """What a probe found, in plain Python numbers."""
+
+    config: dict[str, Any]
+    device: str
+    torch: str
+    layers: list[dict[str, Any]]
+    first_nonfinite_layer: int | None
+    verdict: dict[str, Any]
+    loss: float | None
+    input_std: float
+    distributions: list[dict[str, list[float]]] | None = None
+    seconds: float = 0.0
+    names: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"config": self.config, "device": self.device, "torch": self.torch, "layers": self.layers,
+                "first_nonfinite_layer": self.first_nonfinite_layer, "verdict": self.verdict, "loss": self.loss,
+                "input_std": self.input_std, "distributions": self.distributions}
+
+
+def layer_rows(model, layers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Prefix each layer's statistics with its index, name and fans."""
+    rows = []
+    for i, (b, d) in enumerate(zip(model.blocks, layers)):
+        name = f"blocks.{i}.linear+{b.activation_name}"
+        rows.append({"index": i, "name": name, "fan_in": b.linear.in_features, "fan_out": b.linear.out_features,
+                     **d})
+    return rows
+
+
+def probe_loss(cfg: Config, out: torch.Tensor) -> torch.Tensor:
+    """MSE against the target, or sum(out * g) with g ~ N(0, 1) drawn from the seeded stream."""
+    if cfg.loss == "mse":
+        return torch.nn.functional.mse_loss(out, torch.full_like(out, cfg.target))
+    g = torch.randn(out.shape, device=out.device, dtype=out.dtype)
+    return (out * g).sum()
+
+
+def run_probe(cfg: Config, distributions: bool = True) -> ProbeResult:
+    """Seed, build and initialise the net, draw the input batch, run forward and backward, reduce on device."""
+    validate(cfg)
+    dev = devices.resolve(cfg.device)
+    devices.check_fits(cfg, dev)
+    t0 = time.perf_counter()
+    torch.manual_seed(cfg.seed)
+    model = build_mlp(cfg, dev)
+    model.train()
+    x = torch.randn(cfg.batch, cfg.in_features, device=dev)
+    x.requires_grad_(True)
+    with Capture(model.blocks) as cap:
+        out = model(x)
+        loss = probe_loss(cfg, out)
+        loss.backward()
+        layers, extras, dists = collect(cap, model.blocks, x.grad, [loss, x.detach().float().std(correction=0)],
+                                        with_distributions=distributions)
+    rows = layer_rows(model, layers)
+    loss_v, input_std = extras
+    return ProbeResult(
+        config=cfg.to_dict(), device=str(dev), torch=torch.__version__, layers=rows,
+        first_nonfinite_layer=first_nonfinite(rows), verdict=verdict(rows, input_std),
+        loss=loss_v if cfg.loss == "mse" else None, input_std=input_std, distributions=dists,
+        seconds=time.perf_counter() - t0, names=[r["name"] for r in rows])
+
+
+def random_matrix_product(n: int = 4, steps: int = 100, seed: int = 0) -> list[float]:
+    """M = N(0,1) n x n, then steps times M = M @ N(0,1): the Frobenius norm after each product."""
+    g = torch.Generator().manual_seed(seed)
+    m = torch.randn(n, n, generator=g, dtype=torch.float64)
+    norms = []
+    for _ in range(steps):
+        m = m @ torch.randn(n, n, generator=g, dtype=torch.float64)
+        norms.append(m.norm())
+    return torch.stack(norms).tolist()

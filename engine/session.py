@@ -1,0 +1,133 @@
+"""Session: runs one job at a time on a background thread; events go to a callback and to async iterators."""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any, AsyncIterator, Callable, Protocol
+
+from .events import Cancelled, Event, Failed, Finished, Started
+
+
+class JobCancelled(Exception):
+    """Raised inside a job by Context.check() once cancel() was asked for."""
+
+
+class Context:
+    """What a job sees: emit() for events, check() between steps to honour cancellation."""
+
+    def __init__(self, emit: Callable[[Event], None], stop: threading.Event):
+        self.emit = emit
+        self._stop = stop
+        self.partial: dict[str, Any] = {}   # a job keeps its result so far here; a cancel hands it out
+
+    @property
+    def cancelled(self) -> bool:
+        return self._stop.is_set()
+
+    def check(self) -> None:
+        if self._stop.is_set():
+            raise JobCancelled()
+
+
+class Job(Protocol):
+    name: str
+
+    def run(self, ctx: Context) -> dict[str, Any]: ...
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for a failed job; out-of-memory names the memory asked for and what to lower."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if type(exc).__name__ == "OutOfMemoryError" or "out of memory" in text.lower():
+        import re
+
+        m = re.search(r"Tried to allocate ([\d.]+ [KMGT]i?B)", str(exc))
+        asked = f"tried to allocate {m.group(1)}" if m else "allocation failed"
+        return f"out of memory: {asked}; try a smaller batch or width"
+    if type(exc).__name__ == "SpecError":
+        return text
+    return f"{type(exc).__name__}: {text}"
+
+
+class Session:
+    """One job at a time. start() replaces a running job (cancels it, waits for it, then starts)."""
+
+    def __init__(self, callback: Callable[[Event], None] | None = None):
+        self._callbacks: list[Callable[[Event], None]] = [callback] if callback else []
+        self._queues: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue]] = []
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self.last_event: Event | None = None
+
+    def subscribe(self, callback: Callable[[Event], None]) -> None:
+        self._callbacks.append(callback)
+
+    def _emit(self, ev: Event) -> None:
+        self.last_event = ev
+        for cb in list(self._callbacks):
+            cb(ev)
+        for loop, q in list(self._queues):
+            try:
+                loop.call_soon_threadsafe(q.put_nowait, ev)
+            except RuntimeError:        # that loop is closed
+                self._queues.remove((loop, q))
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self, job: Job) -> None:
+        with self._lock:
+            replaced = self.running
+            self.cancel(wait=True)
+            self._stop = threading.Event()
+            stop = self._stop
+            self._thread = threading.Thread(target=self._run, args=(job, stop, replaced), daemon=True,
+                                            name=f"initlab-{job.name}")
+            self._thread.start()
+
+    def _run(self, job: Job, stop: threading.Event, replaced: bool) -> None:
+        ctx = Context(self._emit, stop)
+        t0 = time.perf_counter()
+        self._emit(Started(job.name, replaced=replaced))
+        try:
+            result = job.run(ctx)
+        except JobCancelled:
+            self._emit(Cancelled(job.name, result=ctx.partial))
+            return
+        except BaseException as exc:   # a job's failure is an event; the session and the app go on
+            self._emit(Failed(job.name, message=describe_error(exc)))
+            return
+        if stop.is_set():
+            self._emit(Cancelled(job.name, result=result))
+        else:
+            self._emit(Finished(job.name, result=result, seconds=time.perf_counter() - t0))
+
+    def cancel(self, wait: bool = True, timeout: float = 5.0) -> bool:
+        """Ask the running job to stop; with wait, join its thread. True when no job thread is left."""
+        self._stop.set()
+        t = self._thread
+        if t is not None and wait and t is not threading.current_thread():
+            t.join(timeout)
+        return not self.running
+
+    def wait(self, timeout: float | None = None) -> bool:
+        t = self._thread
+        if t is not None:
+            t.join(timeout)
+        return not self.running
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Every event from now on, in order, on the calling event loop."""
+        loop = asyncio.get_running_loop()
+        q: asyncio.Queue = asyncio.Queue()
+        entry = (loop, q)
+        self._queues.append(entry)
+        try:
+            while True:
+                yield await q.get()
+        finally:
+            if entry in self._queues:
+                self._queues.remove(entry)

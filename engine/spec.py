@@ -1,0 +1,358 @@
+"""The experiment spec: one frozen dataclass of every setting, its field table, validation and TOML I/O."""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "gelu", "silu", "softplus")
+INITS = (
+    "default", "zeros", "constant", "normal", "uniform", "scaled_normal", "xavier_uniform", "xavier_normal",
+    "kaiming_uniform", "kaiming_normal", "orthogonal", "eye", "sparse", "lsuv",
+)
+NORMS = ("none", "batch", "layer")
+LOSSES = ("signal", "mse")
+MODES = ("fan_in", "fan_out")
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+SCHEDULES = ("none", "step", "cosine")
+BUILTIN_DATA = ("poly", "blobs")
+
+
+class SpecError(ValueError):
+    """A setting that is refused: names the field, the value and what is allowed."""
+
+    def __init__(self, field_name: str, value: Any, allowed: str):
+        self.field = field_name
+        self.value = value
+        self.allowed = allowed
+        super().__init__(f"{field_name}: {value!r} is not allowed; {allowed}")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every setting of an experiment; the names are the command line's flags and the TOML keys."""
+
+    # model
+    depth: int = 20                 # number of Linear layers
+    width: int = 256                # hidden size
+    in_features: int = 256
+    out_features: int = 256
+    activation: str = "tanh"
+    slope: float = 0.01             # negative slope of leaky_relu
+    last_activation: bool = False   # also put the activation after the last Linear
+    bias: bool = True
+    norm: str = "none"              # BatchNorm or LayerNorm before the activation
+    residual: bool = False          # x + block(x) where the widths match
+    dropout: float = 0.0
+    # initialisation
+    init: str = "xavier_uniform"
+    gain: float | None = None       # None: the activation's torch gain
+    std: float = 1.0                # normal
+    bound: float = 1.0              # uniform
+    value: float = 0.0              # constant
+    sigma_w: float = 1.0            # scaled_normal: std = sigma_w / sqrt(fan_in)
+    sigma_b: float = 0.0            # scaled_normal: bias std
+    mode: str = "fan_in"            # kaiming
+    sparsity: float = 0.1           # sparse
+    lsuv_tol: float = 0.05          # LSUV: |Var(out) - 1| below this
+    # probe
+    batch: int = 64
+    loss: str = "signal"            # signal: sum(out * g), g ~ N(0, 1) seeded; mse: MSE against target
+    target: float = 0.5
+    # data
+    data: str = "poly"              # poly, blobs, or a .npz / .pt file holding X and y
+    n_rows: int = 1000
+    deg: int = 2
+    poly_w: tuple[float, ...] = (2.0, -1.0)
+    poly_bias: bool = False
+    classes: int = 3                # blobs
+    standardize: bool = False
+    # training
+    optimizer: str = "sgd"
+    lr: float = 0.03
+    momentum: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    clip: float = 0.0               # max gradient norm; 0 is off
+    schedule: str = "none"
+    epochs: int = 5
+    stats_every: int = 10
+    # run
+    seed: int = 0
+    device: str = "auto"
+
+    def replace(self, **changes: Any) -> "Config":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["poly_w"] = list(self.poly_w)
+        return d
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    """How one field parses, what it allows, and a one-line help."""
+
+    name: str
+    kind: type
+    help: str
+    choices: tuple[str, ...] = ()
+    low: float | None = None        # inclusive unless low_open
+    high: float | None = None       # inclusive unless high_open
+    low_open: bool = False
+    high_open: bool = False
+    optional: bool = False
+    group: str = "model"
+    check: Callable[[Any], str | None] | None = field(default=None, compare=False)
+
+
+def _data_check(v: str) -> str | None:
+    if v in BUILTIN_DATA:
+        return None
+    if not v:
+        return "poly, blobs, or a path to a .npz or .pt file"
+    if not (v.endswith(".npz") or v.endswith(".pt")):
+        return "poly, blobs, or a path to a .npz or .pt file"
+    if not os.path.isfile(v):
+        return "an existing .npz or .pt file (no such file)"
+    return None
+
+
+def _device_check(v: str) -> str | None:
+    import re
+
+    if v in ("auto", "cpu", "cuda", "mps") or re.fullmatch(r"cuda:\d+", v):
+        return None
+    return "auto, cpu, cuda, cuda:N or mps"
+
+
+_F = FieldInfo
+FIELDS: dict[str, FieldInfo] = {f.name: f for f in [
+    _F("depth", int, "number of Linear layers", low=1, high=10000),
+    _F("width", int, "hidden size", low=1, high=1 << 20),
+    _F("in_features", int, "input size", low=1, high=1 << 20),
+    _F("out_features", int, "output size", low=1, high=1 << 20),
+    _F("activation", str, "activation after every Linear but the last", choices=ACTIVATIONS),
+    _F("slope", float, "negative slope of leaky_relu", low=0, high=1),
+    _F("last_activation", bool, "also put the activation after the last Linear"),
+    _F("bias", bool, "Linear layers have a bias"),
+    _F("norm", str, "normalisation before the activation", choices=NORMS),
+    _F("residual", bool, "residual connections where widths match"),
+    _F("dropout", float, "dropout probability", low=0, high=1, high_open=True),
+    _F("init", str, "initialisation scheme", choices=INITS, group="init"),
+    _F("gain", float, "gain for xavier/orthogonal (empty: the activation's)", low=0, high=1e6, low_open=True,
+       optional=True, group="init"),
+    _F("std", float, "std of the normal init", low=0, high=1e6, group="init"),
+    _F("bound", float, "bound of the uniform init", low=0, high=1e6, group="init"),
+    _F("value", float, "value of the constant init", low=-1e6, high=1e6, group="init"),
+    _F("sigma_w", float, "scaled normal: weight std times sqrt(fan_in)", low=0, high=1e3, group="init"),
+    _F("sigma_b", float, "scaled normal: bias std", low=0, high=1e3, group="init"),
+    _F("mode", str, "kaiming fan mode", choices=MODES, group="init"),
+    _F("sparsity", float, "fraction of zeros per column in the sparse init", low=0, high=1, high_open=True,
+       group="init"),
+    _F("lsuv_tol", float, "LSUV tolerance on the output variance", low=0, high=1, low_open=True, group="init"),
+    _F("batch", int, "batch size (probe and training)", low=1, high=1 << 20, group="probe"),
+    _F("loss", str, "probe's backward signal", choices=LOSSES, group="probe"),
+    _F("target", float, "MSE target of the probe", low=-1e6, high=1e6, group="probe"),
+    _F("data", str, "training data", group="data", check=_data_check),
+    _F("n_rows", int, "rows of generated data", low=10, high=10_000_000, group="data"),
+    _F("deg", int, "degree of the poly data", low=1, high=10, group="data"),
+    _F("poly_w", tuple, "weights of the poly data, comma-separated", group="data"),
+    _F("poly_bias", bool, "poly data: the last weight is a bias", group="data"),
+    _F("classes", int, "blobs: number of clouds", low=2, high=1000, group="data"),
+    _F("standardize", bool, "standardise the inputs (zero mean, unit std)", group="data"),
+    _F("optimizer", str, "optimiser", choices=OPTIMIZERS, group="train"),
+    _F("lr", float, "learning rate", low=0, high=1e9, low_open=True, group="train"),
+    _F("momentum", float, "SGD momentum", low=0, high=1, high_open=True, group="train"),
+    _F("nesterov", bool, "SGD Nesterov momentum", group="train"),
+    _F("weight_decay", float, "weight decay", low=0, high=1e3, group="train"),
+    _F("clip", float, "max gradient norm (0 is off)", low=0, high=1e12, group="train"),
+    _F("schedule", str, "learning-rate schedule", choices=SCHEDULES, group="train"),
+    _F("epochs", int, "training epochs", low=1, high=100_000, group="train"),
+    _F("stats_every", int, "take per-layer statistics every k steps", low=1, high=1_000_000, group="train"),
+    _F("seed", int, "random seed", low=0, high=2**63 - 1, group="run"),
+    _F("device", str, "auto, cpu, cuda, cuda:N or mps", group="run", check=_device_check),
+]}
+
+assert set(FIELDS) == {f.name for f in dataclasses.fields(Config)}
+
+
+def _allowed(info: FieldInfo) -> str:
+    if info.choices:
+        return "one of " + ", ".join(info.choices)
+    if info.kind is bool:
+        return "true or false"
+    if info.kind is tuple:
+        return "comma-separated finite numbers"
+    if info.low is not None or info.high is not None:
+        lo = "(" if info.low_open else "["
+        hi = ")" if info.high_open else "]"
+        word = "an integer" if info.kind is int else "a number"
+        return f"{word} in {lo}{_fmt(info.low)}, {_fmt(info.high)}{hi}"
+    return info.help
+
+
+def _fmt(x: float | None) -> str:
+    if x is None:
+        return "inf"
+    if float(x).is_integer() and abs(x) < 1e7:
+        return str(int(x))
+    return f"{x:g}"
+
+
+def parse_value(name: str, raw: Any) -> Any:
+    """Turn a string (from a flag or a form) or a TOML value into the field's type; raises SpecError."""
+    if name not in FIELDS:
+        raise SpecError(name, raw, "a known setting: " + ", ".join(FIELDS))
+    info = FIELDS[name]
+    if info.optional and (raw is None or (isinstance(raw, str) and raw.strip().lower() in ("", "none", "auto"))):
+        return None
+    if info.kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.strip().lower() in ("true", "yes", "on", "1"):
+            return True
+        if isinstance(raw, str) and raw.strip().lower() in ("false", "no", "off", "0"):
+            return False
+        raise SpecError(name, raw, _allowed(info))
+    if info.kind is int:
+        if isinstance(raw, bool):
+            raise SpecError(name, raw, _allowed(info))
+        if isinstance(raw, int):
+            return raw
+        if isinstance(raw, float) and raw.is_integer():
+            return int(raw)
+        if isinstance(raw, str):
+            try:
+                return int(raw.strip())
+            except ValueError:
+                pass
+        raise SpecError(name, raw, _allowed(info))
+    if info.kind is float:
+        if isinstance(raw, bool):
+            raise SpecError(name, raw, _allowed(info))
+        if isinstance(raw, (int, float)):
+            return float(raw)
+        if isinstance(raw, str):
+            try:
+                return float(raw.strip())
+            except ValueError:
+                pass
+        raise SpecError(name, raw, _allowed(info))
+    if info.kind is tuple:
+        items = raw.split(",") if isinstance(raw, str) else raw
+        if not isinstance(items, (list, tuple)) or len(items) == 0:
+            raise SpecError(name, raw, _allowed(info))
+        out = []
+        for it in items:
+            try:
+                v = float(it.strip()) if isinstance(it, str) else float(it)
+            except (TypeError, ValueError):
+                raise SpecError(name, raw, _allowed(info)) from None
+            if isinstance(it, bool) or not math.isfinite(v):
+                raise SpecError(name, raw, _allowed(info))
+            out.append(v)
+        return tuple(out)
+    if not isinstance(raw, str):
+        raise SpecError(name, raw, _allowed(info))
+    return raw.strip()
+
+
+def check_value(name: str, value: Any) -> None:
+    """Raise SpecError when a parsed value lies outside what the field allows."""
+    info = FIELDS[name]
+    if value is None and info.optional:
+        return
+    if info.choices and value not in info.choices:
+        raise SpecError(name, value, _allowed(info))
+    if info.kind in (int, float):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise SpecError(name, value, _allowed(info))
+        lo_bad = info.low is not None and (value <= info.low if info.low_open else value < info.low)
+        hi_bad = info.high is not None and (value >= info.high if info.high_open else value > info.high)
+        if lo_bad or hi_bad:
+            raise SpecError(name, value, _allowed(info))
+    if info.check is not None:
+        msg = info.check(value)
+        if msg:
+            raise SpecError(name, value, msg)
+
+
+def validate(cfg: Config) -> None:
+    """Check every field and the rules that join fields; raise the first SpecError."""
+    for name in FIELDS:
+        check_value(name, getattr(cfg, name))
+    if cfg.data == "poly" and cfg.poly_bias and len(cfg.poly_w) < 2:
+        raise SpecError("poly_w", ",".join(map(str, cfg.poly_w)), "at least two numbers when poly_bias is on")
+
+
+def field_error(name: str, raw: Any) -> str | None:
+    """The one-line refusal for a raw value of one field, or None when it is accepted (for forms)."""
+    try:
+        check_value(name, parse_value(name, raw))
+    except SpecError as e:
+        return str(e)
+    return None
+
+
+def from_mapping(values: dict[str, Any], base: Config | None = None) -> Config:
+    """A validated Config from raw values (strings or TOML types) over a base; unknown keys are refused."""
+    base = base or Config()
+    changes = {}
+    for k, raw in values.items():
+        changes[k] = parse_value(k, raw)
+    cfg = base.replace(**changes)
+    validate(cfg)
+    return cfg
+
+
+def load_toml(path: str, base: Config | None = None) -> tuple[Config, dict[str, Any]]:
+    """Read a TOML experiment; returns the Config and the raw keys found (so flags can win over them)."""
+    if not os.path.exists(path):
+        raise SpecError("config", path, "an existing TOML file (no such file)")
+    if os.path.isdir(path):
+        raise SpecError("config", path, "a TOML file, not a directory")
+    try:
+        with open(path, "rb") as fh:
+            raw = tomllib.load(fh)
+    except PermissionError:
+        raise SpecError("config", path, "a readable file (permission denied)") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise SpecError("config", path, f"valid TOML ({str(e).splitlines()[0]})") from None
+    except OSError as e:
+        raise SpecError("config", path, f"a readable file ({e.strerror})") from None
+    flat: dict[str, Any] = {}
+    for k, v in raw.items():
+        if isinstance(v, dict):     # [model], [train] tables are allowed and flattened
+            flat.update(v)
+        else:
+            flat[k] = v
+    flat.pop("preset", None)
+    unknown = [k for k in flat if k not in FIELDS]
+    if unknown:
+        raise SpecError("config", unknown[0], "a known setting: " + ", ".join(FIELDS))
+    return from_mapping(flat, base), flat
+
+
+def to_toml(cfg: Config) -> str:
+    """TOML text of every setting, one key a line (gain is left out when it follows the activation)."""
+    lines = ["# initlab experiment"]
+    for name, v in cfg.to_dict().items():
+        if v is None:
+            continue
+        if isinstance(v, bool):
+            s = "true" if v else "false"
+        elif isinstance(v, str):
+            s = '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        elif isinstance(v, list):
+            s = "[" + ", ".join(repr(float(x)) for x in v) + "]"
+        elif isinstance(v, float):
+            s = repr(v)
+        else:
+            s = str(v)
+        lines.append(f"{name} = {s}")
+    return "\n".join(lines) + "\n"

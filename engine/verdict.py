@@ -1,0 +1,69 @@
+"""The verdict on a probe: stable, vanishing, exploding or nonfinite, read from the forward and backward signals."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+# Three orders of magnitude across the net is where a signal has vanished or exploded; one order past the
+# reference marks the layer where it starts.
+LIMIT = 3.0
+ONSET = 1.0
+
+
+def _log(x: float | None) -> float | None:
+    if x is None or not math.isfinite(x) or x <= 0:
+        return None
+    return math.log10(x)
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or not (math.isfinite(a) and math.isfinite(b)) or b == 0:
+        return None
+    return a / b
+
+
+def first_nonfinite(layers: list[dict[str, Any]]) -> int | None:
+    for i, d in enumerate(layers):
+        v = d.get("nonfinite_frac")
+        if v is not None and v > 0:
+            return i
+        if any(d.get(k) is not None and not math.isfinite(d[k]) for k in ("a_std", "a_mean")):
+            return i
+    return None
+
+
+def verdict(layers: list[dict[str, Any]], input_std: float | None) -> dict[str, Any]:
+    """Forward: each layer's a_std against the input's std. Backward: each layer's dL/dz RMS against the last
+    layer's. Both are read, so a net that is dead both ways (first and last weight gradients alike) still shows."""
+    out: dict[str, Any] = {
+        "kind": "stable", "from_layer": None,
+        "first_last_grad_ratio": ratio(layers[0].get("grad_w_absmean"), layers[-1].get("grad_w_absmean")),
+        "first_last_gradz_ratio": ratio(layers[0].get("grad_z_std"), layers[-1].get("grad_z_std")),
+    }
+    bad = first_nonfinite(layers)
+    grads_bad = [i for i, d in enumerate(layers)
+                 if any(d.get(k) is not None and not math.isfinite(d[k]) for k in ("grad_z_std", "grad_w_std"))]
+    if bad is not None or grads_bad:
+        out["kind"] = "nonfinite"
+        out["from_layer"] = bad if bad is not None else max(grads_bad)
+        return out
+    ref_f = _log(input_std)
+    fwd = [_log(d.get("a_std")) for d in layers]
+    # RMS rather than std: a one-unit output seen on a batch of one has a dL/dz but no spread
+    ref_b = _log(layers[-1].get("grad_z_rms"))
+    bwd = [_log(d.get("grad_z_rms")) for d in layers]
+    # A log of None means the std is exactly 0: as vanished as it gets.
+    f_dev = [(-math.inf if v is None else v - ref_f) for v in fwd] if ref_f is not None else []
+    b_dev = [(-math.inf if v is None else v - ref_b) for v in bwd] if ref_b is not None else []
+    worst_f = min(f_dev, key=lambda v: -abs(v)) if f_dev else 0.0
+    worst_b = min(b_dev, key=lambda v: -abs(v)) if b_dev else 0.0
+    if max(abs(worst_f), abs(worst_b)) < LIMIT:
+        return out
+    if abs(worst_f) >= abs(worst_b):
+        out["kind"] = "vanishing" if worst_f < 0 else "exploding"
+        out["from_layer"] = next(i for i, v in enumerate(f_dev) if abs(v) >= ONSET)
+    else:
+        out["kind"] = "vanishing" if worst_b < 0 else "exploding"
+        # the backward signal decays towards the input: it starts at the last layer already past the onset
+        out["from_layer"] = max(i for i, v in enumerate(b_dev) if abs(v) >= ONSET)
+    return out

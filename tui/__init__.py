@@ -1,0 +1,1 @@
+"""Terminal interfaces of initlab: the Textual app and the command line."""

@@ -1,0 +1,51 @@
+"""`initlab`: no subcommand opens the app; probe, train, gain, presets and the rest run headless."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from . import commands
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that refuses bad input with one line on stderr and exit status 2."""
+
+    def error(self, message: str) -> None:   # type: ignore[override]
+        sys.stderr.write(f"initlab: error: {message}\n")
+        raise SystemExit(2)
+
+
+def build_parser() -> OneLineParser:
+    parser = OneLineParser(prog="initlab", description="A terminal lab for gradient stability in deep networks.")
+    sub = parser.add_subparsers(dest="command", parser_class=OneLineParser, metavar="COMMAND")
+    for mod in commands.ALL:
+        mod.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not argv:
+        from .app_main import run_app
+
+        return run_app()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    from initlab.engine.spec import SpecError
+
+    try:
+        return int(args.func(args) or 0)
+    except SpecError as e:
+        sys.stderr.write(f"initlab: error: {e}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("initlab: interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

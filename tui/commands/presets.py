@@ -1,0 +1,31 @@
+"""`initlab presets`: the named experiments that reproduce the reference lessons, one line each."""
+from __future__ import annotations
+
+import argparse
+
+from .common import print_json
+
+MATRIX = ("random-matrix", "probe", "100 products of random 4 x 4 N(0, 1) matrices: entries reach 1e25 and more")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("presets", help="list the named experiments", description=__doc__)
+    p.add_argument("--json", action="store_true", help="print one JSON object and nothing else")
+    p.set_defaults(func=run)
+
+
+def rows() -> list[tuple[str, str, str]]:
+    from initlab.engine.presets import PRESETS
+
+    return [(p.name, p.kind, p.summary) for p in PRESETS.values()] + [MATRIX]
+
+
+def run(args: argparse.Namespace) -> int:
+    items = rows()
+    if args.json:
+        print_json({n: {"kind": k, "summary": s} for n, k, s in items})
+        return 0
+    w = max(len(n) for n, _, _ in items)
+    for n, k, s in items:
+        print(f"{n.ljust(w)}  {k:5s}  {s}")
+    return 0

@@ -1,0 +1,63 @@
+"""`initlab probe`: one forward and backward pass, a table of per-layer statistics and the verdict."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .common import add_config_flags, config_from_args, fmt, print_json, table
+
+COLUMNS = ["index", "fan_in", "fan_out", "z_std", "a_std", "saturated_frac", "dead_frac", "grad_z_std",
+           "grad_w_absmean", "grad_to_weight", "fwd_var_ratio", "bwd_var_ratio", "distinct_units"]
+HEADERS = ["layer", "in", "out", "z std", "a std", "sat", "dead", "dL/dz std", "|dW| mean", "dW/W",
+           "fwd var", "bwd var", "units"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("probe", help="probe a freshly initialised network", description=__doc__)
+    add_config_flags(p, groups=("model", "init", "probe", "run"))
+    p.add_argument("--json", action="store_true", help="print one JSON object and nothing else")
+    p.set_defaults(func=run)
+
+
+def run_matrix(args: argparse.Namespace) -> int:
+    from initlab.engine.probe import random_matrix_product
+
+    seed = int(args.seed) if args.seed is not None else 0
+    norms = random_matrix_product(4, 100, seed)
+    if args.json:
+        print_json({"experiment": "random-matrix", "n": 4, "steps": 100, "seed": seed, "norms": norms})
+    else:
+        for i in (0, 9, 24, 49, 74, 99):
+            print(f"after {i + 1:3d} products: norm {norms[i]:.3e}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.preset == "random-matrix":
+        return run_matrix(args)
+    from initlab.engine import presets
+    from initlab.engine.probe import run_probe
+
+    if args.preset and presets.get(args.preset).kind != "probe":
+        from initlab.engine.spec import SpecError
+
+        raise SpecError("preset", args.preset, "a probe preset: " + ", ".join(
+            n for n, p in presets.PRESETS.items() if p.kind == "probe") + ", random-matrix (see `initlab train`)")
+    cfg = config_from_args(args)
+    res = run_probe(cfg)
+    if args.json:
+        out = res.to_json()
+        out.pop("distributions", None)
+        print_json(out)
+        return 0
+    print(table(res.layers, COLUMNS, HEADERS))
+    v = res.verdict
+    where = f" from layer {v['from_layer']}" if v["from_layer"] is not None else ""
+    print(f"\nverdict: {v['kind']}{where}; first/last |dW| ratio {fmt(v['first_last_grad_ratio'])}, "
+          f"first/last dL/dz std ratio {fmt(v['first_last_gradz_ratio'])}")
+    if res.first_nonfinite_layer is not None:
+        print(f"first non-finite output: layer {res.first_nonfinite_layer}")
+    if res.loss is not None:
+        print(f"loss: {fmt(res.loss)}")
+    print(f"device {res.device}, torch {res.torch}, {res.seconds:.2f} s", file=sys.stderr)
+    return 0
