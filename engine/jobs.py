@@ -35,3 +35,27 @@ class ProbeJob:
         level, text = verdict_message(res.verdict)
         ctx.emit(LogLine(self.name, level, f"{text} ({res.seconds:.2f} s on {res.device})"))
         return res.to_json()
+
+
+@dataclass
+class TrainJob:
+    """A training run (or one per seed); its result is the training JSON."""
+
+    config: Config
+    seeds: tuple[int, ...] = ()
+    name: str = "train"
+
+    @property
+    def total_steps(self) -> int | None:
+        from .spec import BUILTIN_DATA
+
+        c = self.config
+        if c.data not in BUILTIN_DATA:
+            return None
+        per_epoch = -(-max(1, int(c.n_rows * 0.7)) // c.batch)
+        return per_epoch * c.epochs * max(1, len(self.seeds))
+
+    def run(self, ctx: Context) -> dict[str, Any]:
+        from .train import run_training
+
+        return run_training(self.config, ctx.emit, ctx.check, self.seeds)

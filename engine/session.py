@@ -91,7 +91,10 @@ class Session:
     def _run(self, job: Job, stop: threading.Event, replaced: bool) -> None:
         ctx = Context(self._emit, stop)
         t0 = time.perf_counter()
-        self._emit(Started(job.name, replaced=replaced))
+        cfg = getattr(job, "config", None)
+        self._emit(Started(job.name, config=cfg.to_dict() if hasattr(cfg, "to_dict") else {},
+                           device=getattr(cfg, "device", "cpu"), total_steps=getattr(job, "total_steps", None),
+                           replaced=replaced))
         try:
             result = job.run(ctx)
         except JobCancelled:

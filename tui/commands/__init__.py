@@ -1,4 +1,4 @@
 """The subcommands of `initlab`, one module each; ALL is the order they are listed in."""
-from . import gain, presets, probe
+from . import gain, presets, probe, train
 
-ALL = [probe, gain, presets]
+ALL = [probe, train, gain, presets]

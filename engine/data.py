@@ -1,0 +1,124 @@
+"""Training data: the course's polynomial regression, Gaussian blobs, or a user's .npz/.pt file; seeded splits."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .spec import Config, SpecError
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Train and test tensors, already on the device."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    task: str                   # "regression" or "classification"
+    out_features: int
+
+    @property
+    def in_features(self) -> int:
+        return int(self.x_train.shape[1])
+
+
+def poly(cfg: Config, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """features ~ N(0, 1), one column per weight; labels = (features ** deg) @ w (+ bias) + 0.01 N(0, 1)."""
+    w = list(cfg.poly_w)
+    bias = 0.0
+    if cfg.poly_bias:
+        w, bias = w[:-1], w[-1]
+    x = torch.randn(cfg.n_rows, len(w), generator=gen)
+    y = torch.pow(x, cfg.deg) @ torch.tensor(w).reshape(-1, 1) + bias
+    y = y + 0.01 * torch.randn(y.shape, generator=gen)
+    return x, y
+
+
+def blobs(cfg: Config, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """k Gaussian clouds in the plane: centres ~ N(0, 3^2), unit spread, labels 0..k-1."""
+    centres = 3.0 * torch.randn(cfg.classes, 2, generator=gen)
+    labels = torch.randint(0, cfg.classes, (cfg.n_rows,), generator=gen)
+    x = centres[labels] + torch.randn(cfg.n_rows, 2, generator=gen)
+    return x, labels
+
+
+def _file_error(path: str, why: str) -> SpecError:
+    return SpecError("data", path, why)
+
+
+def load_file(path: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """X and y from a .npz (numpy arrays) or .pt (a dict of tensors) file, checked for keys, shapes and dtypes."""
+    if not os.path.isfile(path):
+        raise _file_error(path, "an existing .npz or .pt file (no such file)")
+    try:
+        if path.endswith(".npz"):
+            with np.load(path, allow_pickle=False) as z:
+                keys = list(z.keys())
+                if "X" not in keys or "y" not in keys:
+                    raise _file_error(path, f"a file holding arrays X and y (found: {', '.join(keys) or 'none'})")
+                xa, ya = z["X"], z["y"]
+            x, y = torch.from_numpy(np.array(xa)), torch.from_numpy(np.array(ya))
+        else:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+            if not isinstance(obj, dict) or "X" not in obj or "y" not in obj:
+                found = ", ".join(map(str, obj.keys())) if isinstance(obj, dict) else type(obj).__name__
+                raise _file_error(path, f"a dict holding tensors X and y (found: {found or 'none'})")
+            x, y = obj["X"], obj["y"]
+            if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)):
+                raise _file_error(path, "X and y as tensors")
+    except SpecError:
+        raise
+    except Exception as e:      # a corrupt or foreign file: one line, not a traceback
+        raise _file_error(path, f"a readable .npz or .pt file ({type(e).__name__})") from None
+    if x.dim() != 2:
+        raise _file_error(path, f"X of shape (rows, features), not {tuple(x.shape)}")
+    if y.dim() not in (1, 2) or y.shape[0] != x.shape[0]:
+        raise _file_error(path, f"y with one row per row of X ({x.shape[0]}), not shape {tuple(y.shape)}")
+    if x.shape[0] < 2:
+        raise _file_error(path, "at least 2 rows")
+    if not (x.is_floating_point() or x.dtype in (torch.int32, torch.int64)):
+        raise _file_error(path, f"X of a numeric dtype, not {x.dtype}")
+    x = x.float()
+    if not torch.isfinite(x).all():
+        raise _file_error(path, "finite values in X")
+    if y.is_floating_point():
+        if not torch.isfinite(y).all():
+            raise _file_error(path, "finite values in y")
+    elif y.dtype in (torch.int32, torch.int64, torch.uint8, torch.int16):
+        if y.dim() != 1 or int(y.min()) < 0:
+            raise _file_error(path, "integer class labels as a 1-D y of values >= 0")
+        y = y.long()
+    else:
+        raise _file_error(path, f"y of a float or integer dtype, not {y.dtype}")
+    return x, y
+
+
+def make(cfg: Config, device: torch.device) -> Dataset:
+    """The configured data, split 70/30 by a seeded permutation, optionally standardised on the train split."""
+    gen = torch.Generator().manual_seed(cfg.seed)
+    if cfg.data == "poly":
+        x, y = poly(cfg, gen)
+    elif cfg.data == "blobs":
+        x, y = blobs(cfg, gen)
+    else:
+        x, y = load_file(cfg.data)
+    classification = not y.is_floating_point()
+    if not classification and y.dim() == 1:
+        y = y.unsqueeze(1)
+    y = y if classification else y.float()
+    perm = torch.randperm(x.shape[0], generator=gen)
+    n_train = max(1, int(x.shape[0] * 0.7))
+    tr, te = perm[:n_train], perm[n_train:]
+    if te.numel() == 0:
+        te = tr[-1:]
+    x_tr, x_te = x[tr], x[te]
+    if cfg.standardize:
+        mu, sd = x_tr.mean(0, keepdim=True), x_tr.std(0, keepdim=True).clamp_min(1e-12)
+        x_tr, x_te = (x_tr - mu) / sd, (x_te - mu) / sd
+    out = int(y.max()) + 1 if classification else int(y.shape[1])
+    return Dataset(x_tr.to(device), y[tr].to(device), x_te.to(device), y[te].to(device),
+                   "classification" if classification else "regression", out)

@@ -1,0 +1,286 @@
+"""The training loop: per-layer statistics every stats_every steps, epoch losses, a stop on the first non-finite value."""
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from . import data as datasets
+from . import device as devices
+from .events import EpochEnd, LayerStats, LogLine, NonFinite, Progress
+from .history import Bounded
+from .models import MLP, build_mlp
+from .spec import Config, SpecError, validate
+from .session import JobCancelled
+from .stats import STAT_NAMES, Capture, layer_vector
+
+Emit = Callable[[Any], None]
+STEP_HISTORY = 512
+EPOCH_HISTORY = 2048
+
+
+def make_optimizer(cfg: Config, params) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        if cfg.nesterov and cfg.momentum <= 0:
+            raise SpecError("nesterov", True, "Nesterov momentum needs --momentum above 0")
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+                               weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.RMSprop(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def make_schedule(cfg: Config, opt: torch.optim.Optimizer, total_steps: int):
+    """(scheduler, steps per scheduler step): step decays 10x every third of the run, cosine anneals per step."""
+    if cfg.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, total_steps // 3), gamma=0.1)
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, total_steps))
+    return None
+
+
+def train_config(cfg: Config, ds: datasets.Dataset) -> Config:
+    """The model's in/out sizes follow the data."""
+    return cfg.replace(in_features=ds.in_features, out_features=ds.out_features)
+
+
+def steps_per_epoch(n_train: int, batch: int) -> int:
+    return max(1, math.ceil(n_train / batch))
+
+
+def _rows(values: list[float], n_layers: int, extra_names: tuple[str, ...]) -> list[dict[str, Any]]:
+    names = STAT_NAMES + extra_names
+    k = len(names)
+    rows = []
+    for i in range(n_layers):
+        d = dict(zip(names, values[i * k:(i + 1) * k]))
+        du = d.get("distinct_units")
+        d["distinct_units"] = int(du) if du is not None and du == du else None
+        rows.append({"index": i, **d})
+    return rows
+
+
+class Trainer:
+    """One training run. run() drives it to the end; check() is called between steps to allow cancelling."""
+
+    def __init__(self, cfg: Config, emit: Emit | None = None, check: Callable[[], None] | None = None,
+                 run_index: int = 0):
+        validate(cfg)
+        self.emit = emit or (lambda ev: None)
+        self.check = check or (lambda: None)
+        self.run_index = run_index
+        self.device = devices.resolve(cfg.device)
+        torch.manual_seed(cfg.seed)
+        self.data = datasets.make(cfg, self.device)
+        self.cfg = train_config(cfg, self.data)
+        devices.check_fits(self.cfg, self.device, training=True)
+        self.model: MLP = build_mlp(self.cfg, self.device, sample=self.data.x_train[: max(cfg.batch, 16)])
+        self.model.train()
+        self.opt = make_optimizer(self.cfg, self.model.parameters())
+        self.n_train = int(self.data.x_train.shape[0])
+        self.per_epoch = steps_per_epoch(self.n_train, self.cfg.batch)
+        self.total_steps = self.per_epoch * self.cfg.epochs
+        self.sched = make_schedule(self.cfg, self.opt, self.total_steps)
+        self.crit = nn.CrossEntropyLoss() if self.data.task == "classification" else nn.MSELoss()
+        self.shuffle = torch.Generator().manual_seed(cfg.seed + 1)
+        self.steps: Bounded[dict[str, Any]] = Bounded(STEP_HISTORY)
+        self.epochs: Bounded[dict[str, Any]] = Bounded(EPOCH_HISTORY)
+        self.step = 0
+        self.stopped = "finished"
+        self.nonfinite: dict[str, Any] | None = None
+        self.on_cpu = self.device.type == "cpu"
+        # first step whose loss was non-finite, kept on the device so that no step waits for the host
+        self.first_bad = torch.full((), -1, dtype=torch.int64, device=self.device)
+
+    # -- one step -------------------------------------------------------------------------------------------
+    def _update(self, loss: torch.Tensor) -> None:
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.clip > 0:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip)
+
+    def _plain_step(self, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        loss = self.crit(self.model(xb), yb)
+        self._update(loss)
+        self.opt.step()
+        return loss
+
+    def _sampled_step(self, xb: torch.Tensor, yb: torch.Tensor, epoch: int) -> float:
+        """A step that also reduces every layer's statistics and the update ratio, then makes one transfer."""
+        blocks = self.model.blocks
+        xb = xb.detach().requires_grad_(True)
+        with Capture(blocks) as cap:
+            loss = self.crit(self.model(xb), yb)
+            self._update(loss)
+            table = torch.stack([layer_vector(cap, i, b, xb.grad) for i, b in enumerate(blocks)])
+        before = [b.linear.weight.detach().clone() for b in blocks]
+        self.opt.step()
+        upd = torch.stack([
+            torch.log10((b.linear.weight.detach() - w0).float().std(correction=0)
+                        / w0.float().std(correction=0))
+            for b, w0 in zip(blocks, before)])
+        weights_ok = torch.stack([torch.isfinite(b.linear.weight).all() for b in blocks]).float()
+        flat = torch.cat([torch.cat([table, upd.unsqueeze(1)], 1).flatten(), weights_ok,
+                          loss.detach().float().reshape(1), self.first_bad.float().reshape(1)]).tolist()
+        n = len(blocks)
+        rows = _rows(flat, n, ("update_to_weight_log10",))
+        ok = flat[n * (len(STAT_NAMES) + 1): n * (len(STAT_NAMES) + 1) + n]
+        loss_v, first_bad = flat[-2], int(flat[-1])
+        self.steps.append({"step": self.step, "epoch": epoch, "loss": loss_v, "layers": rows})
+        self.emit(LayerStats("train", step=self.step, epoch=epoch, layers=tuple(rows)))
+        self._find_nonfinite(rows, ok, loss_v, first_bad)
+        return loss_v
+
+    def _find_nonfinite(self, rows, weights_ok, loss_v, first_bad) -> None:
+        if self.nonfinite is not None:
+            return
+        step = first_bad if first_bad >= 0 else self.step
+        for i, r in enumerate(rows):
+            if r["nonfinite_frac"] is None or r["nonfinite_frac"] > 0 or not _finite(r["a_std"]):
+                self.nonfinite = {"step": step, "layer": i, "tensor": "activation"}
+                return
+        for i in reversed(range(len(rows))):
+            r = rows[i]
+            if not (_finite(r["grad_w_norm"]) and _finite(r["grad_z_std"])):
+                self.nonfinite = {"step": step, "layer": i, "tensor": "gradient"}
+                return
+        for i, ok in enumerate(weights_ok):
+            if ok < 1:
+                self.nonfinite = {"step": step, "layer": i, "tensor": "weight"}
+                return
+        if not _finite(loss_v) or first_bad >= 0:
+            self.nonfinite = {"step": step, "layer": None, "tensor": "loss"}
+
+    # -- epochs ---------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float | None]:
+        """Train and test loss (and accuracy) over the whole split, in one transfer."""
+        was = self.model.training
+        self.model.eval()
+        vals = []
+        for x, y in ((self.data.x_train, self.data.y_train), (self.data.x_test, self.data.y_test)):
+            out = self.model(x)
+            vals.append(self.crit(out, y).float())
+            if self.data.task == "classification":
+                vals.append((out.argmax(1) == y).float().mean())
+        self.model.train(was)
+        v = torch.stack(vals).tolist()
+        if self.data.task == "classification":
+            return {"train_loss": v[0], "train_acc": v[1], "test_loss": v[2], "test_acc": v[3]}
+        return {"train_loss": v[0], "test_loss": v[1], "train_acc": None, "test_acc": None}
+
+    def final_stats(self) -> list[dict[str, Any]]:
+        """The probe's statistics on the first training batch after training (no update)."""
+        xb = self.data.x_train[: self.cfg.batch].detach().requires_grad_(True)
+        yb = self.data.y_train[: self.cfg.batch]
+        blocks = self.model.blocks
+        with Capture(blocks) as cap:
+            loss = self.crit(self.model(xb), yb)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            table = torch.stack([layer_vector(cap, i, b, xb.grad) for i, b in enumerate(blocks)])
+        self.opt.zero_grad(set_to_none=True)
+        return _rows(table.flatten().tolist(), len(blocks), ())
+
+    def run(self) -> dict[str, Any]:
+        cfg = self.cfg
+        self.emit(LogLine("train", "info", f"training {cfg.depth} x {cfg.width} {cfg.activation}, init {cfg.init}, "
+                                           f"{cfg.optimizer} lr {cfg.lr:g}, {cfg.epochs} epochs of "
+                                           f"{self.per_epoch} steps on {cfg.data} ({self.device})"))
+        t0 = time.perf_counter()
+        last_t, last_step = t0, 0
+        every = cfg.stats_every
+        try:
+            for epoch in range(1, cfg.epochs + 1):
+                perm = torch.randperm(self.n_train, generator=self.shuffle).to(self.device)
+                for b in range(self.per_epoch):
+                    self.check()
+                    idx = perm[b * cfg.batch:(b + 1) * cfg.batch]
+                    xb, yb = self.data.x_train[idx], self.data.y_train[idx]
+                    if self.step % every == 0:
+                        loss_v = self._sampled_step(xb, yb, epoch)
+                        now = time.perf_counter()
+                        rate = (self.step + 1 - last_step) / max(now - last_t, 1e-9)
+                        last_t, last_step = now, self.step + 1
+                        self.emit(Progress("train", step=self.step + 1, total_steps=self.total_steps, epoch=epoch,
+                                           epochs=cfg.epochs, loss=loss_v, steps_per_sec=rate))
+                    else:
+                        loss = self._plain_step(xb, yb)
+                        if self.on_cpu:
+                            if not math.isfinite(loss.item()):
+                                self.first_bad.fill_(self.step)
+                                self._diagnose(xb, yb, epoch)
+                        else:
+                            bad = ~torch.isfinite(loss.detach())
+                            self.first_bad = torch.where(bad & (self.first_bad < 0),
+                                                         torch.full_like(self.first_bad, self.step), self.first_bad)
+                    if self.sched is not None:
+                        self.sched.step()
+                    self.step += 1
+                    if self.nonfinite is not None:
+                        raise _Stop()
+                ev = {"epoch": epoch, **self.evaluate()}
+                self.epochs.append(ev)
+                self.emit(EpochEnd("train", epoch=epoch, epochs=cfg.epochs, step=self.step, run=self.run_index,
+                                   train_loss=ev["train_loss"], test_loss=ev["test_loss"],
+                                   train_acc=ev["train_acc"], test_acc=ev["test_acc"]))
+                if not _finite(ev["train_loss"]):
+                    self._diagnose(xb, yb, epoch)
+                    raise _Stop()
+        except JobCancelled:
+            self.stopped = "cancelled"
+            self.emit(LogLine("train", "info", f"cancelled at step {self.step}"))
+        except _Stop:
+            self.stopped = "nonfinite"
+            nf = self.nonfinite or {"step": self.step, "layer": None, "tensor": "loss"}
+            self.nonfinite = nf
+            where = f", layer {nf['layer']}" if nf["layer"] is not None else ""
+            self.emit(NonFinite("train", step=nf["step"], layer=nf["layer"], tensor=nf["tensor"]))
+            self.emit(LogLine("train", "error", f"non-finite {nf['tensor']} at step {nf['step']}{where}; stopped"))
+        seconds = time.perf_counter() - t0
+        return self.result(seconds)
+
+    def _diagnose(self, xb: torch.Tensor, yb: torch.Tensor, epoch: int) -> None:
+        """After a non-finite loss, one instrumented pass names the layer and the tensor."""
+        step = self.step
+        self.step = int(self.first_bad.item()) if int(self.first_bad.item()) >= 0 else step
+        try:
+            self._sampled_step(xb, yb, epoch)
+        finally:
+            self.step = step
+        if self.nonfinite is None:
+            self.nonfinite = {"step": self.step, "layer": None, "tensor": "loss"}
+
+    def result(self, seconds: float) -> dict[str, Any]:
+        final = self.final_stats() if self.stopped == "finished" else (self.steps.latest or {}).get("layers", [])
+        return {
+            "config": self.cfg.to_dict(), "device": str(self.device), "torch": torch.__version__,
+            "task": self.data.task, "total_steps": self.total_steps, "steps_done": self.step,
+            "seconds": seconds, "epochs": self.epochs.values(), "steps": self.steps.values(),
+            "final": {"layers": final}, "stopped": self.stopped, "nonfinite": self.nonfinite,
+        }
+
+
+class _Stop(Exception):
+    pass
+
+
+def _finite(v: float | None) -> bool:
+    return v is not None and math.isfinite(v)
+
+
+def run_training(cfg: Config, emit: Emit | None = None, check: Callable[[], None] | None = None,
+                 seeds: tuple[int, ...] = ()) -> dict[str, Any]:
+    """One run, or one per seed (the first run's fields at the top, every run under "runs")."""
+    if not seeds:
+        return Trainer(cfg, emit, check).run()
+    runs = []
+    for i, s in enumerate(seeds):
+        runs.append(Trainer(cfg.replace(seed=s), emit, check, run_index=i).run())
+    return {**runs[0], "runs": runs}
+

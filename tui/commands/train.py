@@ -1,0 +1,89 @@
+"""`initlab train`: train an MLP with per-layer statistics every few steps; a progress bar, a table, or JSON."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from .common import add_config_flags, config_from_args, fmt, print_json, table
+
+LAYER_COLUMNS = ["index", "a_std", "saturated_frac", "dead_frac", "grad_z_std", "grad_w_absmean", "grad_to_weight",
+                 "fwd_var_ratio", "bwd_var_ratio", "distinct_units"]
+LAYER_HEADERS = ["layer", "a std", "sat", "dead", "dL/dz std", "|dW| mean", "dW/W", "fwd var", "bwd var", "units"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a network and watch its per-layer statistics", description=__doc__)
+    add_config_flags(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object and nothing else")
+    p.add_argument("--out", default=None, metavar="FILE.json", help="write the whole history (atomically)")
+    p.set_defaults(func=run)
+
+
+class Bar:
+    """A one-line progress bar on stderr, redrawn at most ten times a second."""
+
+    def __init__(self) -> None:
+        self.last = 0.0
+
+    def __call__(self, ev) -> None:
+        from initlab.engine.events import Progress
+
+        if not isinstance(ev, Progress):
+            return
+        now = time.monotonic()
+        if now - self.last < 0.1 and ev.step < ev.total_steps:
+            return
+        self.last = now
+        frac = ev.step / max(ev.total_steps, 1)
+        done = int(30 * frac)
+        sys.stderr.write(f"\r[{'#' * done}{'.' * (30 - done)}] {ev.step}/{ev.total_steps} epoch {ev.epoch}/"
+                         f"{ev.epochs} loss {fmt(ev.loss)} {ev.steps_per_sec:,.0f} steps/s ")
+        sys.stderr.flush()
+
+
+def print_run(res: dict) -> None:
+    print(table(res["final"]["layers"], LAYER_COLUMNS, LAYER_HEADERS))
+    print()
+    cols = ["epoch", "train_loss", "test_loss"] + (["train_acc", "test_acc"] if res.get("task") == "classification"
+                                                   else [])
+    print(table(res["epochs"], cols, [c.replace("_", " ") for c in cols]))
+
+
+def run(args: argparse.Namespace) -> int:
+    from initlab.engine import presets
+    from initlab.engine.export import write_json
+    from initlab.engine.spec import SpecError
+    from initlab.engine.train import run_training
+
+    seeds: tuple[int, ...] = ()
+    if args.preset:
+        p = presets.get(args.preset)
+        if p.kind != "train":
+            raise SpecError("preset", args.preset, "a training preset: " + ", ".join(
+                n for n, q in presets.PRESETS.items() if q.kind == "train") + " (see `initlab probe`)")
+        if args.seed is None:
+            seeds = p.seeds
+    cfg = config_from_args(args)
+    interactive = sys.stdout.isatty() and not args.json
+    bar = Bar() if interactive else None
+    res = run_training(cfg, emit=bar, seeds=seeds)
+    if bar is not None:
+        sys.stderr.write("\n")
+    if args.out:
+        write_json(args.out, res)
+    if args.json or not sys.stdout.isatty():
+        print_json(res)
+    else:
+        for i, r in enumerate(res.get("runs", [res])):
+            if "runs" in res:
+                print(f"\nrun {i + 1}: seed {r['config']['seed']}")
+            print_run(r)
+        if res["stopped"] == "nonfinite":
+            nf = res["nonfinite"]
+            print(f"\nstopped: non-finite {nf['tensor']} at step {nf['step']}"
+                  + (f", layer {nf['layer']}" if nf["layer"] is not None else ""))
+        if args.out:
+            print(f"history written to {args.out}")
+    stopped = [r["stopped"] for r in res.get("runs", [res])]
+    return 1 if "nonfinite" in stopped else 0
