@@ -1,0 +1,35 @@
+"""The engine never loads the terminal libraries, and the app-facing modules leave torch for later."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+ENGINE_MODULES = ("spec", "activations", "inits", "models", "device", "stats", "verdict", "probe", "presets",
+                  "events", "session", "jobs", "export")
+
+
+def loaded_after(imports: list[str], watch: list[str]) -> list[str]:
+    """Import the modules in a fresh interpreter and return which of `watch` ended up in sys.modules."""
+    code = "\n".join([f"import {m}" for m in imports] + [
+        "import json, sys",
+        f"print(json.dumps([m for m in {watch!r} if m in sys.modules]))",
+    ])
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_engine_does_not_import_textual_or_rich():
+    mods = ["initlab.engine"] + [f"initlab.engine.{m}" for m in ENGINE_MODULES]
+    assert loaded_after(mods, ["textual", "rich"]) == []
+
+
+def test_engine_really_imported_torch():
+    # guards the test above: the subprocess did import the engine that uses torch
+    assert loaded_after(["initlab.engine.probe"], ["torch"]) == ["torch"]
+
+
+def test_session_events_jobs_leave_torch_unloaded():
+    mods = ["initlab.engine.session", "initlab.engine.events", "initlab.engine.jobs"]
+    assert loaded_after(mods, ["torch", "textual", "rich"]) == []
