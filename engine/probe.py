@@ -64,12 +64,11 @@ def run_probe(cfg: Config, distributions: bool = True) -> ProbeResult:
     model = build_mlp(cfg, dev)
     model.train()
     x = torch.randn(cfg.batch, cfg.in_features, device=dev)
-    x.requires_grad_(True)
     with Capture(model.blocks) as cap:
         out = model(x)
         loss = probe_loss(cfg, out)
         loss.backward()
-        layers, extras, dists = collect(cap, model.blocks, x.grad, [loss, x.detach().float().std(correction=0)],
+        layers, extras, dists = collect(cap, model.blocks, [loss, x.float().std(correction=0)],
                                         with_distributions=distributions)
     rows = layer_rows(model, layers)
     loss_v, input_std = extras

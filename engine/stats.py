@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from . import activations
+from .moments import Moments
 
 STAT_NAMES = (
     "z_mean", "z_std", "a_mean", "a_std", "a_min", "a_max", "saturated_frac", "dead_frac", "nonfinite_frac",
@@ -13,7 +14,7 @@ STAT_NAMES = (
 )
 QUANTILES = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
 DIST_KINDS = ("weight", "activation", "gradient")
-_QUANTILE_SAMPLE = 65536
+_QUANTILE_SAMPLE = 8192
 
 
 class Capture:
@@ -38,7 +39,7 @@ class Capture:
     def __enter__(self) -> "Capture":
         for i, b in enumerate(self.blocks):
             def on_linear(mod, inp, out, i=i):
-                self.x_in[i] = self._keep(inp[0])
+                self.x_in[i] = inp[0]
                 self.z[i] = self._keep(out)
 
             def on_act(mod, inp, out, i=i):
@@ -56,14 +57,6 @@ class Capture:
         for h in self._handles:
             h.remove()
         self._handles.clear()
-
-
-def _std(t: torch.Tensor) -> torch.Tensor:
-    return t.float().std(correction=0) if t.numel() > 0 else t.new_tensor(float("nan"))
-
-
-def _var(t: torch.Tensor) -> torch.Tensor:
-    return t.float().var(correction=0)
 
 
 _PROJECTIONS: dict[tuple[int, str], torch.Tensor] = {}
@@ -91,34 +84,59 @@ def distinct_rows(w: torch.Tensor, rel_tol: float = 1e-5) -> torch.Tensor:
     return 1 + (qs[1:] != qs[:-1]).any(dim=1).sum()
 
 
-def layer_vector(cap: Capture, i: int, block: nn.Module, x_grad: torch.Tensor | None) -> torch.Tensor:
-    """The STAT_NAMES of layer i as one float tensor on the device."""
-    z, a, x_in = cap.z[i].detach(), cap.a[i].detach(), cap.x_in[i]
-    act_out = cap.act[i].detach()
-    name = block.activation_name
-    nan = z.new_tensor(float("nan"), dtype=torch.float32)
-    zero = z.new_tensor(0.0, dtype=torch.float32)
-    sat = activations.saturated_mask(name, cap.pre[i].detach(), act_out)
-    sat_frac = sat.float().mean() if sat is not None else zero
-    dead = (act_out == 0).float().mean() if name in activations.RELU_FAMILY else zero
-    w = block.linear.weight
-    gw = w.grad
-    gz = cap.z[i].grad
-    gx = x_grad if i == 0 else (x_in.grad if x_in is not None else None)
-    w_std = _std(w.detach())
-    if gw is not None:
-        gw_std, gw_abs, gw_norm = _std(gw), gw.float().abs().mean(), gw.float().norm()
-    else:
-        gw_std = gw_abs = gw_norm = nan
-    gz_std = _std(gz) if gz is not None else nan
-    gz_rms = gz.float().square().mean().sqrt() if gz is not None else nan
-    bwd = _var(gx) / _var(gz) if (gx is not None and gz is not None) else nan
-    fwd = _var(z) / _var(x_in.detach())
+def _by_activation(cap: Capture, blocks: list[nn.Module], n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Saturated and dead fractions per layer: one masked reduction per distinct activation."""
+    device = cap.z[0].device
+    items: list[tuple[int, torch.Tensor]] = []
+    groups: dict[str, list[int]] = {}
+    for i, b in enumerate(blocks):
+        groups.setdefault(b.activation_name, []).append(i)
+    for name, idx in groups.items():
+        if name in activations.RELU_FAMILY:
+            items += [(n + i, cap.act[i].detach() == 0) for i in idx]
+        pre = torch.cat([cap.pre[i].detach().reshape(-1) for i in idx])
+        act = torch.cat([cap.act[i].detach().reshape(-1) for i in idx])
+        mask = activations.saturated_mask(name, pre, act)
+        if mask is not None:
+            items += [(i, m) for i, m in zip(idx, mask.split([cap.pre[i].numel() for i in idx]))]
+    if not items:
+        z = torch.zeros(n, device=device, dtype=torch.float64)
+        return z, z
+    m = Moments(items, 2 * n, device, full=False).mean.nan_to_num(0.0)
+    return m[:n], m[n:]
+
+
+def layer_table(cap: Capture, blocks: nn.ModuleList, distinct: bool = True) -> torch.Tensor:
+    """[layers, len(STAT_NAMES)]: every statistic of every layer as one float64 tensor on the device, from a few
+    batched reductions whatever the depth. Without `distinct`, distinct_units is NaN (it costs a sort per layer)."""
+    blocks = list(blocks)
+    n = len(blocks)
+    device = cap.z[0].device
+    Z, A, GZ, GW, W, GX, X = range(7)
+    weights = [b.linear.weight for b in blocks]
+    # dL/d(input) through the Linear alone (a residual path adds to the input's full gradient; Glorot's
+    # backward condition is about the Linear): dL/dz @ W
+    gx = [z.grad @ w.detach() if z.grad is not None else None for z, w in zip(cap.z, weights)]
+    items: list[tuple[int, torch.Tensor]] = [(X * n, cap.x_in[0])]
+    for kind, tensors in ((Z, cap.z), (A, cap.a), (GZ, [z.grad for z in cap.z]), (GW, [w.grad for w in weights]),
+                          (W, weights), (GX, gx)):
+        items += [(kind * n + i, t) for i, t in enumerate(tensors) if t is not None]
+    m = Moments(items, 6 * n + 1, device)
+    row = lambda v, k: v[k * n:(k + 1) * n]
+    mean, var = m.mean, m.var
+    # each block's input is the previous block's output: its variance is the previous a's
+    x_var = torch.cat([var[X * n:X * n + 1], row(var, A)[:-1]])
+    sat, dead = _by_activation(cap, blocks, n)
+    gw_std, w_std = row(var, GW).sqrt(), row(var, W).sqrt()
+    gz_var, gz_mean = row(var, GZ), row(mean, GZ)
+    gw_norm = (row(m.count, GW) * (row(var, GW) + row(mean, GW) ** 2)).sqrt()
+    units = torch.stack([distinct_rows(w).double() for w in weights]) if distinct \
+        else torch.full((n,), float("nan"), device=device, dtype=torch.float64)
     return torch.stack([
-        z.float().mean(), _std(z), a.float().mean(), _std(a), a.float().amin(), a.float().amax(), sat_frac, dead,
-        (~torch.isfinite(a)).float().mean(), gz_std, gz_rms, gw_std, gw_abs, gw_norm, w_std, gw_std / w_std, fwd, bwd,
-        distinct_rows(w).float(),
-    ])
+        row(mean, Z), row(var, Z).sqrt(), row(mean, A), row(var, A).sqrt(), row(m.amin, A), row(m.amax, A), sat, dead,
+        1.0 - row(m.finite, A), gz_var.sqrt(), (gz_var + gz_mean * gz_mean).sqrt(), gw_std, row(m.absmean, GW),
+        gw_norm, w_std, gw_std / w_std, row(var, Z) / x_var, row(var, GX) / gz_var, units,
+    ], dim=1)
 
 
 def _quantiles(t: torch.Tensor) -> torch.Tensor:
@@ -143,16 +161,16 @@ def distributions_tensor(cap: Capture, blocks: nn.ModuleList) -> torch.Tensor:
     return torch.stack(rows)
 
 
-def collect(cap: Capture, blocks: nn.ModuleList, x_grad: torch.Tensor | None, extra: list[torch.Tensor],
+def collect(cap: Capture, blocks: nn.ModuleList, extra: list[torch.Tensor],
             with_distributions: bool = False) -> tuple[list[dict[str, float]], list[float], list | None]:
     """Reduce every layer on the device and bring the lot to the host in one transfer.
     Returns (per-layer dicts, the extra scalars in order, distributions or None)."""
-    table = torch.stack([layer_vector(cap, i, b, x_grad) for i, b in enumerate(blocks)])
-    parts = [table.flatten(), torch.stack([e.detach().float().reshape(()) for e in extra]) if extra else None]
+    table = layer_table(cap, blocks)
+    parts = [table.flatten(), torch.stack([e.detach().double().reshape(()) for e in extra]) if extra else None]
     dist = distributions_tensor(cap, blocks) if with_distributions else None
     if dist is not None:
         parts.append(dist.flatten())
-    flat = torch.cat([p.to(table.device) for p in parts if p is not None]).tolist()   # the one transfer
+    flat = torch.cat([p.to(table.device, torch.float64) for p in parts if p is not None]).tolist()   # the one transfer
     L, K = table.shape
     layers = [dict(zip(STAT_NAMES, flat[r * K:(r + 1) * K])) for r in range(L)]
     for d in layers:

@@ -15,7 +15,8 @@ from .history import Bounded
 from .models import MLP, build_mlp
 from .spec import Config, SpecError, validate
 from .session import JobCancelled
-from .stats import STAT_NAMES, Capture, layer_vector
+from .moments import Moments
+from .stats import STAT_NAMES, Capture, layer_table
 
 Emit = Callable[[Any], None]
 STEP_HISTORY = 512
@@ -59,8 +60,9 @@ def _rows(values: list[float], n_layers: int, extra_names: tuple[str, ...]) -> l
     rows = []
     for i in range(n_layers):
         d = dict(zip(names, values[i * k:(i + 1) * k]))
-        du = d.get("distinct_units")
-        d["distinct_units"] = int(du) if du is not None and du == du else None
+        du = d.pop("distinct_units", None)
+        if du is not None and du == du:     # not sampled during training: it costs a sort per layer
+            d["distinct_units"] = int(du)
         rows.append({"index": i, **d})
     return rows
 
@@ -113,21 +115,20 @@ class Trainer:
     def _sampled_step(self, xb: torch.Tensor, yb: torch.Tensor, epoch: int) -> float:
         """A step that also reduces every layer's statistics and the update ratio, then makes one transfer."""
         blocks = self.model.blocks
-        xb = xb.detach().requires_grad_(True)
+        n = len(blocks)
         with Capture(blocks) as cap:
             loss = self.crit(self.model(xb), yb)
             self._update(loss)
-            table = torch.stack([layer_vector(cap, i, b, xb.grad) for i, b in enumerate(blocks)])
-        before = [b.linear.weight.detach().clone() for b in blocks]
+            table = layer_table(cap, blocks, distinct=False)
+        weights = [b.linear.weight for b in blocks]
+        before = [w.detach().clone() for w in weights]
         self.opt.step()
-        upd = torch.stack([
-            torch.log10((b.linear.weight.detach() - w0).float().std(correction=0)
-                        / w0.float().std(correction=0))
-            for b, w0 in zip(blocks, before)])
-        weights_ok = torch.stack([torch.isfinite(b.linear.weight).all() for b in blocks]).float()
+        m = Moments([(i, w.detach() - w0) for i, (w, w0) in enumerate(zip(weights, before))]
+                    + [(n + i, w) for i, w in enumerate(weights)], 2 * n, self.device)
+        upd = torch.log10(m.var[:n].sqrt() / table[:, STAT_NAMES.index("w_std")])
+        weights_ok = (m.finite[n:] >= 1).double()
         flat = torch.cat([torch.cat([table, upd.unsqueeze(1)], 1).flatten(), weights_ok,
-                          loss.detach().float().reshape(1), self.first_bad.float().reshape(1)]).tolist()
-        n = len(blocks)
+                          loss.detach().double().reshape(1), self.first_bad.double().reshape(1)]).tolist()
         rows = _rows(flat, n, ("update_to_weight_log10",))
         ok = flat[n * (len(STAT_NAMES) + 1): n * (len(STAT_NAMES) + 1) + n]
         loss_v, first_bad = flat[-2], int(flat[-1])
@@ -176,14 +177,14 @@ class Trainer:
 
     def final_stats(self) -> list[dict[str, Any]]:
         """The probe's statistics on the first training batch after training (no update)."""
-        xb = self.data.x_train[: self.cfg.batch].detach().requires_grad_(True)
+        xb = self.data.x_train[: self.cfg.batch]
         yb = self.data.y_train[: self.cfg.batch]
         blocks = self.model.blocks
         with Capture(blocks) as cap:
             loss = self.crit(self.model(xb), yb)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
-            table = torch.stack([layer_vector(cap, i, b, xb.grad) for i, b in enumerate(blocks)])
+            table = layer_table(cap, blocks)
         self.opt.zero_grad(set_to_none=True)
         return _rows(table.flatten().tolist(), len(blocks), ())
 
