@@ -1,0 +1,242 @@
+"""`initlab probe`, `gain` and `presets`: table and JSON output, the documented JSON names, one-line refusals."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from initlab.engine.spec import FIELDS
+from initlab.tui.cli import main
+
+SMALL = ["--depth", "3", "--width", "8", "--in-features", "6", "--out-features", "2", "--batch", "16",
+         "--device", "cpu"]
+LAYER_KEYS = {"index", "name", "fan_in", "fan_out", "z_mean", "z_std", "a_mean", "a_std", "a_min", "a_max",
+              "saturated_frac", "dead_frac", "nonfinite_frac", "grad_z_std", "grad_w_std", "grad_w_absmean",
+              "grad_w_norm", "w_std", "grad_to_weight", "fwd_var_ratio", "bwd_var_ratio", "distinct_units"}
+VERDICT_KEYS = {"kind", "from_layer", "first_last_grad_ratio", "first_last_gradz_ratio"}
+
+
+def strict_json(text: str):
+    """Parse exactly one JSON value; NaN and Infinity are not JSON and are refused."""
+    def refuse(name):
+        raise AssertionError(f"non-standard JSON constant {name}")
+    return json.loads(text, parse_constant=refuse)
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_json(capsys, *argv: str):
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 0, err
+    assert out.endswith("\n") and out.count("\n") == 1, "stdout holds one JSON object and nothing else"
+    return strict_json(out)
+
+
+# probe -----------------------------------------------------------------------------------------------------------
+
+def test_probe_json_has_the_documented_names(capsys):
+    doc = run_json(capsys, "probe", *SMALL, "--activation", "relu", "--init", "kaiming_normal", "--json")
+    assert {"config", "device", "torch", "layers", "first_nonfinite_layer", "verdict", "loss"} <= set(doc)
+    assert set(doc["config"]) == set(FIELDS)
+    assert doc["config"]["activation"] == "relu" and doc["config"]["depth"] == 3
+    assert doc["device"] == "cpu" and doc["torch"] == torch.__version__
+    assert len(doc["layers"]) == 3
+    for i, layer in enumerate(doc["layers"]):
+        assert LAYER_KEYS <= set(layer)
+        assert layer["index"] == i and isinstance(layer["name"], str)
+        assert all(isinstance(layer[k], (int, float)) for k in LAYER_KEYS - {"name"})
+        assert isinstance(layer["distinct_units"], int)
+    assert [(d["fan_in"], d["fan_out"]) for d in doc["layers"]] == [(6, 8), (8, 8), (8, 2)]
+    assert set(doc["verdict"]) == VERDICT_KEYS
+    assert doc["verdict"]["kind"] in ("stable", "vanishing", "exploding", "nonfinite")
+    assert doc["first_nonfinite_layer"] is None
+    assert doc["loss"] is None            # the default backward signal is not a loss
+
+
+def test_probe_json_mse_reports_the_loss(capsys):
+    doc = run_json(capsys, "probe", *SMALL, "--loss", "mse", "--target", "0.5", "--json")
+    assert isinstance(doc["loss"], float) and doc["loss"] > 0
+    assert doc["config"]["loss"] == "mse" and doc["config"]["target"] == 0.5
+
+
+def test_probe_json_writes_non_finite_numbers_as_null(capsys):
+    doc = run_json(capsys, "probe", "--depth", "12", "--width", "8", "--in-features", "8", "--out-features", "8",
+                   "--activation", "identity", "--init", "normal", "--std", "1000000", "--no-bias",
+                   "--device", "cpu", "--json")
+    k = doc["first_nonfinite_layer"]
+    assert isinstance(k, int) and 0 < k < 12
+    assert doc["layers"][-1]["a_std"] is None and doc["layers"][-1]["nonfinite_frac"] == 1.0
+    assert doc["verdict"]["kind"] == "nonfinite"
+    assert doc["verdict"]["first_last_grad_ratio"] is None
+
+
+def test_probe_preset_json_reproduces_the_figure(capsys):
+    doc = run_json(capsys, "probe", "--preset", "sigmoid-vanishing", "--device", "cpu", "--json")
+    assert f"{doc['layers'][0]['grad_w_absmean']:.5g}" == "1.4004e-12"
+    assert f"{doc['layers'][-1]['grad_w_absmean']:.5g}" == "0.012726"
+    assert doc["config"]["activation"] == "sigmoid" and doc["config"]["last_activation"] is True
+
+
+def test_flags_win_over_the_preset_and_the_config_file(capsys, tmp_path):
+    toml = tmp_path / "exp.toml"
+    toml.write_text('[model]\ndepth = 4\nwidth = 8\nactivation = "relu"\n')
+    doc = run_json(capsys, "probe", "--preset", "relu-xavier", "--config", str(toml), "--width", "5",
+                   "--device", "cpu", "--json")
+    cfg = doc["config"]
+    assert (cfg["depth"], cfg["width"], cfg["activation"], cfg["init"], cfg["gain"]) == (4, 5, "relu",
+                                                                                         "xavier_normal", 1.0)
+
+
+def test_save_config_round_trips(capsys, tmp_path):
+    saved = tmp_path / "saved.toml"
+    first = run_json(capsys, "probe", *SMALL, "--init", "orthogonal", "--gain", "1.5", "--save-config", str(saved),
+                     "--json")
+    assert saved.is_file()
+    again = run_json(capsys, "probe", "--config", str(saved), "--json")
+    assert again["config"] == first["config"]
+    assert again["layers"] == first["layers"]
+
+
+def test_probe_table(capsys):
+    code, out, err = run_cli(capsys, "probe", *SMALL, "--activation", "tanh")
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert lines[0].split()[:3] == ["layer", "in", "out"]
+    assert [ln.split()[0] for ln in lines[2:5]] == ["0", "1", "2"]
+    assert any(ln.startswith("verdict: ") for ln in lines)
+    assert "Traceback" not in err
+
+
+def test_probe_random_matrix_json(capsys):
+    doc = run_json(capsys, "probe", "--preset", "random-matrix", "--json")
+    assert len(doc["norms"]) == 100 and max(doc["norms"]) >= 1e20
+
+
+# gain and presets ------------------------------------------------------------------------------------------------
+
+def test_gain_json_shape(capsys):
+    doc = run_json(capsys, "gain", "--json")
+    assert list(doc) == ["identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "gelu", "silu",
+                         "softplus"]
+    for name, row in doc.items():
+        assert set(row) == {"max_derivative", "torch_gain", "empirical"}
+        assert row["max_derivative"] > 0 and row["empirical"] > 0
+    assert doc["tanh"]["max_derivative"] == pytest.approx(1.0)
+    assert doc["tanh"]["torch_gain"] == pytest.approx(5 / 3)
+    assert 1.55 <= doc["tanh"]["empirical"] <= 1.62
+    assert doc["sigmoid"]["max_derivative"] == pytest.approx(0.25)
+    assert doc["gelu"]["torch_gain"] is None and doc["elu"]["torch_gain"] is None
+
+
+def test_gain_table(capsys):
+    code, out, _ = run_cli(capsys, "gain")
+    assert code == 0
+    assert out.splitlines()[0].split()[0] == "activation"
+    assert len(out.strip().splitlines()) == 2 + 10
+
+
+def test_presets_json(capsys):
+    doc = run_json(capsys, "presets", "--json")
+    for name in ("sigmoid-vanishing", "linear-explode", "linear-scaled", "tanh-naive", "tanh-xavier",
+                 "relu-kaiming", "relu-xavier", "random-matrix"):
+        assert doc[name]["kind"] == "probe" and doc[name]["summary"]
+    assert all(set(v) == {"kind", "summary"} for v in doc.values())
+
+
+def test_presets_lines(capsys):
+    code, out, _ = run_cli(capsys, "presets")
+    assert code == 0
+    names = [ln.split()[0] for ln in out.strip().splitlines()]
+    assert "linear-explode" in names and "random-matrix" in names
+
+
+# refusals --------------------------------------------------------------------------------------------------------
+
+def refused(capsys, *argv: str) -> str:
+    try:
+        code = main(list(argv))
+    except SystemExit as e:             # argparse's own refusals leave through SystemExit
+        code = e.code
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert out == ""
+    assert "Traceback" not in err
+    assert err.endswith("\n") and err.count("\n") == 1, err
+    return err
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--activation", "swish"], ["activation", "swish", "relu", "tanh"]),
+    (["--init", "he"], ["init", "he", "xavier_uniform", "lsuv"]),
+    (["--depth", "0"], ["depth", "0", "[1, 10000]"]),
+    (["--depth", "ten"], ["depth", "ten", "integer"]),
+    (["--width", "-4"], ["width", "-4", "[1, "]),
+    (["--std", "nan"], ["std", "nan", "[0, "]),
+    (["--gain", "0"], ["gain", "0", "(0, "]),
+    (["--width", "1000000", "--depth", "10000"], ["width", "1000000", "fits", "GiB"]),
+    (["--preset", "tanh-xavir"], ["preset", "tanh-xavir", "tanh-xavier"]),
+    (["--preset", "zero-init-symmetry"], ["preset", "zero-init-symmetry", "probe preset"]),
+    (["--config", "/no/such/dir/exp.toml"], ["config", "/no/such/dir/exp.toml", "no such file"]),
+    (["--devise", "cpu"], ["--devise"]),
+])
+def test_probe_refuses_bad_input_in_one_line(capsys, argv, words):
+    err = refused(capsys, "probe", *argv, "--json")
+    assert err.startswith("initlab: error: ")
+    for w in words:
+        assert w in err, (w, err)
+
+
+def test_probe_refuses_a_config_that_is_a_directory_or_not_toml(capsys, tmp_path):
+    err = refused(capsys, "probe", "--config", str(tmp_path))
+    assert "config" in err and str(tmp_path) in err
+    bad = tmp_path / "bad.toml"
+    bad.write_text("depth = = 2\n")
+    assert "valid TOML" in refused(capsys, "probe", "--config", str(bad))
+    bad.write_text("[model]\nwidht = 8\n")
+    assert "widht" in refused(capsys, "probe", "--config", str(bad))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_probe_refuses_cuda_without_cuda(capsys):
+    err = refused(capsys, "probe", *SMALL[:-2], "--device", "cuda")
+    assert "device" in err and "'cuda'" in err and "cpu" in err
+
+
+def test_unknown_subcommand_is_one_line(capsys):
+    err = refused(capsys, "probbe")
+    assert "probbe" in err
+
+
+# the installed console script ------------------------------------------------------------------------------------
+
+def console_script() -> str:
+    path = os.path.join(os.path.dirname(sys.executable), "initlab")
+    if not os.path.exists(path):
+        pytest.skip("the initlab console script is not installed beside this interpreter")
+    return path
+
+
+def test_console_script_probe_json_in_a_real_process():
+    proc = subprocess.run([console_script(), "probe", *SMALL, "--json"], capture_output=True, text=True,
+                          timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    doc = strict_json(proc.stdout)
+    assert len(doc["layers"]) == 3 and LAYER_KEYS <= set(doc["layers"][0])
+    assert all(math.isfinite(d["a_std"]) for d in doc["layers"])
+
+
+def test_console_script_refusal_in_a_real_process():
+    proc = subprocess.run([console_script(), "probe", "--depth", "0"], capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert "depth" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,0 +1,153 @@
+"""The reference figures, each reproduced by a named preset; the random matrix product; the verdicts."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from initlab.engine import presets
+from initlab.engine.presets import PRESETS
+from initlab.engine.probe import random_matrix_product, run_probe
+from initlab.engine.spec import SpecError, validate
+
+
+def probe(name: str):
+    # the figures are the reference's CPU runs; distributions do not enter them and would only cost time
+    return run_probe(PRESETS[name].config.replace(device="cpu"), distributions=False)
+
+
+def a_std(res) -> list[float]:
+    return [d["a_std"] for d in res.layers]
+
+
+@pytest.fixture(scope="module")
+def sigmoid_vanishing():
+    return probe("sigmoid-vanishing")
+
+
+@pytest.fixture(scope="module")
+def linear_explode():
+    return probe("linear-explode")
+
+
+@pytest.fixture(scope="module")
+def linear_scaled():
+    return probe("linear-scaled")
+
+
+@pytest.fixture(scope="module")
+def tanh_naive():
+    return probe("tanh-naive")
+
+
+@pytest.fixture(scope="module")
+def tanh_xavier():
+    return probe("tanh-xavier")
+
+
+@pytest.fixture(scope="module")
+def relu_kaiming():
+    return probe("relu-kaiming")
+
+
+@pytest.fixture(scope="module")
+def relu_xavier():
+    return probe("relu-xavier")
+
+
+def test_every_preset_is_valid_and_named_by_its_key():
+    assert {"sigmoid-vanishing", "linear-explode", "linear-scaled", "tanh-naive", "tanh-xavier", "relu-kaiming",
+            "relu-xavier"} <= {n for n, p in PRESETS.items() if p.kind == "probe"}
+    for name, p in PRESETS.items():
+        assert p.name == name and p.kind in ("probe", "train") and p.summary and "\n" not in p.summary
+        validate(p.config)
+    assert presets.get("tanh-xavier") is PRESETS["tanh-xavier"]
+    with pytest.raises(SpecError) as e:
+        presets.get("tanh-xavir")
+    assert e.value.field == "preset" and "tanh-xavier" in e.value.allowed
+
+
+def test_sigmoid_vanishing_reproduces_the_reference_gradients(sigmoid_vanishing):
+    layers = sigmoid_vanishing.layers
+    assert [(d["fan_in"], d["fan_out"]) for d in layers] == [(1, 64)] + [(64, 64)] * 9 + [(64, 1)]
+    first, last = layers[0]["grad_w_absmean"], layers[-1]["grad_w_absmean"]
+    assert f"{first:.5g}" == "1.4004e-12"
+    assert f"{last:.5g}" == "0.012726"
+    assert f"{first:.4g}" == "1.4e-12" and f"{last:.4g}" == "0.01273"
+    assert sigmoid_vanishing.verdict["first_last_grad_ratio"] == pytest.approx(first / last)
+    assert 1e-11 < first / last < 1e-9
+    assert sigmoid_vanishing.verdict["kind"] == "vanishing"
+    assert sigmoid_vanishing.loss is not None and sigmoid_vanishing.loss > 0
+
+
+def test_linear_explode_multiplies_the_std_by_sixteen_until_it_overflows(linear_explode):
+    s = a_std(linear_explode)
+    assert 14.0 < s[0] < 18.0
+    assert 200 < s[1] < 330 and 3000 < s[2] < 5500
+    for i in range(1, 29):
+        assert 13.0 < s[i] / s[i - 1] < 19.5, i
+    geometric = (s[28] / s[0]) ** (1 / 28)
+    assert 15.0 < geometric < 17.0
+    assert linear_explode.first_nonfinite_layer in (30, 31)
+    assert all(math.isfinite(v) for v in s[:30])
+    assert linear_explode.verdict["kind"] == "nonfinite"
+    assert linear_explode.verdict["from_layer"] == linear_explode.first_nonfinite_layer
+
+
+def test_linear_scaled_keeps_the_std_near_one(linear_scaled):
+    s = a_std(linear_scaled)
+    assert len(s) == 100
+    assert all(0.4 <= v <= 2.5 for v in s), (min(s), max(s))
+    assert linear_scaled.first_nonfinite_layer is None
+    assert linear_scaled.verdict["kind"] == "stable"
+
+
+def test_tanh_naive_decays(tanh_naive):
+    s = a_std(tanh_naive)
+    assert all(v < 0.15 for v in s[90:]), s[90:]
+    assert s[0] > 0.5 and s[-1] < s[50] < s[10] < s[0]
+
+
+def test_tanh_xavier_settles(tanh_xavier):
+    s = a_std(tanh_xavier)
+    assert all(0.55 <= v <= 0.75 for v in s[50:]), (min(s[50:]), max(s[50:]))
+
+
+def test_relu_kaiming_stays_of_order_one(relu_kaiming):
+    s = a_std(relu_kaiming)
+    assert all(0.02 <= v <= 50 for v in s), (min(s), max(s))
+    assert relu_kaiming.verdict["kind"] not in ("vanishing", "exploding")
+    assert relu_kaiming.first_nonfinite_layer is None
+
+
+def test_relu_xavier_halves_the_variance_per_layer(relu_xavier):
+    s = a_std(relu_xavier)
+    assert 1e-17 < s[-1] < 1e-13
+    per_layer = (s[-1] / s[0]) ** (2 / (len(s) - 1))          # variance ratio per layer
+    assert 0.45 < per_layer < 0.55
+    assert relu_xavier.verdict["kind"] == "vanishing"
+
+
+def test_deep_relu_xavier_is_vanishing_although_first_and_last_weight_gradients_match(relu_xavier):
+    """Activations shrink forward and dL/dz shrinks backward, so dW = x^T dL/dz comes out alike at both ends: the
+    weight-gradient ratio alone would call this net healthy; the verdict reads both signals."""
+    v = relu_xavier.verdict
+    assert 0.1 < v["first_last_grad_ratio"] < 10
+    assert v["first_last_gradz_ratio"] < 1e-10
+    assert v["kind"] == "vanishing"
+    assert v["from_layer"] is not None and 0 <= v["from_layer"] < 20
+
+
+def test_a_stable_net_has_no_onset(linear_scaled, relu_kaiming):
+    for res in (linear_scaled, relu_kaiming):
+        assert res.verdict["from_layer"] is None
+        assert 0.1 < res.verdict["first_last_grad_ratio"] < 10
+
+
+def test_random_matrix_product_reaches_1e20():
+    norms = random_matrix_product(4, 100, 0)
+    assert len(norms) == 100 and all(isinstance(v, float) for v in norms)
+    assert max(norms) >= 1e20 and norms[-1] >= 1e20
+    assert norms[0] < 1e3
+    assert random_matrix_product(4, 100, 0) == norms
+    assert random_matrix_product(4, 100, 1) != norms
