@@ -1,0 +1,296 @@
+"""Sweeps: the probe (or a short training) at every point of a grid of settings, yielded one run at a time.
+
+sweep() is a generator, so a caller shows progress and may stop between runs; aggregate() turns the runs done so
+far into one row per grid point (mean and std over seeds when the seed varies), heatmap() lays two varied
+settings out as a matrix. Everything returned is plain lists, dicts and floats.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Iterator
+
+from .spec import FIELDS, Config, SpecError, check_value, parse_value, validate
+
+# Numbers every run reports; aggregate() gives each a mean and, over several seeds, a std.
+METRICS = ("first_last_gradz_ratio", "log10_gradz_ratio", "first_last_grad_ratio", "last_a_std",
+           "chi1", "predicted_log10_gradz_ratio", "train_loss", "test_loss", "seconds")
+MAX_POINTS = 10_000
+
+_EDGE_SW2 = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0)
+_EDGE_SB2 = (0.0, 0.05, 0.1, 0.2, 0.3)
+
+
+@dataclass(frozen=True)
+class SweepPreset:
+    name: str
+    summary: str
+    config: Config
+    vary: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+
+
+SWEEP_PRESETS: dict[str, SweepPreset] = {p.name: p for p in [
+    SweepPreset(
+        "edge-of-chaos-tanh",
+        "phase diagram: log10 first/last dL/dz of a 64-layer tanh net, scaled-normal init, over sigma_w^2 in "
+        "0.5..4 x sigma_b^2 in 0..0.3, with the critical line chi_1 = 1",
+        Config(depth=64, width=128, in_features=128, out_features=128, activation="tanh", init="scaled_normal",
+               bias=True, batch=32, seed=0),
+        {"sigma_w": tuple(math.sqrt(v) for v in _EDGE_SW2), "sigma_b": tuple(math.sqrt(v) for v in _EDGE_SB2)}),
+]}
+
+
+def get_preset(name: str) -> SweepPreset:
+    if name not in SWEEP_PRESETS:
+        raise SpecError("preset", name, "a sweep preset: " + ", ".join(SWEEP_PRESETS))
+    return SWEEP_PRESETS[name]
+
+
+def parse_vary(items: list[str]) -> dict[str, list[Any]]:
+    """["depth=10,20", "init=xavier_uniform,kaiming_normal"] -> {"depth": [10, 20], "init": [...]}, each value
+    parsed and checked as its field's flag would be. A tuple field (poly_w) separates its values with ';'."""
+    out: dict[str, list[Any]] = {}
+    for item in items:
+        name, eq, raw = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if not eq or not name:
+            raise SpecError("vary", item, "NAME=V1,V2,... with NAME a setting")
+        if name not in FIELDS:
+            raise SpecError("vary", name, "a known setting: " + ", ".join(FIELDS))
+        if name in out:
+            raise SpecError("vary", name, "each setting varied once")
+        parts = raw.split(";" if FIELDS[name].kind is tuple else ",")
+        if not raw.strip() or any(not p.strip() for p in parts):
+            raise SpecError(name, raw, "a comma-separated list of values")
+        values = []
+        for p in parts:
+            v = parse_value(name, p)
+            check_value(name, v)
+            if v not in values:
+                values.append(v)
+        out[name] = values
+    return out
+
+
+def grid(vary: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """Every combination of the varied values, the seed varying fastest."""
+    names = [n for n in vary if n != "seed"] + (["seed"] if "seed" in vary else [])
+    return [dict(zip(names, combo)) for combo in itertools.product(*(vary[n] for n in names))]
+
+
+def point_configs(base: Config, vary: dict[str, list[Any]]) -> list[tuple[dict[str, Any], Config]]:
+    """(values, config) for every run, all validated before any runs (a bad combination fails at once)."""
+    runs = grid(vary)
+    if len(runs) > MAX_POINTS:
+        raise SpecError("vary", f"{len(runs)} runs", f"at most {MAX_POINTS} runs in one sweep")
+    out = []
+    for values in runs:
+        cfg = base.replace(**values)
+        validate(cfg)
+        out.append((values, cfg))
+    return out
+
+
+def theory_numbers(cfg: Config) -> dict[str, Any]:
+    """Mean-field chi_1 and phase at the fixed point, and the predicted log10 first/last dL/dz for this finite
+    net (input N(0, 1), so the first pre-activation variance is sigma_w^2 + sigma_b^2). Only for the plain
+    scaled-normal MLP the theory describes: no norm, no residual, no dropout."""
+    if cfg.init != "scaled_normal" or cfg.norm != "none" or cfg.residual or cfg.dropout > 0:
+        return {}
+    from . import theory
+
+    sb = cfg.sigma_b if cfg.bias else 0.0
+    mf = theory.mean_field(cfg.activation, cfg.sigma_w, sb, cfg.slope)
+    pred = theory.predicted_log10_grad_ratio(cfg.activation, cfg.sigma_w, sb, cfg.depth, cfg.sigma_w ** 2 + sb * sb,
+                                             cfg.out_features / cfg.width, cfg.slope)
+    return {"chi1": mf["chi1"], "phase": mf["phase"], "predicted_log10_gradz_ratio": pred}
+
+
+def _log10(x: float | None) -> float | None:
+    if x is None or not math.isfinite(x) or x <= 0:
+        return None
+    return math.log10(x)
+
+
+def _layer_metrics(layers: list[dict[str, Any]], input_std: float | None) -> dict[str, Any]:
+    from .verdict import verdict
+
+    v = verdict(layers, input_std)
+    return {"verdict": v["kind"], "from_layer": v["from_layer"],
+            "first_last_gradz_ratio": v["first_last_gradz_ratio"],
+            "log10_gradz_ratio": _log10(v["first_last_gradz_ratio"]),
+            "first_last_grad_ratio": v["first_last_grad_ratio"], "last_a_std": layers[-1].get("a_std")}
+
+
+def probe_point(cfg: Config) -> dict[str, Any]:
+    """The probe's verdict and headline numbers for one configuration."""
+    from .probe import run_probe
+
+    res = run_probe(cfg, distributions=False)
+    return {**_layer_metrics(res.layers, res.input_std), "device": res.device}
+
+
+def train_point(cfg: Config) -> dict[str, Any]:
+    """A short training; the verdict and numbers come from the probe statistics taken after it."""
+    import torch
+
+    from . import data as datasets
+    from .train import run_training
+
+    res = run_training(cfg)
+    layers = res["final"]["layers"]
+    x = datasets.make(cfg, torch.device("cpu")).x_train[: cfg.batch]
+    out = _layer_metrics(layers, float(x.std(correction=0))) if layers else {"verdict": "nonfinite"}
+    if res["stopped"] == "nonfinite":
+        out["verdict"] = "nonfinite"
+    last = res["epochs"][-1] if res["epochs"] else {}
+    out.update(train_loss=last.get("train_loss"), test_loss=last.get("test_loss"), stopped=res["stopped"],
+               device=res["device"])
+    return out
+
+
+def sweep(base: Config, vary: dict[str, list[Any]], train: bool = False) -> Iterator[dict[str, Any]]:
+    """Run every point of the grid, yielding after each run a dict: index, total, values (the varied settings),
+    verdict and the METRICS. Stop iterating to cancel; the runs yielded so far stand on their own."""
+    plan = point_configs(base, vary)
+    for i, (values, cfg) in enumerate(plan):
+        t0 = time.perf_counter()
+        res = train_point(cfg) if train else probe_point(cfg)
+        res.update(theory_numbers(cfg))
+        res["seconds"] = time.perf_counter() - t0
+        yield {"index": i, "total": len(plan), "values": values, **res}
+
+
+def _mean_std(xs: list[float]) -> tuple[float | None, float | None]:
+    xs = [x for x in xs if x is not None and math.isfinite(x)]
+    if not xs:
+        return None, None
+    m = sum(xs) / len(xs)
+    if len(xs) < 2:
+        return m, 0.0
+    return m, math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
+
+
+def aggregate(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One flat row per grid point, in run order: the varied settings (seed excepted), the verdict most runs
+    gave (verdicts counts them all), and each metric's mean, with <metric>_std (sample std) over several seeds."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in runs:
+        key = tuple((k, repr(v)) for k, v in r["values"].items() if k != "seed")
+        groups.setdefault(key, []).append(r)
+    rows = []
+    for members in groups.values():
+        row = {k: v for k, v in members[0]["values"].items() if k != "seed"}
+        counts = Counter(m.get("verdict") for m in members)
+        row["verdict"] = counts.most_common(1)[0][0]
+        row["runs"] = len(members)
+        if len(members) > 1:
+            row["verdicts"] = dict(counts)
+        if "phase" in members[0]:
+            row["phase"] = members[0]["phase"]
+        for name in METRICS:
+            if not any(name in m for m in members):
+                continue
+            mean, std = _mean_std([m.get(name) for m in members])
+            row[name] = mean
+            if len(members) > 1:
+                row[name + "_std"] = std
+        rows.append(row)
+    return rows
+
+
+def varied_axes(vary: dict[str, list[Any]]) -> list[str]:
+    return [n for n in vary if n != "seed"]
+
+
+def heatmap(rows: list[dict[str, Any]], vary: dict[str, list[Any]], metric: str = "log10_gradz_ratio",
+            x: str | None = None, y: str | None = None) -> dict[str, Any] | None:
+    """values[j][i] = the metric at x = xs[i], y = ys[j] (None where not run yet); None unless two settings vary."""
+    axes = varied_axes(vary)
+    if len(axes) != 2 and (x is None or y is None):
+        return None
+    x = x or axes[0]
+    y = y or axes[1]
+    xs, ys = list(vary[x]), list(vary[y])
+    values: list[list[float | None]] = [[None] * len(xs) for _ in ys]
+    for r in rows:
+        if x in r and y in r and r[x] in xs and r[y] in ys:
+            values[ys.index(r[y])][xs.index(r[x])] = r.get(metric)
+    return {"x_field": x, "y_field": y, "x": xs, "y": ys, "metric": metric, "values": values}
+
+
+def critical_line_for(base: Config, vary: dict[str, list[Any]], n: int = 21) -> list[dict[str, Any]] | None:
+    """The theoretical edge of chaos over the swept sigma_b^2 range, when sigma_w and sigma_b vary on a
+    scaled-normal net: points (sigma_b2, sigma_w2) with chi_1 = 1."""
+    if base.init != "scaled_normal" or "sigma_w" not in vary or "sigma_b" not in vary:
+        return None
+    if "activation" in vary:
+        return None
+    sb2 = [v * v for v in vary["sigma_b"]]
+    lo, hi = min(sb2), max(sb2)
+    points = sorted({lo + (hi - lo) * k / (n - 1) for k in range(n)} | set(sb2)) if hi > lo else [lo]
+    return [dict(d) for d in _critical_line(base.activation, tuple(points), base.slope)]
+
+
+@lru_cache(maxsize=32)
+def _critical_line(activation: str, sb2: tuple[float, ...], slope: float) -> tuple:
+    from . import theory
+
+    return tuple(tuple(d.items()) for d in theory.critical_line(activation, list(sb2), slope))
+
+
+def summary(base: Config, vary: dict[str, list[Any]], runs: list[dict[str, Any]], train: bool = False
+            ) -> dict[str, Any]:
+    """The whole result so far: settings, runs, per-point rows, heatmap and critical line where they apply."""
+    rows = aggregate(runs)
+    total = len(grid(vary))
+    out = {"base": base.to_dict(), "vary": {k: list(v) for k, v in vary.items()}, "mode": "train" if train else
+           "probe", "total": total, "done": len(runs), "complete": len(runs) == total, "points": rows,
+           "runs": runs}
+    hm = heatmap(rows, vary)
+    if hm is not None:
+        out["heatmap"] = hm
+    line = critical_line_for(base, vary)
+    if line is not None:
+        out["critical_line"] = line
+    return out
+
+
+@dataclass
+class SweepJob:
+    """A sweep as a Session job: a Progress and a LogLine after every run; a cancel keeps the runs done."""
+
+    config: Config
+    vary: dict[str, list[Any]]
+    train: bool = False
+    name: str = "sweep"
+
+    @property
+    def total_steps(self) -> int:
+        return len(grid(self.vary))
+
+    def run(self, ctx) -> dict[str, Any]:
+        from .events import LogLine, Progress
+
+        runs: list[dict[str, Any]] = []
+        ctx.partial = summary(self.config, self.vary, runs, self.train)
+        for r in sweep(self.config, self.vary, self.train):
+            runs.append(r)
+            ctx.partial = summary(self.config, self.vary, runs, self.train)
+            ctx.emit(Progress(self.name, step=r["index"] + 1, total_steps=r["total"]))
+            ctx.emit(LogLine(self.name, "info", describe_run(r)))
+            ctx.check()
+        return ctx.partial
+
+
+def describe_run(r: dict[str, Any]) -> str:
+    """One line for a finished run: where it is, the settings, the verdict and the gradient ratio."""
+    vals = " ".join(f"{k}={v}" for k, v in r["values"].items())
+    ratio = r.get("first_last_gradz_ratio")
+    rtext = f"{ratio:.3g}" if isinstance(ratio, float) and math.isfinite(ratio) else "-"
+    return (f"[{r['index'] + 1}/{r['total']}] {vals}: {r.get('verdict')}, first/last dL/dz {rtext} "
+            f"({r['seconds']:.2f} s)")

@@ -1,0 +1,123 @@
+"""`initlab sweep`: the probe (or a short training) over a grid of settings; a table per point, a heatmap for two."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .common import add_config_flags, config_from_args, fmt, print_json, table
+
+SQUARED = {"sigma_w": "sigma_w^2", "sigma_b": "sigma_b^2"}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sweep", help="run the probe or a short training over a grid of settings",
+                       description=__doc__ + " Example: initlab sweep --vary depth=10,20,50 "
+                       "--vary init=xavier_uniform,kaiming_normal; --vary seed=0,1,2 gives mean and std; "
+                       "--preset edge-of-chaos-tanh draws the phase diagram. Ctrl-C keeps the points done.")
+    add_config_flags(p)
+    p.add_argument("--vary", action="append", default=[], metavar="NAME=V1,V2,...",
+                   help="a setting and its values (repeat for a grid; poly_w values are separated by ';')")
+    p.add_argument("--train", action="store_true", help="train at every point instead of probing")
+    p.add_argument("--metric", default="log10_gradz_ratio",
+                   help="the number the heatmap shows when two settings vary (default log10_gradz_ratio)")
+    p.add_argument("--json", action="store_true", help="print one JSON object and nothing else on stdout")
+    p.set_defaults(func=run)
+
+
+def plan(args: argparse.Namespace):
+    """(base config, vary) from a sweep preset or a config preset, --config, the flags and --vary."""
+    from initlab.engine import sweep
+    from initlab.engine.spec import SpecError
+
+    from initlab.engine.presets import PRESETS
+
+    vary: dict = {}
+    base = None
+    if args.preset and args.preset not in sweep.SWEEP_PRESETS and args.preset not in PRESETS:
+        raise SpecError("preset", args.preset, "a sweep preset (" + ", ".join(sweep.SWEEP_PRESETS)
+                        + ") or an experiment to start from (" + ", ".join(PRESETS) + ")")
+    if args.preset in sweep.SWEEP_PRESETS:
+        sp = sweep.get_preset(args.preset)
+        base, vary = sp.config, {k: list(v) for k, v in sp.vary.items()}
+        args.preset = None
+    cfg = config_from_args(args, base)
+    vary.update(sweep.parse_vary(args.vary))
+    if not vary:
+        raise SpecError("vary", "", "at least one --vary NAME=V1,V2,... or --preset "
+                        + ", ".join(sweep.SWEEP_PRESETS))
+    if args.metric not in sweep.METRICS:
+        raise SpecError("metric", args.metric, "one of " + ", ".join(sweep.METRICS))
+    return cfg, vary
+
+
+def columns(vary: dict, rows: list[dict], train: bool) -> tuple[list[str], list[str]]:
+    from initlab.engine.sweep import varied_axes
+
+    cols = varied_axes(vary) + ["verdict", "first_last_gradz_ratio", "log10_gradz_ratio"]
+    heads = varied_axes(vary) + ["verdict", "dL/dz first/last", "log10"]
+    seeds = any(r.get("runs", 1) > 1 for r in rows)
+    if seeds:
+        cols, heads = cols + ["log10_gradz_ratio_std"], heads + ["log10 std"]
+    cols += ["first_last_grad_ratio", "last_a_std"]
+    heads += ["|dW| first/last", "last a std"]
+    if seeds:
+        cols, heads = cols + ["last_a_std_std"], heads + ["a std std"]
+    if any("chi1" in r for r in rows):
+        cols += ["chi1", "phase", "predicted_log10_gradz_ratio"]
+        heads += ["chi_1", "phase", "theory log10"]
+    if train:
+        cols += ["train_loss", "test_loss"]
+        heads += ["train loss", "test loss"]
+    if seeds:
+        cols, heads = cols + ["runs"], heads + ["seeds"]
+    return cols, heads
+
+
+def heatmap_text(hm: dict) -> str:
+    """The heatmap as a text matrix: one row per y value, one column per x value."""
+    xname, yname = SQUARED.get(hm["x_field"], hm["x_field"]), SQUARED.get(hm["y_field"], hm["y_field"])
+    sq = lambda f, v: v * v if f in SQUARED else v
+    xs = [fmt(sq(hm["x_field"], v)) for v in hm["x"]]
+    ys = [fmt(sq(hm["y_field"], v)) for v in hm["y"]]
+    cells = [[("-" if v is None else f"{v:.2f}") for v in row] for row in hm["values"]]
+    w = max([len(s) for s in xs] + [len(c) for row in cells for c in row] + [5])
+    yw = max(len(s) for s in ys + [yname])
+    lines = [f"{hm['metric']} ({yname} down, {xname} across)",
+             " " * yw + "  " + " ".join(s.rjust(w) for s in xs)]
+    for label, row in zip(ys, cells):
+        lines.append(label.rjust(yw) + "  " + " ".join(c.rjust(w) for c in row))
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from initlab.engine import sweep
+
+    cfg, vary = plan(args)
+    runs: list[dict] = []
+    interrupted = False
+    try:
+        for r in sweep.sweep(cfg, vary, train=args.train):
+            runs.append(r)
+            print(sweep.describe_run(r), file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
+        interrupted = True
+    res = sweep.summary(cfg, vary, runs, args.train)
+    if args.metric != "log10_gradz_ratio" and "heatmap" in res:
+        res["heatmap"] = sweep.heatmap(res["points"], vary, args.metric)
+    if interrupted:
+        print(f"initlab: interrupted after {res['done']} of {res['total']} runs; showing those", file=sys.stderr)
+    if args.json:
+        print_json(res)
+        return 130 if interrupted else 0
+    if res["points"]:
+        cols, heads = columns(vary, res["points"], args.train)
+        print(table(res["points"], cols, heads))
+    if "heatmap" in res:
+        print()
+        print(heatmap_text(res["heatmap"]))
+    if res.get("critical_line"):
+        grid_sb = {round(v * v, 12) for v in vary["sigma_b"]}
+        pts = [d for d in res["critical_line"] if round(d["sigma_b2"], 12) in grid_sb]
+        print("\nedge of chaos (chi_1 = 1): " + "; ".join(
+            f"sigma_b^2 {fmt(d['sigma_b2'])} -> sigma_w^2 {fmt(d['sigma_w2'])}" for d in pts))
+    return 130 if interrupted else 0

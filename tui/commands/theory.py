@@ -1,0 +1,56 @@
+"""`initlab theory`: the mean-field fixed point q*, chi_1, the depth scales and the phase for one setting."""
+from __future__ import annotations
+
+import argparse
+import math
+
+from .common import fmt, print_json
+
+FLAGS = ("activation", "sigma_w", "sigma_b", "slope")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("theory", help="mean-field theory: q*, chi_1, depth scales, ordered or chaotic",
+                       description=__doc__ + " Depth scales are infinite at criticality (null in JSON); a "
+                       "negative backward depth scale means gradients grow towards the input.")
+    p.add_argument("--activation", default=None, help="activation (default tanh)")
+    p.add_argument("--sigma-w", dest="sigma_w", default=None, metavar="W",
+                   help="weight std times sqrt(fan_in) (default 1)")
+    p.add_argument("--sigma-b", dest="sigma_b", default=None, metavar="B", help="bias std (default 0)")
+    p.add_argument("--slope", default=None, help="negative slope of leaky_relu (default 0.01)")
+    p.add_argument("--json", action="store_true", help="print one JSON object and nothing else")
+    p.set_defaults(func=run)
+
+
+def compute(activation: str, sigma_w: float, sigma_b: float, slope: float) -> dict:
+    from initlab.engine import theory
+
+    out = theory.mean_field(activation, sigma_w, sigma_b, slope)
+    sw = theory.critical_sigma_w(activation, sigma_b, slope)
+    out["critical_sigma_w"] = sw
+    out["critical_sigma_w2"] = None if sw is None else sw * sw
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from initlab.engine import spec
+
+    given = {k: getattr(args, k) for k in FLAGS if getattr(args, k) is not None}
+    cfg = spec.from_mapping(given)
+    res = compute(cfg.activation, cfg.sigma_w, cfg.sigma_b, cfg.slope)
+    if args.json:
+        print_json(res)
+        return 0
+    rows = [("q*", res["q_star"]), ("c*", res["c_star"]), ("chi_1", res["chi1"]), ("chi_c", res["chi_c"]),
+            ("phase", res["phase"]), ("forward depth scale", res["depth_scale_forward"]),
+            ("backward depth scale", res["depth_scale_backward"])]
+    print(f"{cfg.activation}, sigma_w {fmt(cfg.sigma_w)} (sigma_w^2 {fmt(cfg.sigma_w ** 2)}), "
+          f"sigma_b {fmt(cfg.sigma_b)} (sigma_b^2 {fmt(cfg.sigma_b ** 2)})")
+    for name, v in rows:
+        print(f"  {name:22s}{fmt(v)}")
+    if res["critical_sigma_w"] is not None:
+        print(f"edge of chaos at this sigma_b: sigma_w {fmt(res['critical_sigma_w'])} "
+              f"(sigma_w^2 {fmt(res['critical_sigma_w2'])})")
+    if math.isinf(res["q_star"]):
+        print("the variance grows without bound: no finite fixed point (chi_1 is its large-q limit)")
+    return 0
