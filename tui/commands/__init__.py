@@ -1,4 +1,4 @@
 """The subcommands of `initlab`, one module each; ALL is the order they are listed in."""
-from . import gain, presets, probe, train
+from . import gain, presets, probe, sweep, theory, train
 
-ALL = [probe, train, gain, presets]
+ALL = [probe, train, gain, presets, sweep, theory]
