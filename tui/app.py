@@ -1,0 +1,418 @@
+"""The Textual app: three panes (configuration, charts, log), key bindings, command palette, one engine bridge."""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Callable, Iterable
+
+from textual import work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input
+from textual.worker import Worker, WorkerState
+
+from initlab.engine import export
+from initlab.engine.events import Cancelled, Failed, Finished, LogLine, NonFinite, Started
+from initlab.engine.jobs import ProbeJob
+from initlab.engine.presets import PRESETS
+from initlab.engine.spec import Config, SpecError
+
+from .bridge import EngineBridge, Snapshot
+from .messages import CurveReady, DevicesFound, EngineEvent
+from .widgets.charts_pane import TABS, ChartsPane
+from .widgets.config_form import ConfigForm
+from .widgets.help_screen import HelpScreen
+from .widgets.layer_charts import LayerData
+from .widgets.log_pane import LogPane, wall_clock
+from .widgets.training_chart import Epoch, TrainingData, epoch_row
+
+NARROW_BELOW = 100          # columns; below this the configuration collapses into a drawer (key c)
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A pinned run: its per-layer statistics and its epochs, overlaid on later runs."""
+
+    label: str
+    layers: tuple[dict[str, Any], ...]
+    epochs: tuple[Epoch, ...]
+
+
+class InitlabApp(App):
+    """initlab's terminal lab. The engine runs on the session's thread; this class only turns its events into
+    chart data (merged, a few times a second) and log lines."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "initlab"
+    BINDINGS = [
+        Binding("p", "probe", "probe", tooltip="one forward and backward pass of the configured net", id="probe"),
+        Binding("t", "train", "train", tooltip="train the configured net", id="train"),
+        Binding("s", "stop", "stop", tooltip="stop the running job", id="stop"),
+        Binding("b", "pin_baseline", "baseline", tooltip="pin the current run as the baseline", id="baseline"),
+        Binding("e", "export", "export", tooltip="last result as JSON and the screen as SVG", id="export"),
+        Binding("n", "toggle_numbers", "numbers", tooltip="the numbers behind the visible chart", id="numbers"),
+        Binding("c", "toggle_config", "config", tooltip="show or hide the configuration", id="config"),
+        Binding("k", "cycle_kind", "kind", show=False, tooltip="Distributions: weights, activations, gradients"),
+        *[Binding(str(i), f"show_tab('{tid}')", title, show=False, id=f"tab-{tid}")
+          for i, (tid, title, _cls, _about) in enumerate(TABS, start=1)],
+        Binding("question_mark", "help", "help", key_display="?", id="help"),
+        Binding("q", "quit", "quit", id="quit"),
+        Binding("escape", "leave_field", "leave field", show=False),
+    ]
+
+    run_state: reactive[str] = reactive("idle")
+    """idle, probing, training epoch e/E step s/S, stopped, failed: shown in the header."""
+    device_name: reactive[str] = reactive("auto")
+    """The configured device, or the one the last run resolved it to."""
+
+    def __init__(self, config: Config | None = None, *, autoprobe: bool = True,
+                 clock: Callable[[], str] = wall_clock, export_dir: str = ".", refresh_hz: float = 4.0):
+        super().__init__()
+        self.initial_config = config or Config()
+        self.autoprobe = autoprobe
+        self.clock = clock
+        self.export_dir = export_dir
+        self.refresh_hz = refresh_hz
+        self.bridge = EngineBridge(lambda ev: self.post_message(EngineEvent(ev)))
+        self.snapshot: Snapshot | None = None
+        self.baseline: Baseline | None = None
+        self.last_result: dict[str, Any] | None = None
+        self.last_kind = ""
+        self.device_name = self.initial_config.device
+        self._starting = 0          # start requests not yet seen as Started events
+
+    # -- layout ------------------------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Header(icon="≋")
+        with Horizontal(id="main"):
+            yield ConfigForm(self.initial_config, id="config")
+            with Vertical(id="centre"):
+                yield ChartsPane(id="charts")
+                yield LogPane(clock=self.clock, id="log")
+        yield Footer()
+
+    @property
+    def form(self) -> ConfigForm:
+        return self.query_one(ConfigForm)
+
+    @property
+    def charts(self) -> ChartsPane:
+        return self.query_one(ChartsPane)
+
+    @property
+    def log_pane(self) -> LogPane:
+        return self.query_one(LogPane)
+
+    def on_mount(self) -> None:
+        self._narrow(self.size.width < NARROW_BELOW, first=True)
+        self.set_interval(1 / self.refresh_hz, self.drain, name="drain")
+        self._update_header()
+
+    def on_ready(self) -> None:
+        # The first frame is up; only now may anything import torch (on threads).
+        self.find_devices()
+        self._request_curve()
+        if self.autoprobe:
+            self.action_probe()
+
+    def on_resize(self, event: Any) -> None:
+        narrow = event.size.width < NARROW_BELOW
+        if narrow != self.has_class("narrow"):
+            self._narrow(narrow)
+
+    def _narrow(self, narrow: bool, first: bool = False) -> None:
+        self.set_class(narrow, "narrow")
+        self.set_class(not narrow, "show-config")
+
+    def on_unmount(self) -> None:
+        self.bridge.cancel(wait=True, timeout=2.0)
+
+    # -- header ------------------------------------------------------------------------------------------------
+    def _update_header(self) -> None:
+        self.sub_title = f"{self.device_name} · {self.run_state}"
+
+    def watch_run_state(self) -> None:
+        self._update_header()
+
+    def watch_device_name(self) -> None:
+        self._update_header()
+
+    # -- running -----------------------------------------------------------------------------------------------
+    def valid_config(self) -> Config | None:
+        """The form's Config, or None after saying (log, notification) why running is refused."""
+        errors = self.form.errors()
+        try:
+            if errors:
+                name, msg = next(iter(errors.items()))
+                raise SpecError(name, self.form.values()[name], msg.split("; ", 1)[-1])
+            return self.form.config()
+        except SpecError as e:
+            self.refuse(f"cannot run: {e}", e.field)
+            return None
+
+    def refuse(self, message: str, field: str | None = None) -> None:
+        self.log_pane.add("error", message)
+        self.notify(message, severity="error", timeout=4)
+        if field and field in self.form.values():
+            self.set_class(True, "show-config")
+            widget = self.form.widget_for(field)
+            widget.focus()
+
+    def start_job(self, job: Any, kind: str) -> None:
+        if self.bridge.running or self._starting:
+            self.log_pane.add("info", f"a {self.last_kind or 'job'} was running; it is stopped and replaced by a {kind}")
+        self.last_kind = kind
+        self._starting += 1
+        self.run_state = "starting " + kind
+        # Session.start waits for a running job to stop: that wait happens on a worker thread, not here.
+        self.run_worker(partial(self.bridge.start, job), thread=True, group="start", exit_on_error=False,
+                        name=f"start {kind}")
+
+    def action_probe(self) -> None:
+        cfg = self.valid_config()
+        if cfg is not None:
+            self.start_job(ProbeJob(cfg), "probe")
+
+    def action_train(self, seeds: tuple[int, ...] | None = None) -> None:
+        cfg = self.valid_config()
+        if cfg is None:
+            return
+        from initlab.engine.jobs import TrainJob
+
+        self.start_job(TrainJob(cfg, seeds=self.preset_seeds(cfg) if seeds is None else seeds), "train")
+
+    def preset_seeds(self, cfg: Config) -> tuple[int, ...]:
+        """A several-seed preset keeps its seeds while the form still holds exactly its config."""
+        name = self.form.query_one("#preset").value
+        p = PRESETS.get(name) if isinstance(name, str) else None
+        if p and p.seeds and cfg.replace(device=p.config.device) == p.config:
+            return p.seeds
+        return ()
+
+    def action_run_preset(self, name: str) -> None:
+        p = PRESETS[name]
+        self.form.query_one("#preset").value = name
+        self.form.load(p.config)
+        self.log_pane.add("info", f"preset {name}: {p.summary}")
+        if p.kind == "train":
+            self.action_train(seeds=p.seeds)
+        else:
+            self.action_probe()
+
+    def action_stop(self) -> None:
+        if not self.bridge.running and not self._starting:
+            self.notify("nothing is running", timeout=2)
+            return
+        self.run_state = "stopping"
+        self.bridge.cancel(wait=False)
+
+    async def action_quit(self) -> None:
+        self.bridge.cancel(wait=False)
+        self.exit()
+
+    # -- engine events -----------------------------------------------------------------------------------------
+    def drain(self, force: bool = False) -> None:
+        """Take the merged statistics (at most refresh_hz times a second) and hand them to the charts."""
+        snap = self.bridge.take(force)
+        if snap is None:
+            return
+        self.snapshot = snap
+        if snap.progress is not None and self.bridge.running:
+            p = snap.progress
+            self.run_state = f"training epoch {p.epoch}/{p.epochs} step {p.step}/{p.total_steps}"
+        self.push_charts()
+
+    def push_charts(self) -> None:
+        snap, base = self.snapshot, self.baseline
+        if snap is None:
+            return
+        with self.batch_update():
+            if snap.stats is not None:
+                s = snap.stats
+                label = "probe" if s.job == "probe" else f"{s.job} step {s.step}"
+                data = LayerData(tuple(s.layers), s.input_std, base.layers if base else (), label,
+                                 s.distributions)
+                for tid in ("forward", "backward", "glorot"):
+                    self.charts.set_data(tid, data)
+                if s.distributions:
+                    self.charts.set_data("distributions", data)
+            if snap.epochs or base:
+                total = max([e.epochs for e in snap.epochs] + [snap.progress.epochs if snap.progress else 0])
+                self.charts.set_data("training", TrainingData(tuple(epoch_row(e) for e in snap.epochs),
+                                                              base.epochs if base else (), total_epochs=total))
+            if snap.heat:
+                self.charts.set_data("heatmap", snap.heat)
+
+    def on_engine_event(self, message: EngineEvent) -> None:
+        self.drain()
+        ev = message.event
+        if isinstance(ev, Started):
+            self._starting = max(0, self._starting - 1)
+            self.run_state = "probing" if ev.job == "probe" else ("training" if ev.job == "train" else ev.job)
+        elif isinstance(ev, LogLine):
+            self.log_pane.add(ev.level, ev.message)
+        elif isinstance(ev, NonFinite):
+            where = f", layer {ev.layer}" if ev.layer is not None else ""
+            self.notify(f"non-finite {ev.tensor} at step {ev.step}{where}", severity="warning", timeout=4)
+        elif isinstance(ev, Finished):
+            self._finished(ev)
+        elif isinstance(ev, Failed):
+            self.run_state = "failed"
+            self.log_pane.add("error", f"{ev.job} failed: {ev.message}")
+            self.notify(ev.message, title=f"{ev.job} failed", severity="error", timeout=6)
+        elif isinstance(ev, Cancelled):
+            if not self._starting:
+                self.run_state = "stopped"
+            self.log_pane.add("info", f"{ev.job} stopped")
+            if ev.result:
+                self.last_result = ev.result
+
+    def _finished(self, ev: Finished) -> None:
+        self.last_result = ev.result
+        self.device_name = str(ev.result.get("device", self.device_name))
+        if ev.job == "train":
+            stopped = ev.result.get("stopped", "finished")
+            epochs = ev.result.get("epochs") or []
+            last = epochs[-1] if epochs else {}
+            if stopped == "nonfinite":
+                self.run_state = "stopped: non-finite"
+            else:
+                self.run_state = "idle"
+            self.log_pane.add("info", f"training {stopped} after {ev.result.get('steps_done', 0)} steps, "
+                                      f"{len(epochs)} epochs; train loss {_g(last.get('train_loss'))}, "
+                                      f"test loss {_g(last.get('test_loss'))} ({ev.seconds:.1f} s)")
+        else:
+            self.run_state = "idle"
+
+    # -- workers -----------------------------------------------------------------------------------------------
+    @work(thread=True, group="devices", exit_on_error=False)
+    def find_devices(self) -> None:
+        from initlab.engine.device import available_devices
+
+        self.post_message(DevicesFound(available_devices()))
+
+    def on_devices_found(self, message: DevicesFound) -> None:
+        warning = self.form.set_devices(message.devices)
+        if warning:
+            self.log_pane.add("warning", warning)
+
+    def _request_curve(self) -> None:
+        values = self.form.values()
+        name, slope = values["activation"], values["slope"]
+        try:
+            slope_v = float(slope)
+        except ValueError:
+            return
+        self.compute_curve(name, slope_v)
+
+    @work(thread=True, exclusive=True, group="curve", exit_on_error=False)
+    def compute_curve(self, name: str, slope: float) -> None:
+        from initlab.engine import activations
+
+        x, f, df = activations.curve(name, slope=slope)
+        self.post_message(CurveReady(name, slope, x, f, df, activations.max_derivative(name, slope),
+                                     activations.torch_gain(name, slope),
+                                     activations.empirical_gain(name, n=200_000, slope=slope)))
+
+    def on_curve_ready(self, message: CurveReady) -> None:
+        self.charts.set_data("activation", message)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR:
+            err = event.worker.error
+            self.log_pane.add("error", f"{event.worker.name} failed: {type(err).__name__}: {err}")
+            self.notify(str(err), title=f"{event.worker.name} failed", severity="error", timeout=6)
+            if event.worker.group == "start":
+                self._starting = max(0, self._starting - 1)
+                self.run_state = "failed"
+
+    def on_config_form_changed(self, message: ConfigForm.Changed) -> None:
+        if message.name in ("activation", "slope") and message.error is None:
+            self._request_curve()
+        if message.name == "device" and message.error is None and not self.bridge.running:
+            self.device_name = str(self.form.values()["device"])
+
+    def on_config_form_preset_chosen(self, message: ConfigForm.PresetChosen) -> None:
+        p = PRESETS[message.name]
+        self.form.load(p.config)
+        self.log_pane.add("info", f"preset {p.name} loaded ({p.kind}): {p.summary}; "
+                                  f"{'t trains' if p.kind == 'train' else 'p probes'} it")
+
+    # -- other actions -----------------------------------------------------------------------------------------
+    def action_show_tab(self, tid: str) -> None:
+        self.charts.show_tab(tid)
+
+    def action_toggle_numbers(self) -> None:
+        self.charts.toggle_numbers()
+
+    def action_toggle_config(self) -> None:
+        self.toggle_class("show-config")
+
+    def action_cycle_kind(self) -> None:
+        kind = self.charts.cycle_kind()
+        self.charts.show_tab("distributions")
+        self.log_pane.add("info", f"distributions: {kind}")
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_leave_field(self) -> None:
+        if isinstance(self.focused, Input) or self.focused is not None:
+            self.set_focus(None)
+
+    def action_pin_baseline(self) -> None:
+        snap = self.snapshot
+        if snap is None or snap.stats is None:
+            self.notify("nothing to pin yet: run a probe (p) or a training (t)", severity="warning", timeout=3)
+            return
+        cfg = self.last_result.get("config", {}) if self.last_result else {}
+        label = f"{snap.stats.job} {cfg.get('activation', '')} {cfg.get('init', '')}".strip()
+        self.baseline = Baseline(label, tuple(snap.stats.layers), tuple(epoch_row(e) for e in snap.epochs))
+        self.log_pane.add("info", f"pinned the current {label} as the baseline")
+        self.push_charts()
+
+    def action_export(self) -> None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        kind = self.last_kind or "screen"
+        base = os.path.join(self.export_dir, f"initlab-{kind}-{stamp}")
+        n = 1
+        while os.path.exists(base + ".json") or os.path.exists(base + ".svg"):
+            n += 1
+            base = os.path.join(self.export_dir, f"initlab-{kind}-{stamp}-{n}")
+        try:
+            svg = export.write_text(base + ".svg", self.export_screenshot(title="initlab"))
+            if self.last_result is None:
+                self.log_pane.add("warning", f"no result to export yet; wrote the screen to {svg}")
+                return
+            js = export.write_json(base + ".json", self.last_result)
+        except OSError as e:
+            self.refuse(f"export failed: {e.strerror or e}: {e.filename or self.export_dir}")
+            return
+        self.log_pane.add("info", f"exported the {kind} result to {js} and the screen to {svg}")
+        self.notify(f"wrote {os.path.basename(js)} and {os.path.basename(svg)}", timeout=3)
+
+    # -- command palette ---------------------------------------------------------------------------------------
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for b in self.BINDINGS:
+            if isinstance(b, Binding) and b.action not in ("quit", "leave_field"):
+                yield SystemCommand(f"{b.description.capitalize()} ({b.key_display or b.key})",
+                                    b.tooltip or b.description, partial(self.run_action, b.action))
+        for p in PRESETS.values():
+            yield SystemCommand(f"Preset {p.name}", f"{p.kind}: {p.summary}", partial(self.action_run_preset, p.name))
+
+    # -- state for tests and benchmarks ------------------------------------------------------------------------
+    @property
+    def settled(self) -> bool:
+        """No job running or starting, nothing waiting in the bridge, no worker busy."""
+        busy = any(w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in self.workers)
+        return not (self.bridge.running or self._starting or self.bridge.pending or busy)
+
+
+def _g(v: Any) -> str:
+    return "-" if v is None else f"{v:.4g}"

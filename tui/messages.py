@@ -1,0 +1,37 @@
+"""The app's messages: engine events that cross from the job thread, and results of the app's own workers."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.message import Message
+
+from initlab.engine.events import Event
+
+
+@dataclass
+class EngineEvent(Message):
+    """A discrete engine event (started, log line, non-finite, finished, failed, cancelled), in order.
+    High-rate events (per-step statistics, progress, epoch ends) never come this way: the bridge merges them."""
+
+    event: Event
+
+
+@dataclass
+class DevicesFound(Message):
+    """The devices present on this machine, as (device string, label), once torch has loaded."""
+
+    devices: list[tuple[str, str]]
+
+
+@dataclass
+class CurveReady(Message):
+    """An activation's curve and gains, computed on a worker thread."""
+
+    name: str
+    slope: float
+    x: list[float]
+    f: list[float]
+    df: list[float]
+    max_derivative: float
+    torch_gain: float | None
+    empirical_gain: float

@@ -1,0 +1,90 @@
+"""The centre pane: seven chart tabs and, one key away, the numbers behind the visible chart."""
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import TabbedContent, TabPane
+
+from .activation_chart import ActivationChart
+from .dist_chart import KINDS, DistributionChart
+from .heatmap import HeatmapChart
+from .layer_charts import BackwardChart, ForwardChart, GlorotChart
+from .numbers import NumbersTable
+from .plot import PlotWidget
+from .training_chart import TrainingChart
+
+TABS: tuple[tuple[str, str, type[PlotWidget], str], ...] = (
+    ("forward", "Forward", ForwardChart, "activation std per layer, log10, with level 1 and the input's std"),
+    ("backward", "Backward", BackwardChart, "mean |dL/dW| and std of dL/dz per layer, log10"),
+    ("glorot", "Glorot", GlorotChart, "forward and backward variance ratios per layer around 1"),
+    ("distributions", "Distributions", DistributionChart, "quantile boxes of weights, activations or gradients"),
+    ("training", "Training", TrainingChart, "train and test loss per epoch, a pinned baseline overlaid"),
+    ("heatmap", "Heatmap", HeatmapChart, "layer x step of log10 std of dL/dW"),
+    ("activation", "Activation", ActivationChart, "f and f', max f', torch's gain and the empirical one"),
+)
+
+
+class ChartsPane(Vertical):
+    """Holds the charts; each chart keeps its data and draws only while its tab is the visible one."""
+
+    def compose(self) -> ComposeResult:
+        with TabbedContent(id="tabs", initial="forward"):
+            for i, (tid, title, cls, _about) in enumerate(TABS, start=1):
+                with TabPane(f"{i} {title}", id=tid):
+                    yield cls(id=f"chart-{tid}")
+        table = NumbersTable(id="numbers")
+        table.display = False
+        yield table
+
+    # -- access ------------------------------------------------------------------------------------------------
+    def chart(self, tid: str) -> Any:
+        return self.query_one(f"#chart-{tid}")
+
+    @property
+    def active(self) -> str:
+        return self.query_one(TabbedContent).active or "forward"
+
+    def visible_chart(self) -> PlotWidget:
+        return self.chart(self.active)
+
+    def show_tab(self, tid: str) -> None:
+        self.query_one(TabbedContent).active = tid
+
+    # -- data --------------------------------------------------------------------------------------------------
+    def set_data(self, tid: str, data: Any) -> None:
+        self.chart(tid).set_data(data)
+        if tid == self.active:
+            self.refresh_numbers()
+
+    def cycle_kind(self) -> str:
+        chart: DistributionChart = self.chart("distributions")
+        kind = KINDS[(KINDS.index(chart.kind) + 1) % len(KINDS)]
+        chart.set_kind(kind)
+        self.refresh_numbers()
+        return kind
+
+    # -- numbers -----------------------------------------------------------------------------------------------
+    @property
+    def numbers_shown(self) -> bool:
+        return self.query_one(NumbersTable).display
+
+    def toggle_numbers(self) -> bool:
+        table = self.query_one(NumbersTable)
+        table.display = not table.display
+        self.refresh_numbers()
+        return table.display
+
+    def refresh_numbers(self) -> None:
+        table = self.query_one(NumbersTable)
+        if not table.display:
+            return
+        chart = self.visible_chart()
+        if chart.has_data():
+            table.show(*chart.table())
+        else:
+            table.show(["-"], [[chart.empty]])
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        self.refresh_numbers()

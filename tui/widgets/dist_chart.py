@@ -1,0 +1,114 @@
+"""Distributions: per-layer quantile boxes (min, 5%, 25%, median, 75%, 95%, max) of weights, activations or
+gradients, drawn cell by cell: the terminal's violin plot."""
+from __future__ import annotations
+
+import math
+
+from rich.text import Text
+
+from .layer_charts import LayerChart, layer_ticks
+from .plot import Row, fmt, legend, theme_rgb
+
+KINDS = ("weight", "activation", "gradient")
+QUANTILE_NAMES = ("min", "5%", "25%", "median", "75%", "95%", "max")
+LABEL_W = 10
+
+
+def _rgb(c: tuple[int, int, int]) -> str:
+    return f"rgb({c[0]},{c[1]},{c[2]})"
+
+
+def sample(n: int, slots: int) -> list[int]:
+    """Which of n items to show in `slots` places: all when they fit, else evenly spaced, first and last kept."""
+    if n <= slots:
+        return list(range(n))
+    return sorted({round(k * (n - 1) / (slots - 1)) for k in range(slots)})
+
+
+def y_range(qs: list[list[float]]) -> tuple[float, float]:
+    """From the lowest 5% to the highest 95% quantile over the layers; min and max past that are clipped."""
+    lo = min((q[1] for q in qs if math.isfinite(q[1])), default=-1.0)
+    hi = max((q[5] for q in qs if math.isfinite(q[5])), default=1.0)
+    if hi - lo < 1e-12:
+        lo, hi = lo - 1.0, hi + 1.0
+    pad = 0.04 * (hi - lo)
+    return lo - pad, hi + pad
+
+
+def cell(q: list[float], top: float, bottom: float) -> str | None:
+    """The glyph for a layer's column in the row covering (bottom, top], or None for blank."""
+    def meets(a: float, b: float) -> bool:
+        return a <= top and b > bottom
+
+    if bottom < q[3] <= top:
+        return "━"
+    if meets(q[2], q[4]):
+        return "█"
+    if meets(q[1], q[5]):
+        return "│"
+    if bottom < q[0] <= top or bottom < q[6] <= top:
+        return "·"
+    return None
+
+
+class DistributionChart(LayerChart):
+    title = "Distributions"
+    empty = "no distributions yet: a probe records them (p)"
+    kind = "activation"
+
+    def has_data(self) -> bool:
+        return super().has_data() and bool(self.data.distributions)
+
+    def set_kind(self, kind: str) -> None:
+        self.kind = kind
+        self.version += 1
+        self.refresh()
+
+    def quantiles(self) -> list[list[float]]:
+        return [list(d.get(self.kind) or [math.nan] * 7) for d in self.data.distributions]
+
+    def draw(self, width: int, height: int) -> Text:
+        c = theme_rgb(self)
+        qs = self.quantiles()
+        lo, hi = y_range(qs)
+        rows = max(2, height - 3)
+        plot_w = max(4, width - LABEL_W - 1)
+        shown = sample(len(qs), plot_w)
+        cw = max(1, plot_w // max(1, len(shown)))
+        box_w = cw - 1 if cw >= 3 else cw
+        out = Text(f"{self.title}: {self.kind} quantiles per layer (k switches){self.label()}", style="bold",
+                   no_wrap=True, overflow="ellipsis")
+        styles = {"━": f"bold {_rgb(c['accent'])}", "█": _rgb(c["primary"]), "│": _rgb(c["foreground"]),
+                  "·": _rgb(c["foreground"]), "▲": _rgb(c["warning"]), "▼": _rgb(c["warning"])}
+        step = (hi - lo) / rows
+        label_every = max(1, rows // 5)
+        for r in range(rows):
+            top, bottom = hi - r * step, hi - (r + 1) * step
+            out.append("\n")
+            label = fmt((top + bottom) / 2, 3) if r % label_every == 0 or r == rows - 1 else ""
+            out.append(label.rjust(LABEL_W - 1) + ("┤" if label else "│"), style="dim")
+            for i in shown:
+                q = qs[i]
+                g = cell(q, top, bottom) if all(math.isfinite(v) for v in q) else None
+                if g is None and r == 0 and q[6] > hi:
+                    g = "▲"
+                if g is None and r == rows - 1 and q[0] < lo:
+                    g = "▼"
+                glyph = g or " "
+                out.append(glyph * box_w, style=styles.get(glyph, ""))
+                out.append(" " * (cw - box_w))
+        out.append("\n" + " " * LABEL_W)
+        axis = [" "] * (cw * len(shown))
+        for t in layer_ticks(len(shown), max(2, plot_w // 6)):
+            s = str(shown[t])
+            at = t * cw
+            if at + len(s) <= len(axis):
+                axis[at:at + len(s)] = list(s)
+        out.append("".join(axis) + " layer", style="dim")
+        out.append("\n")
+        out.append_text(legend(("█", "25-75%", c["primary"]), ("━", "median", c["accent"]),
+                               ("│", "5-95%", None), ("·", "min/max", None), ("▲▼", "beyond the axis", c["warning"])))
+        return out
+
+    def table(self) -> tuple[Row, list[Row]]:
+        return ["layer", *QUANTILE_NAMES], [[str(i), *(fmt(v) for v in q)] for i, q in enumerate(self.quantiles())]

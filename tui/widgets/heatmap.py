@@ -1,0 +1,81 @@
+"""Heatmap: layer x step of log10 std of the weight gradient over the run, one shaded cell per layer and step."""
+from __future__ import annotations
+
+from rich.text import Text
+
+from .dist_chart import LABEL_W, sample
+from .plot import PlotWidget, Row, finite, fmt, theme_rgb
+
+SHADES = "·░▒▓█"
+MISSING = "×"
+Column = tuple[int, tuple[float | None, ...]]
+
+
+def blend(a: tuple[int, int, int], b: tuple[int, int, int], t: float) -> tuple[int, int, int]:
+    return (round(a[0] + (b[0] - a[0]) * t), round(a[1] + (b[1] - a[1]) * t), round(a[2] + (b[2] - a[2]) * t))
+
+
+def level(v: float, lo: float, hi: float, n: int = len(SHADES)) -> int:
+    """Which of n shades a value falls in, lo..hi split evenly."""
+    if hi - lo < 1e-12:
+        return n - 1
+    return min(n - 1, max(0, int((v - lo) / (hi - lo) * n)))
+
+
+class HeatmapChart(PlotWidget):
+    """Data: a tuple of (step, log10 values per layer) columns, oldest first."""
+
+    title = "Heatmap: log10 std of dL/dW, layer x step"
+
+    def has_data(self) -> bool:
+        return bool(self.data)
+
+    def draw(self, width: int, height: int) -> Text:
+        c = theme_rgb(self)
+        cols: tuple[Column, ...] = self.data
+        n_layers = max(len(col[1]) for col in cols)
+        values = finite(v for _, col in cols for v in col)
+        lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
+        rows = sample(n_layers, max(1, height - 3))
+        plot_w = max(4, width - LABEL_W - 1)
+        shown = sample(len(cols), plot_w)
+        cw = max(1, min(4, plot_w // max(1, len(shown))))
+        ramp = [blend(c["primary"], c["warning"], t / 2) for t in range(3)] + [blend(c["warning"], c["error"], 0.5),
+                                                                             c["error"]]
+        out = Text(self.title, style="bold", no_wrap=True, overflow="ellipsis")
+        label_every = max(1, len(rows) // 6)
+        for k, layer in enumerate(rows):
+            out.append("\n")
+            out.append((f"layer {layer}" if k % label_every == 0 else "").rjust(LABEL_W - 1) + "│", style="dim")
+            for j in shown:
+                col = cols[j][1]
+                v = col[layer] if layer < len(col) else None
+                if v is None:
+                    out.append(MISSING * cw, style="dim")
+                    continue
+                i = level(v, lo, hi)
+                rgb = ramp[i]
+                out.append(SHADES[i] * cw, style=f"rgb({rgb[0]},{rgb[1]},{rgb[2]})")
+        first, last = cols[shown[0]][0], cols[shown[-1]][0]
+        axis = f"step {first}"
+        right = f"step {last}"
+        span_w = cw * len(shown)
+        out.append("\n" + " " * LABEL_W + (axis + right.rjust(max(1, span_w - len(axis)))), style="dim")
+        out.append("\n")
+        for i, g in enumerate(SHADES):
+            rgb = ramp[i]
+            out.append(f" {g}", style=f"rgb({rgb[0]},{rgb[1]},{rgb[2]})")
+            out.append(f" {fmt(lo + (hi - lo) * i / len(SHADES), 3)}")
+        out.append(f"  {MISSING} zero or non-finite", style="dim")
+        return out
+
+    def table(self) -> tuple[Row, list[Row]]:
+        cols: tuple[Column, ...] = self.data
+        n_layers = max(len(col[1]) for col in cols)
+        out = []
+        for layer in range(n_layers):
+            series = [col[1][layer] if layer < len(col[1]) else None for col in cols]
+            vals = finite(series)
+            out.append([str(layer), fmt(series[0], 3), fmt(series[-1], 3), fmt(min(vals) if vals else None, 3),
+                        fmt(max(vals) if vals else None, 3)])
+        return ["layer", f"step {cols[0][0]}", f"step {cols[-1][0]}", "min", "max"], out

@@ -1,0 +1,165 @@
+"""Per-layer log10 charts: Forward (activation std), Backward (gradients), Glorot (variance ratios)."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from rich.text import Text
+
+from ..bridge import log10_or_none
+from .plot import RGB, PlotWidget, Row, build_plot, fmt, legend, log_ticks, span, theme_rgb
+
+Layers = tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class LayerData:
+    """What the per-layer charts draw: the latest statistics, the input's std and a pinned baseline's layers."""
+
+    layers: Layers
+    input_std: float | None = None
+    baseline: Layers = ()
+    label: str = ""                         # "probe", "train step 120", ...
+    distributions: tuple[dict[str, list[float]], ...] | None = None
+
+
+@dataclass(frozen=True)
+class Series:
+    name: str
+    values: list[float | None]              # log10 units; None where not finite or not positive
+    glyph: str
+    color: RGB
+    bars: bool = False
+
+
+def layer_ticks(n: int, most: int = 8) -> list[int]:
+    if n <= most:
+        return list(range(n))
+    step = max(1, round((n - 1) / (most - 1)))
+    ticks = list(range(0, n, step))
+    if ticks[-1] != n - 1:
+        ticks.append(n - 1)
+    return ticks
+
+
+def nonfinite_note(layers: Layers, key: str) -> str:
+    bad = [i for i, d in enumerate(layers) if d.get(key) is None or not math.isfinite(d[key])]
+    if not bad:
+        return ""
+    return f"  {key} non-finite in {len(bad)} layer{'s' if len(bad) > 1 else ''}, from layer {bad[0]}"
+
+
+def draw_log_bars(width: int, height: int, title: str, series: list[Series],
+                  refs: list[tuple[str, float | None, str, RGB]], note: str = "") -> Text:
+    """Title, a plotext chart of log10 values per layer (bars and lines) with horizontal reference lines, legend."""
+    n = max((len(s.values) for s in series), default=0)
+    lo, hi = span([v for s in series for v in s.values], *[r[1] for r in refs if r[1] is not None])
+
+    def draw(plt: Any) -> None:
+        for s in series:
+            pts = [(i, v) for i, v in enumerate(s.values) if v is not None]
+            if not pts:
+                continue
+            xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+            if s.bars:
+                plt.bar(xs, ys, marker=s.glyph, color=s.color, width=0.8)
+            else:
+                plt.plot(xs, ys, marker=s.glyph, color=s.color)
+        for _name, y, glyph, rgb in refs:
+            if y is not None:
+                plt.plot([-0.5, n - 0.5], [y, y], marker=glyph, color=rgb)
+        ticks, labels = log_ticks(lo, hi, most=max(2, (height - 4) // 2))
+        plt.yticks(ticks, labels)
+        plt.ylim(lo, hi)
+        plt.xlim(-0.5, n - 0.5)
+        plt.xticks(layer_ticks(n, max(2, width // 8)))
+        plt.xlabel("layer")
+
+    out = Text(title + note, style="bold", no_wrap=True, overflow="ellipsis")
+    out.append("\n")
+    out.append_text(build_plot(width, height - 2, draw))
+    out.append("\n")
+    out.append_text(legend(*[(s.glyph, s.name, s.color) for s in series],
+                           *[(g, name, rgb) for name, y, g, rgb in refs if y is not None]))
+    return out
+
+
+def logs(layers: Layers, key: str) -> list[float | None]:
+    return [log10_or_none(d.get(key)) for d in layers]
+
+
+class LayerChart(PlotWidget):
+    """A chart drawn from LayerData."""
+
+    def has_data(self) -> bool:
+        return isinstance(self.data, LayerData) and len(self.data.layers) > 0
+
+    def label(self) -> str:
+        return f" ({self.data.label})" if self.data.label else ""
+
+
+class ForwardChart(LayerChart):
+    title = "Forward: activation std per layer, log10"
+
+    def draw(self, width: int, height: int) -> Text:
+        c = theme_rgb(self)
+        d: LayerData = self.data
+        series = [Series("a_std", logs(d.layers, "a_std"), "▆", c["primary"], bars=True)]
+        if d.baseline:
+            series.append(Series("baseline a_std", logs(d.baseline, "a_std"), "×", c["secondary"]))
+        in_std = log10_or_none(d.input_std)
+        refs = [("level 1", 0.0, "─", c["accent"])]
+        if in_std is not None:
+            refs.append((f"input std {fmt(d.input_std, 3)}", in_std, "┈", c["success"]))
+        return draw_log_bars(width, height, self.title + self.label(), series, refs, nonfinite_note(d.layers, "a_std"))
+
+    def table(self) -> tuple[Row, list[Row]]:
+        cols = ["layer", "a_std", "log10", "a_mean", "z_std", "saturated", "dead"]
+        rows = [[str(i), fmt(r.get("a_std")), fmt(log10_or_none(r.get("a_std")), 3), fmt(r.get("a_mean")),
+                 fmt(r.get("z_std")), fmt(r.get("saturated_frac"), 3), fmt(r.get("dead_frac"), 3)]
+                for i, r in enumerate(self.data.layers)]
+        return cols, rows
+
+
+class BackwardChart(LayerChart):
+    title = "Backward: mean |dL/dW| and std dL/dz per layer, log10"
+
+    def draw(self, width: int, height: int) -> Text:
+        c = theme_rgb(self)
+        d: LayerData = self.data
+        series = [Series("mean |dL/dW|", logs(d.layers, "grad_w_absmean"), "▆", c["primary"], bars=True),
+                  Series("std dL/dz", logs(d.layers, "grad_z_std"), "•", c["accent"])]
+        if d.baseline:
+            series.append(Series("baseline mean |dL/dW|", logs(d.baseline, "grad_w_absmean"), "×", c["secondary"]))
+        return draw_log_bars(width, height, self.title + self.label(), series, [],
+                             nonfinite_note(d.layers, "grad_w_absmean"))
+
+    def table(self) -> tuple[Row, list[Row]]:
+        cols = ["layer", "mean|dL/dW|", "std dL/dz", "std dL/dW", "grad/weight"]
+        rows = [[str(i), fmt(r.get("grad_w_absmean")), fmt(r.get("grad_z_std")), fmt(r.get("grad_w_std")),
+                 fmt(r.get("grad_to_weight"))] for i, r in enumerate(self.data.layers)]
+        if any("update_to_weight_log10" in r for r in self.data.layers):
+            cols.append("log10 update/w")
+            for row, r in zip(rows, self.data.layers):
+                row.append(fmt(r.get("update_to_weight_log10"), 3))
+        return cols, rows
+
+
+class GlorotChart(LayerChart):
+    title = "Glorot: Var(z)/Var(x) and Var(dL/dx)/Var(dL/dz) per layer, log10 (0 is kept)"
+
+    def draw(self, width: int, height: int) -> Text:
+        c = theme_rgb(self)
+        d: LayerData = self.data
+        series = [Series("forward ratio", logs(d.layers, "fwd_var_ratio"), "▆", c["primary"], bars=True),
+                  Series("backward ratio", logs(d.layers, "bwd_var_ratio"), "•", c["accent"])]
+        refs = [("ratio 1", 0.0, "─", c["success"])]
+        return draw_log_bars(width, height, self.title + self.label(), series, refs,
+                             nonfinite_note(d.layers, "fwd_var_ratio"))
+
+    def table(self) -> tuple[Row, list[Row]]:
+        cols = ["layer", "fan_in", "fan_out", "fwd_var_ratio", "bwd_var_ratio"]
+        rows = [[str(i), str(r.get("fan_in", "-")), str(r.get("fan_out", "-")), fmt(r.get("fwd_var_ratio")),
+                 fmt(r.get("bwd_var_ratio"))] for i, r in enumerate(self.data.layers)]
+        return cols, rows

@@ -1,0 +1,44 @@
+"""The log pane: time, level, message; warnings and errors stand out; bounded length."""
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Callable
+
+from rich.text import Text
+from textual.widgets import RichLog
+
+from .plot import theme_rgb
+
+MAX_LINES = 500
+LEVEL_WORD = {"info": "info ", "warning": "WARN ", "error": "ERROR"}
+
+
+def wall_clock() -> str:
+    return time.strftime("%H:%M:%S")
+
+
+class LogPane(RichLog):
+    """A RichLog that keeps its last MAX_LINES entries as (time, level, message) for whoever asks (tests, export)."""
+
+    DEFAULT_CSS = """
+    LogPane { height: 8; }
+    """
+
+    def __init__(self, clock: Callable[[], str] = wall_clock, **kwargs):
+        super().__init__(max_lines=MAX_LINES, wrap=True, markup=False, highlight=False, **kwargs)
+        self.clock = clock
+        self.entries: deque[tuple[str, str, str]] = deque(maxlen=MAX_LINES)
+
+    def add(self, level: str, message: str) -> None:
+        stamp = self.clock()
+        self.entries.append((stamp, level, message))
+        c = theme_rgb(self)
+        colour = {"warning": c["warning"], "error": c["error"]}.get(level)
+        style = f"bold rgb({colour[0]},{colour[1]},{colour[2]})" if colour else "dim"
+        line = Text.assemble((stamp + " ", "dim"), (LEVEL_WORD.get(level, level[:5].ljust(5)), style), " ",
+                             (message, "bold" if colour else ""))
+        self.write(line)
+
+    def messages(self) -> list[str]:
+        return [m for _t, _l, m in self.entries]

@@ -1,0 +1,153 @@
+"""A thin chart widget over plotext: keeps its data, builds the plot only when shown, caches it per size and theme."""
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Callable, Iterable
+
+import plotext as plt
+from rich.text import Text
+from textual.color import Color
+from textual.widget import Widget
+
+Row = list[str]
+RGB = tuple[int, int, int]
+_FALLBACK = {"primary": (1, 120, 212), "secondary": (0, 69, 120), "accent": (255, 166, 43),
+             "warning": (255, 166, 43), "error": (186, 60, 91), "success": (78, 191, 113),
+             "foreground": (224, 224, 224)}
+
+
+def fmt(v: Any, digits: int = 4) -> str:
+    """A number for a table cell: 4 significant digits, 'nan'/'inf' spelled out, None as a dash."""
+    if v is None:
+        return "-"
+    if isinstance(v, bool) or isinstance(v, int):
+        return str(v)
+    if isinstance(v, float) and not math.isfinite(v):
+        return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
+    return f"{v:.{digits}g}"
+
+
+def log_label(p: int, m: int = 1) -> str:
+    """Tick label for m * 10**p: plain numbers near 1 (0.02, 5, 100), m e p further out."""
+    if -3 <= p <= 3:
+        return f"{m * 10.0 ** p:g}"
+    return f"{m}e{p}"
+
+
+def log_ticks(lo: float, hi: float, most: int = 6) -> tuple[list[float], list[str]]:
+    """Ticks for a log10 axis from lo to hi: whole powers of ten, thinned to at most `most`; where fewer than two
+    powers fall inside, the 1-2-5 steps; where even those are too few, three evenly spaced values."""
+    powers = list(range(math.ceil(lo), math.floor(hi) + 1))
+    if len(powers) >= 2:
+        step = max(1, math.ceil(len(powers) / max(1, most)))
+        ps = [p for p in powers if p % step == 0] or powers[:1]
+        return [float(p) for p in ps], [log_label(p) for p in ps]
+    marks = [(p + math.log10(m), log_label(p, m)) for p in range(math.floor(lo) - 1, math.ceil(hi) + 1)
+             for m in (1, 2, 5) if lo <= p + math.log10(m) <= hi]
+    if len(marks) >= 2:
+        return [v for v, _ in marks], [t for _, t in marks]
+    vs = [lo + (hi - lo) * k / 4 for k in (1, 2, 3)]
+    return vs, [f"{10.0 ** v:.3g}" for v in vs]
+
+
+def finite(values: Iterable[float | None]) -> list[float]:
+    return [v for v in values if v is not None and math.isfinite(v)]
+
+
+def span(values: Iterable[float | None], *extra: float, pad: float = 0.3) -> tuple[float, float]:
+    """A y range that holds every finite value and the extra marks, with a little room, never empty."""
+    vs = finite(values) + [e for e in extra if e is not None and math.isfinite(e)]
+    if not vs:
+        return -1.0, 1.0
+    lo, hi = min(vs), max(vs)
+    if hi - lo < 1e-9:
+        lo, hi = lo - 1, hi + 1
+    return lo - pad, hi + pad
+
+
+def theme_rgb(widget: Widget) -> dict[str, RGB]:
+    """The current theme's main colours as RGB tuples, for plotext."""
+    out = dict(_FALLBACK)
+    try:
+        variables = widget.app.theme_variables
+    except Exception:           # no app yet (a widget drawn on its own)
+        return out
+    for name in out:
+        try:
+            out[name] = Color.parse(variables[name]).rgb
+        except Exception:
+            pass
+    return out
+
+
+def build_plot(width: int, height: int, draw: Callable[[Any], None]) -> Text:
+    """Run draw(plt) on a cleared plotext figure of the given size and return the result as Rich Text."""
+    plt.clf()
+    plt.plotsize(max(width, 10), max(height, 5))
+    plt.theme("clear")
+    draw(plt)
+    return Text.from_ansi(plt.build().rstrip("\n"), no_wrap=True)
+
+
+def legend(*items: tuple[str, str, RGB | None]) -> Text:
+    """One line: glyph, then name, per series; glyphs differ so the line reads without colour."""
+    out = Text(no_wrap=True, overflow="ellipsis")
+    for glyph, name, rgb in items:
+        style = f"rgb({rgb[0]},{rgb[1]},{rgb[2]})" if rgb else ""
+        out.append(f" {glyph} ", style=style)
+        out.append(name + " ")
+    return out
+
+
+class PlotWidget(Widget):
+    """Base of every chart: set_data() stores the data and asks for a repaint; render() builds the picture only
+    when the widget is on screen (a hidden tab is never rendered) and only when data, size or theme changed."""
+
+    DEFAULT_CSS = """
+    PlotWidget { width: 1fr; height: 1fr; }
+    """
+    title = "chart"
+    empty = "no data yet: p probes, t trains"
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.data: Any = None
+        self.version = 0
+        self.builds = 0             # how many times the picture was built (tests: only the visible chart)
+        self.last_build_ms = 0.0
+        self._key: tuple | None = None
+        self._picture: Text | None = None
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "theme", lambda _: self.refresh(), init=False)
+
+    def set_data(self, data: Any) -> None:
+        self.data = data
+        self.version += 1
+        self.refresh()
+
+    def has_data(self) -> bool:
+        return self.data is not None
+
+    def render(self) -> Text:
+        w, h = self.size
+        key = (self.version, w, h, self.app.theme)
+        if key != self._key or self._picture is None:
+            t0 = time.perf_counter()
+            if self.has_data() and w >= 10 and h >= 4:
+                self._picture = self.draw(w, h)
+            else:
+                self._picture = Text(self.empty if not self.has_data() else "too small", style="dim")
+            self.last_build_ms = (time.perf_counter() - t0) * 1000
+            self.builds += 1
+            self._key = key
+        return self._picture
+
+    def draw(self, width: int, height: int) -> Text:
+        """The picture for the current data; subclasses draw their chart."""
+        return Text(str(self.data))
+
+    def table(self) -> tuple[Row, list[Row]]:
+        """The numbers behind the chart: column names and one row per layer (or epoch)."""
+        return ["value"], [[str(self.data)]]
