@@ -1,0 +1,96 @@
+"""Singular values of the input-output Jacobian at initialisation (Saxe et al. 2014; Pennington et al. 2017).
+
+Dynamical isometry means every singular value of d(output)/d(input) near 1: a deep linear net with orthogonal
+weights has exactly that, a Gaussian one spreads them over orders of magnitude as depth grows.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from . import device as devices
+from .models import build_mlp
+from .spec import Config, SpecError, validate
+
+MAX_INPUTS = 256
+
+
+def input_jacobians(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """[n, out, in]: the Jacobian of the model at each row of x, every row pushed through alone."""
+    from torch.func import jacrev, vmap
+
+    def one(xi: torch.Tensor) -> torch.Tensor:
+        return model(xi.unsqueeze(0)).squeeze(0)
+
+    return vmap(jacrev(one))(x)
+
+
+def _check_size(cfg: Config, inputs: int, dev: torch.device, itemsize: int) -> None:
+    need = inputs * cfg.out_features * cfg.in_features * itemsize * 4     # J, its SVD workspace and copies
+    free = devices.free_bytes(dev)
+    if need > 0.5 * free:
+        raise SpecError("inputs", inputs, f"fewer inputs or smaller in/out features: {inputs} Jacobians of "
+                        f"{cfg.out_features} x {cfg.in_features} need about {need / 2**30:.1f} GiB, "
+                        f"{free / 2**30:.1f} GiB is free on {dev}")
+
+
+def histogram(log_values: torch.Tensor, bins: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Counts of the values in `bins` equal bins from their min to their max (a one-decade window around them when
+    they are all equal), and that min and max; all on the device, no transfer."""
+    lo, hi = log_values.min(), log_values.max()
+    flat = (hi - lo) < 1e-9
+    lo = torch.where(flat, lo - 0.5, lo)
+    hi = torch.where(flat, hi + 0.5, hi)
+    idx = ((log_values - lo) / (hi - lo) * bins).floor().clamp(0, bins - 1).long()
+    return torch.bincount(idx, minlength=bins), lo, hi
+
+
+def jacobian_spectrum(cfg: Config, inputs: int = 1, bins: int = 20) -> dict[str, Any]:
+    """Build and initialise the MLP as the probe does (same seed), take its Jacobian at `inputs` N(0, 1) inputs in
+    eval mode (dropout off, batch norm on its running statistics) and in float64 where the device has it, so the
+    smallest singular values are not lost to rounding.
+
+    singular_values: the sorted spectra averaged over the inputs (descending); max, min, condition_number
+    (max / min, inf when min is 0) of that average; histogram: counts of log10 of every singular value of every
+    input, zeros counted apart."""
+    validate(cfg)
+    if not 1 <= inputs <= MAX_INPUTS:
+        raise SpecError("inputs", inputs, f"an integer in [1, {MAX_INPUTS}]")
+    if not 1 <= bins <= 1000:
+        raise SpecError("bins", bins, "an integer in [1, 1000]")
+    dev = devices.resolve(cfg.device)
+    dtype = torch.float32 if dev.type == "mps" else torch.float64
+    _check_size(cfg, inputs, dev, torch.finfo(dtype).bits // 8)
+    devices.check_fits(cfg, dev)
+    torch.manual_seed(cfg.seed)
+    model = build_mlp(cfg, dev).to(dtype).eval()
+    x = torch.randn(inputs, cfg.in_features, device=dev, dtype=dtype)
+    jac = input_jacobians(model, x).detach()
+    s = torch.linalg.svdvals(jac)                      # [inputs, k], each row descending
+    mean_s = s.mean(0)
+    flat = s.flatten()
+    positive = flat > 0
+    logs = torch.log10(flat[positive]) if bool(positive.any()) else flat.new_zeros(1)
+    counts, lo, hi = histogram(logs, bins)
+    zeros = (~positive).sum()
+    finite = torch.isfinite(jac).all()
+    dt = mean_s.dtype
+    host = torch.cat([mean_s, counts.to(dt), torch.stack([zeros.to(dt), finite.to(dt), (flat ** 2).mean(), lo, hi])
+                      ]).tolist()   # one transfer
+    k = mean_s.numel()
+    sv = host[:k]
+    hist = [int(c) for c in host[k:k + bins]]
+    n_zero, all_finite, mean_sq, lo, hi = host[k + bins:]
+    n_zero, all_finite = int(n_zero), bool(all_finite)
+    smax, smin = sv[0], sv[-1]
+    cond = smax / smin if smin > 0 else math.inf
+    return {
+        "singular_values": sv, "max": smax, "min": smin, "condition_number": cond,
+        "log10_spread": math.log10(cond) if 0 < cond < math.inf else None, "mean_squared": mean_sq,
+        "histogram": {"edges": [lo + (hi - lo) * i / bins for i in range(bins + 1)], "counts": hist,
+                      "zeros": n_zero, "log10": True},
+        "inputs": inputs, "shape": [cfg.out_features, cfg.in_features], "finite": all_finite,
+        "dtype": str(dtype).replace("torch.", ""), "device": str(dev), "config": cfg.to_dict(),
+    }

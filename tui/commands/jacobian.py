@@ -1,0 +1,60 @@
+"""`initlab jacobian`: singular values of the network's input-output Jacobian at init, as a log10 histogram."""
+from __future__ import annotations
+
+import argparse
+
+from .common import add_config_flags, config_from_args, fmt, print_json
+
+BAR = 40
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("jacobian", help="singular values of the input-output Jacobian at init",
+                       description=__doc__ + " All equal to 1 is dynamical isometry (an orthogonal linear net); "
+                       "a wide spread means some input directions vanish and others explode.")
+    add_config_flags(p, groups=("model", "init", "run"))
+    p.add_argument("--inputs", default="1", metavar="N",
+                   help="average the sorted spectra over N random N(0, 1) inputs (default 1)")
+    p.add_argument("--bins", default="20", metavar="K", help="histogram bins over log10 of the values")
+    p.add_argument("--json", action="store_true", help="print one JSON object and nothing else")
+    p.set_defaults(func=run)
+
+
+def _int(name: str, raw: str) -> int:
+    from initlab.engine.spec import SpecError
+
+    try:
+        return int(str(raw).strip())
+    except ValueError:
+        raise SpecError(name, raw, "an integer") from None
+
+
+def histogram_text(hist: dict) -> str:
+    counts, edges = hist["counts"], hist["edges"]
+    top = max(counts + [1])
+    lines = ["log10(singular value)   count"]
+    for c, a, b in zip(counts, edges[:-1], edges[1:]):
+        lines.append(f"[{a:7.2f}, {b:7.2f})  {'#' * round(BAR * c / top):<{BAR}} {c}")
+    if hist["zeros"]:
+        lines.append(f"exactly zero: {hist['zeros']}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from initlab.engine.jacobian import jacobian_spectrum
+
+    cfg = config_from_args(args)
+    res = jacobian_spectrum(cfg, _int("inputs", args.inputs), _int("bins", args.bins))
+    if args.json:
+        print_json(res)
+        return 0
+    out, inp = res["shape"]
+    print(f"Jacobian {out} x {inp} of {cfg.depth} x {cfg.width} {cfg.activation}, init {cfg.init}, "
+          f"{res['inputs']} input(s), {res['dtype']} on {res['device']}")
+    print(f"  max singular value   {fmt(res['max'])}")
+    print(f"  min singular value   {fmt(res['min'])}")
+    print(f"  condition number     {fmt(res['condition_number'])}")
+    print(f"  mean squared         {fmt(res['mean_squared'])}")
+    print()
+    print(histogram_text(res["histogram"]))
+    return 0
