@@ -1,0 +1,56 @@
+"""`initlab widths`: muP's coordinate check, mean |a| per layer against width over the first training steps."""
+from __future__ import annotations
+
+import argparse
+
+from .common import add_config_flags, config_from_args, fmt, print_json, table
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("widths", help="coordinate check: per-layer mean |a| against width over the first steps",
+                       description=__doc__ + " Slope is d log(mean |a|) / d log(width): near 0 is width-stable.")
+    add_config_flags(p, groups=("model", "init", "probe", "train", "run"))
+    p.add_argument("--widths", default="64,128,256,512,1024", metavar="W1,W2,...",
+                   help="hidden widths to compare (default 64,128,256,512,1024)")
+    p.add_argument("--steps", default="5", metavar="N", help="training steps on one fixed N(0, 1) batch (default 5)")
+    p.add_argument("--json", action="store_true", help="print one JSON object and nothing else")
+    p.set_defaults(func=run)
+
+
+def step_table(res: dict, key: str, slope_key: str, t: int) -> str:
+    rows = []
+    for l, name in enumerate(res["layer_names"]):
+        row = {"layer": l}
+        for i, w in enumerate(res["widths"]):
+            row[str(w)] = res[key][i][t][l]
+        row["slope"] = res[slope_key][t][l]
+        rows.append(row)
+    cols = ["layer"] + [str(w) for w in res["widths"]] + ["slope"]
+    return table(rows, cols, ["layer"] + [f"w={w}" for w in res["widths"]] + ["slope"])
+
+
+def run(args: argparse.Namespace) -> int:
+    from initlab.engine.spec import SpecError
+    from initlab.engine.widths import MAX_STEPS, parse_widths, width_check
+
+    cfg = config_from_args(args)
+    widths = parse_widths(args.widths)
+    try:
+        steps = int(str(args.steps).strip())
+    except ValueError:
+        raise SpecError("steps", args.steps, f"an integer in [0, {MAX_STEPS}]") from None
+    res = width_check(cfg, widths, steps)
+    if args.json:
+        print_json(res)
+        return 0
+    print(f"{cfg.depth} layers, {cfg.activation}, init {cfg.init}, {cfg.optimizer} lr {fmt(cfg.lr)}, "
+          f"batch {cfg.batch}, widths {', '.join(map(str, widths))}")
+    print("\nmean |a| at step 0 (before training)")
+    print(step_table(res, "mean_abs_a", "slopes", 0))
+    if steps > 0:
+        print(f"\nmean |a| after {steps} steps")
+        print(step_table(res, "mean_abs_a", "slopes", steps))
+        print(f"\nmean |a - a_0| after {steps} steps (how far training moved each layer)")
+        print(step_table(res, "mean_abs_delta", "delta_slopes", steps))
+    print("\nslope: d log(mean |a|) / d log(width); near 0 is width-stable, 1 grows like the width")
+    return 0
