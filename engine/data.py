@@ -61,6 +61,9 @@ def load_file(path: str) -> tuple[torch.Tensor, torch.Tensor]:
                 if "X" not in keys or "y" not in keys:
                     raise _file_error(path, f"a file holding arrays X and y (found: {', '.join(keys) or 'none'})")
                 xa, ya = z["X"], z["y"]
+            for name, arr in (("X", xa), ("y", ya)):
+                if arr.dtype.kind not in "fiub":
+                    raise _file_error(path, f"{name} of a numeric dtype, not {arr.dtype}")
             x, y = torch.from_numpy(np.array(xa)), torch.from_numpy(np.array(ya))
         else:
             obj = torch.load(path, map_location="cpu", weights_only=True)

@@ -35,7 +35,7 @@ class Moments:
             if full:
                 mean = m.mean(1)
                 d = m - mean.unsqueeze(1)
-                lo, hi = torch.aminmax(m, dim=1)
+                lo, hi = m.amin(1), m.amax(1)
                 a = m.abs()
                 stats = [mean, (d * d).mean(1), lo, hi, a.mean(1), (a < float("inf")).double().mean(1)]
             else:

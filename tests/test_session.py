@@ -1,0 +1,134 @@
+"""Session: events in order, callbacks and async iteration, cancel latency, replacement, failures as events."""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from initlab.engine.events import (Cancelled, EpochEnd, Failed, Finished, LayerStats, LogLine, Progress,
+                                   Started)
+from initlab.engine.jobs import ProbeJob, TrainJob
+from initlab.engine.session import Session, describe_error
+from initlab.engine.spec import Config
+
+LONG = Config(depth=4, width=32, data="poly", batch=10, epochs=1000, stats_every=5, device="cpu", lr=0.001)
+
+
+def job_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("initlab-")]
+
+
+def test_probe_job_events_in_order_with_plain_values():
+    events = []
+    s = Session(events.append)
+    s.start(ProbeJob(Config(depth=3, width=8, in_features=8, out_features=8, device="cpu")))
+    assert s.wait(30)
+    kinds = [type(e) for e in events]
+    assert kinds[0] is Started and kinds[-1] is Finished
+    stats = next(e for e in events if isinstance(e, LayerStats))
+    assert len(stats.layers) == 3 and all(isinstance(v, (int, float, str, type(None)))
+                                          for d in stats.layers for v in d.values())
+    assert events[-1].result["verdict"]["kind"] in ("stable", "vanishing", "exploding", "nonfinite")
+
+
+def test_train_job_emits_progress_epochs_and_finishes():
+    events = []
+    s = Session(events.append)
+    s.start(TrainJob(LONG.replace(epochs=2, n_rows=100)))
+    assert s.wait(60)
+    assert isinstance(events[0], Started) and events[0].total_steps == 2 * 7
+    assert any(isinstance(e, Progress) for e in events)
+    assert [e.epoch for e in events if isinstance(e, EpochEnd)] == [1, 2]
+    assert isinstance(events[-1], Finished) and events[-1].result["stopped"] == "finished"
+
+
+def test_cancel_stops_within_half_a_second_and_leaves_no_thread():
+    events = []
+    s = Session(events.append)
+    s.start(TrainJob(LONG))
+    deadline = time.monotonic() + 30
+    while not any(isinstance(e, Progress) for e in events) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    t0 = time.perf_counter()
+    assert s.cancel(wait=True)
+    assert time.perf_counter() - t0 < 0.5
+    assert not job_threads()
+    assert isinstance(events[-1], Cancelled)
+    assert events[-1].result["stopped"] == "cancelled" and events[-1].result["steps_done"] > 0
+
+
+def test_a_new_job_replaces_a_running_one():
+    events = []
+    s = Session(events.append)
+    s.start(TrainJob(LONG))
+    time.sleep(0.3)
+    s.start(ProbeJob(Config(depth=2, width=4, in_features=4, out_features=4, device="cpu")))
+    assert s.wait(30)
+    kinds = [type(e).__name__ for e in events]
+    assert "Cancelled" in kinds
+    second = [e for e in events if isinstance(e, Started)][1]
+    assert second.replaced and second.job == "probe"
+    assert kinds.index("Cancelled") < kinds.index("Started", 1)
+    assert isinstance(events[-1], Finished)
+
+
+class Boom:
+    name = "boom"
+
+    def run(self, ctx):
+        raise RuntimeError("forward failed\nsecond line of detail")
+
+
+def test_an_exception_becomes_a_one_line_failed_event_and_the_session_goes_on():
+    events = []
+    s = Session(events.append)
+    s.start(Boom())
+    assert s.wait(10)
+    assert isinstance(events[-1], Failed) and events[-1].message == "RuntimeError: forward failed"
+    s.start(ProbeJob(Config(depth=2, width=4, in_features=4, out_features=4, device="cpu")))
+    assert s.wait(30) and isinstance(events[-1], Finished)
+
+
+def test_bad_config_fails_with_the_field_named():
+    events = []
+    s = Session(events.append)
+    s.start(TrainJob(LONG.replace(device="cuda:7")))
+    assert s.wait(10)
+    assert isinstance(events[-1], Failed) and events[-1].message.startswith("device: 'cuda:7'")
+
+
+def test_out_of_memory_message_names_the_size_and_the_remedy():
+    class OutOfMemoryError(RuntimeError):
+        pass
+    msg = describe_error(OutOfMemoryError("CUDA out of memory. Tried to allocate 2.50 GiB (GPU 0; 79.1 GiB total)"))
+    assert msg == "out of memory: tried to allocate 2.50 GiB; try a smaller batch or width"
+
+
+def test_async_iterator_sees_every_event():
+    async def main():
+        s = Session()
+        seen = []
+
+        async def consume():
+            async for ev in s.events():
+                seen.append(ev)
+                if isinstance(ev, (Finished, Failed)):
+                    return
+
+        task = asyncio.create_task(consume())
+        await asyncio.sleep(0)
+        s.start(ProbeJob(Config(depth=2, width=4, in_features=4, out_features=4, device="cpu")))
+        await asyncio.wait_for(task, 30)
+        return seen
+
+    seen = asyncio.run(main())
+    assert isinstance(seen[0], Started) and isinstance(seen[-1], Finished)
+    assert any(isinstance(e, LogLine) for e in seen)
+
+
+def test_events_are_frozen():
+    ev = Progress("train", step=1)
+    with pytest.raises(Exception):
+        ev.step = 2  # type: ignore[misc]

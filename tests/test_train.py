@@ -1,0 +1,194 @@
+"""Training engine: reproducibility, presets, non-finite stops, bounded history, update ratio, one transfer."""
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+
+from initlab.engine import train as train_mod
+from initlab.engine.history import Bounded
+from initlab.engine.presets import PRESETS
+from initlab.engine.spec import Config, SpecError
+from initlab.engine.stats import STAT_NAMES
+from initlab.engine.train import Trainer, run_training
+
+SMALL = dict(depth=3, width=8, data="poly", batch=10, epochs=2, n_rows=200, stats_every=5, device="cpu")
+
+
+def test_same_seed_same_losses_run_after_run():
+    cfg = Config(**SMALL, activation="tanh", init="xavier_uniform", optimizer="adam", lr=0.01)
+    a, b = run_training(cfg), run_training(cfg)
+    assert [e["train_loss"] for e in a["epochs"]] == [e["train_loss"] for e in b["epochs"]]
+    assert [s["loss"] for s in a["steps"]] == [s["loss"] for s in b["steps"]]
+    c = run_training(cfg.replace(seed=1))
+    assert [e["train_loss"] for e in c["epochs"]] != [e["train_loss"] for e in a["epochs"]]
+
+
+def test_json_shape_of_a_run():
+    res = run_training(Config(**SMALL))
+    assert {"config", "device", "torch", "epochs", "steps", "final", "stopped", "nonfinite"} <= set(res)
+    assert res["stopped"] == "finished" and res["nonfinite"] is None
+    assert [e["epoch"] for e in res["epochs"]] == [1, 2]
+    assert set(res["epochs"][0]) == {"epoch", "train_loss", "test_loss", "train_acc", "test_acc"}
+    names = set(STAT_NAMES) - {"distinct_units"}
+    step = res["steps"][0]
+    assert step["step"] == 0 and names | {"update_to_weight_log10"} <= set(step["layers"][0])
+    assert [s["step"] for s in res["steps"]] == list(range(0, res["steps_done"], 5))
+    assert set(STAT_NAMES) <= set(res["final"]["layers"][0])
+    assert res["config"]["in_features"] == 2 and res["config"]["out_features"] == 1   # follows the data
+
+
+def test_epoch_losses_match_a_direct_computation():
+    tr = Trainer(Config(**SMALL))
+    res = tr.run()
+    with torch.no_grad():
+        mse = torch.nn.functional.mse_loss
+        assert res["epochs"][-1]["train_loss"] == pytest.approx(
+            mse(tr.model(tr.data.x_train), tr.data.y_train).item(), rel=1e-6)
+        assert res["epochs"][-1]["test_loss"] == pytest.approx(
+            mse(tr.model(tr.data.x_test), tr.data.y_test).item(), rel=1e-6)
+
+
+def test_update_to_weight_ratio_matches_a_direct_computation():
+    tr = Trainer(Config(**SMALL, optimizer="sgd", lr=0.1))
+    xb, yb = tr.data.x_train[:10], tr.data.y_train[:10]
+    before = [b.linear.weight.detach().clone() for b in tr.model.blocks]
+    tr._sampled_step(xb, yb, 1)
+    rows = tr.steps.latest["layers"]
+    for b, w0, row in zip(tr.model.blocks, before, rows):
+        want = math.log10((b.linear.weight.detach() - w0).double().std(correction=0).item()
+                          / w0.double().std(correction=0).item())
+        assert row["update_to_weight_log10"] == pytest.approx(want, rel=1e-5, abs=1e-6)
+
+
+def test_blobs_report_accuracy_with_cross_entropy():
+    res = run_training(Config(**{**SMALL, "data": "blobs", "depth": 2, "width": 16, "lr": 0.1, "epochs": 3}))
+    last = res["epochs"][-1]
+    assert res["task"] == "classification" and 0.0 <= last["test_acc"] <= 1.0
+    assert last["train_acc"] > 0.5
+
+
+def test_nonfinite_stops_the_run_and_names_step_layer_tensor():
+    res = run_training(Config(**SMALL, lr=1e6))
+    assert res["stopped"] == "nonfinite"
+    nf = res["nonfinite"]
+    assert nf["tensor"] in ("activation", "gradient", "weight", "loss")
+    assert 0 <= nf["step"] < res["total_steps"] and res["steps_done"] < res["total_steps"]
+    assert nf["layer"] is None or 0 <= nf["layer"] < 3
+
+
+def test_nonfinite_is_found_on_the_device_path_too():
+    tr = Trainer(Config(**SMALL, lr=1e6))
+    tr.on_cpu = False                   # the path taken on a GPU: no per-step host check
+    res = tr.run()
+    assert res["stopped"] == "nonfinite" and res["nonfinite"]["step"] < res["total_steps"]
+
+
+def test_one_transfer_per_sampled_step_and_none_between(monkeypatch):
+    counts: Counter = Counter()
+    for name in ("tolist", "item", "cpu", "numpy", "__float__", "__bool__"):
+        orig = getattr(torch.Tensor, name)
+
+        def wrap(self, *a, _orig=orig, _name=name, **k):
+            counts[_name] += 1
+            return _orig(self, *a, **k)
+        monkeypatch.setattr(torch.Tensor, name, wrap)
+    tr = Trainer(Config(**SMALL))
+    tr.on_cpu = False
+    counts.clear()
+    res = tr.run()
+    sampled = len(res["steps"])
+    epochs = len(res["epochs"])
+    # one per sampled step, one per epoch's losses, one for the final statistics; nothing else
+    assert counts["tolist"] == sampled + epochs + 1, dict(counts)
+    assert sum(v for k, v in counts.items() if k != "tolist") == 0, dict(counts)
+
+
+def test_history_stays_bounded_over_a_long_run(monkeypatch):
+    monkeypatch.setattr(train_mod, "STEP_HISTORY", 64)
+    monkeypatch.setattr(train_mod, "EPOCH_HISTORY", 16)
+    cfg = Config(depth=2, width=4, data="poly", n_rows=40, batch=4, epochs=200, stats_every=2, device="cpu",
+                 lr=0.01)
+    res = run_training(cfg)
+    assert res["steps_done"] == 1400          # 28 training rows in batches of 4, 200 epochs
+    assert len(res["steps"]) <= 65 and len(res["epochs"]) <= 17
+    assert res["steps"][0]["step"] == 0 and res["steps"][-1]["step"] == 1398
+    assert res["epochs"][0]["epoch"] == 1 and res["epochs"][-1]["epoch"] == 200
+
+
+def test_bounded_keeps_first_and_latest_with_fixed_size():
+    b: Bounded[int] = Bounded(32)
+    for i in range(100_000):
+        b.append(i)
+        assert len(b.items) < 32
+    vals = b.values()
+    assert vals[0] == 0 and vals[-1] == 99_999 and len(vals) <= 33
+    assert vals == sorted(vals)
+    gaps = {y - x for x, y in zip(vals[:-2], vals[1:-1])}
+    assert len(gaps) == 1                   # evenly thinned
+
+
+def test_nesterov_without_momentum_is_refused():
+    with pytest.raises(SpecError) as e:
+        Trainer(Config(**SMALL, nesterov=True))
+    assert "nesterov" in str(e.value)
+
+
+@pytest.mark.parametrize("opt", ["sgd", "adam", "adamw", "rmsprop"])
+@pytest.mark.parametrize("schedule", ["none", "step", "cosine"])
+def test_every_optimiser_and_schedule_trains(opt, schedule):
+    res = run_training(Config(**{**SMALL, "epochs": 1}, optimizer=opt, schedule=schedule, lr=0.01, clip=1.0,
+                              momentum=0.9 if opt in ("sgd", "rmsprop") else 0.0, weight_decay=1e-4))
+    assert res["stopped"] == "finished" and math.isfinite(res["epochs"][0]["train_loss"])
+
+
+def test_clipping_bounds_the_gradient_norm():
+    tr = Trainer(Config(**SMALL, clip=1e-3, lr=1.0, optimizer="sgd"))
+    xb, yb = tr.data.x_train[:10], tr.data.y_train[:10]
+    tr._update(tr.crit(tr.model(xb), yb))
+    total = torch.sqrt(sum(p.grad.pow(2).sum() for p in tr.model.parameters()))
+    assert total.item() <= 1e-3 * 1.0001
+
+
+# -- the reference lessons ------------------------------------------------------------------------------------
+
+def test_zero_init_never_breaks_the_symmetry():
+    p = PRESETS["zero-init-symmetry"]
+    tr = Trainer(p.config)
+    res = tr.run()
+    assert [l["distinct_units"] for l in res["final"]["layers"]] == [1, 1]
+    w1 = tr.model.blocks[0].linear.weight.detach()
+    w2 = tr.model.blocks[1].linear.weight.detach()
+    assert torch.equal(w1[0], w1[1]) and w1.abs().sum() > 0        # learnt, but both rows alike
+    assert torch.equal(w2[0, 0], w2[0, 1])
+
+
+def test_sigmoid_deep_net_first_layer_learns_ten_times_slower():
+    res = run_training(PRESETS["sigmoid-deep-train"].config)
+    final = res["final"]["layers"]
+    assert final[0]["grad_w_absmean"] * 10 <= final[-1]["grad_w_absmean"]
+
+
+def test_tanh_deep_net_gradients_are_uneven_and_spiking():
+    res = run_training(PRESETS["tanh-deep-train"].config)
+    n = len(res["final"]["layers"])
+    per_layer = [np.array([s["layers"][i]["grad_w_absmean"] for s in res["steps"]]) for i in range(n)]
+    spikes = [v.max() / np.median(v) for v in per_layer]
+    spread = [max(s["layers"][i]["grad_w_absmean"] for i in range(n))
+              / min(s["layers"][i]["grad_w_absmean"] for i in range(n)) for s in res["steps"]]
+    assert max(spikes) > 3.0            # a layer's gradient jumps well above its usual size
+    assert max(spread) > 10.0           # at some step the layers differ by more than 10x
+
+
+def test_seed_sensitivity_gives_two_different_curves():
+    p = PRESETS["seed-sensitivity"]
+    res = run_training(p.config, seeds=p.seeds)
+    runs = res["runs"]
+    assert [r["config"]["seed"] for r in runs] == [420, 29]
+    a = np.array([e["test_loss"] for e in runs[0]["epochs"]])
+    b = np.array([e["test_loss"] for e in runs[1]["epochs"]])
+    assert len(a) == len(b) == 20
+    assert np.abs(a - b).max() > 0.1 * min(a.min(), b.min())
