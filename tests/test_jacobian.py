@@ -1,0 +1,111 @@
+"""Jacobian spectra: isometry of the orthogonal linear net, the spread of the Gaussian one, every value against a
+directly computed Jacobian, the histogram, and `initlab jacobian`."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from initlab.engine.jacobian import jacobian_spectrum
+from initlab.engine.models import build_mlp
+from initlab.engine.spec import Config, SpecError
+from initlab.tui.cli import main
+
+
+def linear(depth: int, width: int, **kw) -> Config:
+    return Config(depth=depth, width=width, in_features=width, out_features=width, activation="identity",
+                  bias=False, device="cpu", **kw)
+
+
+def test_orthogonal_deep_linear_net_is_an_isometry():
+    res = jacobian_spectrum(linear(30, 32, init="orthogonal"))
+    assert len(res["singular_values"]) == 32
+    assert all(abs(s - 1) < 1e-4 for s in res["singular_values"])
+    assert res["condition_number"] < 1 + 2e-4
+    assert res["mean_squared"] == pytest.approx(1.0, abs=1e-4)
+
+
+def test_gaussian_depth_50_linear_net_spreads_over_orders_of_magnitude():
+    res = jacobian_spectrum(linear(50, 32, init="normal", std=1 / math.sqrt(32)))
+    assert res["max"] / res["min"] > 100
+    assert res["log10_spread"] > 2
+    assert res["log10_spread"] == pytest.approx(math.log10(res["condition_number"]))
+    shallow = jacobian_spectrum(linear(2, 32, init="normal", std=1 / math.sqrt(32)))
+    assert res["log10_spread"] > shallow["log10_spread"] + 2      # the spread grows with depth
+
+
+def test_linear_net_spectrum_is_that_of_the_weight_product():
+    cfg = linear(5, 12, init="normal", std=0.3).replace(in_features=7, out_features=5)
+    res = jacobian_spectrum(cfg)
+    torch.manual_seed(cfg.seed)
+    model = build_mlp(cfg, torch.device("cpu"))
+    prod = torch.eye(7, dtype=torch.float64)
+    for b in model.blocks:
+        prod = b.linear.weight.double() @ prod
+    direct = torch.linalg.svdvals(prod).tolist()
+    assert res["shape"] == [5, 7] and len(res["singular_values"]) == 5
+    assert res["singular_values"] == pytest.approx(direct, rel=1e-10)
+
+
+def test_nonlinear_spectrum_averaged_over_inputs_matches_autograd():
+    cfg = Config(depth=4, width=16, in_features=6, out_features=5, activation="tanh", init="xavier_normal",
+                 bias=True, device="cpu", seed=7)
+    res = jacobian_spectrum(cfg, inputs=3)
+    torch.manual_seed(cfg.seed)
+    model = build_mlp(cfg, torch.device("cpu")).double().eval()
+    x = torch.randn(3, 6, dtype=torch.float64)
+    spectra = []
+    for i in range(3):
+        jac = torch.autograd.functional.jacobian(lambda v: model(v.unsqueeze(0)).squeeze(0), x[i])
+        spectra.append(torch.linalg.svdvals(jac))
+    direct = torch.stack(spectra)
+    assert res["singular_values"] == pytest.approx(direct.mean(0).tolist(), rel=1e-10)
+    assert res["max"] == pytest.approx(float(direct.mean(0)[0])) and res["min"] == pytest.approx(float(direct.mean(0)[-1]))
+    assert res["condition_number"] == pytest.approx(res["max"] / res["min"])
+    assert res["mean_squared"] == pytest.approx(float((direct ** 2).mean()), rel=1e-10)
+    # the histogram counts every value of every input once, in the bin its log10 falls in
+    h = res["histogram"]
+    assert sum(h["counts"]) == 15 and h["zeros"] == 0 and len(h["edges"]) == 21
+    logs = torch.log10(direct.flatten()).tolist()
+    assert h["edges"][0] == pytest.approx(min(logs)) and h["edges"][-1] == pytest.approx(max(logs))
+    width = (h["edges"][-1] - h["edges"][0]) / 20
+    for j, c in enumerate(h["counts"]):
+        inside = [v for v in logs if min(int((v - h["edges"][0]) / width), 19) == j]
+        assert c == len(inside)
+
+
+def test_zero_weights_give_zero_singular_values_and_an_infinite_condition():
+    res = jacobian_spectrum(linear(3, 8, init="zeros"))
+    assert res["max"] == 0 and res["min"] == 0 and math.isinf(res["condition_number"])
+    assert res["histogram"]["zeros"] == 8
+    from initlab.engine.export import dumps
+
+    assert json.loads(dumps(res))["condition_number"] is None
+
+
+def test_bad_inputs_are_refused():
+    with pytest.raises(SpecError, match="inputs"):
+        jacobian_spectrum(linear(2, 4), inputs=0)
+    with pytest.raises(SpecError, match="bins"):
+        jacobian_spectrum(linear(2, 4), bins=0)
+
+
+def test_jacobian_json(capsys):
+    assert main(["jacobian", "--depth", "6", "--width", "16", "--in-features", "16", "--out-features", "16",
+                 "--activation", "identity", "--no-bias", "--init", "orthogonal", "--device", "cpu", "--json"]) == 0
+    out, _ = capsys.readouterr()
+    doc = json.loads(out)
+    assert {"singular_values", "max", "min", "condition_number", "histogram"} <= set(doc)
+    assert doc["max"] == pytest.approx(1, abs=1e-5) and doc["min"] == pytest.approx(1, abs=1e-5)
+
+
+def test_jacobian_text_and_refusal(capsys):
+    assert main(["jacobian", "--depth", "3", "--width", "8", "--in-features", "4", "--out-features", "4",
+                 "--device", "cpu", "--bins", "5"]) == 0
+    out, _ = capsys.readouterr()
+    assert "condition number" in out and out.count("#") > 0 and "log10(singular value)" in out
+    assert main(["jacobian", "--inputs", "many"]) == 2
+    _, err = capsys.readouterr()
+    assert err.count("\n") == 1 and "inputs" in err

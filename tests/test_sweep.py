@@ -1,0 +1,247 @@
+"""Sweeps: --vary parsing and refusals, every run against a direct probe, seed means and stds, the edge-of-chaos
+sign change, heatmap layout, cancelling (generator, Session job, Ctrl-C) and `initlab sweep`."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from initlab.engine import sweep, theory
+from initlab.engine.events import Cancelled, Progress
+from initlab.engine.probe import run_probe
+from initlab.engine.session import Session
+from initlab.engine.spec import Config, SpecError
+from initlab.tui.cli import main
+
+SMALL = Config(depth=4, width=16, in_features=8, out_features=4, batch=16, device="cpu")
+SMALL_FLAGS = ["--width", "16", "--in-features", "8", "--out-features", "4", "--batch", "16", "--device", "cpu"]
+
+
+def tanh_net(**kw) -> Config:
+    return Config(depth=30, width=128, in_features=128, out_features=128, activation="tanh", init="scaled_normal",
+                  sigma_b=0.0, batch=64, device="cpu", **kw)
+
+
+# parsing ---------------------------------------------------------------------------------------------------------
+
+def test_parse_vary_types_every_value_by_its_field():
+    v = sweep.parse_vary(["depth=10,20", "init=xavier_uniform,kaiming_normal", "bias=true,false",
+                          "sigma-w=0.5,1", "poly_w=1,2;3,4"])
+    assert v == {"depth": [10, 20], "init": ["xavier_uniform", "kaiming_normal"], "bias": [True, False],
+                 "sigma_w": [0.5, 1.0], "poly_w": [(1.0, 2.0), (3.0, 4.0)]}
+
+
+@pytest.mark.parametrize("item,field,text", [
+    ("foo=1,2", "vary", "'foo'"),
+    ("depth=10,abc", "depth", "'abc'"),
+    ("depth=0", "depth", "0"),
+    ("init=xavier,kaiming_normal", "init", "'xavier'"),
+    ("depth", "vary", "NAME=V1,V2"),
+    ("depth=", "depth", "comma-separated"),
+    ("depth=1,,2", "depth", "comma-separated"),
+])
+def test_parse_vary_refuses_with_the_field_named(item, field, text):
+    with pytest.raises(SpecError) as e:
+        sweep.parse_vary([item])
+    assert e.value.field == field and text in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_setting_varied_twice_is_refused():
+    with pytest.raises(SpecError, match="once"):
+        sweep.parse_vary(["depth=1", "depth=2"])
+
+
+def test_grid_varies_the_seed_fastest_and_validates_before_running():
+    g = sweep.grid({"seed": [0, 1], "depth": [2, 3]})
+    assert g == [{"depth": 2, "seed": 0}, {"depth": 2, "seed": 1}, {"depth": 3, "seed": 0}, {"depth": 3, "seed": 1}]
+    # poly_bias with a single weight is a joint rule; the bad combination fails before any run
+    with pytest.raises(SpecError, match="poly_w"):
+        sweep.point_configs(SMALL.replace(poly_bias=True), {"poly_w": [(1.0, 2.0), (1.0,)]})
+
+
+# runs against direct computation ---------------------------------------------------------------------------------
+
+def test_every_run_equals_a_direct_probe_of_its_config():
+    vary = {"depth": [3, 6], "activation": ["tanh", "relu"]}
+    runs = list(sweep.sweep(SMALL, vary))
+    assert [r["index"] for r in runs] == [0, 1, 2, 3] and all(r["total"] == 4 for r in runs)
+    for r in runs:
+        direct = run_probe(SMALL.replace(**r["values"]), distributions=False)
+        assert r["verdict"] == direct.verdict["kind"]
+        assert r["first_last_gradz_ratio"] == pytest.approx(direct.verdict["first_last_gradz_ratio"], rel=1e-6)
+        assert r["first_last_grad_ratio"] == pytest.approx(direct.verdict["first_last_grad_ratio"], rel=1e-6)
+        assert r["last_a_std"] == pytest.approx(direct.layers[-1]["a_std"], rel=1e-6)
+        assert r["log10_gradz_ratio"] == pytest.approx(math.log10(direct.verdict["first_last_gradz_ratio"]))
+        assert "chi1" not in r          # theory columns only for the scaled-normal net
+
+
+def test_seed_sweep_gives_mean_and_sample_std_of_the_runs():
+    runs = list(sweep.sweep(SMALL, {"depth": [3, 5], "seed": [0, 1, 2]}))
+    rows = sweep.aggregate(runs)
+    assert [(r["depth"], r["runs"]) for r in rows] == [(3, 3), (5, 3)]
+    for row in rows:
+        mine = [r for r in runs if r["values"]["depth"] == row["depth"]]
+        assert sorted(r["values"]["seed"] for r in mine) == [0, 1, 2]
+        for k in ("first_last_gradz_ratio", "log10_gradz_ratio", "last_a_std"):
+            xs = [r[k] for r in mine]
+            assert row[k] == pytest.approx(statistics.mean(xs), rel=1e-12)
+            assert row[k + "_std"] == pytest.approx(statistics.stdev(xs), rel=1e-12)
+        assert row["verdict"] == statistics.mode(r["verdict"] for r in mine)
+        assert sum(row["verdicts"].values()) == 3
+    assert len({r["last_a_std"] for r in runs}) == 6     # the seeds really differ
+
+
+def test_gradient_ratio_changes_sign_where_chi1_crosses_one():
+    # tanh without bias: ordered (chi_1 = 0.64) at sigma_w 0.8, chaotic (chi_1 = 1.06) at 1.3
+    runs = list(sweep.sweep(tanh_net(), {"sigma_w": [0.8, 1.3], "seed": [0, 1]}))
+    for r in runs:
+        sw = r["values"]["sigma_w"]
+        assert r["chi1"] == pytest.approx(theory.mean_field("tanh", sw, 0.0)["chi1"])
+        if sw == 0.8:
+            assert r["chi1"] < 1 and r["phase"] == "ordered" and r["log10_gradz_ratio"] < -1
+        else:
+            assert r["chi1"] > 1 and r["phase"] == "chaotic" and r["log10_gradz_ratio"] > 0.05
+        assert r["log10_gradz_ratio"] == pytest.approx(r["predicted_log10_gradz_ratio"], abs=0.2)
+
+
+def test_heatmap_places_each_point_at_its_coordinates():
+    vary = {"depth": [2, 4, 6], "activation": ["tanh", "relu"]}
+    rows = sweep.aggregate(list(sweep.sweep(SMALL, vary)))
+    hm = sweep.heatmap(rows, vary, "last_a_std")
+    assert hm["x"] == [2, 4, 6] and hm["y"] == ["tanh", "relu"]
+    for r in rows:
+        assert hm["values"][hm["y"].index(r["activation"])][hm["x"].index(r["depth"])] == r["last_a_std"]
+    assert sweep.heatmap(rows, {"depth": [2, 4, 6]}) is None
+
+
+def test_edge_of_chaos_preset_and_its_critical_line():
+    p = sweep.get_preset("edge-of-chaos-tanh")
+    assert p.config.init == "scaled_normal" and p.config.activation == "tanh"
+    assert set(p.vary) == {"sigma_w", "sigma_b"} and 1.0 in [round(v * v, 9) for v in p.vary["sigma_w"]]
+    line = sweep.critical_line_for(p.config, {k: list(v) for k, v in p.vary.items()})
+    assert line[0] == {"sigma_b2": 0.0, "sigma_w2": pytest.approx(1.0)}
+    for d in line[1:]:
+        sw = math.sqrt(d["sigma_w2"])
+        assert theory.mean_field("tanh", sw, math.sqrt(d["sigma_b2"]))["chi1"] == pytest.approx(1.0, abs=1e-9)
+    with pytest.raises(SpecError, match="sweep preset"):
+        sweep.get_preset("nope")
+
+
+def test_train_sweep_reports_the_training_losses():
+    from initlab.engine.train import run_training
+
+    base = Config(depth=3, width=8, data="poly", n_rows=60, epochs=1, batch=10, device="cpu", seed=3)
+    runs = list(sweep.sweep(base, {"activation": ["tanh", "relu"]}, train=True))
+    for r in runs:
+        direct = run_training(base.replace(**r["values"]))
+        assert r["train_loss"] == pytest.approx(direct["epochs"][-1]["train_loss"], rel=1e-6)
+        assert r["test_loss"] == pytest.approx(direct["epochs"][-1]["test_loss"], rel=1e-6)
+        assert r["verdict"] in ("stable", "vanishing", "exploding", "nonfinite")
+
+
+# cancelling ------------------------------------------------------------------------------------------------------
+
+def test_stopping_the_generator_keeps_the_runs_done():
+    vary = {"depth": [2, 3, 4, 5]}
+    runs = []
+    for r in sweep.sweep(SMALL, vary):
+        runs.append(r)
+        if len(runs) == 2:
+            break
+    s = sweep.summary(SMALL, vary, runs)
+    assert (s["done"], s["total"], s["complete"]) == (2, 4, False)
+    assert [p["depth"] for p in s["points"]] == [2, 3]
+
+
+def test_sweep_job_cancelled_on_a_session_hands_out_the_points_done():
+    events = []
+    done = threading.Event()
+    session = Session()
+
+    def on_event(ev):
+        events.append(ev)
+        if isinstance(ev, Progress) and ev.step == 2:
+            session.cancel(wait=False)
+        if isinstance(ev, Cancelled):
+            done.set()
+
+    session.subscribe(on_event)
+    session.start(sweep.SweepJob(SMALL, {"depth": [2, 3, 4, 5, 6, 7]}))
+    assert done.wait(60)
+    cancelled = [e for e in events if isinstance(e, Cancelled)][0]
+    assert cancelled.result["done"] == 2 and not cancelled.result["complete"]
+    assert [p["depth"] for p in cancelled.result["points"]] == [2, 3]
+    assert [e.step for e in events if isinstance(e, Progress)] == [1, 2]
+
+
+# command line ----------------------------------------------------------------------------------------------------
+
+def test_sweep_json_and_progress(capsys):
+    code = main(["sweep", "--vary", "depth=2,3", "--vary", "init=xavier_uniform,kaiming_normal", *SMALL_FLAGS,
+                 "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["complete"] and doc["done"] == doc["total"] == 4
+    assert [(p["depth"], p["init"]) for p in doc["points"]] == [
+        (2, "xavier_uniform"), (2, "kaiming_normal"), (3, "xavier_uniform"), (3, "kaiming_normal")]
+    assert doc["heatmap"]["x_field"] == "depth" and doc["heatmap"]["y_field"] == "init"
+    assert err.count("[") == 4 and "[4/4]" in err
+
+
+def test_sweep_text_table_with_seeds(capsys):
+    assert main(["sweep", "--vary", "depth=2,3", "--vary", "seed=0,1", *SMALL_FLAGS]) == 0
+    out, _ = capsys.readouterr()
+    assert "verdict" in out and "log10 std" in out and "seeds" in out
+    assert len([ln for ln in out.splitlines() if ln.strip().startswith(("2 ", "3 "))]) == 2
+
+
+def test_sweep_preset_with_overrides_draws_the_phase_diagram(capsys):
+    code = main(["sweep", "--preset", "edge-of-chaos-tanh", "--depth", "6", "--width", "16", "--in-features", "16",
+                 "--out-features", "16", "--batch", "8", "--vary", "sigma_w=0.8,1.5", "--vary", "sigma_b=0,0.3",
+                 "--device", "cpu"])
+    out, _ = capsys.readouterr()
+    assert code == 0
+    assert "sigma_w^2" in out and "edge of chaos (chi_1 = 1)" in out and "chi_1" in out
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--vary", "nosuch=1,2"], "vary: 'nosuch'"),
+    (["--vary", "depth=2,x"], "depth: 'x'"),
+    ([], "--vary"),
+    (["--preset", "nope"], "preset: 'nope'"),
+    (["--vary", "depth=2", "--metric", "nope"], "metric: 'nope'"),
+])
+def test_sweep_refusals_exit_2_in_one_line(capsys, argv, needle):
+    assert main(["sweep", *argv, *SMALL_FLAGS]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and needle in err
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process")
+def test_ctrl_c_keeps_the_points_done():
+    cmd = [sys.executable, "-m", "initlab.tui.cli", "sweep", "--vary", "seed=" + ",".join(map(str, range(400))),
+           "--depth", "30", "--width", "64", "--in-features", "64", "--out-features", "64", "--device", "cpu",
+           "--json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        for line in proc.stderr:
+            if line.startswith("[2/"):
+                break
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    assert "interrupted after" in err
+    doc = json.loads(out)
+    assert not doc["complete"] and 2 <= doc["done"] < 400 and len(doc["runs"]) == doc["done"]

@@ -1,0 +1,174 @@
+"""Mean-field theory: closed forms against torch, q* and chi_1 against their known values and a Monte Carlo
+estimate, the phase boundary, the finite-depth prediction against a real probe, and `initlab theory`."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from initlab.engine import activations, theory
+from initlab.engine.export import dumps
+from initlab.engine.probe import run_probe
+from initlab.engine.spec import ACTIVATIONS, Config
+from initlab.tui.cli import main
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_closed_forms_match_torch_module_and_autograd(name):
+    # a grid that avoids 0, where ReLU-like derivatives are a convention
+    x = torch.linspace(-6.0, 6.0, 1200, dtype=torch.float64) + 1e-3
+    x.requires_grad_(True)
+    y = activations.module(name, 0.2)(x)
+    (dy,) = torch.autograd.grad(y.sum(), x)
+    f, fp = theory.functions(name, 0.2)
+    xs = x.detach().numpy()
+    np.testing.assert_allclose(f(xs), y.detach().numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(fp(xs), dy.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_softplus_closed_form_follows_torch_past_its_threshold():
+    x = torch.tensor([19.0, 20.5, 40.0, 700.0], dtype=torch.float64)
+    f, fp = theory.functions("softplus")
+    np.testing.assert_allclose(f(x.numpy()), torch.nn.Softplus()(x).numpy(), rtol=1e-15)
+    assert fp(np.array([700.0]))[0] == 1.0
+
+
+def test_tanh_without_bias_is_critical_at_sigma_w_one():
+    mf = theory.mean_field("tanh", 1.0, 0.0)
+    assert mf["q_star"] == 0.0
+    assert mf["chi1"] == pytest.approx(1.0, abs=1e-12)
+    assert mf["phase"] == "critical"
+    assert math.isinf(mf["depth_scale_forward"]) and math.isinf(mf["depth_scale_backward"])
+    doc = json.loads(dumps(mf))     # infinite depth scales are null in JSON
+    assert doc["depth_scale_forward"] is None and doc["depth_scale_backward"] is None
+
+
+@pytest.mark.parametrize("sw,sb", [(0.5, 0.0), (1.0, 0.0), (1.2, 0.3), (1.41, 0.05), (1.6, 0.5), (3.0, 1.0)])
+def test_relu_chi1_is_half_sigma_w_squared(sw, sb):
+    assert theory.mean_field("relu", sw, sb)["chi1"] == pytest.approx(sw * sw / 2, rel=1e-12)
+
+
+@pytest.mark.parametrize("sw,sb", [(0.5, 0.1), (1.2, 0.3), (1.3, 1.0)])
+def test_relu_fixed_point_is_sigma_b2_over_one_minus_half_sigma_w2(sw, sb):
+    # q = sw^2 q / 2 + sb^2 for ReLU, so q* = sb^2 / (1 - sw^2 / 2) below sw^2 = 2
+    assert theory.mean_field("relu", sw, sb)["q_star"] == pytest.approx(sb * sb / (1 - sw * sw / 2), rel=1e-9)
+
+
+def test_relu_above_critical_has_no_finite_fixed_point():
+    mf = theory.mean_field("relu", 1.6, 0.1)
+    assert math.isinf(mf["q_star"]) and mf["phase"] == "chaotic"
+    assert json.loads(dumps(mf))["q_star"] is None
+
+
+def test_leaky_relu_and_identity_match_their_closed_forms():
+    a = 0.2
+    assert theory.mean_field("leaky_relu", 1.1, 0.2, slope=a)["chi1"] == pytest.approx(1.21 * (1 + a * a) / 2)
+    mf = theory.mean_field("identity", 0.9, 0.2)
+    assert mf["q_star"] == pytest.approx(0.04 / (1 - 0.81), rel=1e-9)
+    assert mf["chi1"] == pytest.approx(0.81, rel=1e-12)
+    assert mf["depth_scale_backward"] == pytest.approx(-1 / math.log(0.81), rel=1e-9)
+
+
+@pytest.mark.parametrize("sw,phase", [(0.8, "ordered"), (0.95, "ordered"), (1.05, "chaotic"), (1.5, "chaotic")])
+def test_tanh_phase_flips_at_sigma_w_one_without_bias(sw, phase):
+    mf = theory.mean_field("tanh", sw, 0.0)
+    assert mf["phase"] == phase
+    assert (mf["chi1"] < 1) == (phase == "ordered")
+    # in the ordered phase the backward depth scale is positive (gradients shrink), in the chaotic one negative
+    assert (mf["depth_scale_backward"] > 0) == (phase == "ordered")
+
+
+def test_phase_flips_across_the_critical_sigma_w_with_bias():
+    sw = theory.critical_sigma_w("tanh", math.sqrt(0.05))
+    assert 1.2 < sw * sw < 2.0      # the edge moves to larger sigma_w as sigma_b grows
+    assert theory.mean_field("tanh", sw * 0.98, math.sqrt(0.05))["phase"] == "ordered"
+    assert theory.mean_field("tanh", sw * 1.02, math.sqrt(0.05))["phase"] == "chaotic"
+    assert theory.mean_field("tanh", sw, math.sqrt(0.05))["chi1"] == pytest.approx(1.0, abs=1e-9)
+
+
+def test_critical_lines_of_tanh_and_relu():
+    line = theory.critical_line("tanh", [0.0, 0.05, 0.2])
+    assert line[0]["sigma_w2"] == pytest.approx(1.0, abs=1e-9)
+    assert line[0]["sigma_w2"] < line[1]["sigma_w2"] < line[2]["sigma_w2"]
+    for d in theory.critical_line("relu", [0.0, 0.1, 0.5]):
+        assert d["sigma_w2"] == pytest.approx(2.0, rel=1e-9)     # He init, whatever the bias
+
+
+def test_fixed_point_is_where_the_iterated_variance_map_goes():
+    qs = theory.q_trajectory("tanh", 1.5, 0.3, depth=300)
+    q_star = theory.mean_field("tanh", 1.5, 0.3)["q_star"]
+    assert qs[-1] == pytest.approx(q_star, rel=1e-9)
+    f, _ = theory.functions("tanh")
+    assert theory.q_map(q_star, f, 1.5, 0.3) == pytest.approx(q_star, rel=1e-12)
+
+
+def test_expectations_against_monte_carlo_in_the_chaotic_phase():
+    sw, sb = 2.0, 0.3
+    mf = theory.mean_field("tanh", sw, sb)
+    q, c = mf["q_star"], mf["c_star"]
+    assert 0 < c < 1
+    rng = np.random.default_rng(0)
+    z1, z2 = rng.standard_normal(2_000_000), rng.standard_normal(2_000_000)
+    u1 = math.sqrt(q) * z1
+    u2 = math.sqrt(q) * (c * z1 + math.sqrt(1 - c * c) * z2)
+    f, fp = np.tanh, lambda u: 1 - np.tanh(u) ** 2
+    assert sw ** 2 * np.mean(f(u1) ** 2) + sb ** 2 == pytest.approx(q, rel=2e-3)
+    assert sw ** 2 * np.mean(fp(u1) ** 2) == pytest.approx(mf["chi1"], rel=3e-3)
+    assert (sw ** 2 * np.mean(f(u1) * f(u2)) + sb ** 2) / q == pytest.approx(c, abs=3e-3)
+    assert sw ** 2 * np.mean(fp(u1) * fp(u2)) == pytest.approx(mf["chi_c"], rel=3e-3)
+    assert mf["depth_scale_forward"] == pytest.approx(-1 / math.log(mf["chi_c"]), rel=1e-12)
+
+
+def test_large_variance_expectation_against_a_fine_grid():
+    # Gauss-Hermite alone misses tanh' near 0 when q is large; the graded rule must not
+    z = np.linspace(-12, 12, 1_200_001)
+    phi = np.exp(-z * z / 2) / math.sqrt(2 * math.pi)
+    _, fp = theory.functions("tanh")
+    for q in (0.5, 30.0, 400.0):
+        ref = np.sum(fp(math.sqrt(q) * z) ** 2 * phi) * (z[1] - z[0])
+        assert theory.chi1(fp, 1.0, q) == pytest.approx(ref, rel=1e-7)
+
+
+def test_predicted_gradient_ratio_matches_a_real_probe():
+    # mean field along the variance trajectory from the input against a width-128 net, 30 layers
+    for sw in (0.8, 1.3):
+        cfg = Config(depth=30, width=128, in_features=128, out_features=128, activation="tanh",
+                     init="scaled_normal", sigma_w=sw, sigma_b=0.0, batch=64, seed=0, device="cpu")
+        measured = math.log10(run_probe(cfg, distributions=False).verdict["first_last_gradz_ratio"])
+        predicted = theory.predicted_log10_grad_ratio("tanh", sw, 0.0, 30, sw * sw)
+        assert measured == pytest.approx(predicted, abs=0.15)
+
+
+def test_bad_activation_is_refused():
+    from initlab.engine.spec import SpecError
+
+    with pytest.raises(SpecError, match="activation"):
+        theory.functions("swish")
+
+
+# command line ----------------------------------------------------------------------------------------------------
+
+def test_theory_json(capsys):
+    assert main(["theory", "--activation", "relu", "--sigma-w", "1.2", "--sigma-b", "0.1", "--json"]) == 0
+    out, _ = capsys.readouterr()
+    doc = json.loads(out)
+    assert {"q_star", "chi1", "depth_scale_forward", "depth_scale_backward", "phase"} <= set(doc)
+    assert doc["chi1"] == pytest.approx(0.72)
+    assert doc["q_star"] == pytest.approx(0.01 / (1 - 0.72))
+    assert doc["phase"] == "ordered"
+    assert doc["critical_sigma_w"] == pytest.approx(math.sqrt(2))
+
+
+def test_theory_defaults_to_critical_tanh_and_prints_text(capsys):
+    assert main(["theory"]) == 0
+    out, _ = capsys.readouterr()
+    assert "critical" in out and "chi_1" in out and "q*" in out
+
+
+def test_theory_refuses_a_bad_value_in_one_line(capsys):
+    assert main(["theory", "--sigma-w", "-1"]) == 2
+    _, err = capsys.readouterr()
+    assert err.count("\n") == 1 and "sigma_w" in err
