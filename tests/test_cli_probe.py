@@ -80,6 +80,7 @@ def test_probe_json_writes_non_finite_numbers_as_null(capsys):
 
 
 def test_probe_preset_json_reproduces_the_figure(capsys):
+    # the figure is CPU's random stream; on a CUDA machine auto would draw other numbers from the same seed
     doc = run_json(capsys, "probe", "--preset", "sigmoid-vanishing", "--device", "cpu", "--json")
     assert f"{doc['layers'][0]['grad_w_absmean']:.5g}" == "1.4004e-12"
     assert f"{doc['layers'][-1]['grad_w_absmean']:.5g}" == "0.012726"
@@ -187,6 +188,7 @@ def refused(capsys, *argv: str) -> str:
     (["--preset", "zero-init-symmetry"], ["preset", "zero-init-symmetry", "probe preset"]),
     (["--config", "/no/such/dir/exp.toml"], ["config", "/no/such/dir/exp.toml", "no such file"]),
     (["--devise", "cpu"], ["--devise"]),
+    (["--norm", "batch", "--batch", "1"], ["batch", "1", "at least 2"]),
 ])
 def test_probe_refuses_bad_input_in_one_line(capsys, argv, words):
     err = refused(capsys, "probe", *argv, "--json")

@@ -94,6 +94,10 @@ def test_validate_checks_every_field_and_the_joint_rules():
     e = refusal(spec.validate, Config(poly_bias=True, poly_w=(2.0,)))
     assert e.field == "poly_w" and "at least two" in e.allowed
     spec.validate(Config(poly_bias=True, poly_w=(2.0, 1.0)))
+    e = refusal(spec.validate, Config(norm="batch", batch=1))
+    assert e.field == "batch" and e.value == 1 and "norm is batch" in e.allowed
+    spec.validate(Config(norm="batch", batch=2))
+    spec.validate(Config(norm="layer", batch=1))
 
 
 def test_every_field_has_a_flag_friendly_name_help_and_group():
