@@ -1,0 +1,115 @@
+"""Width check: the records against a hand-written training loop, flat lines at init under Kaiming, the Xavier
+first layer's known shrinkage, Adam's width-proportional output update, and `initlab widths`."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from initlab.engine.models import build_mlp
+from initlab.engine.spec import Config, SpecError
+from initlab.engine.widths import fixed_batch, loglog_slope, parse_widths, width_check
+from initlab.tui.cli import main
+
+WIDTHS = [64, 128, 256, 512, 1024]
+
+
+def net(**kw) -> Config:
+    base = dict(depth=3, in_features=16, out_features=16, batch=64, activation="relu", init="kaiming_normal",
+                optimizer="sgd", lr=1e-3, device="cpu", seed=0)
+    return Config(**{**base, **kw})
+
+
+def test_records_match_a_hand_written_training_loop():
+    cfg = net(optimizer="sgd", lr=0.05, momentum=0.5, activation="tanh", init="xavier_normal")
+    res = width_check(cfg, [24, 40], steps=3)
+    for i, w in enumerate([24, 40]):
+        c = cfg.replace(width=w)
+        x, y = fixed_batch(c, torch.device("cpu"))
+        torch.manual_seed(c.seed)
+        model = build_mlp(c, torch.device("cpu"))
+        opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.5)
+        first = None
+        for t in range(4):
+            acts, h = [], x
+            for b in model.blocks:
+                h = b(h)
+                acts.append(h)
+            loss = torch.nn.functional.mse_loss(h, y)
+            first = first or [a.detach().clone() for a in acts]
+            assert res["mean_abs_a"][i][t] == pytest.approx([float(a.detach().abs().mean()) for a in acts], rel=1e-5)
+            assert res["mean_abs_delta"][i][t] == pytest.approx(
+                [float((a.detach() - a0).abs().mean()) for a, a0 in zip(acts, first)], rel=1e-4, abs=1e-7)
+            assert res["loss"][i][t] == pytest.approx(float(loss.detach()), rel=1e-5)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    assert res["loss"][0][3] < res["loss"][0][0]       # it did train
+    assert res["mean_abs_delta"][0][0] == [0.0, 0.0, 0.0]
+
+
+def test_loglog_slope_is_the_exponent():
+    assert loglog_slope(WIDTHS, [3.0 * w ** 0.5 for w in WIDTHS]) == pytest.approx(0.5)
+    assert loglog_slope(WIDTHS, [2.0] * 5) == pytest.approx(0.0)
+    assert loglog_slope(WIDTHS, [None, 0.0, float("nan"), 1.0, None]) is None
+
+
+def test_kaiming_standard_parametrisation_is_flat_in_width_at_init():
+    res = width_check(net(), WIDTHS, steps=0)
+    for layer in range(3):
+        vals = [res["mean_abs_a"][i][0][layer] for i in range(len(WIDTHS))]
+        assert max(vals) / min(vals) < 1.6
+        assert abs(res["slopes"][0][layer]) < 0.15
+
+
+def test_xavier_first_layer_shrinks_with_width_when_the_input_size_is_fixed():
+    # Var(W) = 2 / (16 + w): the first layer's output std is sqrt(2 / (16 + w)) times the input row norm
+    cfg = net(activation="identity", init="xavier_uniform", gain=1.0)
+    res = width_check(cfg, WIDTHS, steps=0)
+    x, _ = fixed_batch(cfg, torch.device("cpu"))
+    row_norm = float(x.norm(dim=1).mean())
+    for i, w in enumerate(WIDTHS):
+        expected = math.sqrt(2 / math.pi) * math.sqrt(2 / (16 + w)) * row_norm
+        assert res["mean_abs_a"][i][0][0] == pytest.approx(expected, rel=0.05)
+    assert res["slopes"][0][0] < -0.3
+
+
+def test_adam_under_standard_parametrisation_moves_the_output_in_proportion_to_width():
+    # Adam's first update has entries of size lr whatever the width, so the output moves by about lr * width;
+    # the first layer's fan-in is the fixed input size, so its change does not grow
+    res = width_check(net(optimizer="adam", lr=1e-4), WIDTHS, steps=1)
+    out_change = [res["mean_abs_delta"][i][1][-1] for i in range(len(WIDTHS))]
+    assert out_change[-1] / out_change[0] > 8
+    assert res["delta_slopes"][1][-1] > 0.8
+    assert abs(res["delta_slopes"][1][0]) < 0.2
+
+
+def test_widths_refusals():
+    assert parse_widths("64, 128") == [64, 128]
+    for raw in ("64", "64,abc", "64,64", "0,64"):
+        with pytest.raises(SpecError, match="widths"):
+            parse_widths(raw)
+    with pytest.raises(SpecError, match="steps"):
+        width_check(net(), [8, 16], steps=-1)
+
+
+def test_widths_json(capsys):
+    assert main(["widths", "--widths", "8,16,32", "--steps", "2", "--depth", "3", "--in-features", "4",
+                 "--out-features", "2", "--batch", "8", "--device", "cpu", "--json"]) == 0
+    out, _ = capsys.readouterr()
+    doc = json.loads(out)
+    assert doc["widths"] == [8, 16, 32] and doc["steps"] == 2 and doc["layers"] == 3
+    assert len(doc["mean_abs_a"]) == 3 and len(doc["mean_abs_a"][0]) == 3 and len(doc["mean_abs_a"][0][0]) == 3
+    assert len(doc["slopes"]) == 3 and len(doc["slopes"][0]) == 3
+
+
+def test_widths_text_and_refusal(capsys):
+    assert main(["widths", "--widths", "8,16", "--steps", "1", "--depth", "2", "--in-features", "4",
+                 "--out-features", "2", "--batch", "8", "--device", "cpu"]) == 0
+    out, _ = capsys.readouterr()
+    assert "mean |a| at step 0" in out and "w=16" in out and "slope" in out and "after 1 steps" in out
+    assert main(["widths", "--steps", "few"]) == 2
+    _, err = capsys.readouterr()
+    assert err.count("\n") == 1 and "steps" in err
