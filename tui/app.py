@@ -1,8 +1,10 @@
 """The Textual app: three panes (configuration, charts, log), key bindings, command palette, one engine bridge."""
 from __future__ import annotations
 
+import functools
 import os
 import time
+from pathlib import Path
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable, Iterable
@@ -11,9 +13,10 @@ from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input
+from textual.widgets import Footer, Header, Input, Select
 from textual.worker import Worker, WorkerState
 
 from initlab.engine import export
@@ -34,6 +37,17 @@ from .widgets.training_chart import Epoch, TrainingData, epoch_row
 NARROW_BELOW = 100          # columns; below this the configuration collapses into a drawer (key c)
 
 
+def while_mounted(handler: Callable) -> Callable:
+    """Messages from threads can still arrive while the app is closing; then there is nothing left to update."""
+    @functools.wraps(handler)
+    def run(self: "InitlabApp", *args: Any) -> Any:
+        try:
+            return handler(self, *args)
+        except NoMatches:
+            return None
+    return run
+
+
 @dataclass(frozen=True)
 class Baseline:
     """A pinned run: its per-layer statistics and its epochs, overlaid on later runs."""
@@ -47,7 +61,7 @@ class InitlabApp(App):
     """initlab's terminal lab. The engine runs on the session's thread; this class only turns its events into
     chart data (merged, a few times a second) and log lines."""
 
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")     # absolute, so subclasses elsewhere find it
     TITLE = "initlab"
     BINDINGS = [
         Binding("p", "probe", "probe", tooltip="one forward and backward pass of the configured net", id="probe"),
@@ -85,9 +99,12 @@ class InitlabApp(App):
         self.last_kind = ""
         self.device_name = self.initial_config.device
         self._starting = 0          # start requests not yet seen as Started events
+        self.preset_name = ""       # the preset last loaded into the form
 
     # -- layout ------------------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
+        # classes set before the widgets exist cost no restyle of the whole screen
+        self._narrow(self.size.width < NARROW_BELOW)
         yield Header(icon="≋")
         with Horizontal(id="main"):
             yield ConfigForm(self.initial_config, id="config")
@@ -109,7 +126,6 @@ class InitlabApp(App):
         return self.query_one(LogPane)
 
     def on_mount(self) -> None:
-        self._narrow(self.size.width < NARROW_BELOW, first=True)
         self.set_interval(1 / self.refresh_hz, self.drain, name="drain")
         self._update_header()
 
@@ -125,7 +141,7 @@ class InitlabApp(App):
         if narrow != self.has_class("narrow"):
             self._narrow(narrow)
 
-    def _narrow(self, narrow: bool, first: bool = False) -> None:
+    def _narrow(self, narrow: bool) -> None:
         self.set_class(narrow, "narrow")
         self.set_class(not narrow, "show-config")
 
@@ -160,8 +176,7 @@ class InitlabApp(App):
         self.notify(message, severity="error", timeout=4)
         if field and field in self.form.values():
             self.set_class(True, "show-config")
-            widget = self.form.widget_for(field)
-            widget.focus()
+            self.form.focus_field(field)
 
     def start_job(self, job: Any, kind: str) -> None:
         if self.bridge.running or self._starting:
@@ -188,15 +203,16 @@ class InitlabApp(App):
 
     def preset_seeds(self, cfg: Config) -> tuple[int, ...]:
         """A several-seed preset keeps its seeds while the form still holds exactly its config."""
-        name = self.form.query_one("#preset").value
-        p = PRESETS.get(name) if isinstance(name, str) else None
+        p = PRESETS.get(self.preset_name)
         if p and p.seeds and cfg.replace(device=p.config.device) == p.config:
             return p.seeds
         return ()
 
     def action_run_preset(self, name: str) -> None:
         p = PRESETS[name]
-        self.form.query_one("#preset").value = name
+        self.preset_name = name
+        with self.form.prevent(Select.Changed):     # shown in the selector without loading it twice
+            self.form.query_one("#preset", Select).value = name
         self.form.load(p.config)
         self.log_pane.add("info", f"preset {name}: {p.summary}")
         if p.kind == "train":
@@ -216,6 +232,7 @@ class InitlabApp(App):
         self.exit()
 
     # -- engine events -----------------------------------------------------------------------------------------
+    @while_mounted
     def drain(self, force: bool = False) -> None:
         """Take the merged statistics (at most refresh_hz times a second) and hand them to the charts."""
         snap = self.bridge.take(force)
@@ -248,6 +265,7 @@ class InitlabApp(App):
             if snap.heat:
                 self.charts.set_data("heatmap", snap.heat)
 
+    @while_mounted
     def on_engine_event(self, message: EngineEvent) -> None:
         self.drain()
         ev = message.event
@@ -296,6 +314,7 @@ class InitlabApp(App):
 
         self.post_message(DevicesFound(available_devices()))
 
+    @while_mounted
     def on_devices_found(self, message: DevicesFound) -> None:
         warning = self.form.set_devices(message.devices)
         if warning:
@@ -319,9 +338,11 @@ class InitlabApp(App):
                                      activations.torch_gain(name, slope),
                                      activations.empirical_gain(name, n=200_000, slope=slope)))
 
+    @while_mounted
     def on_curve_ready(self, message: CurveReady) -> None:
         self.charts.set_data("activation", message)
 
+    @while_mounted
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state == WorkerState.ERROR:
             err = event.worker.error
@@ -339,6 +360,7 @@ class InitlabApp(App):
 
     def on_config_form_preset_chosen(self, message: ConfigForm.PresetChosen) -> None:
         p = PRESETS[message.name]
+        self.preset_name = p.name
         self.form.load(p.config)
         self.log_pane.add("info", f"preset {p.name} loaded ({p.kind}): {p.summary}; "
                                   f"{'t trains' if p.kind == 'train' else 'p probes'} it")
@@ -411,7 +433,8 @@ class InitlabApp(App):
     def settled(self) -> bool:
         """No job running or starting, nothing waiting in the bridge, no worker busy."""
         busy = any(w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in self.workers)
-        return not (self.bridge.running or self._starting or self.bridge.pending or busy)
+        return not (self.bridge.running or self._starting or self.bridge.pending or busy
+                    or not self.form.mounted_fields)
 
 
 def _g(v: Any) -> str:

@@ -1,11 +1,12 @@
-"""The configuration form, generated from spec.FIELDS: one row per field, checked as it is typed."""
+"""The configuration form, generated from spec.FIELDS: one row per field, checked as it is typed; it holds the
+values itself and mounts the rows group by group after the first frame, so the app shows up at once."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
 from textual.app import ComposeResult
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Checkbox, Collapsible, Input, Label, Select, Static
 
@@ -33,11 +34,20 @@ def yes_no(value: Any) -> str:
     return "yes" if value else "no"
 
 
-def field_widget(info: spec.FieldInfo, value: Any) -> Input | Select | Checkbox:
+def raw_of(info: spec.FieldInfo, value: Any) -> Any:
+    """A Config value as its widget holds it: text for an Input, a bool for a Checkbox, the choice for a Select."""
+    if info.kind is bool:
+        return bool(value)
+    if info.choices or info.name == "device":
+        return value
+    return text_of(value)
+
+
+def field_widget(info: spec.FieldInfo, value: Any, devices: list[tuple[str, str]]) -> Input | Select | Checkbox:
+    """The widget for one field, holding a raw value (see raw_of)."""
     wid = f"field-{info.name}"
     if info.name == "device":
-        options = [("auto", "auto")] + ([(value, value)] if value != "auto" else [])
-        return Select(options, value=value, allow_blank=False, compact=True, id=wid, name=info.name,
+        return Select(devices, value=value, allow_blank=False, compact=True, id=wid, name=info.name,
                       tooltip=info.help)
     if info.choices:
         return Select([(c, c) for c in info.choices], value=value, allow_blank=False, compact=True, id=wid,
@@ -45,12 +55,13 @@ def field_widget(info: spec.FieldInfo, value: Any) -> Input | Select | Checkbox:
     if info.kind is bool:
         return Checkbox(yes_no(value), value=bool(value), compact=True, id=wid, name=info.name, tooltip=info.help)
     placeholder = "auto" if info.optional else ""
-    return Input(text_of(value), placeholder=placeholder, compact=True, id=wid, name=info.name, tooltip=info.help,
+    return Input(value, placeholder=placeholder, compact=True, id=wid, name=info.name, tooltip=info.help,
                  select_on_focus=False)
 
 
 class ConfigForm(VerticalScroll):
-    """Every setting of an experiment, grouped as spec.FIELDS groups them, and a preset selector on top."""
+    """Every setting of an experiment, grouped as spec.FIELDS groups them, and a preset selector on top.
+    `raw` holds every field's value whether or not its row is mounted yet; widgets mirror it."""
 
     @dataclass
     class Changed(Message):
@@ -67,10 +78,17 @@ class ConfigForm(VerticalScroll):
 
     def __init__(self, config: spec.Config, **kwargs: Any):
         super().__init__(**kwargs)
-        self._initial = config
-        self._errors: dict[str, str] = {}
-        self._device_values = ["auto"] + ([config.device] if config.device != "auto" else [])
-        self._device_labels: dict[str, str] = {}
+        self.raw: dict[str, Any] = {}
+        self.devices: list[tuple[str, str]] = [("auto", "auto")]     # (label, value) as the Select lists them
+        self.mounted_fields = False
+        self._pending = [g for g, _ in GROUPS if g in OPEN_GROUPS] + [g for g, _ in GROUPS if g not in OPEN_GROUPS]
+        self._error_boxes: dict[str, Static] = {}     # mounted only while a field is refused
+        self._fill(config)
+
+    def _fill(self, cfg: spec.Config) -> None:
+        if cfg.device not in {v for _l, v in self.devices}:
+            self.devices.append((cfg.device, cfg.device))
+        self.raw = {name: raw_of(info, getattr(cfg, name)) for name, info in spec.FIELDS.items()}
 
     def compose(self) -> ComposeResult:
         yield Static("Configuration", classes="pane-title")
@@ -80,27 +98,43 @@ class ConfigForm(VerticalScroll):
                          tooltip="fill the form with a named experiment")
         yield Static("", id="preset-summary")
         for group, title in GROUPS:
-            with Collapsible(title=title, collapsed=group not in OPEN_GROUPS, id=f"group-{group}"):
-                for info in spec.FIELDS.values():
-                    if info.group != group:
-                        continue
-                    with Horizontal(classes="field-row"):
-                        yield Label(info.name, classes="field-name")
-                        yield field_widget(info, getattr(self._initial, info.name))
-                    yield Static("", id=f"error-{info.name}", classes="field-error")
+            yield Collapsible(title=title, collapsed=group not in OPEN_GROUPS, id=f"group-{group}")
+
+    def on_mount(self) -> None:
+        self.call_after_refresh(self._mount_next_group)
+
+    async def _mount_next_group(self) -> None:
+        """Mount one group's rows, then schedule the next after a refresh: the screen stays live meanwhile."""
+        if not self._pending:
+            self.mounted_fields = True
+            return
+        group = self._pending.pop(0)
+        rows: list[Any] = []
+        for info in spec.FIELDS.values():
+            if info.group == group:
+                rows += [Label(info.name, classes="field-name"), field_widget(info, self.raw[info.name], self.devices)]
+        contents = self.query_one(f"#group-{group}", Collapsible).query_one(Collapsible.Contents)
+        await contents.mount(Grid(*rows, classes="fields"))
+        for info in spec.FIELDS.values():
+            if info.group == group:
+                error = spec.field_error(info.name, self.raw[info.name])
+                if error:
+                    self._show_error(info.name, error)
+        self.call_after_refresh(self._mount_next_group)
 
     # -- reading -----------------------------------------------------------------------------------------------
-    def widget_for(self, name: str) -> Input | Select | Checkbox:
-        return self.query_one(f"#field-{name}")  # type: ignore[return-value]
+    def widget_for(self, name: str) -> Input | Select | Checkbox | None:
+        """The field's widget, or None while its group is not mounted yet."""
+        return self.query(f"#field-{name}").first() if self.query(f"#field-{name}") else None
 
     def values(self) -> dict[str, Any]:
         """The raw value of every field: Input text, Select choice, Checkbox state."""
-        return {name: self.widget_for(name).value for name in spec.FIELDS}
+        return dict(self.raw)
 
     def errors(self) -> dict[str, str]:
         """Field name -> refusal, for every field whose value is refused now."""
         out = {}
-        for name, raw in self.values().items():
+        for name, raw in self.raw.items():
             msg = spec.field_error(name, raw)
             if msg:
                 out[name] = msg
@@ -110,53 +144,72 @@ class ConfigForm(VerticalScroll):
         """The validated Config the form describes; raises SpecError with the first refusal."""
         return spec.from_mapping(self.values())
 
+    def focus_field(self, name: str) -> None:
+        """Open the field's group and put the cursor in it."""
+        w = self.widget_for(name)
+        if w is None:
+            return
+        for c in w.ancestors:
+            if isinstance(c, Collapsible):
+                c.collapsed = False
+        w.focus()
+        w.scroll_visible()
+
     # -- writing -----------------------------------------------------------------------------------------------
     def load(self, cfg: spec.Config) -> None:
-        """Fill every field from a Config."""
-        for name, info in spec.FIELDS.items():
-            value = getattr(cfg, name)
+        """Fill every field from a Config; a Changed message goes out for each field whose value changed."""
+        before = self.raw
+        self._fill(cfg)
+        sel = self.widget_for("device")
+        if isinstance(sel, Select) and cfg.device not in {v for _l, v in sel._options}:
+            sel.set_options(self.devices)
+        for name in spec.FIELDS:
             w = self.widget_for(name)
-            if isinstance(w, Input):
-                w.value = text_of(value)
-            elif isinstance(w, Checkbox):
-                w.value = bool(value)
-            else:
-                if name == "device" and value not in self._device_values:
-                    self._device_values.append(value)
-                    w.set_options([(v, v) if v == "auto" else (self._device_labels.get(v, v), v)
-                                   for v in self._device_values])
-                w.value = value
+            if w is not None:
+                w.value = self.raw[name]
             self._show_error(name, None)
+            if before.get(name) != self.raw[name]:
+                self.post_message(self.Changed(self, name, None))
 
     def set_devices(self, devices: list[tuple[str, str]]) -> str | None:
         """Offer auto and the devices present; returns a warning when the chosen one is not among them."""
-        sel: Select = self.widget_for("device")  # type: ignore[assignment]
-        current = sel.value
-        self._device_values = ["auto"] + [dev for dev, _label in devices]
-        self._device_labels = dict(devices)
-        options = [("auto", "auto")] + [(label, dev) for dev, label in devices]
-        sel.set_options(options)
-        present = set(self._device_values)
-        if current in present or (current == "cuda" and "cuda:0" in present):
-            sel.value = "cuda:0" if current == "cuda" else current
-            return None
-        sel.value = "auto"
-        return f"device {current} is not on this machine; using auto"
+        current = self.raw["device"]
+        self.devices = [("auto", "auto")] + [(label, dev) for dev, label in devices]
+        present = {v for _l, v in self.devices}
+        value, warning = current, None
+        if current == "cuda" and "cuda:0" in present:
+            value = "cuda:0"
+        elif current not in present:
+            value, warning = "auto", f"device {current} is not on this machine; using auto"
+        self.raw["device"] = value
+        sel = self.widget_for("device")
+        if isinstance(sel, Select):
+            sel.set_options(self.devices)
+            sel.value = value
+        return warning
 
     # -- events ------------------------------------------------------------------------------------------------
     def _show_error(self, name: str, error: str | None) -> None:
-        box = self.query_one(f"#error-{name}", Static)
-        box.update(error or "")
-        box.set_class(bool(error), "-shown")
-        self.widget_for(name).set_class(bool(error), "-refused")
+        widget = self.widget_for(name)
+        box = self._error_boxes.get(name)
+        if widget is None:
+            return
+        widget.set_class(bool(error), "-refused")
         if error:
-            self._errors[name] = error
-        else:
-            self._errors.pop(name, None)
+            if box is None:
+                box = self._error_boxes[name] = Static(error, id=f"error-{name}", classes="field-error",
+                                                       markup=False)
+                widget.parent.mount(box, after=widget)
+            else:
+                box.update(error)
+        elif box is not None:
+            box.remove()
+            del self._error_boxes[name]
 
     def _changed(self, name: str | None, raw: Any) -> None:
-        if not name or name not in spec.FIELDS:
+        if name not in spec.FIELDS or self.raw.get(name) == raw:     # a widget echoing a value set by load()
             return
+        self.raw[name] = raw
         error = spec.field_error(name, raw)
         self._show_error(name, error)
         self.post_message(self.Changed(self, name, error))

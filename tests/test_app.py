@@ -1,0 +1,298 @@
+"""Pilot tests of the app: keys drive real probes and trainings; charts hold the engine's own numbers."""
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import math
+import time
+
+import pytest
+
+from initlab.engine.presets import PRESETS
+from initlab.engine.probe import run_probe
+from initlab.engine.spec import Config
+from initlab.tui.app import InitlabApp
+from initlab.tui.widgets.plot import fmt
+
+SMALL = Config(depth=6, width=32, in_features=32, out_features=32, batch=16, device="cpu", seed=3)
+TRAIN = Config(depth=3, width=8, data="poly", n_rows=200, batch=10, epochs=3, stats_every=2, loss="mse",
+               device="cpu", seed=1, init="xavier_uniform", lr=0.01)
+LONG_TRAIN = TRAIN.replace(epochs=100_000, n_rows=2000)
+
+
+def pilot_test(fn):
+    """Run an async test on its own event loop (no asyncio plugin needed)."""
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        asyncio.run(fn(*args, **kwargs))
+    return run
+
+
+def make_app(cfg: Config = SMALL, **kw) -> InitlabApp:
+    kw.setdefault("autoprobe", False)
+    return InitlabApp(cfg, clock=lambda: "00:00:00", **kw)
+
+
+async def settle(pilot, app: InitlabApp, timeout: float = 60.0) -> None:
+    """Wait until no job runs, no worker is busy and the charts hold the last statistics."""
+    t0 = time.monotonic()
+    await pilot.pause()
+    while not app.settled:
+        await pilot.pause(0.02)
+        assert time.monotonic() - t0 < timeout, f"app did not settle: {app.run_state}"
+    await pilot.pause()
+
+
+@pilot_test
+async def test_probe_by_key_fills_forward_chart_with_engine_numbers():
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("p")
+        await settle(pilot, app)
+        data = app.charts.chart("forward").data
+        ref = run_probe(SMALL)
+        assert [d["a_std"] for d in data.layers] == pytest.approx([d["a_std"] for d in ref.layers], rel=1e-6)
+        assert data.input_std == pytest.approx(ref.input_std, rel=1e-6)
+        back = app.charts.chart("backward").data
+        assert [d["grad_w_absmean"] for d in back.layers] == pytest.approx(
+            [d["grad_w_absmean"] for d in ref.layers], rel=1e-6)
+        dist = app.charts.chart("distributions").data.distributions
+        assert dist[2]["weight"] == pytest.approx(ref.distributions[2]["weight"], rel=1e-6)
+        # the numbers table shows the same values, formatted
+        await pilot.press("n")
+        await pilot.pause()
+        cols, rows = app.charts.query_one("#numbers").shown
+        assert cols[:2] == ["layer", "a_std"]
+        assert [r[1] for r in rows] == [fmt(d["a_std"]) for d in ref.layers]
+        assert app.run_state == "idle" and app.device_name == "cpu"
+        assert "stable" in app.log_pane.messages()[-1]
+
+
+@pilot_test
+async def test_only_the_visible_chart_is_drawn():
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("p")
+        await settle(pilot, app)
+        fwd, back = app.charts.chart("forward"), app.charts.chart("backward")
+        assert fwd.builds >= 1 and back.builds == 0
+        await pilot.press("2")
+        await pilot.pause()
+        assert back.builds >= 1 and app.charts.active == "backward"
+        assert "mean |dL/dW|" in back.render().plain
+
+
+@pilot_test
+async def test_stop_ends_a_training_within_half_a_second():
+    app = make_app(LONG_TRAIN)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("t")
+        t0 = time.monotonic()
+        while not app.run_state.startswith("training epoch"):
+            await pilot.pause(0.02)
+            assert time.monotonic() - t0 < 30
+        await pilot.press("s")
+        t_stop = time.monotonic()
+        while app.bridge.running or app.run_state != "stopped":
+            await pilot.pause(0.01)
+            assert time.monotonic() - t_stop < 5
+        assert time.monotonic() - t_stop < 0.5
+        assert app.last_result["stopped"] == "cancelled"
+        assert "train stopped" in app.log_pane.messages()
+
+
+@pilot_test
+async def test_invalid_field_blocks_running_and_keys_go_to_the_field():
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, app)
+        depth = app.form.widget_for("depth")
+        depth.focus()
+        depth.value = ""
+        await pilot.press("1", "2", "p", "t")       # typed into the field, not run
+        await pilot.pause()
+        assert depth.value == "12pt"
+        assert not app.bridge.running and app.last_kind == ""
+        error = app.form.query_one("#error-depth").render()
+        assert "depth: '12pt' is not allowed; an integer in [1, 10000]" in str(error)
+        assert depth.has_class("-refused")
+        await pilot.press("escape", "p")
+        await pilot.pause()
+        assert app.last_kind == "" and not app.bridge.running
+        assert app.log_pane.entries[-1][1:] == ("error", "cannot run: depth: '12pt' is not allowed; "
+                                                         "an integer in [1, 10000]")
+        depth.value = "4"
+        await pilot.pause()
+        assert not depth.has_class("-refused")
+        await pilot.press("escape", "p")
+        await settle(pilot, app)
+        assert len(app.charts.chart("forward").data.layers) == 4
+
+
+@pilot_test
+async def test_b_pins_a_baseline_overlaid_on_later_runs():
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("p")
+        await settle(pilot, app)
+        first = app.charts.chart("forward").data.layers
+        await pilot.press("b")
+        await pilot.pause()
+        assert app.baseline is not None and app.baseline.layers == first
+        assert any("baseline" in m for m in app.log_pane.messages())
+        app.form.widget_for("init").value = "normal"   # a Select: a value the user could pick
+        await pilot.pause()
+        await pilot.press("p")
+        await settle(pilot, app)
+        now = app.charts.chart("forward").data
+        assert now.baseline == first and now.layers != first
+        assert "baseline a_std" in app.charts.chart("forward").render().plain
+
+
+@pilot_test
+async def test_e_writes_the_result_and_the_screen(tmp_path):
+    app = make_app(export_dir=str(tmp_path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("p")
+        await settle(pilot, app)
+        await pilot.press("e")
+        await pilot.pause()
+        js = list(tmp_path.glob("*.json"))
+        svg = list(tmp_path.glob("*.svg"))
+        assert len(js) == 1 and len(svg) == 1
+        saved = json.loads(js[0].read_text())
+        assert [d["a_std"] for d in saved["layers"]] == [d["a_std"] for d in app.last_result["layers"]]
+        assert svg[0].read_text().lstrip().startswith("<svg")
+        last = app.log_pane.messages()[-1]
+        assert str(js[0]) in last and str(svg[0]) in last
+        assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+@pilot_test
+async def test_training_fills_training_and_heatmap_with_the_run():
+    app = make_app(TRAIN)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("t")
+        await settle(pilot, app)
+        result = app.last_result
+        assert result["stopped"] == "finished"
+        chart = app.charts.chart("training").data
+        assert [e["train_loss"] for e in chart.epochs] == pytest.approx([e["train_loss"] for e in result["epochs"]])
+        heat = app.charts.chart("heatmap").data
+        steps = [s["step"] for s in result["steps"]]
+        assert [c[0] for c in heat] == steps
+        last = result["steps"][-1]["layers"]
+        assert heat[-1][1] == pytest.approx([math.log10(r["grad_w_std"]) for r in last])
+        assert app.run_state == "idle"
+        await pilot.press("5")
+        await pilot.pause()
+        assert "train" in app.charts.chart("training").render().plain
+
+
+@pilot_test
+async def test_starting_a_run_while_one_goes_replaces_it():
+    app = make_app(LONG_TRAIN)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("t")
+        t0 = time.monotonic()
+        while not app.run_state.startswith("training epoch"):
+            await pilot.pause(0.02)
+            assert time.monotonic() - t0 < 30
+        app.form.load(SMALL)
+        await pilot.pause()
+        await pilot.press("p")
+        await settle(pilot, app)
+        msgs = app.log_pane.messages()
+        assert any("train was running; it is stopped and replaced by a probe" in m for m in msgs)
+        assert "train stopped" in msgs
+        assert app.last_kind == "probe" and "layers" in app.last_result and app.run_state == "idle"
+
+
+@pilot_test
+async def test_a_failed_job_is_logged_and_notified_and_the_app_goes_on(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a tensor file")
+    app = make_app(TRAIN.replace(data=str(bad)))
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await pilot.press("t")
+        await settle(pilot, app)
+        assert app.run_state == "failed"
+        level, message = app.log_pane.entries[-1][1:]
+        assert level == "error" and message.startswith("train failed: data: ")
+        assert any(n.severity == "error" for n in app._notifications)
+        app.form.load(SMALL)
+        await pilot.pause()
+        await pilot.press("p")
+        await settle(pilot, app)
+        assert app.run_state == "idle" and "layers" in app.last_result
+
+
+def palette_commands(app: InitlabApp) -> dict[str, object]:
+    return {c.title: c.callback for c in app.get_system_commands(app.screen)}
+
+
+@pilot_test
+async def test_palette_offers_every_action_and_every_preset():
+    app = make_app()
+    async with app.run_test() as pilot:
+        titles = palette_commands(app)
+        for action in ("Probe (p)", "Train (t)", "Stop (s)", "Baseline (b)", "Export (e)", "Numbers (n)",
+                       "Config (c)", "Help (?)", "Forward (1)", "Activation (7)"):
+            assert action in titles
+        assert {f"Preset {name}" for name in PRESETS} <= set(titles)
+        await pilot.pause()
+
+
+@pilot_test
+async def test_every_preset_from_the_palette_runs_to_completion():
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        commands = palette_commands(app)
+        for name, preset in PRESETS.items():
+            commands[f"Preset {name}"]()
+            await settle(pilot, app, timeout=120)
+            assert app.run_state in ("idle", "stopped: non-finite"), (name, app.run_state)
+            assert app.last_kind == preset.kind
+            assert app.form.config() == preset.config, name
+            if preset.kind == "train":
+                assert app.last_result["stopped"] in ("finished", "nonfinite")
+                assert len(app.last_result.get("runs", [None])) == max(1, len(preset.seeds))
+            else:
+                assert len(app.last_result["layers"]) == preset.config.depth
+
+
+@pilot_test
+async def test_narrow_terminal_collapses_the_configuration():
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert app.has_class("narrow") and not app.form.display or not app.form.region.width
+        await pilot.press("c")
+        await pilot.pause()
+        assert app.form.region.width == 80
+        await pilot.press("c")
+        await pilot.pause()
+        assert app.form.region.width == 0
+    wide = make_app()
+    async with wide.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        assert not wide.has_class("narrow") and wide.form.region.width > 0
+
+
+@pilot_test
+async def test_help_and_distribution_kinds():
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "HelpScreen"
+        await pilot.press("escape")
+        await pilot.pause()
+        assert type(app.screen).__name__ != "HelpScreen"
+        await pilot.press("p")
+        await settle(pilot, app)
+        await pilot.press("k")
+        await pilot.pause()
+        chart = app.charts.chart("distributions")
+        assert app.charts.active == "distributions" and chart.kind == "gradient"
+        assert "gradient quantiles" in chart.render().plain
