@@ -6,6 +6,7 @@ weights has exactly that, a Gaussian one spreads them over orders of magnitude a
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -94,3 +95,16 @@ def jacobian_spectrum(cfg: Config, inputs: int = 1, bins: int = 20) -> dict[str,
         "inputs": inputs, "shape": [cfg.out_features, cfg.in_features], "finite": all_finite,
         "dtype": str(dtype).replace("torch.", ""), "device": str(dev), "config": cfg.to_dict(),
     }
+
+
+@dataclass
+class JacobianJob:
+    """The Jacobian spectrum as a Session job."""
+
+    config: Config
+    inputs: int = 1
+    bins: int = 20
+    name: str = "jacobian"
+
+    def run(self, ctx) -> dict[str, Any]:
+        return jacobian_spectrum(self.config, self.inputs, self.bins)

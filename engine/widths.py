@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -101,10 +102,11 @@ def loglog_slope(widths: list[int], values: list[float | None]) -> float | None:
 
 
 def width_check(cfg: Config, widths: list[int] | tuple[int, ...] = DEFAULT_WIDTHS, steps: int = 5,
-                check=None) -> dict[str, Any]:
+                check: Callable[[], None] | None = None, progress: Callable[[int, int], None] | None = None
+                ) -> dict[str, Any]:
     """The coordinate check over the widths. mean_abs_a[w][t][l] and mean_abs_delta[w][t][l] are width index,
     step, layer; slopes[t][l] and delta_slopes[t][l] their log-log slopes against width. check() is called
-    between widths (it may raise to cancel)."""
+    before each width (it may raise to cancel), progress(done, total) after each."""
     validate(cfg)
     widths = [int(w) for w in widths]
     if len(widths) < 2:
@@ -125,6 +127,8 @@ def width_check(cfg: Config, widths: list[int] | tuple[int, ...] = DEFAULT_WIDTH
         mean_abs.append(a)
         delta.append(d)
         losses.append(l)
+        if progress is not None:
+            progress(len(mean_abs), len(widths))
     n_layers = cfg.depth
     slopes = [[loglog_slope(widths, [mean_abs[i][t][l] for i in range(len(widths))]) for l in range(n_layers)]
               for t in range(steps + 1)]
@@ -135,3 +139,23 @@ def width_check(cfg: Config, widths: list[int] | tuple[int, ...] = DEFAULT_WIDTH
             "mean_abs_a": mean_abs, "mean_abs_delta": delta, "loss": losses,
             "slopes": slopes, "delta_slopes": dslopes, "optimizer": cfg.optimizer, "lr": cfg.lr,
             "device": str(dev), "seconds": time.perf_counter() - t0, "config": cfg.to_dict()}
+
+
+@dataclass
+class WidthsJob:
+    """The width check as a Session job: a Progress after each width, cancellable between widths."""
+
+    config: Config
+    widths: tuple[int, ...] = DEFAULT_WIDTHS
+    steps: int = 5
+    name: str = "widths"
+
+    @property
+    def total_steps(self) -> int:
+        return len(self.widths)
+
+    def run(self, ctx) -> dict[str, Any]:
+        from .events import Progress
+
+        return width_check(self.config, list(self.widths), self.steps, check=ctx.check,
+                           progress=lambda i, n: ctx.emit(Progress(self.name, step=i, total_steps=n)))

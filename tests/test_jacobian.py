@@ -109,3 +109,17 @@ def test_jacobian_text_and_refusal(capsys):
     assert main(["jacobian", "--inputs", "many"]) == 2
     _, err = capsys.readouterr()
     assert err.count("\n") == 1 and "inputs" in err
+
+
+def test_jacobian_job_on_a_session_gives_the_same_spectrum():
+    from initlab.engine.events import Finished
+    from initlab.engine.jacobian import JacobianJob
+    from initlab.engine.session import Session
+
+    events = []
+    session = Session(events.append)
+    cfg = linear(4, 8, init="normal", std=0.4)
+    session.start(JacobianJob(cfg, inputs=2, bins=5))
+    assert session.wait(60)
+    res = [e for e in events if isinstance(e, Finished)][0].result
+    assert res["singular_values"] == jacobian_spectrum(cfg, 2, 5)["singular_values"]

@@ -245,3 +245,18 @@ def test_ctrl_c_keeps_the_points_done():
     assert "interrupted after" in err
     doc = json.loads(out)
     assert not doc["complete"] and 2 <= doc["done"] < 400 and len(doc["runs"]) == doc["done"]
+
+
+def test_phase_diagram_signs_follow_the_theoretical_phase():
+    base = tanh_net()
+    res = sweep.phase_diagram("tanh", [0.64, 1.69], [0.0, 0.1], base=base)
+    hm = res["heatmap"]
+    assert (hm["x_field"], hm["y_field"]) == ("sigma_w", "sigma_b")
+    assert hm["x"] == pytest.approx([0.8, 1.3]) and hm["y"] == pytest.approx([0.0, math.sqrt(0.1)])
+    for j, sb in enumerate(hm["y"]):
+        for i, sw in enumerate(hm["x"]):
+            chi1 = theory.mean_field("tanh", sw, sb)["chi1"]
+            assert (hm["values"][j][i] > 0) == (chi1 > 1), (sw, sb, chi1, hm["values"][j][i])
+    assert res["critical_line"][0]["sigma_w2"] == pytest.approx(1.0)
+    with pytest.raises(SpecError, match="sigma_w2"):
+        sweep.phase_diagram_plan("tanh", [-1.0], [0.0])

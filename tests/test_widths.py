@@ -113,3 +113,18 @@ def test_widths_text_and_refusal(capsys):
     assert main(["widths", "--steps", "few"]) == 2
     _, err = capsys.readouterr()
     assert err.count("\n") == 1 and "steps" in err
+
+
+def test_widths_job_on_a_session_reports_each_width():
+    from initlab.engine.events import Finished, Progress
+    from initlab.engine.session import Session
+    from initlab.engine.widths import WidthsJob
+
+    events = []
+    session = Session(events.append)
+    cfg = net(depth=2, in_features=4, out_features=2, batch=8)
+    session.start(WidthsJob(cfg, (8, 16, 32), steps=1))
+    assert session.wait(60)
+    assert [(e.step, e.total_steps) for e in events if isinstance(e, Progress)] == [(1, 3), (2, 3), (3, 3)]
+    done = [e for e in events if isinstance(e, Finished)][0].result
+    assert done["mean_abs_a"] == width_check(cfg, [8, 16, 32], steps=1)["mean_abs_a"]
