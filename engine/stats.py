@@ -39,7 +39,7 @@ class Capture:
     def __enter__(self) -> "Capture":
         for i, b in enumerate(self.blocks):
             def on_linear(mod, inp, out, i=i):
-                self.x_in[i] = inp[0]
+                self.x_in[i] = self._keep(inp[0])
                 self.z[i] = self._keep(out)
 
             def on_act(mod, inp, out, i=i):
@@ -70,18 +70,33 @@ def _projection(n: int, device: torch.device) -> torch.Tensor:
     return _PROJECTIONS[key]
 
 
+def _by_shape(tensors: list[torch.Tensor]) -> dict[tuple, list[int]]:
+    groups: dict[tuple, list[int]] = {}
+    for i, t in enumerate(tensors):
+        groups.setdefault(tuple(t.shape), []).append(i)
+    return groups
+
+
+def distinct_units(weights: list[torch.Tensor], rel_tol: float = 1e-5) -> torch.Tensor:
+    """How many rows of each matrix differ (entries equal within rel_tol of its max |w|), as a float64 tensor,
+    without a sync: rows are quantised, ordered by a fixed projection, and adjacent rows compared; matrices of one
+    shape are done together."""
+    mats = [w.detach().unsqueeze(1) if w.dim() == 1 else w.detach() for w in weights]
+    out = torch.empty(len(mats), device=mats[0].device, dtype=torch.float64)
+    for (rows, cols), idx in _by_shape(mats).items():
+        w = torch.stack([mats[i] for i in idx]).float()
+        scale = w.abs().amax(dim=(1, 2), keepdim=True).clamp_min(1e-30)
+        q = torch.round(w / (scale * rel_tol))
+        order = torch.argsort(q.double() @ _projection(cols, w.device), dim=1)
+        qs = torch.gather(q, 1, order.unsqueeze(2).expand(-1, -1, cols))
+        units = 1 + (qs[:, 1:] != qs[:, :-1]).any(dim=2).sum(dim=1)
+        out[torch.tensor(idx, device=w.device)] = units.double()
+    return out
+
+
 def distinct_rows(w: torch.Tensor, rel_tol: float = 1e-5) -> torch.Tensor:
-    """How many rows of w differ (entries equal within rel_tol of max |w|), as a 0-d tensor, without a sync:
-    rows are quantised, ordered by a fixed projection, and adjacent rows compared."""
-    w = w.detach().float()
-    if w.dim() == 1:
-        w = w.unsqueeze(1)
-    scale = w.abs().amax().clamp_min(1e-30)
-    q = torch.round(w / (scale * rel_tol))
-    r = _projection(q.shape[1], q.device)
-    order = torch.argsort(q.double() @ r)
-    qs = q[order]
-    return 1 + (qs[1:] != qs[:-1]).any(dim=1).sum()
+    """distinct_units of one matrix (or of a vector's entries), as a 0-d tensor."""
+    return distinct_units([w], rel_tol)[0]
 
 
 def _by_activation(cap: Capture, blocks: list[nn.Module], n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -114,9 +129,13 @@ def layer_table(cap: Capture, blocks: nn.ModuleList, distinct: bool = True) -> t
     device = cap.z[0].device
     Z, A, GZ, GW, W, GX, X = range(7)
     weights = [b.linear.weight for b in blocks]
-    # dL/d(input) through the Linear alone (a residual path adds to the input's full gradient; Glorot's
-    # backward condition is about the Linear): dL/dz @ W
-    gx = [z.grad @ w.detach() if z.grad is not None else None for z, w in zip(cap.z, weights)]
+    # dL/d(input) through the Linear alone, as Glorot's backward condition has it: autograd's input gradient
+    # where the Linear is the input's only consumer, else dL/dz @ W (a residual path adds to the input's gradient)
+    gx = []
+    for i, (b, z, w) in enumerate(zip(blocks, cap.z, weights)):
+        x = cap.x_in[i]
+        own = i > 0 and not b.residual and x is not None and x.grad is not None
+        gx.append(x.grad if own else (z.grad @ w.detach() if z.grad is not None else None))
     items: list[tuple[int, torch.Tensor]] = [(X * n, cap.x_in[0])]
     for kind, tensors in ((Z, cap.z), (A, cap.a), (GZ, [z.grad for z in cap.z]), (GW, [w.grad for w in weights]),
                           (W, weights), (GX, gx)):
@@ -130,7 +149,7 @@ def layer_table(cap: Capture, blocks: nn.ModuleList, distinct: bool = True) -> t
     gw_std, w_std = row(var, GW).sqrt(), row(var, W).sqrt()
     gz_var, gz_mean = row(var, GZ), row(mean, GZ)
     gw_norm = (row(m.count, GW) * (row(var, GW) + row(mean, GW) ** 2)).sqrt()
-    units = torch.stack([distinct_rows(w).double() for w in weights]) if distinct \
+    units = distinct_units(weights) if distinct \
         else torch.full((n,), float("nan"), device=device, dtype=torch.float64)
     return torch.stack([
         row(mean, Z), row(var, Z).sqrt(), row(mean, A), row(var, A).sqrt(), row(m.amin, A), row(m.amax, A), sat, dead,
@@ -139,26 +158,31 @@ def layer_table(cap: Capture, blocks: nn.ModuleList, distinct: bool = True) -> t
     ], dim=1)
 
 
-def _quantiles(t: torch.Tensor) -> torch.Tensor:
-    flat = t.detach().float().flatten()
+def _sample(t: torch.Tensor) -> torch.Tensor:
+    flat = t.detach().reshape(-1)
     if flat.numel() > _QUANTILE_SAMPLE:
-        step = flat.numel() // _QUANTILE_SAMPLE
-        flat = flat[::step][:_QUANTILE_SAMPLE]
-    flat = torch.nan_to_num(flat, nan=0.0, posinf=3.0e38, neginf=-3.0e38)
-    q = torch.tensor(QUANTILES, device=flat.device, dtype=flat.dtype)
-    return torch.quantile(flat, q)
+        flat = flat[:: flat.numel() // _QUANTILE_SAMPLE][:_QUANTILE_SAMPLE]
+    return flat
 
 
 def distributions_tensor(cap: Capture, blocks: nn.ModuleList) -> torch.Tensor:
-    """[layers, 3, 7]: quantiles of each layer's weights, outputs and weight gradients."""
-    rows = []
+    """[layers, 3, 7]: quantiles of each layer's weights, outputs and weight gradients (a strided sample of at most
+    _QUANTILE_SAMPLE values each; samples of one length are sorted together)."""
+    n = len(blocks)
+    device = cap.a[0].device
+    samples: list[torch.Tensor | None] = []
     for i, b in enumerate(blocks):
         gw = b.linear.weight.grad
-        rows.append(torch.stack([
-            _quantiles(b.linear.weight), _quantiles(cap.a[i]),
-            _quantiles(gw) if gw is not None else torch.full((len(QUANTILES),), float("nan"), device=cap.a[i].device),
-        ]))
-    return torch.stack(rows)
+        samples += [_sample(b.linear.weight), _sample(cap.a[i]), _sample(gw) if gw is not None else None]
+    out = torch.full((3 * n, len(QUANTILES)), float("nan"), device=device, dtype=torch.float64)
+    present = [i for i, t in enumerate(samples) if t is not None]
+    q = torch.tensor(QUANTILES, device=device, dtype=torch.float64)
+    for _, idx in _by_shape([samples[i] for i in present]).items():
+        rows = [present[j] for j in idx]
+        m = torch.stack([samples[r] for r in rows]).double()
+        m = torch.nan_to_num(m, nan=0.0, posinf=3.0e38, neginf=-3.0e38)
+        out[torch.tensor(rows, device=device)] = torch.quantile(m, q, dim=1).T
+    return out.reshape(n, 3, len(QUANTILES))
 
 
 def collect(cap: Capture, blocks: nn.ModuleList, extra: list[torch.Tensor],
