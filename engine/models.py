@@ -55,11 +55,11 @@ def parameter_count(cfg: Config) -> int:
 
 
 def build_mlp(cfg: Config, device: torch.device, sample: torch.Tensor | None = None) -> MLP:
-    """The MLP on device, initialised. torch's default init is drawn while the layers are built, in order,
-    exactly as a hand-written nn.Linear stack would; other schemes skip that draw and fill the weights once."""
+    """The MLP on device, initialised. torch's default init is drawn on the CPU while the layers are built, in
+    order, exactly as a hand-written nn.Linear stack would (so a seed gives the same net on every device); other
+    schemes skip that draw and fill the weights once, on the device."""
     if cfg.init == "default":
-        with torch.device(device):
-            return MLP(cfg)
+        return MLP(cfg).to(device)
     with torch.device("meta"):
         model = MLP(cfg)
     model = model.to_empty(device=device)

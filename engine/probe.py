@@ -50,7 +50,7 @@ def probe_loss(cfg: Config, out: torch.Tensor) -> torch.Tensor:
     """MSE against the target, or sum(out * g) with g ~ N(0, 1) drawn from the seeded stream."""
     if cfg.loss == "mse":
         return torch.nn.functional.mse_loss(out, torch.full_like(out, cfg.target))
-    g = torch.randn(out.shape, device=out.device, dtype=out.dtype)
+    g = torch.randn(out.shape, dtype=out.dtype).to(out.device)
     return (out * g).sum()
 
 
@@ -63,7 +63,8 @@ def run_probe(cfg: Config, distributions: bool = True) -> ProbeResult:
     torch.manual_seed(cfg.seed)
     model = build_mlp(cfg, dev)
     model.train()
-    x = torch.randn(cfg.batch, cfg.in_features, device=dev)
+    # drawn on the CPU, then moved, so that a seed gives the same batch on every device
+    x = torch.randn(cfg.batch, cfg.in_features).to(dev)
     with Capture(model.blocks) as cap:
         out = model(x)
         loss = probe_loss(cfg, out)

@@ -45,6 +45,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("initlab: interrupted\n")
         return 130
+    except Exception as e:     # a failure at run time (out of memory, a user's model raising): one line, status 1
+        from initlab.engine.session import describe_error
+
+        sys.stderr.write(f"initlab: error: {describe_error(e)}\n")
+        return 1
 
 
 if __name__ == "__main__":
