@@ -6,7 +6,9 @@ c_{l+1} = (sigma_w^2 E[f(u1) f(u2)] + sigma_b^2) / q*, with u1 = sqrt(q*) z1, u2
 chi_1 = sigma_w^2 E[f'(sqrt(q*) z)^2] is the mean squared singular value of one layer's Jacobian: below 1
 gradients vanish with depth (ordered phase), above 1 they explode (chaotic phase). Expectations are taken by
 Gauss-Hermite quadrature with an even number of nodes, so no node sits on the kink of ReLU-like activations and
-their half-line integrals are exact.
+their half-line integrals are exact. Past q = 1 the one-dimensional ones switch to Gauss-Legendre panels graded
+towards 0 (symmetric, so still exact on half-lines); the two-dimensional ones (c*, chi_c) stay Gauss-Hermite,
+within 0.1% of Monte Carlo up to q* of about 6.
 """
 from __future__ import annotations
 
