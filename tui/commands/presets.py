@@ -16,8 +16,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def rows() -> list[tuple[str, str, str]]:
     from initlab.engine.presets import PRESETS
+    from initlab.engine.sweep import SWEEP_PRESETS
 
-    return [(p.name, p.kind, p.summary) for p in PRESETS.values()] + [MATRIX]
+    return ([(p.name, p.kind, p.summary) for p in PRESETS.values()] + [MATRIX]
+            + [(p.name, "sweep", p.summary) for p in SWEEP_PRESETS.values()])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,4 +30,5 @@ def run(args: argparse.Namespace) -> int:
     w = max(len(n) for n, _, _ in items)
     for n, k, s in items:
         print(f"{n.ljust(w)}  {k:5s}  {s}")
+    print("\nrun one with `initlab probe --preset NAME`, `initlab train --preset NAME` or `initlab sweep --preset NAME`")
     return 0
