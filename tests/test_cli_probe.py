@@ -156,8 +156,8 @@ def test_presets_json(capsys):
 def test_presets_lines(capsys):
     code, out, _ = run_cli(capsys, "presets")
     assert code == 0
-    names = [ln.split()[0] for ln in out.strip().splitlines()]
-    assert "linear-explode" in names and "random-matrix" in names
+    names = [ln.split()[0] for ln in out.strip().splitlines() if ln.strip()]
+    assert {"linear-explode", "random-matrix", "zero-init-symmetry", "edge-of-chaos-tanh"} <= set(names)
 
 
 # refusals --------------------------------------------------------------------------------------------------------
