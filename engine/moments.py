@@ -11,6 +11,18 @@ import torch
 
 CHUNK = 1 << 23
 FIELDS = ("mean", "var", "amin", "amax", "absmean", "finite", "count")
+_INDEX: dict[tuple, torch.Tensor] = {}
+
+
+def index(values: list[int], device: torch.device) -> torch.Tensor:
+    """A cached int64 index tensor on the device: made once per layout, so later steps copy nothing to the GPU."""
+    key = (tuple(values), str(device))
+    t = _INDEX.get(key)
+    if t is None:
+        if len(_INDEX) > 1024:
+            _INDEX.clear()
+        t = _INDEX[key] = torch.tensor(values, device=device)
+    return t
 
 
 def _groups(items: list[tuple[int, torch.Tensor]]) -> list[list[tuple[int, torch.Tensor]]]:
@@ -46,7 +58,7 @@ class Moments:
             slots += [s for s, _ in group]
         table = torch.full((n_slots, len(FIELDS)), float("nan"), device=device, dtype=torch.float64)
         if rows:
-            table[torch.tensor(slots, device=device)] = torch.cat(rows)
+            table[index(slots, device)] = torch.cat(rows)
         self.table = table
         for i, name in enumerate(FIELDS):
             setattr(self, name, table[:, i])

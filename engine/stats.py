@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from . import activations
-from .moments import Moments
+from .moments import Moments, index
 
 STAT_NAMES = (
     "z_mean", "z_std", "a_mean", "a_std", "a_min", "a_max", "saturated_frac", "dead_frac", "nonfinite_frac",
@@ -90,7 +90,7 @@ def distinct_units(weights: list[torch.Tensor], rel_tol: float = 1e-5) -> torch.
         order = torch.argsort(q.double() @ _projection(cols, w.device), dim=1)
         qs = torch.gather(q, 1, order.unsqueeze(2).expand(-1, -1, cols))
         units = 1 + (qs[:, 1:] != qs[:, :-1]).any(dim=2).sum(dim=1)
-        out[torch.tensor(idx, device=w.device)] = units.double()
+        out[index(idx, w.device)] = units.double()
     return out
 
 
@@ -181,7 +181,7 @@ def distributions_tensor(cap: Capture, blocks: nn.ModuleList) -> torch.Tensor:
         rows = [present[j] for j in idx]
         m = torch.stack([samples[r] for r in rows]).double()
         m = torch.nan_to_num(m, nan=0.0, posinf=3.0e38, neginf=-3.0e38)
-        out[torch.tensor(rows, device=device)] = torch.quantile(m, q, dim=1).T
+        out[index(rows, device)] = torch.quantile(m, q, dim=1).T
     return out.reshape(n, 3, len(QUANTILES))
 
 
