@@ -59,3 +59,53 @@ class TrainJob:
         from .train import run_training
 
         return run_training(self.config, ctx.emit, ctx.check, self.seeds)
+
+
+@dataclass(frozen=True)
+class UserProbeSettings:
+    """The settings of a user-model probe as given (unchecked), for the Started event."""
+
+    model: str
+    input_shape: Any
+    layers: str | None
+    seed: Any
+    device: str
+
+    def to_dict(self) -> dict[str, Any]:
+        shape = list(self.input_shape) if isinstance(self.input_shape, (tuple, list)) else self.input_shape
+        return {"model": self.model, "input_shape": shape, "layers": self.layers, "seed": self.seed,
+                "device": self.device}
+
+
+@dataclass
+class UserProbeJob:
+    """A probe of the user's own model (`file.py:factory` or `package.module:factory`); its result is the
+    user-model probe JSON. Settings are checked on the job's thread, so a refusal arrives as a Failed event
+    whose message is the one-line SpecError."""
+
+    model_spec: str
+    input_shape: str | tuple[int, ...] | None = None
+    layers: str | None = None
+    seed: int | str = 0
+    device: str = "auto"
+    name: str = "probe"
+
+    @property
+    def config(self) -> UserProbeSettings:
+        return UserProbeSettings(self.model_spec, self.input_shape, self.layers, self.seed, self.device)
+
+    def run(self, ctx: Context) -> dict[str, Any]:
+        from .anyprobe import run_user_probe
+        from .usermodel import make_spec
+
+        spec = make_spec(self.model_spec, self.input_shape, self.layers, self.seed, self.device)
+        shape = f" on N(0, 1) inputs of shape {list(spec.input_shape)}" if spec.input_shape else ""
+        ctx.emit(LogLine(self.name, "info", f"probing {spec.model}{shape}"))
+        res = run_user_probe(spec)
+        for w in res.warnings:
+            ctx.emit(LogLine(self.name, "warning", w["message"]))
+        ctx.emit(LayerStats(self.name, step=0, layers=tuple(res.layers), input_std=res.input_std))
+        level, text = verdict_message(res.verdict)
+        ctx.emit(LogLine(self.name, level, f"{text} ({len(res.layers)} modules of {res.model}, loss from "
+                                           f"{res.loss_source}, {res.seconds:.2f} s on {res.device})"))
+        return res.to_json()

@@ -5,6 +5,7 @@ import argparse
 import sys
 
 from .common import add_config_flags, config_from_args, fmt, print_json, table
+from .outputs import add_output_flags, check_output_paths, write_outputs
 
 COLUMNS = ["index", "fan_in", "fan_out", "z_std", "a_std", "saturated_frac", "dead_frac", "grad_z_std",
            "grad_w_absmean", "grad_to_weight", "fwd_var_ratio", "bwd_var_ratio", "distinct_units"]
@@ -16,6 +17,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("probe", help="probe a freshly initialised network", description=__doc__)
     add_config_flags(p, groups=("model", "init", "probe", "run"))
     p.add_argument("--json", action="store_true", help="print one JSON object and nothing else")
+    p.add_argument("--model", default=None, metavar="FILE.py:FACTORY",
+                   help="probe your own model: FILE.py:FACTORY or package.module:FACTORY; factory() returns an "
+                        "nn.Module, (module, inputs) or (module, inputs, loss_fn)")
+    p.add_argument("--input-shape", default=None, metavar="N,C,H,W",
+                   help="with --model: draw N(0, 1) inputs of this shape (replaces the factory's inputs)")
+    p.add_argument("--layers", default=None, metavar="REGEX", help="with --model: keep the modules whose names match")
+    add_output_flags(p)
     p.set_defaults(func=run)
 
 
@@ -33,6 +41,16 @@ def run_matrix(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output_paths(args)
+    if args.model is not None:
+        from .probe_model import run_model
+
+        return run_model(args)
+    for name in ("input_shape", "layers"):
+        if getattr(args, name) is not None:
+            from initlab.engine.spec import SpecError
+
+            raise SpecError(name, getattr(args, name), "only with --model")
     if args.preset == "random-matrix":
         return run_matrix(args)
     from initlab.engine import presets
@@ -45,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
             n for n, p in presets.PRESETS.items() if p.kind == "probe") + ", random-matrix (see `initlab train`)")
     cfg = config_from_args(args)
     res = run_probe(cfg)
+    write_outputs(args, "probe", res.to_json())
     if args.json:
         out = res.to_json()
         out.pop("distributions", None)

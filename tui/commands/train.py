@@ -6,6 +6,7 @@ import sys
 import time
 
 from .common import add_config_flags, config_from_args, fmt, print_json, table
+from .outputs import add_output_flags, check_output_paths, write_outputs
 
 LAYER_COLUMNS = ["index", "a_std", "saturated_frac", "dead_frac", "grad_z_std", "grad_w_absmean", "grad_to_weight",
                  "fwd_var_ratio", "bwd_var_ratio", "distinct_units"]
@@ -17,6 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_config_flags(p)
     p.add_argument("--json", action="store_true", help="print one JSON object and nothing else")
     p.add_argument("--out", default=None, metavar="FILE.json", help="write the whole history (atomically)")
+    add_output_flags(p, csv_help="write a CSV of the epochs (table=epoch) and the final per-layer statistics "
+                                 "(table=final_layer), one file")
     p.set_defaults(func=run)
 
 
@@ -56,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from initlab.engine.spec import SpecError
     from initlab.engine.train import run_training
 
+    check_output_paths(args)
     seeds: tuple[int, ...] = ()
     if args.preset:
         p = presets.get(args.preset)
@@ -72,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write("\n")
     if args.out:
         write_json(args.out, res)
+    write_outputs(args, "train", res)
     if args.json or not sys.stdout.isatty():
         print_json(res)
     else:

@@ -1,0 +1,279 @@
+"""Markdown reports and CSV rows for every result: probe (MLP or a user's model), train, sweep, theory, jacobian,
+widths. A report holds the settings, the verdict, a per-layer table and the figures as text bar charts.
+
+`csv_rows(kind, result)` and `markdown(kind, result)` read the JSON a command prints; `write(kind, result, csv=...,
+report=...)` writes either file atomically through engine/export.py.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+from .export import dumps, write_csv, write_text
+from .textplot import bar_chart, fmt, grid
+from .verdict import verdict as verdict_of
+
+KINDS = ("probe", "train", "sweep", "theory", "jacobian", "widths")
+MLP_COLUMNS = ("index", "name", "fan_in", "fan_out", "a_mean", "a_std", "saturated_frac", "dead_frac",
+               "grad_z_std", "grad_w_absmean", "grad_to_weight", "fwd_var_ratio", "bwd_var_ratio", "distinct_units")
+USER_COLUMNS = ("index", "name", "kind", "shape", "calls", "a_mean", "a_std", "a_min", "a_max", "nonfinite_frac",
+                "grad_z_std", "grad_w_absmean", "w_std", "grad_to_weight")
+TRAIN_LAYER_COLUMNS = ("index", "a_std", "saturated_frac", "dead_frac", "grad_z_std", "grad_w_absmean",
+                       "grad_to_weight", "fwd_var_ratio", "bwd_var_ratio", "distinct_units")
+EPOCH_COLUMNS = ("epoch", "train_loss", "test_loss", "train_acc", "test_acc")
+LAYER_FIGURES = (("a_std", "output std per layer (forward signal)"),
+                 ("grad_z_std", "dL/dz std per layer (backward signal)"),
+                 ("grad_w_absmean", "mean |dL/dW| per layer"))
+
+
+# -- Markdown pieces -------------------------------------------------------------------------------------------
+
+def _cell(v: Any) -> str:
+    return fmt(v).replace("|", "\\|").replace("\n", " ")
+
+
+def md_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    """A Markdown table of the given columns (those that no row has are left out)."""
+    cols = [c for c in columns if any(c in r for r in rows)]
+    if not rows or not cols:
+        return "(none)"
+    head = "| " + " | ".join(cols) + " |"
+    rule = "| " + " | ".join("---" for _ in cols) + " |"
+    body = ["| " + " | ".join(_cell(r.get(c)) for c in cols) + " |" for r in rows]
+    return "\n".join([head, rule] + body)
+
+
+def settings_table(settings: dict[str, Any]) -> str:
+    return md_table([{"setting": k, "value": v} for k, v in settings.items()], ("setting", "value"))
+
+
+def figure(title: str, labels: Sequence[Any], values: Sequence[Any], log: bool = True) -> str:
+    return f"### {title}\n\n```text\n{bar_chart(labels, values, log=log)}\n```"
+
+
+def verdict_text(v: dict[str, Any] | None) -> str:
+    if not v:
+        return "(no verdict)"
+    kind, at = v.get("kind"), v.get("from_layer")
+    head = f"**{kind}**" + (f" from layer {at}" if at is not None else "")
+    if kind == "stable":
+        head += ": no layer's signal vanishes or explodes"
+    return (f"{head}\n\n- first/last mean |dL/dW| ratio: {fmt(v.get('first_last_grad_ratio'))}\n"
+            f"- first/last dL/dz std ratio: {fmt(v.get('first_last_gradz_ratio'))}")
+
+
+def document(title: str, sections: Sequence[tuple[str, str]]) -> str:
+    parts = [f"# {title}"] + [f"## {h}\n\n{body}" for h, body in sections if body]
+    return "\n\n".join(parts) + "\n"
+
+
+def layer_figures(layers: Sequence[dict[str, Any]]) -> str:
+    labels = [f"{r.get('index')} {r.get('name', '')}".rstrip() for r in layers]
+    figs = [figure(title, labels, [r.get(k) for r in layers]) for k, title in LAYER_FIGURES
+            if any(r.get(k) is not None for r in layers)]
+    return "\n\n".join(figs)
+
+
+# -- probe -----------------------------------------------------------------------------------------------------
+
+def _is_user(res: dict[str, Any]) -> bool:
+    return "params" in res or "warnings" in res
+
+
+def probe_csv(res: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per layer, every statistic a column."""
+    return [dict(r) for r in res.get("layers", [])]
+
+
+def probe_markdown(res: dict[str, Any]) -> str:
+    user = _is_user(res)
+    layers = res.get("layers", [])
+    run = f"torch {res.get('torch')} on {res.get('device')}"
+    summary = [run]
+    if user:
+        summary.append(f"model {res.get('model')}, inputs {', '.join(fmt(s) for s in res.get('inputs', []))}, "
+                       f"loss from {res.get('loss_source')}")
+    if res.get("loss") is not None:
+        summary.append(f"loss {fmt(res.get('loss'))}")
+    if res.get("first_nonfinite_layer") is not None:
+        summary.append(f"first non-finite output at layer {res['first_nonfinite_layer']}")
+    warnings = "\n".join(f"- {w['message']}" for w in res.get("warnings", []))
+    return document("initlab probe report" + (f": {res.get('config', {}).get('model')}" if user else ""), [
+        ("Settings", settings_table(res.get("config", {}))),
+        ("Verdict", verdict_text(res.get("verdict")) + "\n\n" + "; ".join(summary)),
+        ("Warnings", warnings if user else ""),
+        ("Per-layer statistics", md_table(layers, USER_COLUMNS if user else MLP_COLUMNS)),
+        ("Figures", layer_figures(layers)),
+    ])
+
+
+# -- train -----------------------------------------------------------------------------------------------------
+
+def _runs(res: dict[str, Any]) -> list[dict[str, Any]]:
+    return res.get("runs") or [res]
+
+
+def train_csv(res: dict[str, Any]) -> list[dict[str, Any]]:
+    """One file, two tables told apart by the `table` column: a row per epoch ('epoch'), then a row per layer of
+    the final statistics ('final_layer'); `run` and `seed` tell the runs of a several-seed preset apart."""
+    rows: list[dict[str, Any]] = []
+    for i, r in enumerate(_runs(res)):
+        seed = r.get("config", {}).get("seed")
+        rows += [{"table": "epoch", "run": i, "seed": seed, **{k: e.get(k) for k in EPOCH_COLUMNS}}
+                 for e in r.get("epochs", [])]
+    for i, r in enumerate(_runs(res)):
+        seed = r.get("config", {}).get("seed")
+        rows += [{"table": "final_layer", "run": i, "seed": seed, **d} for d in r.get("final", {}).get("layers", [])]
+    return rows
+
+
+def _train_run(r: dict[str, Any]) -> str:
+    epochs, final = r.get("epochs", []), r.get("final", {}).get("layers", [])
+    outcome = [f"stopped: {r.get('stopped')} after {r.get('steps_done')} of {r.get('total_steps')} steps "
+               f"({fmt(r.get('seconds'))} s, torch {r.get('torch')} on {r.get('device')})"]
+    nf = r.get("nonfinite")
+    if nf:
+        outcome.append(f"non-finite {nf.get('tensor')} at step {nf.get('step')}"
+                       + (f", layer {nf['layer']}" if nf.get("layer") is not None else ""))
+    if epochs:
+        last = epochs[-1]
+        outcome.append(", ".join(f"{k.replace('_', ' ')} {fmt(last.get(k))}" for k in EPOCH_COLUMNS[1:]
+                                 if last.get(k) is not None))
+    if final:
+        # the forward reference (the data's std) is not in the result: this reads the backward signal alone
+        outcome.append("gradient signal over the final layers: " + verdict_text(verdict_of(final, None)))
+    figs = []
+    for key in ("train_loss", "test_loss"):
+        if any(e.get(key) is not None for e in epochs):
+            figs.append(figure(f"{key.replace('_', ' ')} per epoch", [e.get("epoch") for e in epochs],
+                               [e.get(key) for e in epochs]))
+    if final:
+        figs.append(layer_figures(final))
+    return "\n\n".join([
+        "\n\n".join(outcome), "### Epochs\n\n" + md_table(epochs, EPOCH_COLUMNS),
+        "### Final per-layer statistics\n\n" + md_table(final, TRAIN_LAYER_COLUMNS)] + figs)
+
+
+def train_markdown(res: dict[str, Any]) -> str:
+    runs = _runs(res)
+    body = [(f"Run {i + 1} (seed {r.get('config', {}).get('seed')})" if len(runs) > 1 else "Outcome", _train_run(r))
+            for i, r in enumerate(runs)]
+    return document("initlab training report", [("Settings", settings_table(res.get("config", {})))] + body)
+
+
+# -- sweep, theory, jacobian, widths ----------------------------------------------------------------------------
+
+def sweep_csv(res: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per grid point: the varied settings, then the point's figures."""
+    return [dict(p) for p in res.get("points", [])]
+
+
+def sweep_markdown(res: dict[str, Any]) -> str:
+    points, vary = res.get("points", []), res.get("vary", {})
+    keys = list(vary) + [k for p in points[:1] for k in p if k not in vary]
+    labels = [" ".join(f"{k}={p.get(k)}" for k in vary) for p in points]
+    metric = (res.get("heatmap") or {}).get("metric", "log10_gradz_ratio")
+    sections = [
+        ("Settings", settings_table({"mode": res.get("mode"), **{f"vary {k}": v for k, v in vary.items()},
+                                     "points done": f"{res.get('done')} of {res.get('total')}"})
+         + "\n\nBase settings:\n\n" + settings_table(res.get("base", {}))),
+        ("Verdicts", md_table(points, keys)),
+        ("Figures", figure(f"{metric} per point", labels, [p.get(metric) for p in points], log=False)),
+    ]
+    hm = res.get("heatmap")
+    if hm:
+        sections.append(("Heatmap", f"{hm.get('metric')}: rows {hm.get('y_field')}, columns {hm.get('x_field')}"
+                                    f"\n\n```text\n{grid(hm.get('y', []), hm.get('x', []), hm.get('values', []))}\n```"))
+    return document("initlab sweep report", sections)
+
+
+def _scalars(res: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in res.items() if not isinstance(v, (dict, list))}
+
+
+def theory_csv(res: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row of the mean-field figures."""
+    return [_scalars(res)]
+
+
+def theory_markdown(res: dict[str, Any]) -> str:
+    return document("initlab mean-field theory report", [("Figures", settings_table(_scalars(res)))])
+
+
+def jacobian_csv(res: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per singular value, largest first."""
+    return [{"index": i, "singular_value": s} for i, s in enumerate(res.get("singular_values", []))]
+
+
+def jacobian_markdown(res: dict[str, Any]) -> str:
+    h = res.get("histogram") or {}
+    edges, counts = h.get("edges", []), h.get("counts", [])
+    unit = "log10 sigma" if h.get("log10") else "sigma"
+    labels = [f"{fmt(a)} to {fmt(b)}" for a, b in zip(edges, edges[1:])]
+    return document("initlab Jacobian spectrum report", [
+        ("Settings", settings_table(res.get("config", {}))),
+        ("Spectrum", settings_table({k: res.get(k) for k in ("max", "min", "condition_number", "log10_spread",
+                                                              "mean_squared") if k in res})),
+        ("Figures", figure(f"singular values per bin of {unit}", labels, counts, log=False) if counts else ""),
+    ])
+
+
+def widths_csv(res: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per (width, step, layer): mean |a| and mean |a - a_0|."""
+    rows = []
+    names = res.get("layer_names", [])
+    deltas = res.get("mean_abs_delta", [])
+    for wi, w in enumerate(res.get("widths", [])):
+        for step, per_layer in enumerate(res.get("mean_abs_a", [])[wi]):
+            for li, v in enumerate(per_layer):
+                d = deltas[wi][step][li] if wi < len(deltas) else None
+                rows.append({"width": w, "step": step, "layer": li,
+                             "name": names[li] if li < len(names) else None, "mean_abs_a": v, "mean_abs_delta": d})
+    return rows
+
+
+def widths_markdown(res: dict[str, Any]) -> str:
+    widths, names = res.get("widths", []), res.get("layer_names", [])
+    slopes = res.get("slopes", [])
+    figs = []
+    steps = len(res.get("mean_abs_a", [[]])[0]) if res.get("mean_abs_a") else 0
+    for step in sorted({0, steps - 1}) if steps else []:
+        for li, name in enumerate(names):
+            vals = [res["mean_abs_a"][wi][step][li] for wi in range(len(widths))]
+            figs.append(figure(f"mean |a| of {name} against width, step {step}", widths, vals))
+    table = [{"step": s, **{n: v for n, v in zip(names, row)}} for s, row in enumerate(slopes)]
+    return document("initlab width check report", [
+        ("Settings", settings_table({"widths": widths, "optimizer": res.get("optimizer"), "lr": res.get("lr"),
+                                     "device": res.get("device")}) + "\n\nBase settings:\n\n"
+         + settings_table(res.get("config", {}))),
+        ("Slopes", "log-log slope of mean |a| against width per layer (flat near 0 is width-stable)\n\n"
+         + md_table(table, ["step"] + list(names))),
+        ("Figures", "\n\n".join(figs)),
+    ])
+
+
+BUILDERS: dict[str, tuple[Callable[[dict], list[dict]], Callable[[dict], str]]] = {
+    "probe": (probe_csv, probe_markdown), "train": (train_csv, train_markdown), "sweep": (sweep_csv, sweep_markdown),
+    "theory": (theory_csv, theory_markdown), "jacobian": (jacobian_csv, jacobian_markdown),
+    "widths": (widths_csv, widths_markdown),
+}
+
+
+def csv_rows(kind: str, res: dict[str, Any]) -> list[dict[str, Any]]:
+    """The CSV rows of a result; a list (a shape) becomes its JSON text, a nested dict is left out."""
+    return [{k: (dumps(v) if isinstance(v, (list, tuple)) else v) for k, v in r.items() if not isinstance(v, dict)}
+            for r in BUILDERS[kind][0](res)]
+
+
+def markdown(kind: str, res: dict[str, Any]) -> str:
+    return BUILDERS[kind][1](res)
+
+
+def write(kind: str, res: dict[str, Any], csv: str | None = None, report: str | None = None) -> list[str]:
+    """Write the CSV and/or the Markdown report atomically; returns the paths written. Both texts are built
+    before either file is touched, so a failure in building leaves both files as they were."""
+    texts = []
+    if csv:
+        texts.append((csv, csv_rows(kind, res), True))
+    if report:
+        texts.append((report, markdown(kind, res), False))
+    return [write_csv(path, body) if is_csv else write_text(path, body) for path, body, is_csv in texts]

@@ -1,0 +1,243 @@
+"""A user's own model: load `file.py:factory` or `package.module:factory`, check what it returns, build its inputs.
+
+`factory()` returns an nn.Module, `(module, inputs)` or `(module, inputs, loss_fn)`; inputs are a tensor, a tuple
+of tensors (positional arguments) or a dict of tensors (keyword arguments). Without inputs, `input_shape` draws
+N(0, 1) on the CPU from the seeded stream (so a seed gives the same batch on every device), in the model's dtype.
+Every refusal is a SpecError on the field `model`, `input_shape` or `layers`: one line that names the cause.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import os
+import re
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from .spec import SpecError, check_value, parse_value
+
+SPEC_FORM = "FILE.py:FACTORY or package.module:FACTORY"
+SHAPE_FORM = "comma-separated positive integers such as 16,3,32,32"
+MAX_INPUT_ELEMENTS = 1 << 31
+
+
+@dataclass(frozen=True)
+class UserSpec:
+    """What a probe of a user's model needs: the factory, the input shape, a module-name filter, seed, device."""
+
+    model: str
+    input_shape: tuple[int, ...] | None = None
+    layers: str | None = None
+    seed: int = 0
+    device: str = "auto"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "input_shape": list(self.input_shape) if self.input_shape else None,
+                "layers": self.layers, "seed": self.seed, "device": self.device}
+
+
+def make_spec(model: str, input_shape: Any = None, layers: str | None = None, seed: Any = 0,
+              device: str = "auto") -> UserSpec:
+    """A checked UserSpec from raw values (strings from flags or a form, or parsed values)."""
+    if not isinstance(model, str) or ":" not in model.strip() or not all(p.strip() for p in
+                                                                          model.strip().rsplit(":", 1)):
+        raise SpecError("model", model, SPEC_FORM)
+    shape = parse_input_shape(input_shape)
+    if layers is not None and layers != "":
+        compile_layers(layers)
+    else:
+        layers = None
+    seed = parse_value("seed", seed)
+    check_value("seed", seed)
+    device = parse_value("device", device)
+    check_value("device", device)
+    return UserSpec(model.strip(), shape, layers, seed, device)
+
+
+def parse_input_shape(raw: Any) -> tuple[int, ...] | None:
+    """'16,3,32,32' (or a sequence of ints) -> (16, 3, 32, 32); None or '' -> None."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    parts = raw.split(",") if isinstance(raw, str) else raw
+    try:
+        dims = tuple(int(p.strip()) if isinstance(p, str) else int(p) for p in parts)
+    except (TypeError, ValueError):
+        raise SpecError("input_shape", raw, SHAPE_FORM) from None
+    if not dims or any(d < 1 for d in dims) or any(isinstance(p, (bool, float)) for p in parts):
+        raise SpecError("input_shape", raw, SHAPE_FORM)
+    n = 1
+    for d in dims:
+        n *= d
+    if n > MAX_INPUT_ELEMENTS:
+        raise SpecError("input_shape", raw, f"{SHAPE_FORM}, at most {MAX_INPUT_ELEMENTS} elements in all")
+    return dims
+
+
+def compile_layers(pattern: str) -> re.Pattern:
+    try:
+        return re.compile(pattern)
+    except re.error as e:
+        raise SpecError("layers", pattern, f"a regular expression over module names ({e})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+def _load_file(spec: str, path: str) -> Any:
+    if not path.endswith(".py"):
+        raise SpecError("model", spec, f"{SPEC_FORM} (a file path must end in .py)")
+    if not os.path.isfile(path):
+        raise SpecError("model", spec, f"{SPEC_FORM} (no such file: {path})")
+    full = os.path.abspath(path)
+    # a name per file, so that loading a file again replaces its module rather than clashing with another's
+    name = "initlab_user_" + re.sub(r"\W", "_", os.path.basename(full)[:-3]) + "_" + \
+        hashlib.sha1(full.encode()).hexdigest()[:8]
+    mspec = importlib.util.spec_from_file_location(name, full)
+    if mspec is None or mspec.loader is None:
+        raise SpecError("model", spec, f"{SPEC_FORM} (cannot load {path} as Python)")
+    module = importlib.util.module_from_spec(mspec)
+    folder = os.path.dirname(full)
+    sys.modules[name] = module          # dataclasses and pickling look the module up while it runs
+    sys.path.insert(0, folder)          # so the file can import its neighbours
+    try:
+        mspec.loader.exec_module(module)
+    except BaseException as e:
+        sys.modules.pop(name, None)
+        if isinstance(e, KeyboardInterrupt):
+            raise
+        raise SpecError("model", spec, f"a file that runs on import (it raised {_first_line(e)})") from None
+    finally:
+        if sys.path and sys.path[0] == folder:
+            sys.path.pop(0)
+    return module
+
+
+def _load_module(spec: str, dotted: str) -> Any:
+    try:
+        return importlib.import_module(dotted)
+    except ModuleNotFoundError as e:
+        raise SpecError("model", spec, f"{SPEC_FORM} (no module named {e.name!r})") from None
+    except Exception as e:
+        raise SpecError("model", spec, f"a module that imports cleanly (it raised {_first_line(e)})") from None
+
+
+def load_factory(spec: str) -> Callable[[], Any]:
+    """The callable that `spec` names; SpecError('model', ...) when the file, module or name is missing."""
+    where, _, attr = spec.strip().rpartition(":")
+    if not where or not attr:
+        raise SpecError("model", spec, SPEC_FORM)
+    is_file = where.endswith(".py") or os.sep in where or "/" in where
+    module = _load_file(spec, where) if is_file else _load_module(spec, where)
+    obj: Any = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise SpecError("model", spec, f"a callable named {attr!r} in {where}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise SpecError("model", spec, f"a callable named {attr!r} in {where} (it is a {type(obj).__name__})")
+    return obj
+
+
+Inputs = Any    # a tensor, a tuple of tensors or a dict of str -> tensor
+
+
+def _check_inputs(spec: str, inputs: Any) -> None:
+    if isinstance(inputs, torch.Tensor):
+        return
+    if isinstance(inputs, (tuple, list)) and inputs and all(isinstance(t, torch.Tensor) for t in inputs):
+        return
+    if isinstance(inputs, dict) and inputs and all(isinstance(k, str) and isinstance(t, torch.Tensor)
+                                                   for k, t in inputs.items()):
+        return
+    raise SpecError("model", spec, "inputs that are a tensor, a tuple of tensors or a dict of tensors "
+                                   f"(the factory gave {_describe(inputs)})")
+
+
+def _describe(obj: Any) -> str:
+    if isinstance(obj, (tuple, list)):
+        return f"a {type(obj).__name__} of " + (", ".join(type(o).__name__ for o in obj[:4]) or "nothing")
+    return f"a {type(obj).__name__}"
+
+
+@dataclass
+class UserModel:
+    """A loaded model with its inputs (on the device) and its loss function, if the factory gave one."""
+
+    module: nn.Module
+    inputs: Inputs
+    loss_fn: Callable[[Any], Any] | None
+    spec: UserSpec
+
+    def forward(self) -> Any:
+        if isinstance(self.inputs, dict):
+            return self.module(**self.inputs)
+        if isinstance(self.inputs, (tuple, list)):
+            return self.module(*self.inputs)
+        return self.module(self.inputs)
+
+    def input_tensors(self) -> list[torch.Tensor]:
+        if isinstance(self.inputs, dict):
+            return list(self.inputs.values())
+        if isinstance(self.inputs, (tuple, list)):
+            return list(self.inputs)
+        return [self.inputs]
+
+
+def _model_dtype(module: nn.Module) -> torch.dtype:
+    for p in module.parameters():
+        if p.is_floating_point():
+            return p.dtype
+    return torch.get_default_dtype()
+
+
+def _move(inputs: Inputs, device: torch.device) -> Inputs:
+    if isinstance(inputs, dict):
+        return {k: t.to(device) for k, t in inputs.items()}
+    if isinstance(inputs, (tuple, list)):
+        return tuple(t.to(device) for t in inputs)
+    return inputs.to(device)
+
+
+def load_model(spec: UserSpec, device: torch.device) -> UserModel:
+    """Seed, call the factory, check what it returned, move it to the device, and draw or move the inputs.
+    An --input-shape replaces any inputs the factory gave."""
+    factory = load_factory(spec.model)
+    torch.manual_seed(spec.seed)
+    try:
+        made = factory()
+    except KeyboardInterrupt:
+        raise
+    except BaseException as e:
+        raise SpecError("model", spec.model, f"a factory that runs (it raised {_first_line(e)})") from None
+    inputs, loss_fn = None, None
+    if isinstance(made, nn.Module):
+        module = made
+    elif isinstance(made, tuple) and len(made) in (2, 3) and isinstance(made[0], nn.Module):
+        module, inputs = made[0], made[1]
+        loss_fn = made[2] if len(made) == 3 else None
+        if loss_fn is not None and not callable(loss_fn):
+            raise SpecError("model", spec.model, "a callable loss_fn as the third item "
+                                                 f"(the factory gave a {type(loss_fn).__name__})")
+    else:
+        raise SpecError("model", spec.model, "a factory returning an nn.Module, (module, inputs) or "
+                                             f"(module, inputs, loss_fn) (it returned {_describe(made)})")
+    try:
+        module = module.to(device)
+    except Exception as e:
+        raise SpecError("model", spec.model, f"a module that moves to {device} (it raised {_first_line(e)})") \
+            from None
+    if spec.input_shape is not None:
+        inputs = torch.randn(spec.input_shape).to(device=device, dtype=_model_dtype(module))
+    elif inputs is None:
+        raise SpecError("input_shape", None, f"{SHAPE_FORM}: the factory returned no inputs")
+    else:
+        _check_inputs(spec.model, inputs)
+        inputs = _move(inputs, device)
+    return UserModel(module, inputs, loss_fn, spec)

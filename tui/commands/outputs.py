@@ -1,0 +1,42 @@
+"""Shared `--csv FILE` and `--report FILE.md` flags: checked before a run, written atomically after it."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from initlab.engine.spec import SpecError
+
+
+def add_output_flags(p: argparse.ArgumentParser, csv_help: str = "write the per-layer rows as CSV") -> None:
+    p.add_argument("--csv", default=None, metavar="FILE", help=csv_help + " (atomically)")
+    p.add_argument("--report", default=None, metavar="FILE.md",
+                   help="write a Markdown report: settings, verdict, per-layer table, text figures (atomically)")
+
+
+def check_output_paths(args: argparse.Namespace) -> None:
+    """Refuse, before any work, a --csv or --report path whose folder does not exist or that is a folder."""
+    for name in ("csv", "report"):
+        path = getattr(args, name, None)
+        if path is None:
+            continue
+        folder = os.path.dirname(os.path.abspath(path)) if path else ""
+        if not path or os.path.isdir(path):
+            raise SpecError(name, path, "a file path, not a folder")
+        if not os.path.isdir(folder):
+            raise SpecError(name, path, f"a file in an existing folder (no folder {folder})")
+
+
+def write_outputs(args: argparse.Namespace, kind: str, result: dict[str, Any]) -> list[str]:
+    """Write what --csv and --report ask for (kind: probe, train, sweep, theory, jacobian or widths); each written
+    path is named on stderr so that stdout keeps only the command's own output."""
+    from initlab.engine import report
+
+    csv, md = getattr(args, "csv", None), getattr(args, "report", None)
+    if not csv and not md:
+        return []
+    written = report.write(kind, result, csv=csv, report=md)
+    for path in written:
+        sys.stderr.write(f"wrote {path}\n")
+    return written

@@ -1,0 +1,48 @@
+"""`initlab probe --model FILE.py:FACTORY`: the probe of a user's own model, as a table or JSON."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .common import config_from_args, fmt, given_flags, print_json, table
+from .outputs import write_outputs
+
+COLUMNS = ["index", "name", "kind", "shape", "calls", "a_mean", "a_std", "grad_z_std", "grad_w_absmean", "w_std",
+           "grad_to_weight"]
+HEADERS = ["#", "module", "kind", "output", "calls", "out mean", "out std", "dL/dout std", "|dW| mean", "W std",
+           "dW/W"]
+KEPT = ("seed", "device")       # the MLP settings that still mean something for a user's model
+
+
+def run_model(args: argparse.Namespace) -> int:
+    from initlab.engine.anyprobe import run_user_probe
+    from initlab.engine.spec import SpecError
+    from initlab.engine.usermodel import make_spec
+
+    extra = [k for k in given_flags(args) if k not in KEPT]
+    if extra:
+        raise SpecError(extra[0], getattr(args, extra[0]),
+                        "not with --model (it sets the built-in MLP); --model takes --input-shape, --layers, "
+                        "--seed and --device")
+    if args.preset:
+        raise SpecError("preset", args.preset, "not with --model")
+    cfg = config_from_args(args)
+    spec = make_spec(args.model, args.input_shape, args.layers, cfg.seed, cfg.device)
+    res = run_user_probe(spec)
+    out = res.to_json()
+    write_outputs(args, "probe", out)
+    if args.json:
+        print_json(out)
+        return 0
+    rows = [{**r, "shape": "x".join(map(str, r["shape"])) if r["shape"] else None} for r in res.layers]
+    print(table(rows, COLUMNS, HEADERS))
+    v = res.verdict
+    where = f" from module {v['from_layer']}" if v["from_layer"] is not None else ""
+    print(f"\nverdict: {v['kind']}{where}; first/last |dW| ratio {fmt(v['first_last_grad_ratio'])}, "
+          f"first/last dL/dout std ratio {fmt(v['first_last_gradz_ratio'])}")
+    loss = f"loss {fmt(res.loss)} from {res.loss_source}" if res.loss is not None else f"loss from {res.loss_source}"
+    print(f"{loss}; {len(res.params)} parameter tensors")
+    for w in res.warnings:
+        print(f"warning: {w['message']}")
+    print(f"{res.model} on {res.device}, torch {res.torch}, {res.seconds:.2f} s", file=sys.stderr)
+    return 0
