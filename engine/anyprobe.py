@@ -20,7 +20,7 @@ from torch import nn
 from . import device as devices
 from .moments import Moments
 from .spec import SpecError
-from .usermodel import UserModel, UserSpec, compile_layers, load_model
+from .usermodel import UserModel, UserSpec, compile_layers, describe, load_model
 from .verdict import first_nonfinite, ratio, verdict
 
 ROOT_NAME = "(model)"
@@ -179,7 +179,7 @@ def _pick_loss(um: UserModel, out: Any) -> tuple[torch.Tensor | None, str]:
                 from None
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1 or not loss.is_floating_point():
             raise SpecError("model", um.spec.model, "a loss_fn returning a floating scalar tensor "
-                                                    f"(it returned a {type(loss).__name__})")
+                                                    f"(it returned {describe(loss)})")
         return loss.reshape(()), "loss_fn"
     scalar, where = find_scalar_loss(out)
     if scalar is not None:

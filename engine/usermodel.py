@@ -141,7 +141,7 @@ def load_factory(spec: str) -> Callable[[], Any]:
             raise SpecError("model", spec, f"a callable named {attr!r} in {where}")
         obj = getattr(obj, part)
     if not callable(obj):
-        raise SpecError("model", spec, f"a callable named {attr!r} in {where} (it is a {type(obj).__name__})")
+        raise SpecError("model", spec, f"a callable named {attr!r} in {where} (it is {describe(obj)})")
     return obj
 
 
@@ -157,13 +157,20 @@ def _check_inputs(spec: str, inputs: Any) -> None:
                                                    for k, t in inputs.items()):
         return
     raise SpecError("model", spec, "inputs that are a tensor, a tuple of tensors or a dict of tensors "
-                                   f"(the factory gave {_describe(inputs)})")
+                                   f"(the factory gave {describe(inputs)})")
 
 
-def _describe(obj: Any) -> str:
+def article(word: str) -> str:
+    return ("an " if word[:1].lower() in "aeiou" else "a ") + word
+
+
+def describe(obj: Any) -> str:
+    """What a value is, for a refusal: "an int", "a tensor of shape [4, 3]", "a tuple of Tensor, str"."""
+    if isinstance(obj, torch.Tensor):
+        return f"a tensor of shape {list(obj.shape)}"
     if isinstance(obj, (tuple, list)):
-        return f"a {type(obj).__name__} of " + (", ".join(type(o).__name__ for o in obj[:4]) or "nothing")
-    return f"a {type(obj).__name__}"
+        return article(type(obj).__name__) + " of " + (", ".join(type(o).__name__ for o in obj[:4]) or "nothing")
+    return article(type(obj).__name__)
 
 
 @dataclass
@@ -224,10 +231,10 @@ def load_model(spec: UserSpec, device: torch.device) -> UserModel:
         loss_fn = made[2] if len(made) == 3 else None
         if loss_fn is not None and not callable(loss_fn):
             raise SpecError("model", spec.model, "a callable loss_fn as the third item "
-                                                 f"(the factory gave a {type(loss_fn).__name__})")
+                                                 f"(the factory gave {describe(loss_fn)})")
     else:
         raise SpecError("model", spec.model, "a factory returning an nn.Module, (module, inputs) or "
-                                             f"(module, inputs, loss_fn) (it returned {_describe(made)})")
+                                             f"(module, inputs, loss_fn) (it returned {describe(made)})")
     try:
         module = module.to(device)
     except Exception as e:
@@ -236,7 +243,8 @@ def load_model(spec: UserSpec, device: torch.device) -> UserModel:
     if spec.input_shape is not None:
         inputs = torch.randn(spec.input_shape).to(device=device, dtype=_model_dtype(module))
     elif inputs is None:
-        raise SpecError("input_shape", None, f"{SHAPE_FORM}: the factory returned no inputs")
+        raise SpecError("input_shape", None, f"{SHAPE_FORM} (the factory returned no inputs, so the probe needs "
+                                             "a shape to draw them)")
     else:
         _check_inputs(spec.model, inputs)
         inputs = _move(inputs, device)
