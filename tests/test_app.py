@@ -115,7 +115,7 @@ async def test_invalid_field_blocks_running_and_keys_go_to_the_field():
         assert depth.value == "12pt"
         assert not app.bridge.running and app.last_kind == ""
         error = app.form.query_one("#error-depth").render()
-        assert "depth: '12pt' is not allowed; an integer in [1, 10000]" in str(error)
+        assert str(error) == "'12pt' is not allowed; an integer in [1, 10000]"
         assert depth.has_class("-refused")
         await pilot.press("escape", "p")
         await pilot.pause()

@@ -14,9 +14,9 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
-from textual.reactive import reactive
+from textual.reactive import var
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, Select
+from textual.widgets import Footer, Input, Select
 from textual.worker import Worker, WorkerState
 
 from initlab.engine import export
@@ -32,6 +32,7 @@ from .widgets.config_form import ConfigForm
 from .widgets.help_screen import HelpScreen
 from .widgets.layer_charts import LayerData
 from .widgets.log_pane import LogPane, wall_clock
+from .widgets.status_bar import StatusBar
 from .widgets.training_chart import Epoch, TrainingData, epoch_row
 
 NARROW_BELOW = 100          # columns; below this the configuration collapses into a drawer (key c)
@@ -79,9 +80,10 @@ class InitlabApp(App):
         Binding("escape", "leave_field", "leave field", show=False),
     ]
 
-    run_state: reactive[str] = reactive("idle")
+    # var, not reactive: a reactive on the App repaints the whole screen at every change
+    run_state: var[str] = var("idle")
     """idle, probing, training epoch e/E step s/S, stopped, failed: shown in the header."""
-    device_name: reactive[str] = reactive("auto")
+    device_name: var[str] = var("auto")
     """The configured device, or the one the last run resolved it to."""
 
     def __init__(self, config: Config | None = None, *, autoprobe: bool = True,
@@ -97,7 +99,7 @@ class InitlabApp(App):
         self.baseline: Baseline | None = None
         self.last_result: dict[str, Any] | None = None
         self.last_kind = ""
-        self.device_name = self.initial_config.device
+        self.set_reactive(InitlabApp.device_name, self.initial_config.device)
         self._starting = 0          # start requests not yet seen as Started events
         self.preset_name = ""       # the preset last loaded into the form
 
@@ -105,7 +107,7 @@ class InitlabApp(App):
     def compose(self) -> ComposeResult:
         # classes set before the widgets exist cost no restyle of the whole screen
         self._narrow(self.size.width < NARROW_BELOW)
-        yield Header(icon="≋")
+        yield StatusBar(id="status")
         with Horizontal(id="main"):
             yield ConfigForm(self.initial_config, id="config")
             with Vertical(id="centre"):
@@ -150,7 +152,11 @@ class InitlabApp(App):
 
     # -- header ------------------------------------------------------------------------------------------------
     def _update_header(self) -> None:
-        self.sub_title = f"{self.device_name} · {self.run_state}"
+        try:
+            bar = self.query_one(StatusBar)
+        except NoMatches:       # before compose
+            return
+        bar.device, bar.state = self.device_name, self.run_state
 
     def watch_run_state(self) -> None:
         self._update_header()

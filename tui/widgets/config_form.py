@@ -82,7 +82,7 @@ class ConfigForm(VerticalScroll):
         self.devices: list[tuple[str, str]] = [("auto", "auto")]     # (label, value) as the Select lists them
         self.mounted_fields = False
         self._pending = [g for g, _ in GROUPS if g in OPEN_GROUPS] + [g for g, _ in GROUPS if g not in OPEN_GROUPS]
-        self._error_boxes: dict[str, Static] = {}     # mounted only while a field is refused
+        self._error_boxes: dict[str, tuple[Label, Static]] = {}     # mounted only while a field is refused
         self._fill(config)
 
     def _fill(self, cfg: spec.Config) -> None:
@@ -190,20 +190,24 @@ class ConfigForm(VerticalScroll):
 
     # -- events ------------------------------------------------------------------------------------------------
     def _show_error(self, name: str, error: str | None) -> None:
+        """Show or clear the refusal in the row under the field: a mark in the name column, the reason beside it."""
         widget = self.widget_for(name)
-        box = self._error_boxes.get(name)
+        boxes = self._error_boxes.get(name)
         if widget is None:
             return
         widget.set_class(bool(error), "-refused")
         if error:
-            if box is None:
-                box = self._error_boxes[name] = Static(error, id=f"error-{name}", classes="field-error",
-                                                       markup=False)
-                widget.parent.mount(box, after=widget)
+            reason = error.split(": ", 1)[-1]       # the field's name is in the row above
+            if boxes is None:
+                boxes = self._error_boxes[name] = (Label("  refused", classes="field-error"),
+                                                   Static(reason, id=f"error-{name}", classes="field-error",
+                                                          markup=False))
+                widget.parent.mount(*boxes, after=widget)
             else:
-                box.update(error)
-        elif box is not None:
-            box.remove()
+                boxes[1].update(reason)
+        elif boxes is not None:
+            for b in boxes:
+                b.remove()
             del self._error_boxes[name]
 
     def _changed(self, name: str | None, raw: Any) -> None:

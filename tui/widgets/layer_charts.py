@@ -43,11 +43,12 @@ def layer_ticks(n: int, most: int = 8) -> list[int]:
     return ticks
 
 
-def nonfinite_note(layers: Layers, key: str) -> str:
+def nonfinite_note(layers: Layers, key: str, name: str) -> str:
+    """A title that leads with the non-finite layers, or "" when every value is finite."""
     bad = [i for i, d in enumerate(layers) if d.get(key) is None or not math.isfinite(d[key])]
     if not bad:
         return ""
-    return f"  {key} non-finite in {len(bad)} layer{'s' if len(bad) > 1 else ''}, from layer {bad[0]}"
+    return f"{name}: {key} non-finite from layer {bad[0]} ({len(bad)} of {len(layers)} layers)"
 
 
 def draw_log_bars(width: int, height: int, title: str, series: list[Series],
@@ -76,7 +77,7 @@ def draw_log_bars(width: int, height: int, title: str, series: list[Series],
         plt.xticks(layer_ticks(n, max(2, width // 8)))
         plt.xlabel("layer")
 
-    out = Text(title + note, style="bold", no_wrap=True, overflow="ellipsis")
+    out = Text(note or title, style="bold", no_wrap=True, overflow="ellipsis")
     out.append("\n")
     out.append_text(build_plot(width, height - 2, draw))
     out.append("\n")
@@ -112,7 +113,8 @@ class ForwardChart(LayerChart):
         refs = [("level 1", 0.0, "─", c["accent"])]
         if in_std is not None:
             refs.append((f"input std {fmt(d.input_std, 3)}", in_std, "┈", c["success"]))
-        return draw_log_bars(width, height, self.title + self.label(), series, refs, nonfinite_note(d.layers, "a_std"))
+        return draw_log_bars(width, height, self.title + self.label(), series, refs,
+                             nonfinite_note(d.layers, "a_std", "Forward" + self.label()))
 
     def table(self) -> tuple[Row, list[Row]]:
         cols = ["layer", "a_std", "log10", "a_mean", "z_std", "saturated", "dead"]
@@ -133,7 +135,7 @@ class BackwardChart(LayerChart):
         if d.baseline:
             series.append(Series("baseline mean |dL/dW|", logs(d.baseline, "grad_w_absmean"), "×", c["secondary"]))
         return draw_log_bars(width, height, self.title + self.label(), series, [],
-                             nonfinite_note(d.layers, "grad_w_absmean"))
+                             nonfinite_note(d.layers, "grad_w_absmean", "Backward" + self.label()))
 
     def table(self) -> tuple[Row, list[Row]]:
         cols = ["layer", "mean|dL/dW|", "std dL/dz", "std dL/dW", "grad/weight"]
@@ -156,7 +158,7 @@ class GlorotChart(LayerChart):
                   Series("backward ratio", logs(d.layers, "bwd_var_ratio"), "•", c["accent"])]
         refs = [("ratio 1", 0.0, "─", c["success"])]
         return draw_log_bars(width, height, self.title + self.label(), series, refs,
-                             nonfinite_note(d.layers, "fwd_var_ratio"))
+                             nonfinite_note(d.layers, "fwd_var_ratio", "Glorot" + self.label()))
 
     def table(self) -> tuple[Row, list[Row]]:
         cols = ["layer", "fan_in", "fan_out", "fwd_var_ratio", "bwd_var_ratio"]

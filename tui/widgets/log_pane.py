@@ -38,7 +38,7 @@ class LogPane(RichLog):
         style = f"bold rgb({colour[0]},{colour[1]},{colour[2]})" if colour else "dim"
         line = Text.assemble((stamp + " ", "dim"), (LEVEL_WORD.get(level, level[:5].ljust(5)), style), " ",
                              (message, "bold" if colour else ""))
-        self.write(line)
+        self.write(line, expand=True)     # wrap at the pane's width, not the console's
 
     def messages(self) -> list[str]:
         return [m for _t, _l, m in self.entries]

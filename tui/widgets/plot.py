@@ -105,7 +105,7 @@ class PlotWidget(Widget):
     when the widget is on screen (a hidden tab is never rendered) and only when data, size or theme changed."""
 
     DEFAULT_CSS = """
-    PlotWidget { width: 1fr; height: 1fr; }
+    PlotWidget { width: 1fr; height: 1fr; text-wrap: nowrap; text-overflow: ellipsis; }
     """
     title = "chart"
     empty = "no data yet: p probes, t trains"

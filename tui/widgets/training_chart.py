@@ -75,6 +75,8 @@ class TrainingChart(PlotWidget):
             plt.yticks(ticks, labels)
             plt.ylim(lo, hi)
             plt.xlim(0.5, max(1.5, n_epochs + 0.5))
+            step = max(1, round(n_epochs / max(2, width // 8)))
+            plt.xticks(list(range(1, n_epochs + 1, step)))
             plt.xlabel("epoch")
 
         out = Text(self.title + (f" ({d.label})" if d.label else ""), style="bold", no_wrap=True, overflow="ellipsis")
