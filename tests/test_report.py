@@ -1,0 +1,227 @@
+"""CSV and Markdown reports: files written by probe and train, their content against the JSON, every result kind,
+text bar charts, and atomic writes (no temporary files left, the previous file intact when a write fails)."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+
+import pytest
+
+from initlab.engine import export, report
+from initlab.engine.textplot import bar_chart, grid
+from initlab.tui.cli import main
+
+SMALL = ["--depth", "4", "--width", "8", "--in-features", "6", "--out-features", "3", "--batch", "16",
+         "--device", "cpu"]
+EXPLODE = ["--depth", "12", "--width", "16", "--in-features", "16", "--out-features", "16", "--activation",
+           "identity", "--init", "normal", "--std", "1", "--no-bias", "--batch", "8", "--device", "cpu"]
+MODEL = """
+import torch
+from torch import nn
+
+def make():
+    return nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.Linear(7, 2)), torch.randn(6, 5)
+"""
+
+
+def run_json(capsys, *argv: str) -> tuple[dict, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert code in (0, 1), err
+    return json.loads(out), err
+
+
+def read_csv(path) -> list[dict[str, str]]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def section(md: str, title: str) -> str:
+    """The body of one '## title' section."""
+    start = md.index(f"## {title}\n")
+    end = md.find("\n## ", start + 1)
+    return md[start:end if end >= 0 else len(md)]
+
+
+def table_rows(md: str) -> list[list[str]]:
+    """The body rows of the first Markdown table in md."""
+    lines: list[str] = []
+    for ln in md.splitlines():
+        if ln.startswith("| "):
+            lines.append(ln)
+        elif lines:
+            break
+    return [[c.strip() for c in ln.strip("|").split(" | ")] for ln in lines[2:]]
+
+
+# probe and train through the command line ------------------------------------------------------------------------
+
+def test_probe_writes_a_csv_row_and_a_report_row_per_layer(tmp_path, capsys):
+    c, m = tmp_path / "layers.csv", tmp_path / "probe.md"
+    doc, err = run_json(capsys, "probe", *EXPLODE, "--csv", str(c), "--report", str(m), "--json")
+    assert sorted(os.listdir(tmp_path)) == ["layers.csv", "probe.md"]      # no temporary file left
+    assert f"wrote {c}" in err and f"wrote {m}" in err
+    rows = read_csv(c)
+    assert len(rows) == 12 == len(doc["layers"])
+    for row, layer in zip(rows, doc["layers"]):
+        assert int(row["index"]) == layer["index"] and row["name"] == layer["name"]
+        for k in ("a_std", "grad_w_absmean", "grad_z_std", "fwd_var_ratio"):
+            assert (row[k] == "" and layer[k] is None) or float(row[k]) == layer[k]
+    md = m.read_text()
+    v = doc["verdict"]
+    assert v["kind"] in ("exploding", "nonfinite")
+    assert f"**{v['kind']}** from layer {v['from_layer']}" in section(md, "Verdict")
+    body = table_rows(section(md, "Per-layer statistics"))
+    assert [r[0] for r in body] == [str(i) for i in range(12)]
+    settings = dict(r[:2] for r in table_rows(section(md, "Settings")))
+    assert settings["depth"] == "12" and settings["init"] == "normal"
+    figures = section(md, "Figures")
+    assert figures.count("```text") == 3 and "log10 scale" in figures
+
+
+def test_train_csv_holds_epochs_then_final_layers(tmp_path, capsys):
+    c, m = tmp_path / "train.csv", tmp_path / "train.md"
+    doc, _ = run_json(capsys, "train", "--depth", "3", "--width", "6", "--epochs", "3", "--n-rows", "60",
+                      "--batch", "10", "--device", "cpu", "--csv", str(c), "--report", str(m), "--json")
+    rows = read_csv(c)
+    epochs = [r for r in rows if r["table"] == "epoch"]
+    layers = [r for r in rows if r["table"] == "final_layer"]
+    assert len(epochs) + len(layers) == len(rows)
+    assert [int(r["epoch"]) for r in epochs] == [1, 2, 3]
+    assert [float(r["train_loss"]) for r in epochs] == [e["train_loss"] for e in doc["epochs"]]
+    assert [int(r["index"]) for r in layers] == [0, 1, 2]
+    assert [float(r["a_std"]) for r in layers] == [d["a_std"] for d in doc["final"]["layers"]]
+    assert {r["seed"] for r in rows} == {"0"} and {r["run"] for r in rows} == {"0"}
+    md = m.read_text()
+    outcome = section(md, "Outcome")
+    assert "stopped: finished" in outcome and "gradient signal over the final layers: **" in outcome
+    assert [r[0] for r in table_rows(outcome[outcome.index("### Epochs"):])] == ["1", "2", "3"]
+    final = outcome[outcome.index("### Final per-layer statistics"):]
+    assert [r[0] for r in table_rows(final)] == ["0", "1", "2"]
+    assert "train loss per epoch" in outcome and sorted(os.listdir(tmp_path)) == ["train.csv", "train.md"]
+
+
+def test_user_model_report_has_warnings_and_modules(tmp_path, capsys):
+    src = tmp_path / "net.py"
+    src.write_text(MODEL)
+    m = tmp_path / "net.md"
+    doc, _ = run_json(capsys, "probe", "--model", f"{src}:make", "--device", "cpu", "--report", str(m), "--json")
+    md = m.read_text()
+    assert md.startswith(f"# initlab probe report: {src}:make")
+    body = table_rows(section(md, "Per-layer statistics"))
+    assert [(r[1], r[2]) for r in body] == [("0", "Linear"), ("1", "Tanh"), ("2", "Linear")]
+    assert f"**{doc['verdict']['kind']}**" in section(md, "Verdict")
+
+
+@pytest.mark.parametrize("flag,where,words", [
+    ("--report", "missing/r.md", "a file in an existing folder"),
+    ("--csv", ".", "a file path, not a folder"),
+])
+def test_a_bad_output_path_is_refused_before_the_run(tmp_path, capsys, flag, where, words):
+    code = main(["probe", *SMALL, flag, str(tmp_path / where)])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and err.count("\n") == 1 and words in err, err
+    assert os.listdir(tmp_path) == []
+
+
+# atomic writes ---------------------------------------------------------------------------------------------------
+
+def test_a_failed_write_leaves_the_previous_files_and_no_temporary(tmp_path, capsys, monkeypatch):
+    doc, _ = run_json(capsys, "probe", *SMALL, "--json")
+    c, m = tmp_path / "p.csv", tmp_path / "p.md"
+    c.write_text("old csv\n")
+    m.write_text("old report\n")
+
+    def disk_full(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(export.os, "replace", disk_full)
+    with pytest.raises(OSError):
+        report.write("probe", doc, csv=str(c), report=str(m))
+    assert c.read_text() == "old csv\n" and m.read_text() == "old report\n"
+    assert sorted(os.listdir(tmp_path)) == ["p.csv", "p.md"]
+    monkeypatch.undo()
+    assert report.write("probe", doc, csv=str(c), report=str(m)) == [str(c), str(m)]
+    assert len(read_csv(c)) == 4 and m.read_text().startswith("# initlab probe report")
+
+
+def test_a_result_that_cannot_be_rendered_touches_no_file(tmp_path):
+    c, m = tmp_path / "p.csv", tmp_path / "p.md"
+    c.write_text("kept\n")
+    with pytest.raises((TypeError, AttributeError)):
+        report.write("probe", {"layers": [None]}, csv=str(c), report=str(m))
+    assert c.read_text() == "kept\n" and not m.exists() and os.listdir(tmp_path) == ["p.csv"]
+
+
+# the other results -----------------------------------------------------------------------------------------------
+
+def test_theory_csv_and_report(capsys):
+    doc, _ = run_json(capsys, "theory", "--activation", "tanh", "--sigma-w", "1.5", "--sigma-b", "0.1", "--json")
+    (row,) = report.csv_rows("theory", doc)
+    assert row["q_star"] == doc["q_star"] and row["chi1"] == doc["chi1"]
+    md = report.markdown("theory", doc)
+    assert "| chi1 |" in md and "| q_star |" in md
+
+
+def test_jacobian_csv_and_report(capsys):
+    doc, _ = run_json(capsys, "jacobian", "--depth", "3", "--width", "8", "--in-features", "8", "--out-features", "8",
+                      "--device", "cpu", "--json")
+    rows = report.csv_rows("jacobian", doc)
+    assert [r["singular_value"] for r in rows] == doc["singular_values"]
+    md = report.markdown("jacobian", doc)
+    chart = section(md, "Figures")
+    counts = [int(ln.rsplit("| ", 1)[1]) for ln in chart.splitlines() if ln.count("|") == 2]
+    assert sum(counts) == len(doc["singular_values"])
+    assert "condition_number" in section(md, "Spectrum")
+
+
+def test_widths_csv_has_a_row_per_width_step_and_layer(capsys):
+    doc, _ = run_json(capsys, "widths", "--widths", "8,16", "--depth", "2", "--steps", "1", "--device", "cpu",
+                      "--json")
+    rows = report.csv_rows("widths", doc)
+    assert len(rows) == 2 * 2 * 2
+    first = next(r for r in rows if r["width"] == 16 and r["step"] == 1 and r["layer"] == 1)
+    assert first["mean_abs_a"] == doc["mean_abs_a"][1][1][1]
+    md = report.markdown("widths", doc)
+    assert "## Slopes" in md and md.count("```text") == 2 * len(doc["layer_names"])
+
+
+def test_sweep_csv_and_heatmap(capsys):
+    doc, _ = run_json(capsys, "sweep", "--vary", "depth=2,3", "--vary", "init=xavier_uniform,kaiming_normal",
+                      "--width", "6", "--in-features", "6", "--out-features", "6", "--batch", "8", "--device", "cpu",
+                      "--json")
+    rows = report.csv_rows("sweep", doc)
+    assert [(r["depth"], r["init"]) for r in rows] == [(p["depth"], p["init"]) for p in doc["points"]]
+    md = report.markdown("sweep", doc)
+    assert [r[0] for r in table_rows(section(md, "Verdicts"))] == ["2", "2", "3", "3"]
+    assert "rows init, columns depth" in section(md, "Heatmap")
+
+
+# text figures ----------------------------------------------------------------------------------------------------
+
+def bars(chart: str) -> list[int]:
+    return [ln.split("|")[1].count("#") for ln in chart.splitlines() if ln.count("|") == 2]
+
+
+def test_log_bars_grow_with_the_decades():
+    chart = bar_chart(["a", "b", "c", "d", "e"], [1e-3, 1e-2, 1e-1, 1.0, None], width=31, log=True)
+    assert bars(chart) == [1, 11, 21, 31, 0]
+    assert chart.splitlines()[4].endswith("| -") and "log10 scale, 0.001 to 1" in chart
+
+
+def test_linear_bars_start_at_zero_both_ways():
+    chart = bar_chart(["neg", "pos", "zero"], [-1.0, 3.0, 0.0], width=40)
+    lines = chart.splitlines()
+    assert bars(chart) == [10, 30, 0]
+    assert lines[0].split("|")[1].rstrip() == "#" * 10                 # left of zero
+    assert lines[1].split("|")[1] == " " * 10 + "#" * 30
+
+
+def test_a_narrow_spread_still_spans_a_decade():
+    assert bars(bar_chart(["a", "b"], [0.5, 1.0], width=21, log=True)) == [15, 21]
+
+
+def test_grid_lays_out_rows_and_columns():
+    text = grid(["r1", "r2"], [1, 2], [[0.5, None], [1e-5, 2.0]])
+    assert text.splitlines() == ["            1  2", "r1        0.5  -", "r2  1.000e-05  2"]
