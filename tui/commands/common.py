@@ -8,6 +8,7 @@ from typing import Any, Iterable
 
 from initlab.engine import spec
 from initlab.engine.spec import FIELDS, Config, SpecError
+from initlab.engine.textplot import fmt
 
 
 def flag(name: str) -> str:
@@ -58,22 +59,6 @@ def print_json(obj: Any) -> None:
     from initlab.engine.export import dumps
 
     sys.stdout.write(dumps(obj) + "\n")
-
-
-def fmt(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        if v != v:
-            return "nan"
-        if v in (float("inf"), float("-inf")):
-            return "inf" if v > 0 else "-inf"
-        if v == 0:
-            return "0"
-        if abs(v) >= 1e4 or abs(v) < 1e-3:
-            return f"{v:.3e}"
-        return f"{v:.4g}"
-    return str(v)
 
 
 def table(rows: list[dict[str, Any]], columns: list[str], headers: list[str] | None = None) -> str:
