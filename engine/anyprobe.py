@@ -192,12 +192,13 @@ def _pick_loss(um: UserModel, out: Any) -> tuple[torch.Tensor | None, str]:
 
 
 def _weight_of(row: _Row) -> tuple[str, nn.Parameter] | None:
-    """The parameter that grad_w_* describe: `weight`, else the first of the module's own ending in 'weight'."""
+    """The parameter that grad_w_* describe: `weight`, else the first of the module's own named *weight*
+    (in_proj_weight, weight_ih_l0)."""
     own = dict(row.module.named_parameters(recurse=False))
     if isinstance(own.get("weight"), nn.Parameter):
         return "weight", own["weight"]
     for n, p in (own if own else dict(row.module.named_parameters())).items():
-        if n.endswith("weight"):
+        if "weight" in n:
             return n, p
     return None
 

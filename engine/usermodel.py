@@ -212,9 +212,20 @@ def _move(inputs: Inputs, device: torch.device) -> Inputs:
     return inputs.to(device)
 
 
+def requiring_grad(inputs: Inputs) -> Inputs:
+    """Floating-point inputs as fresh leaves that require a gradient, so that the backward signal also reaches
+    modules in front of the first trainable parameter (a frozen backbone) and parameter-free models."""
+    mark = lambda t: t.detach().requires_grad_() if t.is_floating_point() else t
+    if isinstance(inputs, dict):
+        return {k: mark(t) for k, t in inputs.items()}
+    if isinstance(inputs, (tuple, list)):
+        return tuple(mark(t) for t in inputs)
+    return mark(inputs)
+
+
 def load_model(spec: UserSpec, device: torch.device) -> UserModel:
-    """Seed, call the factory, check what it returned, move it to the device, and draw or move the inputs.
-    An --input-shape replaces any inputs the factory gave."""
+    """Seed, call the factory, check what it returned, move it to the device, and draw or move the inputs
+    (floating ones then require a gradient). An --input-shape replaces any inputs the factory gave."""
     factory = load_factory(spec.model)
     torch.manual_seed(spec.seed)
     try:
@@ -248,4 +259,4 @@ def load_model(spec: UserSpec, device: torch.device) -> UserModel:
     else:
         _check_inputs(spec.model, inputs)
         inputs = _move(inputs, device)
-    return UserModel(module, inputs, loss_fn, spec)
+    return UserModel(module, requiring_grad(inputs), loss_fn, spec)

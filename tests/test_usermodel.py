@@ -100,6 +100,11 @@ def frozen():
     m.requires_grad_(False)
     return m, torch.randn(5, 3)
 
+def frozen_ids():
+    m = nn.Sequential(nn.Embedding(10, 4), nn.Tanh())
+    m.requires_grad_(False)
+    return m, torch.randint(0, 10, (5,))
+
 def fails():
     raise ValueError("no weights here")
 
@@ -304,11 +309,24 @@ def test_called_twice_unused_and_frozen_are_warned(models):
     assert res.layers[2]["grad_w_absmean"] is None and res.layers[2]["grad_z_std"] > 0
 
 
+def test_a_frozen_model_still_passes_the_backward_signal_from_its_inputs(models):
+    res = probe(f"{models}:frozen", seed=6)
+    assert [w["kind"] for w in res.warnings] == ["frozen_parameters"]
+    assert res.loss_source == "signal" and all(p["grad_std"] is None for p in res.params)
+    torch.manual_seed(6)
+    m, x = runpy.run_path(models)["frozen"]()
+    z = m[0](x)
+    a = torch.tanh(z)
+    g = torch.randn(a.shape)
+    assert close(res.layers[0]["grad_z_std"], (g * (1 - a * a)).double().std(correction=0).item())
+
+
 def test_a_model_with_nothing_to_differentiate_gives_forward_statistics(models):
-    res = probe(f"{models}:frozen")
+    res = probe(f"{models}:frozen_ids")
     assert [w["kind"] for w in res.warnings] == ["frozen_parameters", "no_backward"]
     assert res.loss_source == "none" and all(r["grad_z_std"] is None for r in res.layers)
-    assert res.layers[1]["a_std"] > 0 and res.verdict["kind"] in ("stable", "vanishing", "exploding")
+    assert res.layers[1]["a_std"] > 0 and res.input_std is None
+    assert res.verdict["kind"] in ("stable", "vanishing", "exploding")
 
 
 def test_layers_keeps_the_matching_modules(models):
