@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from . import device as devices
-from .moments import Moments
+from .moments import FIELDS, Moments
 from .spec import SpecError
 from .usermodel import UserModel, UserSpec, compile_layers, describe, load_model
 from .verdict import first_nonfinite, ratio, verdict
@@ -211,8 +211,7 @@ def _fans(w: torch.Tensor) -> tuple[int | None, int | None]:
 
 
 def _moment_row(v: list[float]) -> dict[str, float]:
-    mean, var, lo, hi, absmean, finite, count = v
-    return {"mean": mean, "var": var, "amin": lo, "amax": hi, "absmean": absmean, "finite": finite, "count": count}
+    return dict(zip(FIELDS, v))
 
 
 def _std(var: float) -> float:
@@ -295,6 +294,80 @@ def _verdict(layers: list[dict[str, Any]], input_std: float | None) -> dict[str,
     return v
 
 
+def _guarded(spec: UserSpec, what: str, fn):
+    """Run the user's forward or backward; its failure is a one-line refusal (out of memory stays itself)."""
+    try:
+        return fn()
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:
+        if type(e).__name__ == "OutOfMemoryError":
+            raise
+        raise SpecError("model", spec.model, f"a model whose {what} (it raised {_first_line(e)})") from None
+
+
+def _passes(um: UserModel, select: re.Pattern | None) -> tuple[ModuleHooks, torch.Tensor | None, str]:
+    """Forward under hooks, pick the loss, backward; returns the hooks (rows, calls), the loss and its source."""
+    for p in um.module.parameters():
+        p.grad = None
+    with ModuleHooks(um.module, select) as hooks:
+        out = _guarded(um.spec, "forward runs on the inputs", um.forward)
+        hooks.active = False
+        loss, source = _pick_loss(um, out)
+        if loss is not None:
+            _guarded(um.spec, "backward runs", loss.backward)
+    return hooks, loss, source
+
+
+def _selected_params(module: nn.Module, rows: list[_Row], select: re.Pattern | None) -> list[tuple[str, nn.Parameter]]:
+    """Every parameter, or with --layers those of the matching modules and of the hidden rows kept."""
+    params = list(module.named_parameters())
+    if select is None:
+        return params
+    chosen = {r.name for r in rows}
+    hidden = [r.name for r in rows if r.hidden]
+    keep = lambda owner: (select.search(owner) is not None or owner in chosen
+                          or any(owner.startswith(h + ".") or h == "" for h in hidden))
+    return [(n, p) for n, p in params if keep(n.rpartition(".")[0])]
+
+
+def _param_rows(params: list[tuple[str, nn.Parameter]], p_rows: list[list[float]]) -> list[dict[str, Any]]:
+    out = []
+    for i, (n, p) in enumerate(params):
+        w, g = _moment_row(p_rows[2 * i]), _moment_row(p_rows[2 * i + 1])
+        has_grad, has_w = p.grad is not None, p.numel() > 0
+        w_std = _std(w["var"]) if has_w else None
+        g_std = _std(g["var"]) if has_grad else None
+        out.append({
+            "name": n, "module": _display(n.rpartition(".")[0]), "shape": list(p.shape), "numel": p.numel(),
+            "requires_grad": p.requires_grad, "has_grad": has_grad, "w_std": w_std,
+            "w_absmean": w["absmean"] if has_w else None, "grad_std": g_std,
+            "grad_absmean": g["absmean"] if has_grad else None,
+            "grad_norm": math.sqrt(g["count"] * (g["var"] + g["mean"] ** 2)) if has_grad else None,
+            "grad_to_weight": (g_std / w_std if w_std else (math.inf if g_std else None)) if has_grad else None})
+    return out
+
+
+def _layer_row(i: int, r: _Row, calls: int, f: dict[str, float], g: dict[str, float],
+               by_param: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    has_f, has_g = r.fwd is not None, r.grad is not None
+    wt = _weight_of(r)
+    pd = by_param.get(id(wt[1])) if wt else None
+    fan_in, fan_out = _fans(wt[1]) if wt else (None, None)
+    return {
+        "index": i, "name": _display(r.name), "kind": type(r.module).__name__, "calls": calls, "shape": r.shape,
+        "params": sum(p.numel() for p in r.module.parameters(recurse=r.hidden)), "fan_in": fan_in, "fan_out": fan_out,
+        "a_mean": f["mean"] if has_f else None, "a_std": _std(f["var"]) if has_f else None,
+        "a_min": f["amin"] if has_f else None, "a_max": f["amax"] if has_f else None,
+        "a_absmean": f["absmean"] if has_f else None, "nonfinite_frac": 1.0 - f["finite"] if has_f else None,
+        "grad_z_std": _std(g["var"]) if has_g else None,
+        "grad_z_rms": math.sqrt(max(g["var"], 0.0) + g["mean"] ** 2) if has_g else None,
+        **{k: pd[src] if pd else None for k, src in (("grad_w_std", "grad_std"), ("grad_w_absmean", "grad_absmean"),
+                                                     ("grad_w_norm", "grad_norm"), ("w_std", "w_std"),
+                                                     ("grad_to_weight", "grad_to_weight"))},
+    }
+
+
 def probe_model(um: UserModel) -> UserProbeResult:
     """One forward and backward pass of a loaded model under hooks; every reduction on the device, then one
     transfer for the lot."""
@@ -304,100 +377,37 @@ def probe_model(um: UserModel) -> UserProbeResult:
     if select is not None and not any(select.search(n) for n, _ in module.named_modules()):
         names = [_display(n) for n, _ in module.named_modules()]
         raise SpecError("layers", spec.layers, f"a pattern matching a module name such as {_names(names)}")
-    params = list(module.named_parameters())
-    for _, p in params:
-        p.grad = None
-    with ModuleHooks(module, select) as hooks:
-        try:
-            out = um.forward()
-        except KeyboardInterrupt:
-            raise
-        except Exception as e:
-            if type(e).__name__ == "OutOfMemoryError":
-                raise
-            raise SpecError("model", spec.model, f"a model whose forward runs on the inputs "
-                                                 f"(it raised {_first_line(e)})") from None
-        hooks.active = False
-        loss, source = _pick_loss(um, out)
-        if loss is not None:
-            try:
-                loss.backward()
-            except Exception as e:
-                if type(e).__name__ == "OutOfMemoryError":
-                    raise
-                raise SpecError("model", spec.model, f"a model whose backward runs (it raised {_first_line(e)})") \
-                    from None
+    hooks, loss, source = _passes(um, select)
     rows = list(hooks.rows.values())
-    if select is not None:
-        chosen = {id(r.module) for r in rows}
-        owners = {n: m for n, m in module.named_modules()}
-        params = [(n, p) for n, p in params
-                  if select.search(n.rpartition(".")[0]) or id(owners.get(n.rpartition(".")[0])) in chosen]
+    params = _selected_params(module, rows, select)
     dev = next((t.device for t in um.input_tensors()), torch.device("cpu"))
-    nan = torch.full((7,), float("nan"), dtype=torch.float64, device=dev)
-    fwd = torch.stack([r.fwd.to(dev) if r.fwd is not None else nan for r in rows]) if rows else nan[:0]
-    grd = torch.stack([r.grad.to(dev) if r.grad is not None else nan for r in rows]) if rows else nan[:0]
+    nan = torch.full((len(FIELDS),), float("nan"), dtype=torch.float64, device=dev)
+    row_of = lambda t: t.to(dev) if t is not None else nan
     items = []
     for i, (_, p) in enumerate(params):
         if p.numel() > 0:
             items.append((2 * i, p.to(dev)))
             if p.grad is not None:
                 items.append((2 * i + 1, p.grad.to(dev)))
-    ptab = Moments(items, 2 * len(params), dev).table
     x = next((t for t in um.input_tensors() if t.is_floating_point() and t.numel() > 0), None)
-    extras = torch.stack([
-        loss.detach().to(dev, torch.float64) if loss is not None else nan[0],
-        x.detach().double().std(correction=0).to(dev) if x is not None else nan[0]])
-    flat = torch.cat([fwd.flatten(), grd.flatten(), ptab.flatten(), extras]).tolist()   # the one transfer
-    R, P = len(rows), len(params)
-    k = 7
-    f_rows = [flat[i * k:(i + 1) * k] for i in range(R)]
-    g_rows = [flat[(R + i) * k:(R + i + 1) * k] for i in range(R)]
-    p_rows = [flat[(2 * R + i) * k:(2 * R + i + 1) * k] for i in range(2 * P)]
-    loss_v, input_std = flat[-2], flat[-1]
-    param_out = []
-    by_param: dict[int, dict[str, Any]] = {}
-    for i, (n, p) in enumerate(params):
-        w, g = _moment_row(p_rows[2 * i]), _moment_row(p_rows[2 * i + 1])
-        has_grad = p.grad is not None
-        w_std = _std(w["var"]) if p.numel() else None
-        g_std = _std(g["var"]) if has_grad else None
-        d = {"name": n, "module": _display(n.rpartition(".")[0]), "shape": list(p.shape), "numel": p.numel(),
-             "requires_grad": p.requires_grad, "has_grad": has_grad, "w_std": w_std,
-             "w_absmean": w["absmean"] if p.numel() else None, "grad_std": g_std,
-             "grad_absmean": g["absmean"] if has_grad else None,
-             "grad_norm": math.sqrt(g["count"] * (g["var"] + g["mean"] ** 2)) if has_grad else None,
-             "grad_to_weight": (g_std / w_std if w_std else (math.inf if g_std else None)) if has_grad else None}
-        param_out.append(d)
-        by_param[id(p)] = d
-    layers = []
-    for i, r in enumerate(rows):
-        f, g = _moment_row(f_rows[i]), _moment_row(g_rows[i])
-        has_f, has_g = r.fwd is not None, r.grad is not None
-        wt = _weight_of(r)
-        pd = by_param.get(id(wt[1])) if wt else None
-        fan_in, fan_out = _fans(wt[1]) if wt else (None, None)
-        own = list(r.module.parameters(recurse=r.hidden))
-        layers.append({
-            "index": i, "name": _display(r.name), "kind": type(r.module).__name__,
-            "calls": hooks.calls[id(r.module)], "shape": r.shape, "params": sum(p.numel() for p in own),
-            "fan_in": fan_in, "fan_out": fan_out,
-            "a_mean": f["mean"] if has_f else None, "a_std": _std(f["var"]) if has_f else None,
-            "a_min": f["amin"] if has_f else None, "a_max": f["amax"] if has_f else None,
-            "a_absmean": f["absmean"] if has_f else None, "nonfinite_frac": 1.0 - f["finite"] if has_f else None,
-            "grad_z_std": _std(g["var"]) if has_g else None,
-            "grad_z_rms": math.sqrt(max(g["var"], 0.0) + g["mean"] ** 2) if has_g else None,
-            "grad_w_std": pd["grad_std"] if pd else None, "grad_w_absmean": pd["grad_absmean"] if pd else None,
-            "grad_w_norm": pd["grad_norm"] if pd else None, "w_std": pd["w_std"] if pd else None,
-            "grad_to_weight": pd["grad_to_weight"] if pd else None,
-        })
-    input_std_v = input_std if x is not None else None
+    parts = [torch.stack([row_of(r.fwd) for r in rows] + [row_of(r.grad) for r in rows]).flatten() if rows else None,
+             Moments(items, 2 * len(params), dev).table.flatten(),
+             loss.detach().to(dev, torch.float64).reshape(1) if loss is not None else nan[:1],
+             x.detach().double().std(correction=0).to(dev).reshape(1) if x is not None else nan[:1]]
+    flat = torch.cat([t for t in parts if t is not None]).tolist()      # the one transfer
+    k, R = len(FIELDS), len(rows)
+    chunk = lambda j: _moment_row(flat[j * k:(j + 1) * k])
+    param_out = _param_rows(params, [flat[(2 * R + j) * k:(2 * R + j + 1) * k] for j in range(2 * len(params))])
+    by_param = {id(p): d for (_, p), d in zip(params, param_out)}
+    layers = [_layer_row(i, r, hooks.calls[id(r.module)], chunk(i), chunk(R + i), by_param)
+              for i, r in enumerate(rows)]
+    input_std = flat[-1] if x is not None else None
     return UserProbeResult(
         config=spec.to_dict(), device=str(dev), torch=torch.__version__, model=type(module).__name__,
         layers=layers, params=param_out, warnings=_warnings(hooks, rows, params, loss is not None, source),
-        verdict=_verdict(layers, input_std_v), first_nonfinite_layer=first_nonfinite(layers),
-        loss=loss_v if loss is not None and source != "signal" else None, loss_source=source,
-        input_std=input_std_v, inputs=[list(t.shape) for t in um.input_tensors()],
+        verdict=_verdict(layers, input_std), first_nonfinite_layer=first_nonfinite(layers),
+        loss=flat[-2] if loss is not None and source != "signal" else None, loss_source=source,
+        input_std=input_std, inputs=[list(t.shape) for t in um.input_tensors()],
         seconds=time.perf_counter() - t0, names=[r["name"] for r in layers])
 
 

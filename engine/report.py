@@ -181,8 +181,9 @@ def sweep_markdown(res: dict[str, Any]) -> str:
     ]
     hm = res.get("heatmap")
     if hm:
+        text = grid(hm.get("y", []), hm.get("x", []), hm.get("values", []))
         sections.append(("Heatmap", f"{hm.get('metric')}: rows {hm.get('y_field')}, columns {hm.get('x_field')}"
-                                    f"\n\n```text\n{grid(hm.get('y', []), hm.get('x', []), hm.get('values', []))}\n```"))
+                                    f"\n\n```text\n{text}\n```"))
     return document("initlab sweep report", sections)
 
 
