@@ -12,6 +12,33 @@ from .plot import Row, fmt, legend, theme_rgb
 KINDS = ("weight", "activation", "gradient")
 QUANTILE_NAMES = ("min", "5%", "25%", "median", "75%", "95%", "max")
 LABEL_W = 10
+OVERFLOW = 1e38         # the engine writes inf as +-3e38 in quantiles; such a layer has overflowed
+LINEAR_SPREAD = 100.0   # boxes whose widths differ by more than this get a symmetric log axis
+
+
+def usable(q: list[float]) -> bool:
+    return all(math.isfinite(v) and abs(v) < OVERFLOW for v in q)
+
+
+def linthresh(qs: list[list[float]]) -> float | None:
+    """None for a linear axis; else the narrowest box width, the scale below which the symmetric log axis is
+    linear, so that boxes of very different widths (a vanishing or exploding net) all stay visible."""
+    widths = [q[4] - q[2] for q in qs if usable(q) and q[4] - q[2] > 0]
+    if not widths or max(widths) / min(widths) < LINEAR_SPREAD:
+        return None
+    return min(widths)
+
+
+def _finite(v: object) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def symlog(v: float, t: float | None) -> float:
+    return v if t is None else math.copysign(math.log10(1 + abs(v) / t), v)
+
+
+def unsymlog(y: float, t: float | None) -> float:
+    return y if t is None else math.copysign(t * (10 ** abs(y) - 1), y)
 
 
 def _rgb(c: tuple[int, int, int]) -> str:
@@ -67,29 +94,48 @@ class DistributionChart(LayerChart):
     def quantiles(self) -> list[list[float]]:
         return [list(d.get(self.kind) or [math.nan] * 7) for d in self.data.distributions]
 
+    def overflowed(self) -> list[bool]:
+        """Per layer: did this kind of tensor hold inf or NaN? (The quantiles alone cannot say: the engine reads
+        NaN as 0 and inf as +-3e38 so that they can be sorted.)"""
+        out = []
+        for d, q in zip(self.data.layers, self.quantiles()):
+            if self.kind == "activation":
+                bad = bool(d.get("nonfinite_frac")) or not _finite(d.get("a_std"))
+            elif self.kind == "gradient":
+                bad = not _finite(d.get("grad_w_std"))
+            else:
+                bad = not _finite(d.get("w_std", 0.0))
+            out.append(bad or not usable(q))
+        return out
+
     def draw(self, width: int, height: int) -> Text:
         c = theme_rgb(self)
-        qs = self.quantiles()
+        bad = self.overflowed()
+        raw = [q if not b else [math.nan] * 7 for q, b in zip(self.quantiles(), bad)]
+        t = linthresh(raw)
+        qs = [[symlog(v, t) for v in q] if usable(q) else [math.nan] * 7 for q in raw]
         lo, hi = y_range(qs)
         rows = max(2, height - 3)
         plot_w = max(4, width - LABEL_W - 1)
         shown = sample(len(qs), plot_w)
         cw = max(1, plot_w // max(1, len(shown)))
         box_w = cw - 1 if cw >= 3 else cw
-        out = Text(f"{self.title}: {self.kind} quantiles per layer (k switches){self.label()}", style="bold",
+        axis = f", symmetric log axis, linear within {fmt(t, 2)}" if t is not None else ""
+        out = Text(f"{self.title}: {self.kind} quantiles per layer{axis}{self.label()}; k switches", style="bold",
                    no_wrap=True, overflow="ellipsis")
         styles = {"━": f"bold {_rgb(c['accent'])}", "█": _rgb(c["primary"]), "│": _rgb(c["foreground"]),
-                  "·": _rgb(c["foreground"]), "▲": _rgb(c["warning"]), "▼": _rgb(c["warning"])}
+                  "·": _rgb(c["foreground"]), "▲": _rgb(c["warning"]), "▼": _rgb(c["warning"]), "×": "dim"}
         step = (hi - lo) / rows
         label_every = max(1, rows // 5)
         for r in range(rows):
             top, bottom = hi - r * step, hi - (r + 1) * step
             out.append("\n")
-            label = fmt((top + bottom) / 2, 3) if r % label_every == 0 or r == rows - 1 else ""
+            mid = 0.0 if bottom < 0.0 <= top else unsymlog((top + bottom) / 2, t)
+            label = fmt(mid, 3) if r % label_every == 0 else ""
             out.append(label.rjust(LABEL_W - 1) + ("┤" if label else "│"), style="dim")
             for i in shown:
                 q = qs[i]
-                g = cell(q, top, bottom) if all(math.isfinite(v) for v in q) else None
+                g = cell(q, top, bottom) if all(math.isfinite(v) for v in q) else "×"
                 if g is None and r == 0 and q[6] > hi:
                     g = "▲"
                 if g is None and r == rows - 1 and q[0] < lo:
@@ -107,7 +153,8 @@ class DistributionChart(LayerChart):
         out.append("".join(axis) + " layer", style="dim")
         out.append("\n")
         out.append_text(legend(("█", "25-75%", c["primary"]), ("━", "median", c["accent"]),
-                               ("│", "5-95%", None), ("·", "min/max", None), ("▲▼", "beyond the axis", c["warning"])))
+                               ("│", "5-95%", None), ("·", "min/max", None), ("▲▼", "beyond the axis", c["warning"]),
+                               ("×", "non-finite", None)))
         return out
 
     def table(self) -> tuple[Row, list[Row]]:

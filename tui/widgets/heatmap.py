@@ -36,7 +36,9 @@ class HeatmapChart(PlotWidget):
         n_layers = max(len(col[1]) for col in cols)
         values = finite(v for _, col in cols for v in col)
         lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
-        rows = sample(n_layers, max(1, height - 3))
+        avail = max(1, height - 3)
+        rows = sample(n_layers, avail)
+        rh = max(1, min(3, avail // max(1, len(rows))))     # a few layers get taller rows
         plot_w = max(4, width - LABEL_W - 1)
         shown = sample(len(cols), plot_w)
         cw = max(1, min(4, plot_w // max(1, len(shown))))
@@ -45,23 +47,29 @@ class HeatmapChart(PlotWidget):
         out = Text(self.title, style="bold", no_wrap=True, overflow="ellipsis")
         label_every = max(1, len(rows) // 6)
         for k, layer in enumerate(rows):
-            out.append("\n")
-            out.append((f"layer {layer}" if k % label_every == 0 else "").rjust(LABEL_W - 1) + "│", style="dim")
-            for j in shown:
-                col = cols[j][1]
-                v = col[layer] if layer < len(col) else None
-                if v is None:
-                    out.append(MISSING * cw, style="dim")
-                    continue
-                i = level(v, lo, hi)
-                rgb = ramp[i]
-                out.append(SHADES[i] * cw, style=f"rgb({rgb[0]},{rgb[1]},{rgb[2]})")
+            for sub in range(rh):
+                out.append("\n")
+                name = f"layer {layer}" if k % label_every == 0 and sub == 0 else ""
+                out.append(name.rjust(LABEL_W - 1) + "│", style="dim")
+                for j in shown:
+                    col = cols[j][1]
+                    v = col[layer] if layer < len(col) else None
+                    if v is None:
+                        out.append(MISSING * cw, style="dim")
+                        continue
+                    i = level(v, lo, hi)
+                    rgb = ramp[i]
+                    out.append(SHADES[i] * cw, style=f"rgb({rgb[0]},{rgb[1]},{rgb[2]})")
         first, last = cols[shown[0]][0], cols[shown[-1]][0]
         axis = f"step {first}"
-        right = f"step {last}"
-        span_w = cw * len(shown)
-        out.append("\n" + " " * LABEL_W + (axis + right.rjust(max(1, span_w - len(axis)))), style="dim")
+        if last != first:
+            right = f"step {last}"
+            axis += " " * max(2, cw * len(shown) - len(axis) - len(right)) + right
+        out.append("\n" + " " * LABEL_W + axis, style="dim")
         out.append("\n")
+        if not values:
+            out.append(f" {MISSING} every value is zero or non-finite", style="dim")
+            return out
         for i, g in enumerate(SHADES):
             rgb = ramp[i]
             out.append(f" {g}", style=f"rgb({rgb[0]},{rgb[1]},{rgb[2]})")

@@ -39,6 +39,9 @@ def layer_ticks(n: int, most: int = 8) -> list[int]:
     step = max(1, round((n - 1) / (most - 1)))
     ticks = list(range(0, n, step))
     if ticks[-1] != n - 1:
+        # the last layer always gets a tick; one too close before it would collide with its label
+        if n - 1 - ticks[-1] < step / 2 and len(ticks) > 1:
+            ticks.pop()
         ticks.append(n - 1)
     return ticks
 

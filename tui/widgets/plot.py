@@ -40,7 +40,8 @@ def log_ticks(lo: float, hi: float, most: int = 6) -> tuple[list[float], list[st
     powers fall inside, the 1-2-5 steps; where even those are too few, three evenly spaced values."""
     powers = list(range(math.ceil(lo), math.floor(hi) + 1))
     if len(powers) >= 2:
-        step = max(1, math.ceil(len(powers) / max(1, most)))
+        need = math.ceil(len(powers) / max(1, most))
+        step = next(n for n in (1, 2, 3, 5, 10, 20, 25, 50, 100, 200, 500, 1000, 10**9) if n >= need)
         ps = [p for p in powers if p % step == 0] or powers[:1]
         return [float(p) for p in ps], [log_label(p) for p in ps]
     marks = [(p + math.log10(m), log_label(p, m)) for p in range(math.floor(lo) - 1, math.ceil(hi) + 1)

@@ -1,0 +1,138 @@
+"""The app's parts without an App: the engine bridge's merging, axis ticks, chart cells, form value round trips."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from initlab.engine.events import EpochEnd, Finished, LayerStats, LogLine, Progress, Started
+from initlab.engine.jobs import TrainJob
+from initlab.engine.presets import PRESETS
+from initlab.engine.spec import FIELDS, Config, parse_value
+from initlab.tui.bridge import HEAT_COLUMNS, EngineBridge, log10_or_none
+from initlab.tui.messages import CurveReady
+from initlab.tui.widgets.activation_chart import ActivationChart
+from initlab.tui.widgets.config_form import raw_of
+from initlab.tui.widgets.dist_chart import DistributionChart, cell, sample, y_range
+from initlab.tui.widgets.heatmap import SHADES, HeatmapChart, level
+from initlab.tui.widgets.layer_charts import ForwardChart, GlorotChart, LayerData
+from initlab.tui.widgets.plot import fmt, log_ticks
+from initlab.tui.widgets.training_chart import TrainingChart, TrainingData
+
+
+def test_bridge_merges_statistics_and_passes_discrete_events_in_order():
+    posted = []
+    bridge = EngineBridge(posted.append)
+    cfg = Config(depth=3, width=8, data="poly", n_rows=200, batch=10, epochs=3, stats_every=1, loss="mse",
+                 device="cpu", seed=2)
+    bridge.start(TrainJob(cfg))
+    assert bridge.session.wait(60)
+    assert [type(e) for e in posted][0] is Started and type(posted[-1]) is Finished
+    assert not any(isinstance(e, (LayerStats, Progress, EpochEnd)) for e in posted)
+    assert any(isinstance(e, LogLine) for e in posted)
+    result = posted[-1].result
+    snap = bridge.take()
+    assert bridge.take() is None                  # nothing new since
+    # the latest statistics, not a backlog: the last sampled step of the run
+    assert snap.stats.step == result["steps"][-1]["step"]
+    assert [d["a_std"] for d in snap.stats.layers] == [d["a_std"] for d in result["steps"][-1]["layers"]]
+    assert snap.progress.step == result["steps_done"]
+    assert [e.train_loss for e in snap.epochs] == [e["train_loss"] for e in result["epochs"]]
+    # the heatmap keeps at most HEAT_COLUMNS steps of the 42 sampled here, each log10 std of dL/dW per layer
+    assert len(snap.heat) == min(HEAT_COLUMNS, result["steps_done"])
+    step, column = snap.heat[-1]
+    assert column == pytest.approx([math.log10(d["grad_w_std"]) for d in snap.stats.layers])
+
+
+def test_bridge_thins_a_long_heat_history_and_restarts_with_each_job():
+    posted = []
+    bridge = EngineBridge(posted.append)
+    layers = ({"grad_w_std": 1e-3},)
+    for s in range(5000):
+        bridge._on_event(LayerStats("train", step=s, layers=layers))
+    snap = bridge.take()
+    assert len(snap.heat) <= HEAT_COLUMNS + 1
+    assert snap.heat[0][0] == 0 and snap.heat[-1][0] == 4999
+    assert snap.heat[-1][1] == (pytest.approx(-3.0),)
+    bridge._on_event(Started("probe"))
+    assert posted == [Started("probe")]
+    assert bridge.take() is None and bridge._heat.values() == []
+
+
+@pytest.mark.parametrize("v, out", [(100.0, 2.0), (0.0, None), (-1.0, None), (float("inf"), None),
+                                    (float("nan"), None), (None, None)])
+def test_log10_or_none(v, out):
+    assert log10_or_none(v) == out
+
+
+def test_log_ticks_whole_powers_then_1_2_5_then_plain():
+    assert log_ticks(-3.2, 2.1) == ([-3.0, -2.0, -1.0, 0.0, 1.0, 2.0], ["0.001", "0.01", "0.1", "1", "10", "100"])
+    ticks, labels = log_ticks(-40, 40, most=5)
+    assert len(ticks) <= 5 and all(10 ** t > 0 for t in ticks) and labels == ["1e-40", "1e-20", "1", "1e20", "1e40"]
+    ticks, labels = log_ticks(-0.5, 0.35)
+    assert labels == ["0.5", "1", "2"] and ticks == pytest.approx([math.log10(0.5), 0.0, math.log10(2)])
+    ticks, labels = log_ticks(0.1, 0.2)
+    assert len(ticks) == 3 and labels[1] == f"{10 ** 0.15:.3g}"
+
+
+def test_fmt():
+    assert fmt(None) == "-" and fmt(float("nan")) == "nan" and fmt(float("-inf")) == "-inf"
+    assert fmt(3) == "3" and fmt(0.000123456) == "0.0001235"
+
+
+def test_distribution_cells_mark_box_median_whiskers_and_extremes():
+    q = [-3.0, -2.0, -1.0, 0.05, 1.0, 2.0, 3.0]
+    assert cell(q, 0.1, 0.0) == "━"             # the row holding the median
+    assert cell(q, 0.9, 0.5) == "█"             # inside 25-75%
+    assert cell(q, 1.6, 1.2) == "│"             # between 75% and 95%
+    assert cell(q, 3.05, 2.95) == "·"           # the max
+    assert cell(q, 5.0, 4.0) is None
+    lo, hi = y_range([q, [0, 0, 0, 0, 0, 0, 0]])
+    assert lo < -2.0 and hi > 2.0 and hi - lo < 5.0
+    assert sample(5, 10) == [0, 1, 2, 3, 4]
+    s = sample(100, 10)
+    assert s[0] == 0 and s[-1] == 99 and len(s) == 10
+
+
+def test_heatmap_levels_span_the_range():
+    assert level(-6.0, -6.0, -1.0) == 0 and level(-1.0, -6.0, -1.0) == len(SHADES) - 1
+    assert level(-3.6, -6.0, -1.0) == 2
+
+
+def test_charts_draw_and_tabulate_without_an_app():
+    layers = tuple({"a_std": 10.0 ** -i, "a_mean": 0.0, "z_std": 1.0, "saturated_frac": 0.0, "dead_frac": 0.0,
+                    "fwd_var_ratio": 0.5, "bwd_var_ratio": 2.0, "fan_in": 4, "fan_out": 4} for i in range(5))
+    fwd = ForwardChart()
+    fwd.data = LayerData(layers, input_std=1.0)
+    pic = fwd.draw(80, 20).plain
+    assert "a_std" in pic and "level 1" in pic and "1e-4" in pic
+    cols, rows = fwd.table()
+    assert cols[1] == "a_std" and [r[1] for r in rows] == [fmt(10.0 ** -i) for i in range(5)]
+    glo = GlorotChart()
+    glo.data = LayerData(layers)
+    assert [r[3] for r in glo.table()[1]] == ["0.5"] * 5
+    dist = DistributionChart()
+    dist.data = LayerData(layers, distributions=tuple({"weight": [-1, -.5, -.2, 0, .2, .5, 1],
+                                                       "activation": [0] * 7, "gradient": [0] * 7}
+                                                      for _ in range(5)))
+    dist.kind = "weight"
+    assert "━" in dist.draw(60, 20).plain and dist.table()[1][0][1:] == [fmt(v) for v in (-1, -.5, -.2, 0, .2,
+                                                                                           .5, 1)]
+    heat = HeatmapChart()
+    heat.data = ((0, (-1.0, -2.0)), (10, (-1.5, None)))
+    pic = heat.draw(60, 10).plain
+    assert "layer 0" in pic and "×" in pic and "step 10" in pic
+    assert heat.table()[1][1] == ["1", "-2", "-", "-2", "-2"]
+    tr = TrainingChart()
+    tr.data = TrainingData(({"epoch": 1, "run": 0, "train_loss": 1.0, "test_loss": 2.0},
+                            {"epoch": 2, "run": 0, "train_loss": 0.1, "test_loss": 0.5}), total_epochs=4)
+    assert "train" in tr.draw(60, 16).plain and tr.table()[1][1][2] == "0.1"
+    act = ActivationChart()
+    act.data = CurveReady("tanh", 0.01, [-1.0, 0.0, 1.0], [-0.76, 0.0, 0.76], [0.42, 1.0, 0.42], 1.0, 5 / 3, 1.59)
+    assert "torch gain 1.667" in act.draw(60, 16).plain
+
+
+def test_form_values_read_back_as_the_same_config():
+    for cfg in [Config(), *(p.config for p in PRESETS.values()), Config(gain=1.5, poly_w=(0.1, -2.5, 3.0))]:
+        raw = {name: raw_of(info, getattr(cfg, name)) for name, info in FIELDS.items()}
+        assert Config(**{name: parse_value(name, v) for name, v in raw.items()}) == cfg
