@@ -52,6 +52,11 @@ def run(args: argparse.Namespace) -> int:
 
             raise SpecError(name, getattr(args, name), "only with --model")
     if args.preset == "random-matrix":
+        if args.csv or args.report:
+            from initlab.engine.spec import SpecError
+
+            raise SpecError("preset", args.preset, "a network probe with --csv or --report (random-matrix prints "
+                                                   "its norms; use --json)")
         return run_matrix(args)
     from initlab.engine import presets
     from initlab.engine.probe import run_probe
