@@ -5,6 +5,10 @@ call). Row keys follow the MLP probe's where they mean the same: a_* describe th
 the gradient at that output; grad_w_*, w_std and grad_to_weight describe the module's weight. Statistics are
 reduced on the device as each tensor appears (a later in-place operation cannot change them) and reach the host
 in one transfer at the end.
+
+A module whose forward completes without calling any of its submodules (nn.MultiheadAttention, which runs one
+functional call; any fused fast path) is kept as one row and warned about. TransformerEncoderLayer's fused
+inference path is not taken while hooks are attached (torch checks for them), so its internals stay visible.
 """
 from __future__ import annotations
 

@@ -105,6 +105,12 @@ def frozen_ids():
     m.requires_grad_(False)
     return m, torch.randint(0, 10, (5,))
 
+def eval_frozen_transformer():
+    layer = nn.TransformerEncoderLayer(16, 2, 32, batch_first=True)
+    m = nn.Sequential(nn.Embedding(10, 16), nn.TransformerEncoder(layer, 2, enable_nested_tensor=False))
+    m.eval().requires_grad_(False)
+    return m, torch.randint(0, 10, (3, 5))
+
 def fails():
     raise ValueError("no weights here")
 
@@ -242,6 +248,16 @@ def test_transformer_encoder_rows_in_execution_order(models, norm_first):
     attn = res.layers[names.index("layers.0.self_attn")]
     assert attn["kind"] == "MultiheadAttention"
     assert close(attn["w_std"], enc.layers[0].self_attn.in_proj_weight.double().std(correction=0).item())
+
+
+def test_hooks_keep_the_encoder_layer_off_its_fused_eval_path(models):
+    # in eval mode without gradients TransformerEncoderLayer would run one fused kernel; torch skips that path
+    # when hooks are attached, so every layer's internals still get rows
+    res = probe(f"{models}:eval_frozen_transformer")
+    names = [r["name"] for r in res.layers]
+    assert {"1.layers.0.linear1", "1.layers.1.linear2", "1.layers.1.norm2"} <= set(names)
+    assert [w["kind"] for w in res.warnings] == ["hidden_internals", "hidden_internals", "frozen_parameters",
+                                                "no_backward"]
 
 
 def test_a_functional_module_is_one_row_with_a_warning(models):
