@@ -236,7 +236,10 @@ def parse_value(name: str, raw: Any) -> Any:
         if isinstance(raw, bool):
             raise SpecError(name, raw, _allowed(info))
         if isinstance(raw, (int, float)):
-            return float(raw)
+            try:
+                return float(raw)
+            except OverflowError:       # an integer beyond float's range, as TOML allows
+                raise SpecError(name, raw, _allowed(info)) from None
         if isinstance(raw, str):
             try:
                 return float(raw.strip())
@@ -251,7 +254,7 @@ def parse_value(name: str, raw: Any) -> Any:
         for it in items:
             try:
                 v = float(it.strip()) if isinstance(it, str) else float(it)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 raise SpecError(name, raw, _allowed(info)) from None
             if isinstance(it, bool) or not math.isfinite(v):
                 raise SpecError(name, raw, _allowed(info))
@@ -324,7 +327,7 @@ def load_toml(path: str, base: Config | None = None) -> tuple[Config, dict[str, 
             raw = tomllib.load(fh)
     except PermissionError:
         raise SpecError("config", path, "a readable file (permission denied)") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+    except ValueError as e:     # TOMLDecodeError, bad UTF-8, an integer over Python's 4300-digit limit
         raise SpecError("config", path, f"valid TOML ({str(e).splitlines()[0]})") from None
     except OSError as e:
         raise SpecError("config", path, f"a readable file ({e.strerror})") from None

@@ -8,11 +8,17 @@ from typing import Sequence
 from . import commands
 
 
+def one_line(text: str) -> str:
+    """Text safe to print as one line: control and other unprintable characters (a newline, an escape sequence
+    from a pasted argument) are written as escapes."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse that refuses bad input with one line on stderr and exit status 2."""
 
     def error(self, message: str) -> None:   # type: ignore[override]
-        sys.stderr.write(f"initlab: error: {message}\n")
+        sys.stderr.write(f"initlab: error: {one_line(message)}\n")
         raise SystemExit(2)
 
 
@@ -40,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except SpecError as e:
-        sys.stderr.write(f"initlab: error: {e}\n")
+        sys.stderr.write(f"initlab: error: {one_line(str(e))}\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write("initlab: interrupted\n")
@@ -48,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:     # a failure at run time (out of memory, a user's model raising): one line, status 1
         from initlab.engine.session import describe_error
 
-        sys.stderr.write(f"initlab: error: {describe_error(e)}\n")
+        sys.stderr.write(f"initlab: error: {one_line(describe_error(e))}\n")
         return 1
 
 
