@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from .outputs import add_output_flags, check_output_paths, write_outputs
 from .common import add_config_flags, config_from_args, fmt, print_json
 
 BAR = 40
@@ -17,6 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="average the sorted spectra over N random N(0, 1) inputs (default 1)")
     p.add_argument("--bins", default="20", metavar="K", help="histogram bins over log10 of the values")
     p.add_argument("--json", action="store_true", help="print one JSON object and nothing else")
+    add_output_flags(p, csv_help="write the singular values as CSV")
     p.set_defaults(func=run)
 
 
@@ -41,10 +43,12 @@ def histogram_text(hist: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output_paths(args)
     from initlab.engine.jacobian import jacobian_spectrum
 
     cfg = config_from_args(args)
     res = jacobian_spectrum(cfg, _int("inputs", args.inputs), _int("bins", args.bins))
+    write_outputs(args, "jacobian", res)
     if args.json:
         print_json(res)
         return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .outputs import add_output_flags, check_output_paths, write_outputs
 from .common import add_config_flags, config_from_args, fmt, print_json, table
 
 SQUARED = {"sigma_w": "sigma_w^2", "sigma_b": "sigma_b^2"}
@@ -21,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--metric", default="log10_gradz_ratio",
                    help="the number the heatmap shows when two settings vary (default log10_gradz_ratio)")
     p.add_argument("--json", action="store_true", help="print one JSON object and nothing else on stdout")
+    add_output_flags(p, csv_help="write a row per point as CSV")
     p.set_defaults(func=run)
 
 
@@ -90,6 +92,7 @@ def heatmap_text(hm: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output_paths(args)
     from initlab.engine import sweep
 
     cfg, vary = plan(args)
@@ -104,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
     res = sweep.summary(cfg, vary, runs, args.train)
     if args.metric != "log10_gradz_ratio" and "heatmap" in res:
         res["heatmap"] = sweep.heatmap(res["points"], vary, args.metric)
+    write_outputs(args, "sweep", res)
     if interrupted:
         print(f"initlab: interrupted after {res['done']} of {res['total']} runs; showing those", file=sys.stderr)
     if args.json:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import math
 
+from .outputs import add_output_flags, check_output_paths, write_outputs
 from .common import fmt, print_json
 
 FLAGS = ("activation", "sigma_w", "sigma_b", "slope")
@@ -19,6 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sigma-b", dest="sigma_b", default=None, metavar="B", help="bias std (default 0)")
     p.add_argument("--slope", default=None, help="negative slope of leaky_relu (default 0.01)")
     p.add_argument("--json", action="store_true", help="print one JSON object and nothing else")
+    add_output_flags(p, csv_help="write the figures as one CSV row")
     p.set_defaults(func=run)
 
 
@@ -33,11 +35,13 @@ def compute(activation: str, sigma_w: float, sigma_b: float, slope: float) -> di
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output_paths(args)
     from initlab.engine import spec
 
     given = {k: getattr(args, k) for k in FLAGS if getattr(args, k) is not None}
     cfg = spec.from_mapping(given)
     res = compute(cfg.activation, cfg.sigma_w, cfg.sigma_b, cfg.slope)
+    write_outputs(args, "theory", res)
     if args.json:
         print_json(res)
         return 0

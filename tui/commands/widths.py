@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from .outputs import add_output_flags, check_output_paths, write_outputs
 from .common import add_config_flags, config_from_args, fmt, print_json, table
 
 
@@ -14,6 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="hidden widths to compare (default 64,128,256,512,1024)")
     p.add_argument("--steps", default="5", metavar="N", help="training steps on one fixed N(0, 1) batch (default 5)")
     p.add_argument("--json", action="store_true", help="print one JSON object and nothing else")
+    add_output_flags(p, csv_help="write a row per width, step and layer as CSV")
     p.set_defaults(func=run)
 
 
@@ -30,6 +32,7 @@ def step_table(res: dict, key: str, slope_key: str, t: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output_paths(args)
     from initlab.engine.spec import SpecError
     from initlab.engine.widths import MAX_STEPS, parse_widths, width_check
 
@@ -40,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError:
         raise SpecError("steps", args.steps, f"an integer in [0, {MAX_STEPS}]") from None
     res = width_check(cfg, widths, steps)
+    write_outputs(args, "widths", res)
     if args.json:
         print_json(res)
         return 0
