@@ -39,11 +39,25 @@ class Job(Protocol):
 def describe_error(exc: BaseException) -> str:
     """One line for a failed job; out-of-memory names the memory asked for and what to lower."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if type(exc).__name__ == "OutOfMemoryError" or "out of memory" in text.lower():
+    low = text.lower()
+    # CUDA says "out of memory"; the CPU allocator "can't allocate memory" or "not enough memory"
+    if (type(exc).__name__ == "OutOfMemoryError" or isinstance(exc, MemoryError) or "out of memory" in low
+            or "can't allocate memory" in low or "not enough memory" in low):
         import re
 
         m = re.search(r"Tried to allocate ([\d.]+ [KMGT]i?B)", str(exc))
-        asked = f"tried to allocate {m.group(1)}" if m else "allocation failed"
+        n = re.search(r"you tried to allocate (\d+) bytes", str(exc))
+        if m:
+            asked = f"tried to allocate {m.group(1)}"
+        elif n:
+            size, unit = float(n.group(1)), "B"
+            for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+                if size < 1024 or unit == "PiB":
+                    break
+                size /= 1024
+            asked = f"tried to allocate {size:.2f} {unit}"
+        else:
+            asked = "allocation failed"
         return f"out of memory: {asked}; try a smaller batch or width"
     if type(exc).__name__ == "SpecError":
         return text
