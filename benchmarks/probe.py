@@ -1,7 +1,9 @@
 """Probe cost: a probe of the 100 x 256 net against a plain forward and backward of the same net.
 
 Both build the net with the same init and draw the same batch; the plain side only runs forward and backward.
-Interleaved and repeated; the median ratio is printed last as `probe_ratio=X`.
+The probe is timed as the app runs it (with the per-layer quantile boxes of the Distributions tab) and as
+`initlab probe` runs it (without them). Interleaved and repeated; the median ratio of the app's probe is printed
+last as `probe_ratio=X`.
 """
 from __future__ import annotations
 
@@ -64,8 +66,8 @@ def main() -> None:
         times.append(q)
         print(f"repeat {r + 1}: plain {p * 1e3:.1f} ms, probe {q * 1e3:.1f} ms, "
               f"probe without distributions {qn * 1e3:.1f} ms")
-    print(f"{args.depth} x {args.width} on {dev}: probe {statistics.median(times) * 1e3:.1f} ms, "
-          f"without distributions ratio {statistics.median(ratios_nd):.3f}")
+    print(f"{args.depth} x {args.width} on {dev}: probe {statistics.median(times) * 1e3:.1f} ms; "
+          f"ratio without the quantile boxes (initlab probe) {statistics.median(ratios_nd):.3f}")
     print(f"probe_ratio={statistics.median(ratios):.3f}")
 
 

@@ -133,7 +133,7 @@ class ModuleHooks:
         if t is not None:
             row.shape = list(t.shape)
             if t.numel() > 0:
-                row.fwd = Moments([(0, t)], 1, t.device).table[0]
+                row.fwd = Moments(1, t.device).add([(0, t)]).table[0]
             if t.requires_grad:
                 # a hook, not retain_grad: it sees the gradient of this version even if a later op is in place
                 t.register_hook(lambda g, row=row: self._on_grad(row, g))
@@ -142,7 +142,7 @@ class ModuleHooks:
     @staticmethod
     def _on_grad(row: _Row, g: torch.Tensor) -> None:
         if g.numel() > 0:
-            row.grad = Moments([(0, g)], 1, g.device).table[0]
+            row.grad = Moments(1, g.device).add([(0, g)]).table[0]
 
 
 @dataclass(frozen=True)
@@ -395,7 +395,7 @@ def probe_model(um: UserModel) -> UserProbeResult:
                 items.append((2 * i + 1, p.grad.to(dev)))
     x = next((t for t in um.input_tensors() if t.is_floating_point() and t.numel() > 0), None)
     parts = [torch.stack([row_of(r.fwd) for r in rows] + [row_of(r.grad) for r in rows]).flatten() if rows else None,
-             Moments(items, 2 * len(params), dev).table.flatten(),
+             Moments(2 * len(params), dev).add(items).table.flatten(),
              loss.detach().to(dev, torch.float64).reshape(1) if loss is not None else nan[:1],
              x.detach().double().std(correction=0).to(dev).reshape(1) if x is not None else nan[:1]]
     flat = torch.cat([t for t in parts if t is not None]).tolist()      # the one transfer

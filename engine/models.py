@@ -22,10 +22,19 @@ class Block(nn.Module):
         self.activation_name = cfg.activation if with_activation else "identity"
         self.drop = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
         self.residual = cfg.residual and n_in == n_out
+        # set by stats.Capture for one pass: called with (x, z, pre-activation, activation output, block output);
+        # one call per block is far cheaper than three forward hooks, whose registration alone costs more
+        self.tap = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a = self.drop(self.act(self.norm(self.linear(x))))
-        return x + a if self.residual else a
+        z = self.linear(x)
+        pre = self.norm(z)
+        act = self.act(pre)
+        a = self.drop(act)
+        out = x + a if self.residual else a
+        if self.tap is not None:
+            self.tap(x, z, pre, act, out)
+        return out
 
 
 class MLP(nn.Module):

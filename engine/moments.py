@@ -1,16 +1,18 @@
 """Batched per-slot moments of many tensors: mean, variance, min, max, mean |x|, finite fraction, count.
 
-Slots (a layer's z, its weight gradient, ...) whose tensors have the same number of elements are stacked into one
-matrix and reduced along its rows, so a deep net of equal widths costs a handful of vectorised operations rather
-than a few per layer. Work runs in float64 (squares of float32 values past 1e19 would overflow), in groups of at
-most CHUNK elements so that memory stays bounded.
+Small tensors (a layer's z on a batch, say) of one size are stacked into a matrix and reduced along its rows, so a
+deep net of equal widths costs a handful of operations rather than a few per layer; large ones (weight matrices)
+are reduced one by one, where an operation's fixed cost no longer matters and a stacked copy would. Work runs in
+float64: squares of float32 values past 1e19 would overflow. Only the statistics asked for are computed.
 """
 from __future__ import annotations
 
 import torch
 
-CHUNK = 1 << 23
-FIELDS = ("mean", "var", "amin", "amax", "absmean", "finite", "count")
+ALL = ("mean", "var", "amin", "amax", "absmean", "finite")
+FIELDS = ALL + ("count",)   # the columns of Moments.table
+BIG = 1 << 14           # elements from which a tensor is reduced on its own
+CHUNK = 1 << 22         # elements at most in one stacked matrix
 _INDEX: dict[tuple, torch.Tensor] = {}
 
 
@@ -27,38 +29,58 @@ def index(values: list[int], device: torch.device) -> torch.Tensor:
 
 def _groups(items: list[tuple[int, torch.Tensor]]) -> list[list[tuple[int, torch.Tensor]]]:
     by_size: dict[int, list[tuple[int, torch.Tensor]]] = {}
-    for slot, t in items:
-        by_size.setdefault(t.numel(), []).append((slot, t))
     out = []
+    for slot, t in items:
+        if t.numel() >= BIG:
+            out.append([(slot, t)])
+        else:
+            by_size.setdefault(t.numel(), []).append((slot, t))
     for size, its in by_size.items():
         per = max(1, CHUNK // max(size, 1))
         out += [its[i:i + per] for i in range(0, len(its), per)]
     return out
 
 
-class Moments:
-    """Per-slot statistics as float64 tensors of length n_slots (NaN for slots with no tensor)."""
+def _reduce(m: torch.Tensor, stats: tuple[str, ...]) -> list[torch.Tensor]:
+    """Row-wise statistics of a float64 matrix, NaN for those not asked for."""
+    mean = m.mean(1)
+    nan = torch.full_like(mean, float("nan"))
+    out = {"mean": mean}
+    if "var" in stats:
+        d = m - mean.unsqueeze(1)
+        out["var"] = (d * d).mean(1)
+    if "amin" in stats or "amax" in stats:
+        out["amin"], out["amax"] = m.amin(1), m.amax(1)
+    if "absmean" in stats or "finite" in stats:
+        a = m.abs()
+        out["absmean"] = a.mean(1)
+        out["finite"] = (a < float("inf")).double().mean(1)
+    return [out.get(k, nan) for k in ALL] + [torch.full_like(mean, float(m.shape[1]))]
 
-    def __init__(self, items: list[tuple[int, torch.Tensor]], n_slots: int, device: torch.device,
-                 full: bool = True):
+
+class Moments:
+    """Per-slot statistics as float64 tensors of length n_slots (NaN for slots with no tensor, or not asked for):
+    mean, var (population), amin, amax, absmean, finite (fraction) and count. Fill it with add()."""
+
+    def __init__(self, n_slots: int, device: torch.device):
+        self.device = device
+        self.table = torch.full((n_slots, len(FIELDS)), float("nan"), device=device, dtype=torch.float64)
+
+    def add(self, items: list[tuple[int, torch.Tensor]], stats: tuple[str, ...] = ALL) -> "Moments":
+        """Reduce the tensors given as (slot, tensor) into their slots, computing only the listed statistics."""
         rows, slots = [], []
         for group in _groups(items):
-            m = torch.stack([t.detach().reshape(-1) for _, t in group]).double()
-            if full:
-                mean = m.mean(1)
-                d = m - mean.unsqueeze(1)
-                lo, hi = m.amin(1), m.amax(1)
-                a = m.abs()
-                stats = [mean, (d * d).mean(1), lo, hi, a.mean(1), (a < float("inf")).double().mean(1)]
+            if len(group) == 1:
+                m = group[0][1].detach().reshape(1, -1).double()
             else:
-                mean = m.mean(1)
-                stats = [mean] + [torch.full_like(mean, float("nan"))] * 5
-            stats.append(torch.full_like(mean, float(m.shape[1])))
-            rows.append(torch.stack(stats, dim=1))
+                m = torch.stack([t.detach().reshape(-1) for _, t in group]).double()
+            rows.append(torch.stack(_reduce(m, stats), dim=1))
             slots += [s for s, _ in group]
-        table = torch.full((n_slots, len(FIELDS)), float("nan"), device=device, dtype=torch.float64)
         if rows:
-            table[index(slots, device)] = torch.cat(rows)
-        self.table = table
-        for i, name in enumerate(FIELDS):
-            setattr(self, name, table[:, i])
+            self.table[index(slots, self.device)] = torch.cat(rows)
+        return self
+
+    def __getattr__(self, name: str) -> torch.Tensor:
+        if name in FIELDS:
+            return self.table[:, FIELDS.index(name)]
+        raise AttributeError(name)

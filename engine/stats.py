@@ -14,22 +14,22 @@ STAT_NAMES = (
 )
 QUANTILES = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
 DIST_KINDS = ("weight", "activation", "gradient")
-_QUANTILE_SAMPLE = 8192
+_QUANTILE_SAMPLE = 2048
 
 
 class Capture:
-    """Context manager: forward hooks on every Block that keep the Linear's input and output z, the activation's
-    input and output, and the block output a, with gradients retained. Handles are always removed on exit."""
+    """Context manager: for one pass, every Block reports its input, the Linear's output z, the activation's input
+    and output, and its own output a, with gradients retained. The taps are always removed on exit."""
 
     def __init__(self, blocks: nn.ModuleList, grads: bool = True):
         self.blocks = list(blocks)
         self.grads = grads
-        self.x_in: list[torch.Tensor | None] = [None] * len(self.blocks)
-        self.z: list[torch.Tensor | None] = [None] * len(self.blocks)
-        self.pre: list[torch.Tensor | None] = [None] * len(self.blocks)
-        self.act: list[torch.Tensor | None] = [None] * len(self.blocks)
-        self.a: list[torch.Tensor | None] = [None] * len(self.blocks)
-        self._handles: list = []
+        n = len(self.blocks)
+        self.x_in: list[torch.Tensor | None] = [None] * n
+        self.z: list[torch.Tensor | None] = [None] * n
+        self.pre: list[torch.Tensor | None] = [None] * n
+        self.act: list[torch.Tensor | None] = [None] * n
+        self.a: list[torch.Tensor | None] = [None] * n
 
     def _keep(self, t: torch.Tensor) -> torch.Tensor:
         if self.grads and t.requires_grad:
@@ -38,35 +38,29 @@ class Capture:
 
     def __enter__(self) -> "Capture":
         for i, b in enumerate(self.blocks):
-            def on_linear(mod, inp, out, i=i):
-                self.x_in[i] = self._keep(inp[0])
-                self.z[i] = self._keep(out)
+            def tap(x, z, pre, act, out, i=i):
+                self.x_in[i] = self._keep(x)
+                self.z[i] = self._keep(z)
+                self.pre[i], self.act[i], self.a[i] = pre, act, out
 
-            def on_act(mod, inp, out, i=i):
-                self.pre[i] = inp[0]
-                self.act[i] = out
-
-            def on_block(mod, inp, out, i=i):
-                self.a[i] = out
-
-            self._handles += [b.linear.register_forward_hook(on_linear), b.act.register_forward_hook(on_act),
-                              b.register_forward_hook(on_block)]
+            b.tap = tap
         return self
 
     def __exit__(self, *exc) -> None:
-        for h in self._handles:
-            h.remove()
-        self._handles.clear()
+        for b in self.blocks:
+            b.tap = None
 
 
 _PROJECTIONS: dict[tuple[int, str], torch.Tensor] = {}
 
 
 def _projection(n: int, device: torch.device) -> torch.Tensor:
+    """[n, 2] small random integers (as float64): a quantised row's projections on them are exact integers, the
+    same whatever order a matmul sums in, so equal rows always project equally."""
     key = (n, str(device))
     if key not in _PROJECTIONS:
         g = torch.Generator(device="cpu").manual_seed(1234)
-        _PROJECTIONS[key] = torch.randn(n, generator=g, dtype=torch.float64).to(device)
+        _PROJECTIONS[key] = torch.randint(-512, 513, (n, 2), generator=g).double().to(device)
     return _PROJECTIONS[key]
 
 
@@ -79,17 +73,19 @@ def _by_shape(tensors: list[torch.Tensor]) -> dict[tuple, list[int]]:
 
 def distinct_units(weights: list[torch.Tensor], rel_tol: float = 1e-5) -> torch.Tensor:
     """How many rows of each matrix differ (entries equal within rel_tol of its max |w|), as a float64 tensor,
-    without a sync: rows are quantised, ordered by a fixed projection, and adjacent rows compared; matrices of one
-    shape are done together."""
+    without a sync. Rows are quantised and hashed by two exact integer projections; sorted by the first, equal rows
+    sit together, and a change in either projection starts a new unit. Matrices of one shape are done together."""
     mats = [w.detach().unsqueeze(1) if w.dim() == 1 else w.detach() for w in weights]
     out = torch.empty(len(mats), device=mats[0].device, dtype=torch.float64)
     for (rows, cols), idx in _by_shape(mats).items():
         w = torch.stack([mats[i] for i in idx]).float()
         scale = w.abs().amax(dim=(1, 2), keepdim=True).clamp_min(1e-30)
-        q = torch.round(w / (scale * rel_tol))
-        order = torch.argsort(q.double() @ _projection(cols, w.device), dim=1)
-        qs = torch.gather(q, 1, order.unsqueeze(2).expand(-1, -1, cols))
-        units = 1 + (qs[:, 1:] != qs[:, :-1]).any(dim=2).sum(dim=1)
+        # quantised entries stay below 2^17 in size, so projections stay exact in float64
+        q = torch.round(w / (scale * rel_tol)).clamp_(-(1 << 17), 1 << 17).double()
+        p = q @ _projection(cols, w.device)                      # [k, rows, 2]
+        order = torch.argsort(p[..., 0], dim=1)
+        ps = torch.gather(p, 1, order.unsqueeze(2).expand(-1, -1, 2))
+        units = 1 + (ps[:, 1:] != ps[:, :-1]).any(dim=2).sum(dim=1)
         out[index(idx, w.device)] = units.double()
     return out
 
@@ -117,7 +113,7 @@ def _by_activation(cap: Capture, blocks: list[nn.Module], n: int) -> tuple[torch
     if not items:
         z = torch.zeros(n, device=device, dtype=torch.float64)
         return z, z
-    m = Moments(items, 2 * n, device, full=False).mean.nan_to_num(0.0)
+    m = Moments(2 * n, device).add(items, ("mean",)).mean.nan_to_num(0.0)
     return m[:n], m[n:]
 
 
@@ -137,10 +133,12 @@ def layer_table(cap: Capture, blocks: nn.ModuleList, distinct: bool = True) -> t
         own = i > 0 and not b.residual and x is not None and x.grad is not None
         gx.append(x.grad if own else (z.grad @ w.detach() if z.grad is not None else None))
     items: list[tuple[int, torch.Tensor]] = [(X * n, cap.x_in[0])]
-    for kind, tensors in ((Z, cap.z), (A, cap.a), (GZ, [z.grad for z in cap.z]), (GW, [w.grad for w in weights]),
-                          (W, weights), (GX, gx)):
+    for kind, tensors in ((Z, cap.z), (GZ, [z.grad for z in cap.z]), (W, weights), (GX, gx)):
         items += [(kind * n + i, t) for i, t in enumerate(tensors) if t is not None]
-    m = Moments(items, 6 * n + 1, device)
+    m = (Moments(7 * n, device).add(items, ("mean", "var"))
+         .add([(A * n + i, t) for i, t in enumerate(cap.a)])
+         .add([(GW * n + i, w.grad) for i, w in enumerate(weights) if w.grad is not None],
+              ("mean", "var", "absmean")))
     row = lambda v, k: v[k * n:(k + 1) * n]
     mean, var = m.mean, m.var
     # each block's input is the previous block's output: its variance is the previous a's

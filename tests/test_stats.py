@@ -239,13 +239,14 @@ def test_collect_makes_exactly_one_transfer(sync_counter):
     assert len(layers) == cfg.depth and len(extras) == 1
 
 
-def test_capture_removes_its_hooks_even_on_error():
+def test_capture_removes_its_taps_even_on_error():
     cfg = Config(**SMALL)
     model = build_mlp(cfg, CPU)
-    hooked = lambda: sum(len(m._forward_hooks) for m in model.modules())
-    assert hooked() == 0
+    tapped = lambda: sum(b.tap is not None for b in model.blocks)
+    assert tapped() == 0
     with pytest.raises(RuntimeError):
         with stats.Capture(model.blocks):
-            assert hooked() == 3 * cfg.depth
+            assert tapped() == cfg.depth
             model(torch.randn(2, 99))           # wrong input size
-    assert hooked() == 0
+    assert tapped() == 0
+    assert sum(len(m._forward_hooks) for m in model.modules()) == 0

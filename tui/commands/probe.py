@@ -67,11 +67,11 @@ def run(args: argparse.Namespace) -> int:
         raise SpecError("preset", args.preset, "a probe preset: " + ", ".join(
             n for n, p in presets.PRESETS.items() if p.kind == "probe") + ", random-matrix (see `initlab train`)")
     cfg = config_from_args(args)
-    res = run_probe(cfg)
+    res = run_probe(cfg, distributions=False)     # the quantile boxes are the app's; the table does not show them
     write_outputs(args, "probe", res.to_json())
     if args.json:
         out = res.to_json()
-        out.pop("distributions", None)
+        out.pop("distributions")
         print_json(out)
         return 0
     print(table(res.layers, COLUMNS, HEADERS))
