@@ -67,7 +67,7 @@ def main() -> None:
     default_every = base.stats_every
     steps = Trainer(base).total_steps
     print(f"reference: 10 x 64 tanh MLP on poly data, batch 10, {steps} steps, device {args.device}")
-    cadences = sorted({1, 10, 25, default_every, 100})
+    cadences = sorted({1, 10, 25, 50, default_every, 100})
     ratios: dict[int, list[float]] = {k: [] for k in cadences}
     for r in range(args.repeats):
         line = []

@@ -1,6 +1,6 @@
 """Soak: 100,000 training steps of a small net with statistics at the default cadence; resident memory over the run.
 
-The run is one Trainer (depth 3, width 16, poly data, batch 10, stats every 50 steps by default): 1,429 rows give
+The run is one Trainer (depth 3, width 16, poly data, batch 10, statistics at the default cadence): 1,429 rows give
 1,000 training rows, 100 steps an epoch, and 1,000 epochs make 100,000 steps, each epoch ending in an evaluation.
 Resident memory (from /proc/self/statm, or the peak from resource where /proc is missing) is sampled from the
 engine's own Progress events every 10,000 steps and once after the run. Growth is measured from the 10,000-step
