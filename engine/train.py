@@ -123,9 +123,9 @@ class Trainer:
         weights = [b.linear.weight for b in blocks]
         before = [w.detach().clone() for w in weights]
         self.opt.step()
-        m = Moments(2 * n, self.device).add([(i, w.detach() - w0) for i, (w, w0) in enumerate(zip(weights, before))],
-                                            ("mean", "var")).add([(n + i, w) for i, w in enumerate(weights)],
-                                                                 ("mean", "finite"))
+        deltas = [(i, w.detach() - w0) for i, (w, w0) in enumerate(zip(weights, before))]
+        m = Moments(2 * n, self.device).add(deltas, ("mean", "var"))
+        m.add([(n + i, w) for i, w in enumerate(weights)], ("mean", "finite"))
         upd = torch.log10(m.var[:n].sqrt() / table[:, STAT_NAMES.index("w_std")])
         weights_ok = (m.finite[n:] >= 1).double()
         flat = torch.cat([torch.cat([table, upd.unsqueeze(1)], 1).flatten(), weights_ok,
