@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable, Iterable
 
-from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -23,10 +22,12 @@ from initlab.engine import export
 from initlab.engine.events import Cancelled, Failed, Finished, LogLine, NonFinite, Started
 from initlab.engine.jobs import ProbeJob
 from initlab.engine.presets import PRESETS
+from initlab.engine.session import describe_error
 from initlab.engine.spec import Config, SpecError
+from initlab.engine.spec import field_error as spec_field_error
 
-from .bridge import EngineBridge, Snapshot
-from .messages import CurveReady, DevicesFound, EngineEvent
+from .bridge import EngineBridge, Helpers, Snapshot
+from .messages import CurveReady, DevicesFound, EngineEvent, HelperFailed
 from .widgets.charts_pane import TABS, ChartsPane
 from .widgets.config_form import ConfigForm
 from .widgets.help_screen import HelpScreen
@@ -41,9 +42,9 @@ NARROW_BELOW = 100          # columns; below this the configuration collapses in
 def while_mounted(handler: Callable) -> Callable:
     """Messages from threads can still arrive while the app is closing; then there is nothing left to update."""
     @functools.wraps(handler)
-    def run(self: "InitlabApp", *args: Any) -> Any:
+    def run(self: "InitlabApp", *args: Any, **kwargs: Any) -> Any:
         try:
-            return handler(self, *args)
+            return handler(self, *args, **kwargs)
         except NoMatches:
             return None
     return run
@@ -87,14 +88,19 @@ class InitlabApp(App):
     """The configured device, or the one the last run resolved it to."""
 
     def __init__(self, config: Config | None = None, *, autoprobe: bool = True,
-                 clock: Callable[[], str] = wall_clock, export_dir: str = ".", refresh_hz: float = 4.0):
+                 clock: Callable[[], str] = wall_clock, export_dir: str = ".", refresh_hz: float = 4.0,
+                 chart_hz: float = 2.0):
         super().__init__()
         self.initial_config = config or Config()
         self.autoprobe = autoprobe
         self.clock = clock
         self.export_dir = export_dir
         self.refresh_hz = refresh_hz
+        self.chart_hz = chart_hz
+        self._charts_stale = False  # statistics taken from the bridge that the charts have not drawn yet
+        self._charts_at = 0.0
         self.bridge = EngineBridge(lambda ev: self.post_message(EngineEvent(ev)))
+        self.helpers = Helpers(lambda name, exc: self.post_message(HelperFailed(name, describe_error(exc))))
         self.snapshot: Snapshot | None = None
         self.baseline: Baseline | None = None
         self.last_result: dict[str, Any] | None = None
@@ -240,15 +246,21 @@ class InitlabApp(App):
     # -- engine events -----------------------------------------------------------------------------------------
     @while_mounted
     def drain(self, force: bool = False) -> None:
-        """Take the merged statistics (at most refresh_hz times a second) and hand them to the charts."""
-        snap = self.bridge.take(force)
-        if snap is None:
-            return
-        self.snapshot = snap
-        if snap.progress is not None and self.bridge.running:
-            p = snap.progress
-            self.run_state = f"training epoch {p.epoch}/{p.epochs} step {p.step}/{p.total_steps}"
-        self.push_charts()
+        """Take the merged statistics (refresh_hz times a second) for the status line; hand them to the charts
+        at most chart_hz times a second while a job runs (a chart costs tens of milliseconds of the thread the
+        training shares the interpreter with), and at once when it has ended or with force."""
+        snap = self.bridge.take()
+        if snap is not None:
+            self.snapshot = snap
+            self._charts_stale = True
+            if snap.progress is not None and self.bridge.running:
+                p = snap.progress
+                self.run_state = f"training epoch {p.epoch}/{p.epochs} step {p.step}/{p.total_steps}"
+        now = time.monotonic()
+        if self._charts_stale and (force or not self.bridge.running or now - self._charts_at >= 1 / self.chart_hz):
+            self._charts_stale = False
+            self._charts_at = now
+            self.push_charts()
 
     def push_charts(self) -> None:
         snap, base = self.snapshot, self.baseline
@@ -273,8 +285,8 @@ class InitlabApp(App):
 
     @while_mounted
     def on_engine_event(self, message: EngineEvent) -> None:
-        self.drain()
         ev = message.event
+        self.drain(force=isinstance(ev, (Finished, Failed, Cancelled)))
         if isinstance(ev, Started):
             self._starting = max(0, self._starting - 1)
             self.run_state = "probing" if ev.job == "probe" else ("training" if ev.job == "train" else ev.job)
@@ -314,11 +326,13 @@ class InitlabApp(App):
             self.run_state = "idle"
 
     # -- workers -----------------------------------------------------------------------------------------------
-    @work(thread=True, group="devices", exit_on_error=False)
     def find_devices(self) -> None:
-        from initlab.engine.device import available_devices
+        def find() -> None:
+            from initlab.engine.device import available_devices
 
-        self.post_message(DevicesFound(available_devices()))
+            self.post_message(DevicesFound(available_devices()))
+
+        self.helpers.run("devices", find)
 
     @while_mounted
     def on_devices_found(self, message: DevicesFound) -> None:
@@ -335,18 +349,29 @@ class InitlabApp(App):
             return
         self.compute_curve(name, slope_v)
 
-    @work(thread=True, exclusive=True, group="curve", exit_on_error=False)
     def compute_curve(self, name: str, slope: float) -> None:
-        from initlab.engine import activations
+        def curve() -> None:
+            from initlab.engine import activations
 
-        x, f, df = activations.curve(name, slope=slope)
-        self.post_message(CurveReady(name, slope, x, f, df, activations.max_derivative(name, slope),
-                                     activations.torch_gain(name, slope),
-                                     activations.empirical_gain(name, n=200_000, slope=slope)))
+            x, f, df = activations.curve(name, slope=slope)
+            self.post_message(CurveReady(name, slope, x, f, df, activations.max_derivative(name, slope),
+                                         activations.torch_gain(name, slope),
+                                         activations.empirical_gain(name, n=200_000, slope=slope)))
+
+        self.helpers.run("curve", curve)
 
     @while_mounted
     def on_curve_ready(self, message: CurveReady) -> None:
+        values = self.form.values()
+        if values["activation"] != message.name or spec_field_error("slope", values["slope"]) is None and \
+                float(values["slope"]) != message.slope:
+            return          # a curve for a setting already changed again; a newer one is on its way
         self.charts.set_data("activation", message)
+
+    @while_mounted
+    def on_helper_failed(self, message: HelperFailed) -> None:
+        self.log_pane.add("error", f"{message.name} failed: {message.message}")
+        self.notify(message.message, title=f"{message.name} failed", severity="error", timeout=6)
 
     @while_mounted
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -438,8 +463,8 @@ class InitlabApp(App):
     @property
     def settled(self) -> bool:
         """No job running or starting, nothing waiting in the bridge, no worker busy."""
-        busy = any(w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in self.workers)
-        return not (self.bridge.running or self._starting or self.bridge.pending or busy
+        busy = self.helpers.busy or any(w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in self.workers)
+        return not (self.bridge.running or self._starting or self.bridge.pending or self._charts_stale or busy
                     or not self.form.mounted_fields)
 
 

@@ -100,3 +100,34 @@ class EngineBridge:
 
     def cancel(self, wait: bool = False, timeout: float = 5.0) -> bool:
         return self.session.cancel(wait=wait, timeout=timeout)
+
+
+class Helpers:
+    """Short-lived threads for the app's own torch work (the device list, activation curves). Not Textual's
+    thread workers: those run on an executor whose threads outlive the work, and a live thread that has used
+    torch's OpenMP pool slows training on the session's thread to less than half (measured on two cores)."""
+
+    def __init__(self, on_error: Callable[[str, BaseException], None]):
+        self._on_error = on_error
+        self._lock = threading.Lock()
+        self._threads: set[threading.Thread] = set()
+
+    def run(self, name: str, fn: Callable[[], None]) -> None:
+        def body() -> None:
+            try:
+                fn()
+            except BaseException as exc:      # reported, never raised into the void of a thread
+                self._on_error(name, exc)
+            finally:
+                with self._lock:
+                    self._threads.discard(t)
+
+        t = threading.Thread(target=body, name=f"initlab-{name}", daemon=True)
+        with self._lock:
+            self._threads.add(t)
+        t.start()
+
+    @property
+    def busy(self) -> bool:
+        with self._lock:
+            return bool(self._threads)

@@ -35,3 +35,20 @@ class CurveReady(Message):
     max_derivative: float
     torch_gain: float | None
     empirical_gain: float
+
+
+@dataclass
+class TheoryReady(Message):
+    """Mean-field numbers (engine.theory.mean_field's dict) for the form's activation, sigma_w and sigma_b, with
+    the init they describe exactly (scaled_normal) and the form's init, computed on a worker thread."""
+
+    theory: dict
+    init: str
+
+
+@dataclass
+class HelperFailed(Message):
+    """One of the app's own background computations raised."""
+
+    name: str
+    message: str
