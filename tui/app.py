@@ -15,7 +15,7 @@ from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.reactive import var
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Select
+from textual.widgets import Footer, Select
 from textual.worker import Worker, WorkerState
 
 from initlab.engine import export
