@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+from collections import deque
 import os
 import time
 from pathlib import Path
@@ -108,6 +109,8 @@ class InitlabApp(App):
         self.set_reactive(InitlabApp.device_name, self.initial_config.device)
         self._starting = 0          # start requests not yet seen as Started events
         self.preset_name = ""       # the preset last loaded into the form
+        self._configs: deque[Config | None] = deque()    # configs of jobs started, not yet seen as Started
+        self.run_config: Config | None = None            # the config of the job whose statistics are shown
 
     # -- layout ------------------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -194,6 +197,7 @@ class InitlabApp(App):
         if self.bridge.running or self._starting:
             self.log_pane.add("info", f"a {self.last_kind or 'job'} was running; it is stopped and replaced by a {kind}")
         self.last_kind = kind
+        self._configs.append(getattr(job, "config", None))
         self._starting += 1
         self.run_state = "starting " + kind
         # Session.start waits for a running job to stop: that wait happens on a worker thread, not here.
@@ -289,6 +293,8 @@ class InitlabApp(App):
         self.drain(force=isinstance(ev, (Finished, Failed, Cancelled)))
         if isinstance(ev, Started):
             self._starting = max(0, self._starting - 1)
+            if self._configs:
+                self.run_config = self._configs.popleft()
             self.run_state = "probing" if ev.job == "probe" else ("training" if ev.job == "train" else ev.job)
         elif isinstance(ev, LogLine):
             self.log_pane.add(ev.level, ev.message)
@@ -415,16 +421,15 @@ class InitlabApp(App):
         self.push_screen(HelpScreen())
 
     def action_leave_field(self) -> None:
-        if isinstance(self.focused, Input) or self.focused is not None:
-            self.set_focus(None)
+        self.set_focus(None)
 
     def action_pin_baseline(self) -> None:
         snap = self.snapshot
         if snap is None or snap.stats is None:
             self.notify("nothing to pin yet: run a probe (p) or a training (t)", severity="warning", timeout=3)
             return
-        cfg = self.last_result.get("config", {}) if self.last_result else {}
-        label = f"{snap.stats.job} {cfg.get('activation', '')} {cfg.get('init', '')}".strip()
+        cfg = self.run_config
+        label = f"{snap.stats.job} {cfg.activation} {cfg.init}" if cfg is not None else snap.stats.job
         self.baseline = Baseline(label, tuple(snap.stats.layers), tuple(epoch_row(e) for e in snap.epochs))
         self.log_pane.add("info", f"pinned the current {label} as the baseline")
         self.push_charts()
