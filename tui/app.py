@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 from collections import deque
+from collections import deque
 import os
 import time
 from pathlib import Path
@@ -21,15 +22,15 @@ from textual.worker import Worker, WorkerState
 
 from initlab.engine import export
 from initlab.engine.events import Cancelled, Failed, Finished, LogLine, NonFinite, Started
-from initlab.engine.jobs import ProbeJob
 from initlab.engine.presets import PRESETS
 from initlab.engine.session import describe_error
 from initlab.engine.spec import Config, SpecError
 from initlab.engine.spec import field_error as spec_field_error
 
+from .beyond import BeyondMixin, progress_state
 from .bridge import EngineBridge, Helpers, Snapshot
 from .messages import CurveReady, DevicesFound, EngineEvent, HelperFailed
-from .widgets.charts_pane import TABS, ChartsPane
+from .widgets.charts_pane import TABS, ChartsPane, tab_key
 from .widgets.config_form import ConfigForm
 from .widgets.help_screen import HelpScreen
 from .widgets.layer_charts import LayerData
@@ -60,7 +61,7 @@ class Baseline:
     epochs: tuple[Epoch, ...]
 
 
-class InitlabApp(App):
+class InitlabApp(BeyondMixin, App):
     """initlab's terminal lab. The engine runs on the session's thread; this class only turns its events into
     chart data (merged, a few times a second) and log lines."""
 
@@ -75,7 +76,9 @@ class InitlabApp(App):
         Binding("n", "toggle_numbers", "numbers", tooltip="the numbers behind the visible chart", id="numbers"),
         Binding("c", "toggle_config", "config", tooltip="show or hide the configuration", id="config"),
         Binding("k", "cycle_kind", "kind", show=False, tooltip="Distributions: weights, activations, gradients"),
-        *[Binding(str(i), f"show_tab('{tid}')", title, show=False, id=f"tab-{tid}")
+        Binding("r", "run_view", "run view", show=False, id="run-view",
+                tooltip="run the visible tab's experiment: the sweep, the Jacobian or the width check"),
+        *[Binding(tab_key(i), f"show_tab('{tid}')", title, show=False, id=f"tab-{tid}")
           for i, (tid, title, _cls, _about) in enumerate(TABS, start=1)],
         Binding("question_mark", "help", "help", key_display="?", id="help"),
         Binding("q", "quit", "quit", id="quit"),
@@ -109,6 +112,8 @@ class InitlabApp(App):
         self.set_reactive(InitlabApp.device_name, self.initial_config.device)
         self._starting = 0          # start requests not yet seen as Started events
         self.preset_name = ""       # the preset last loaded into the form
+        self._configs: deque[Config | None] = deque()    # configs of jobs started, not yet seen as Started
+        self.run_config: Config | None = None            # the config of the job whose statistics are shown
         self._configs: deque[Config | None] = deque()    # configs of jobs started, not yet seen as Started
         self.run_config: Config | None = None            # the config of the job whose statistics are shown
 
@@ -175,16 +180,18 @@ class InitlabApp(App):
 
     # -- running -----------------------------------------------------------------------------------------------
     def valid_config(self) -> Config | None:
-        """The form's Config, or None after saying (log, notification) why running is refused."""
+        """The form's Config, or None after saying (log, notification) why running is refused: a refused field,
+        the app's own fields (model, vary, ...) included, stops every run."""
         errors = self.form.errors()
         try:
             if errors:
                 name, msg = next(iter(errors.items()))
                 raise SpecError(name, self.form.values()[name], msg.split("; ", 1)[-1])
-            return self.form.config()
+            cfg = self.form.config()
         except SpecError as e:
             self.refuse(f"cannot run: {e}", e.field)
             return None
+        return cfg if self.extras_valid() else None
 
     def refuse(self, message: str, field: str | None = None) -> None:
         self.log_pane.add("error", message)
@@ -207,7 +214,7 @@ class InitlabApp(App):
     def action_probe(self) -> None:
         cfg = self.valid_config()
         if cfg is not None:
-            self.start_job(ProbeJob(cfg), "probe")
+            self.start_job(self.probe_job(cfg), "probe")
 
     def action_train(self, seeds: tuple[int, ...] | None = None) -> None:
         cfg = self.valid_config()
@@ -215,6 +222,7 @@ class InitlabApp(App):
             return
         from initlab.engine.jobs import TrainJob
 
+        self.note_model_not_trained()
         self.start_job(TrainJob(cfg, seeds=self.preset_seeds(cfg) if seeds is None else seeds), "train")
 
     def preset_seeds(self, cfg: Config) -> tuple[int, ...]:
@@ -258,8 +266,7 @@ class InitlabApp(App):
             self.snapshot = snap
             self._charts_stale = True
             if snap.progress is not None and self.bridge.running:
-                p = snap.progress
-                self.run_state = f"training epoch {p.epoch}/{p.epochs} step {p.step}/{p.total_steps}"
+                self.run_state = progress_state(snap.progress)
         now = time.monotonic()
         if self._charts_stale and (force or not self.bridge.running or now - self._charts_at >= 1 / self.chart_hz):
             self._charts_stale = False
@@ -463,6 +470,7 @@ class InitlabApp(App):
                                     b.tooltip or b.description, partial(self.run_action, b.action))
         for p in PRESETS.values():
             yield SystemCommand(f"Preset {p.name}", f"{p.kind}: {p.summary}", partial(self.action_run_preset, p.name))
+        yield from self.beyond_commands()
 
     # -- state for tests and benchmarks ------------------------------------------------------------------------
     @property

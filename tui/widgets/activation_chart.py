@@ -5,8 +5,20 @@ from typing import Any
 
 from rich.text import Text
 
-from ..messages import CurveReady
+from ..messages import CurveReady, TheoryReady
 from .plot import PlotWidget, Row, build_plot, fmt, legend, theme_rgb
+
+
+THEORY_ROWS = (("q*", "q_star"), ("chi_1", "chi1"), ("phase", "phase"), ("c*", "c_star"),
+               ("depth scale forward", "depth_scale_forward"), ("depth scale backward", "depth_scale_backward"))
+
+
+def theory_line(m: TheoryReady) -> str:
+    """One line of mean-field numbers for the scaled-normal init at the form's sigma_w and sigma_b."""
+    t = m.theory
+    return (f"mean field, scaled_normal init, sigma_w {fmt(t['sigma_w'])}, sigma_b {fmt(t['sigma_b'])}: "
+            f"q* {fmt(t['q_star'])}  chi_1 {fmt(t['chi1'])} ({t['phase']})  depth scales "
+            f"{fmt(t['depth_scale_forward'], 3)} forward, {fmt(t['depth_scale_backward'], 3)} backward")
 
 
 class ActivationChart(PlotWidget):
@@ -14,6 +26,12 @@ class ActivationChart(PlotWidget):
 
     title = "Activation"
     empty = "computing the activation's curve..."
+    theory: TheoryReady | None = None
+
+    def set_theory(self, theory: TheoryReady) -> None:
+        self.theory = theory
+        self.version += 1
+        self.refresh()
 
     def has_data(self) -> bool:
         return isinstance(self.data, CurveReady)
@@ -38,7 +56,9 @@ class ActivationChart(PlotWidget):
         out.append("\n")
         out.append(self.summary(), style="", )
         out.append("\n")
-        out.append_text(build_plot(width, height - 3, draw))
+        if self.theory is not None:
+            out.append(theory_line(self.theory) + "\n")
+        out.append_text(build_plot(width, height - 3 - (self.theory is not None), draw))
         out.append("\n")
         out.append_text(legend(("⠒", "f(x)", c["primary"]), ("·", "f'(x)", c["accent"])))
         return out
@@ -50,4 +70,7 @@ class ActivationChart(PlotWidget):
         rows.append(["max f'", fmt(d.max_derivative), ""])
         rows.append(["torch gain", fmt(d.torch_gain), ""])
         rows.append(["empirical gain", fmt(d.empirical_gain), ""])
+        if self.theory is not None:
+            t = self.theory.theory
+            rows += [[name, fmt(t[key]) if key != "phase" else t[key], ""] for name, key in THEORY_ROWS]
         return ["x", "f(x)", "f'(x)"], rows

@@ -1,4 +1,4 @@
-"""The centre pane: seven chart tabs and, one key away, the numbers behind the visible chart."""
+"""The centre pane: ten chart tabs (keys 1-9 and 0) and, one key away, the numbers behind the visible chart."""
 from __future__ import annotations
 
 from typing import Any
@@ -10,10 +10,13 @@ from textual.widgets import TabbedContent, TabPane
 from .activation_chart import ActivationChart
 from .dist_chart import KINDS, DistributionChart
 from .heatmap import HeatmapChart
+from .jacobian_chart import JacobianChart
 from .layer_charts import BackwardChart, ForwardChart, GlorotChart
 from .numbers import NumbersTable
 from .plot import PlotWidget
+from .sweep_chart import SweepChart
 from .training_chart import TrainingChart
+from .widths_chart import WidthsChart
 
 TABS: tuple[tuple[str, str, type[PlotWidget], str], ...] = (
     ("forward", "Forward", ForwardChart, "activation std per layer, log10, with level 1 and the input's std"),
@@ -22,8 +25,16 @@ TABS: tuple[tuple[str, str, type[PlotWidget], str], ...] = (
     ("distributions", "Distributions", DistributionChart, "quantile boxes of weights, activations or gradients"),
     ("training", "Training", TrainingChart, "train and test loss per epoch, a pinned baseline overlaid"),
     ("heatmap", "Heatmap", HeatmapChart, "layer x step of log10 std of dL/dW"),
-    ("activation", "Activation", ActivationChart, "f and f', max f', torch's gain and the empirical one"),
+    ("activation", "Activation", ActivationChart, "f and f', max f', gains, and mean-field q*, chi_1, phase"),
+    ("sweep", "Sweep", SweepChart, "probes over a grid: verdict and gradient ratio per point, a heatmap for two"),
+    ("jacobian", "Jacobian", JacobianChart, "singular values of d output / d input at init, log10 histogram"),
+    ("widths", "Widths", WidthsChart, "mean |a| per layer against width over the first steps (coordinate check)"),
 )
+
+
+def tab_key(i: int) -> str:
+    """The key of the i-th tab (from 1): 1 to 9, then 0."""
+    return str(i % 10)
 
 
 class ChartsPane(Vertical):
@@ -32,7 +43,7 @@ class ChartsPane(Vertical):
     def compose(self) -> ComposeResult:
         with TabbedContent(id="tabs", initial="forward"):
             for i, (tid, title, cls, _about) in enumerate(TABS, start=1):
-                with TabPane(f"{i} {title}", id=tid):
+                with TabPane(f"{tab_key(i)} {title}", id=tid):
                     yield cls(id=f"chart-{tid}")
         table = NumbersTable(id="numbers")
         table.display = False

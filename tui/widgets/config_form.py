@@ -13,6 +13,8 @@ from textual.widgets import Checkbox, Collapsible, Input, Label, Select, Static
 from initlab.engine import spec
 from initlab.engine.presets import PRESETS
 
+from .extra_fields import ExtraFields
+
 GROUPS = (("model", "Model"), ("init", "Init"), ("probe", "Probe"), ("data", "Data"), ("train", "Training"),
           ("run", "Run"))
 OPEN_GROUPS = ("model", "init", "run")
@@ -99,6 +101,7 @@ class ConfigForm(VerticalScroll):
         yield Static("", id="preset-summary")
         for group, title in GROUPS:
             yield Collapsible(title=title, collapsed=group not in OPEN_GROUPS, id=f"group-{group}")
+        yield ExtraFields(id="group-extras")
 
     def on_mount(self) -> None:
         self.call_after_refresh(self._mount_next_group)

@@ -7,7 +7,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from .charts_pane import TABS
+from .charts_pane import TABS, tab_key
 
 KEYS = (
     ("p", "probe the configured net: one forward and one backward pass"),
@@ -15,7 +15,8 @@ KEYS = (
     ("s", "stop the running job"),
     ("b", "pin the current run as the baseline (overlaid on Forward, Backward, Training)"),
     ("e", "export the last result as JSON and the screen as SVG"),
-    ("1-7", "switch chart tab"),
+    ("1-9, 0", "switch chart tab"),
+    ("r", "run the visible view: the sweep, the Jacobian or the width check (a probe elsewhere)"),
     ("n", "show or hide the numbers behind the visible chart"),
     ("k", "Distributions: switch weights, activations, gradients"),
     ("c", "show or hide the configuration"),
@@ -30,7 +31,7 @@ def help_text() -> str:
     lines = ["Keys", ""]
     lines += [f"  {k:<8} {what}" for k, what in KEYS]
     lines += ["", "Charts", ""]
-    lines += [f"  {i} {title:<14} {about}" for i, (_tid, title, _cls, about) in enumerate(TABS, start=1)]
+    lines += [f"  {tab_key(i)} {title:<14} {about}" for i, (_tid, title, _cls, about) in enumerate(TABS, start=1)]
     lines += ["", "While you type in a field, letters and digits go to the field; escape leaves it."]
     return "\n".join(lines)
 

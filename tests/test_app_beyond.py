@@ -1,0 +1,287 @@
+"""Pilot tests of the app's views past the textbook: sweeps (a grid, the edge of chaos, a cancel that keeps the
+points done), the mean-field readout, the Jacobian spectrum, the width check and the user's own model, each run on
+the engine for real and checked against the engine called directly."""
+from __future__ import annotations
+
+import asyncio
+import functools
+import math
+import textwrap
+import time
+
+import pytest
+
+from initlab.engine import sweep
+from initlab.engine.anyprobe import run_user_probe
+from initlab.engine.jacobian import jacobian_spectrum
+from initlab.engine.spec import Config
+from initlab.engine.theory import mean_field
+from initlab.engine.usermodel import make_spec
+from initlab.engine.widths import width_check
+from initlab.tui.app import InitlabApp
+from initlab.tui.widgets.sweep_chart import LINE, SweepData
+
+SMALL = Config(depth=6, width=32, in_features=32, out_features=32, batch=16, device="cpu", seed=3)
+# the edge-of-chaos net, shrunk: 16 tanh layers of 32, scaled-normal weights and biases
+CHAOS = Config(depth=16, width=32, in_features=32, out_features=32, activation="tanh", init="scaled_normal",
+               bias=True, batch=16, device="cpu", seed=0)
+
+
+def pilot_test(fn):
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        asyncio.run(fn(*args, **kwargs))
+    return run
+
+
+def make_app(cfg: Config = SMALL, **kw) -> InitlabApp:
+    kw.setdefault("autoprobe", False)
+    return InitlabApp(cfg, clock=lambda: "00:00:00", **kw)
+
+
+async def settle(pilot, app: InitlabApp, timeout: float = 60.0) -> None:
+    t0 = time.monotonic()
+    await pilot.pause()
+    while not app.settled:
+        await pilot.pause(0.02)
+        assert time.monotonic() - t0 < timeout, f"app did not settle: {app.run_state}"
+    await pilot.pause()
+
+
+def palette(app: InitlabApp) -> dict[str, object]:
+    return {c.title: c.callback for c in app.get_system_commands(app.screen)}
+
+
+@pilot_test
+async def test_sweep_of_the_vary_field_fills_table_and_heatmap_with_the_engines_numbers():
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, app)
+        app.extras.set_value("vary", "depth=2,4 init=xavier_uniform,orthogonal")
+        await pilot.press("8")                  # the Sweep tab
+        await pilot.pause()
+        assert app.charts.active == "sweep"
+        await pilot.press("r")                  # run this view's experiment
+        await settle(pilot, app)
+        data: SweepData = app.charts.chart("sweep").data
+        s = data.summary
+        assert data.state == "finished" and s["done"] == s["total"] == 4 and app.last_kind == "sweep"
+        vary = {"depth": [2, 4], "init": ["xavier_uniform", "orthogonal"]}
+        ref = sweep.aggregate(list(sweep.sweep(SMALL, vary)))
+        assert [(p["depth"], p["init"], p["verdict"]) for p in s["points"]] == \
+            [(p["depth"], p["init"], p["verdict"]) for p in ref]
+        assert [p["first_last_gradz_ratio"] for p in s["points"]] == \
+            pytest.approx([p["first_last_gradz_ratio"] for p in ref], rel=1e-6)
+        assert [p["last_a_std"] for p in s["points"]] == pytest.approx([p["last_a_std"] for p in ref], rel=1e-6)
+        hm = s["heatmap"]
+        assert (hm["x_field"], hm["y_field"]) == ("depth", "init")
+        assert hm["values"][1][0] == pytest.approx(math.log10(ref[1]["first_last_gradz_ratio"]))
+        text = app.charts.chart("sweep").render().plain
+        assert "init down, depth across" in text and "dL/dz first/last" in text and "4/4 points" in text
+        # the numbers key shows one row per point
+        await pilot.press("n")
+        await pilot.pause()
+        cols, rows = app.charts.query_one("#numbers").shown
+        assert cols[:3] == ["depth", "init", "verdict"] and len(rows) == 4
+        assert any(m.startswith("[4/4] depth=4 init=orthogonal") for m in app.log_pane.messages())
+
+
+@pilot_test
+async def test_depth_x_init_from_the_palette_sweeps_the_configured_net():
+    app = make_app(SMALL.replace(width=8, in_features=8, out_features=8, batch=4))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app)
+        commands = palette(app)
+        assert {"Sweep: depth x init", "Sweep: the vary field", "Sweep: edge-of-chaos-tanh", "Jacobian spectrum",
+                "Width check", "Sweep (8)", "Jacobian (9)", "Widths (0)"} <= set(commands)
+        commands["Sweep: depth x init"]()
+        await settle(pilot, app, timeout=120)
+        s = app.charts.chart("sweep").data.summary
+        assert s["vary"] == {"depth": [5, 10, 20, 40], "init": ["xavier_uniform", "kaiming_normal", "orthogonal"]}
+        assert s["complete"] and len(s["points"]) == 12 and s["base"]["width"] == 8
+        assert app.charts.active == "sweep" and app.run_state == "idle"
+
+
+@pilot_test
+async def test_phase_diagram_draws_the_critical_line_where_the_measured_ratio_changes_sign():
+    app = make_app(CHAOS)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, app)
+        sw2, sb2 = [0.5, 1.0, 1.5, 2.5, 4.0], [0.0, 0.3]
+        app.extras.set_value("vary", "sigma_w=" + ",".join(repr(math.sqrt(v)) for v in sw2)
+                             + " sigma_b=" + ",".join(repr(math.sqrt(v)) for v in sb2))
+        await pilot.press("8", "r")
+        await settle(pilot, app)
+        s = app.charts.chart("sweep").data.summary
+        line = {round(d["sigma_b2"], 9): d["sigma_w2"] for d in s["critical_line"]}
+        # tanh without bias is critical at sigma_w^2 = 1 (q* = 0); a bias moves the edge to larger sigma_w^2
+        assert line[0.0] == pytest.approx(1.0, abs=1e-6) and line[0.3] > 1.5
+        rows = s["heatmap"]["values"]
+        for j, b2 in enumerate(sb2):
+            crit = line[round(b2, 9)]
+            for i, w2 in enumerate(sw2):
+                if w2 < crit / 1.5:
+                    assert rows[j][i] < 0, (w2, b2)     # ordered: the gradient shrinks towards the input
+                if w2 > crit * 1.5:
+                    assert rows[j][i] > 0, (w2, b2)     # chaotic: it grows
+        text = app.charts.chart("sweep").render().plain.splitlines()
+        heat = [ln for ln in text if ln.lstrip().startswith(("0 ", "0.3 "))]
+        assert len(heat) == 2 and all(LINE in ln for ln in heat)
+        # the mark sits further right (larger sigma_w^2) in the row with the bias
+        assert heat[1].index(LINE) > heat[0].index(LINE)
+        assert any("chi_1 = 1" in ln for ln in text)
+
+
+@pilot_test
+async def test_stopping_the_edge_of_chaos_preset_keeps_the_points_done():
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app)
+        palette(app)["Sweep: edge-of-chaos-tanh"]()
+        preset = sweep.SWEEP_PRESETS["edge-of-chaos-tanh"]
+        t0 = time.monotonic()
+        while not (app.charts.chart("sweep").has_data() and app.charts.chart("sweep").data.summary["done"] >= 1):
+            await pilot.pause(0.05)
+            assert time.monotonic() - t0 < 60
+        assert app.run_state.startswith("sweep ") and app.run_state.endswith("/40 points")
+        await pilot.press("s")
+        await settle(pilot, app)
+        data = app.charts.chart("sweep").data
+        s = data.summary
+        assert data.state.startswith("stopped") and 1 <= s["done"] < s["total"] == 40
+        assert s["base"]["depth"] == preset.config.depth and s["base"]["device"] == "cpu"
+        assert len(s["points"]) == s["done"] == app.last_result["done"]
+        assert "sweep stopped" in app.log_pane.messages()
+
+
+@pilot_test
+async def test_theory_readout_follows_activation_and_sigmas():
+    app = make_app(SMALL.replace(activation="relu", init="scaled_normal", sigma_w=math.sqrt(2.0), bias=False))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("7")
+        await pilot.pause()
+        chart = app.charts.chart("activation")
+        assert chart.theory.theory["chi1"] == pytest.approx(1.0, rel=1e-9)      # ReLU: chi_1 = sigma_w^2 / 2
+        assert "chi_1 1 (critical)" in chart.render().plain
+        app.form.widget_for("sigma_w").value = "1.0"
+        await settle(pilot, app)
+        assert chart.theory.theory["chi1"] == pytest.approx(0.5, rel=1e-9)
+        assert "(ordered)" in chart.render().plain
+        app.form.widget_for("activation").value = "tanh"
+        app.form.widget_for("bias").value = True
+        app.form.widget_for("sigma_b").value = "0.3"
+        app.form.widget_for("sigma_w").value = "1.5"
+        await settle(pilot, app)
+        ref = mean_field("tanh", 1.5, 0.3)
+        got = chart.theory.theory
+        for key in ("q_star", "chi1", "depth_scale_forward", "depth_scale_backward"):
+            assert got[key] == pytest.approx(ref[key], rel=1e-12), key
+        assert got["phase"] == ref["phase"] == "chaotic"
+        await pilot.press("n")
+        await pilot.pause()
+        _cols, rows = app.charts.query_one("#numbers").shown
+        assert ["chi_1", f"{ref['chi1']:.4g}", ""] in rows
+
+
+@pilot_test
+async def test_jacobian_view_of_an_orthogonal_linear_net_is_isometric():
+    cfg = SMALL.replace(depth=10, activation="identity", init="orthogonal", bias=False)
+    app = make_app(cfg)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("9", "r")
+        await settle(pilot, app)
+        r = app.charts.chart("jacobian").data
+        assert r["max"] == pytest.approx(1.0, abs=1e-4) and r["min"] == pytest.approx(1.0, abs=1e-4)
+        assert r["condition_number"] == pytest.approx(1.0, abs=1e-3)
+        ref = jacobian_spectrum(cfg, inputs=4)
+        assert r["singular_values"] == pytest.approx(ref["singular_values"], rel=1e-9)
+        assert sum(r["histogram"]["counts"]) == 4 * 32
+        text = app.charts.chart("jacobian").render().plain
+        assert "condition number 1" in text
+        assert any(m.startswith("jacobian: max 1") for m in app.log_pane.messages())
+
+
+@pilot_test
+async def test_widths_view_matches_the_coordinate_check():
+    cfg = SMALL.replace(depth=3, in_features=8, out_features=4, batch=8, lr=0.1)
+    app = make_app(cfg)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, app)
+        app.extras.set_value("widths", "16,32,64")
+        await pilot.press("0", "r")
+        await settle(pilot, app)
+        r = app.charts.chart("widths").data
+        ref = width_check(cfg, [16, 32, 64], steps=5)
+        assert r["widths"] == [16, 32, 64] and r["steps"] == 5
+        flat = lambda t: [v for per_width in t for step in per_width for v in step]
+        assert flat(r["mean_abs_a"]) == pytest.approx(flat(ref["mean_abs_a"]), rel=1e-6)
+        assert len(flat(r["mean_abs_a"])) == 3 * 6 * 3          # widths x steps 0..5 x layers
+        text = app.charts.chart("widths").render().plain
+        assert "step 0" in text and "step 5" in text and "largest |slope|" in text
+
+
+MODEL = """
+import torch
+from torch import nn
+
+def cnn():
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 5))
+    return net, torch.randn(8, 3, 6, 6)
+
+def bare():
+    return nn.Sequential(nn.Linear(6, 6), nn.Tanh(), nn.Linear(6, 2))
+
+def raises():
+    raise ValueError("no weights here")
+"""
+
+
+@pilot_test
+async def test_model_field_probes_your_own_model_and_refusals_leave_the_app_usable(tmp_path):
+    path = tmp_path / "models.py"
+    path.write_text(textwrap.dedent(MODEL))
+    app = make_app()
+    async with app.run_test(size=(160, 48), notifications=True) as pilot:
+        await settle(pilot, app)
+        # a file that is not there: refused beside the field, nothing runs
+        app.extras.set_value("model", str(tmp_path / "nope.py") + ":cnn")
+        await pilot.pause()
+        assert "no such file" in str(app.extras.query_one("#error-model").render())
+        await pilot.press("p")
+        await pilot.pause()
+        assert app.last_kind == "" and not app.bridge.running
+        assert app.log_pane.entries[-1][1] == "error" and "cannot run: model:" in app.log_pane.entries[-1][2]
+        # the CNN: its statistics are the engine's
+        app.extras.set_value("model", f"{path}:cnn")
+        await pilot.pause()
+        assert not app.extras.query("#error-model")
+        assert app.focused is app.extras.query_one("#field-model")     # the refusal put the cursor there
+        await pilot.press("escape", "p")
+        await settle(pilot, app)
+        ref = run_user_probe(make_spec(f"{path}:cnn", seed=SMALL.seed, device="cpu"))
+        layers = app.charts.chart("forward").data.layers
+        assert [d["name"] for d in layers] == [d["name"] for d in ref.layers] == ["0", "1", "2", "3"]
+        assert [d["a_std"] for d in layers] == pytest.approx([d["a_std"] for d in ref.layers], rel=1e-6)
+        assert app.last_result["model"] == "Sequential" and app.run_state == "idle"
+        # a model without inputs takes the input shape field
+        app.extras.set_value("model", f"{path}:bare")
+        app.extras.set_value("input_shape", "4,6")
+        await pilot.press("p")
+        await settle(pilot, app)
+        assert app.last_result["inputs"] == [[4, 6]]
+        # a factory that raises: one line in the log and a notification, and the app goes on
+        app.extras.set_value("model", f"{path}:raises")
+        await pilot.press("p")
+        await settle(pilot, app)
+        assert app.run_state == "failed"
+        level, message = app.log_pane.entries[-1][1:]
+        assert level == "error" and message.startswith("probe failed: model: ") and "ValueError" in message
+        assert any(n.severity == "error" and "no weights here" in n.message for n in app._notifications)
+        # with the field cleared, p probes the configured MLP again
+        app.extras.set_value("model", "")
+        app.extras.set_value("input_shape", "")
+        await pilot.press("p")
+        await settle(pilot, app)
+        assert app.run_state == "idle" and len(app.last_result["layers"]) == SMALL.depth

@@ -1,0 +1,242 @@
+"""The app past the textbook: sweeps, the mean-field theory, Jacobian spectra, width checks and the user's own model,
+through the app's one engine bridge. InitlabApp takes these in as a mixin; Textual calls the message handlers of
+every class in the app's MRO, so the handlers here run after the app's own ones for the same message."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Iterable
+
+from textual.app import SystemCommand
+from textual.css.query import NoMatches
+
+from initlab.engine.events import Cancelled, Event, Failed, Finished, Progress, Started
+from initlab.engine.spec import Config, SpecError, check_value, parse_value
+from initlab.engine.sweep import SWEEP_PRESETS, SweepJob, point_configs
+
+from .messages import EngineEvent, TheoryReady
+from .widgets.config_form import ConfigForm
+from .widgets.extra_fields import DEPTH_X_INIT, ExtraFields, parse_vary
+from .widgets.sweep_chart import SweepData
+
+VIEW_JOBS = ("sweep", "jacobian", "widths")     # job names whose results have a tab of their own
+THEORY_FIELDS = ("activation", "slope", "sigma_w", "sigma_b", "bias", "init")
+JACOBIAN_INPUTS = 4                             # the spectrum averaged over a few inputs, not one
+WIDTH_STEPS = 5
+SWEEP_HZ = 2.0                                  # how often the sweep view takes the points done so far
+
+
+@dataclass
+class LiveSweepJob(SweepJob):
+    """A SweepJob whose result so far the app can read while it runs: the job thread replaces `latest` whole after
+    each point (a new dict every time), the UI thread only reads the reference."""
+
+    latest: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+
+    def run(self, ctx) -> dict[str, Any]:
+        emit = ctx.emit
+
+        def tee(ev: Event) -> None:
+            if isinstance(ev, Progress):
+                self.latest = ctx.partial
+            emit(ev)
+
+        ctx.emit = tee
+        return super().run(ctx)
+
+
+def progress_state(p: Progress) -> str:
+    """The status line's run state for a Progress event: a training's epoch and step, other jobs' count."""
+    if p.job == "train":
+        return f"training epoch {p.epoch}/{p.epochs} step {p.step}/{p.total_steps}"
+    unit = {"sweep": "points", "widths": "widths"}.get(p.job, "steps")
+    return f"{p.job} {p.step}/{p.total_steps} {unit}"
+
+
+class BeyondMixin:
+    """Actions, palette commands and event handlers for the Sweep, Jacobian and Widths tabs, the theory readout in
+    the Activation tab and the model field. Runs on the UI thread; every job goes through self.start_job."""
+
+    _live_sweep: LiveSweepJob | None = None
+    _live_done = -1
+    _sweep_label = ""
+    _theory_asked = 0
+
+    # -- fields --------------------------------------------------------------------------------------------------
+    @property
+    def extras(self) -> ExtraFields:
+        return self.query_one(ExtraFields)
+
+    def extras_valid(self) -> bool:
+        """True when every app-only field is accepted; else the first refusal is said and its field focused."""
+        errors = self.extras.errors()
+        if not errors:
+            return True
+        name, msg = next(iter(errors.items()))
+        self.refuse(f"cannot run: {msg}")
+        self.open_field(name)
+        return False
+
+    def open_field(self, name: str) -> None:
+        self.set_class(True, "show-config")
+        self.extras.collapsed = False
+        self.form.focus_field(name)
+
+    def probe_job(self, cfg: Config) -> Any:
+        """The job p runs: the user's model when the model field names one, else the configured MLP."""
+        from initlab.engine.jobs import ProbeJob, UserProbeJob
+
+        model = self.extras.parsed("model")
+        if model is None:
+            return ProbeJob(cfg)
+        shape = self.extras.raw["input_shape"].strip() or None
+        return UserProbeJob(model, input_shape=shape, seed=cfg.seed, device=cfg.device)
+
+    def note_model_not_trained(self) -> None:
+        if self.extras.raw["model"].strip():
+            self.log_pane.add("info", "t trains the configured MLP; the model field is probed with p")
+
+    # -- actions -------------------------------------------------------------------------------------------------
+    def action_run_view(self) -> None:
+        """r: the visible tab's own experiment; a probe on the per-layer tabs."""
+        run = {"sweep": partial(self.action_sweep, "field"), "jacobian": self.action_jacobian,
+               "widths": self.action_widths}.get(self.charts.active, self.action_probe)
+        run()
+
+    def action_sweep(self, which: str = "field") -> None:
+        """A sweep over the form's config: `field` (the vary field's grid), `depth-x-init`, or a sweep preset's
+        own net and grid on the form's device."""
+        cfg = self.valid_config()
+        if cfg is None:
+            return
+        if which in SWEEP_PRESETS:
+            p = SWEEP_PRESETS[which]
+            base, vary, label = p.config.replace(device=cfg.device), {k: list(v) for k, v in p.vary.items()}, which
+        else:
+            base, label = cfg, which
+            vary = parse_vary(DEPTH_X_INIT) if which == "depth-x-init" else self.extras.parsed("vary")
+            if not vary:
+                self.refuse(f"cannot run: {SpecError('vary', '', 'a grid such as ' + DEPTH_X_INIT)}")
+                self.open_field("vary")
+                return
+            label = " x ".join(vary) if which == "field" else "depth x init"
+        try:
+            point_configs(base, vary)           # every point checked before any runs
+        except SpecError as e:
+            self.refuse(f"cannot run the sweep: {e}")
+            return
+        job = LiveSweepJob(base, vary)
+        self._live_sweep, self._live_done, self._sweep_label = job, -1, label
+        self.charts.show_tab("sweep")
+        self.start_job(job, "sweep")
+
+    def action_jacobian(self) -> None:
+        cfg = self.valid_config()
+        if cfg is not None:
+            from initlab.engine.jacobian import JacobianJob
+
+            self.charts.show_tab("jacobian")
+            self.start_job(JacobianJob(cfg, inputs=JACOBIAN_INPUTS), "jacobian")
+
+    def action_widths(self) -> None:
+        cfg = self.valid_config()
+        if cfg is not None:
+            from initlab.engine.widths import WidthsJob
+
+            self.charts.show_tab("widths")
+            self.start_job(WidthsJob(cfg, tuple(self.extras.parsed("widths")), WIDTH_STEPS), "widths")
+
+    def beyond_commands(self) -> Iterable[SystemCommand]:
+        yield SystemCommand("Sweep: depth x init", f"probe the configured net at every point of {DEPTH_X_INIT}",
+                            partial(self.action_sweep, "depth-x-init"))
+        yield SystemCommand("Sweep: the vary field", "probe the configured net over the grid in the vary field",
+                            partial(self.action_sweep, "field"))
+        for p in SWEEP_PRESETS.values():
+            yield SystemCommand(f"Sweep: {p.name}", p.summary, partial(self.action_sweep, p.name))
+        yield SystemCommand("Jacobian spectrum", "singular values of the configured net's input-output Jacobian",
+                            self.action_jacobian)
+        yield SystemCommand("Width check", "mean |a| per layer against the widths field's widths, first steps",
+                            self.action_widths)
+
+    # -- results -------------------------------------------------------------------------------------------------
+    def on_mount(self) -> None:
+        self.set_interval(1 / SWEEP_HZ, self.show_live_sweep, name="sweep")
+
+    def show_live_sweep(self) -> None:
+        """Hand the points done so far to the Sweep tab, when more are done than it shows."""
+        job = self._live_sweep
+        latest = job.latest if job is not None else None
+        if latest is None or latest.get("done", 0) == self._live_done:
+            return
+        self._live_done = latest.get("done", 0)
+        try:
+            self.charts.set_data("sweep", SweepData(latest, self._sweep_label, "running"))
+        except NoMatches:
+            pass
+
+    def on_engine_event(self, message: EngineEvent) -> None:
+        ev = message.event
+        if ev.job not in VIEW_JOBS or isinstance(ev, Started):
+            return
+        try:
+            if isinstance(ev, Finished):
+                self.show_result(ev.job, ev.result, "finished")
+            elif isinstance(ev, Cancelled) and ev.result:
+                self.show_result(ev.job, ev.result, "stopped")
+            elif isinstance(ev, Failed) and ev.job == "sweep" and self._live_sweep is not None:
+                latest = self._live_sweep.latest
+                if latest is not None:
+                    self.charts.set_data("sweep", SweepData(latest, self._sweep_label, "failed: " + ev.message))
+        except NoMatches:       # the app is closing
+            pass
+
+    def show_result(self, job: str, result: dict[str, Any], how: str) -> None:
+        if job == "sweep":
+            self._live_sweep = None
+            state = how if how == "finished" else f"stopped: the {result.get('done', 0)} points done are kept"
+            self.charts.set_data("sweep", SweepData(result, self._sweep_label, state))
+            if result.get("heatmap") and result.get("critical_line"):
+                self.log_pane.add("info", "sweep: the heatmap's bar marks chi_1 = 1, the mean-field edge of chaos")
+        elif job in ("jacobian", "widths") and how == "finished":
+            self.charts.set_data(job, result)
+            if job == "jacobian":
+                self.log_pane.add("info", f"jacobian: max {result['max']:.4g}, min {result['min']:.4g}, "
+                                          f"condition number {result['condition_number']:.4g}")
+
+    # -- theory --------------------------------------------------------------------------------------------------
+    def on_ready(self) -> None:
+        self.request_theory()
+
+    def on_config_form_changed(self, message: ConfigForm.Changed) -> None:
+        if message.name in THEORY_FIELDS and message.error is None:
+            self.request_theory()
+
+    def request_theory(self) -> None:
+        """Recompute the theory readout when the fields it reads are all accepted (others may be refused)."""
+        raw = self.form.values()
+        v = {}
+        try:
+            for name in THEORY_FIELDS:
+                v[name] = parse_value(name, raw[name])
+                check_value(name, v[name])
+        except SpecError:
+            return
+        self._theory_asked += 1
+        asked = self._theory_asked
+        sigma_b = v["sigma_b"] if v["bias"] else 0.0
+
+        def theory() -> None:
+            from initlab.engine.theory import mean_field
+
+            numbers = mean_field(v["activation"], v["sigma_w"], sigma_b, v["slope"])
+            if asked == self._theory_asked:         # else a newer request is on its way
+                self.post_message(TheoryReady(numbers, v["init"]))
+
+        # gelu's expectations use torch: a short-lived helper thread, as for the activation's curve
+        self.helpers.run("theory", theory)
+
+    def on_theory_ready(self, message: TheoryReady) -> None:
+        try:
+            self.charts.chart("activation").set_theory(message)
+        except NoMatches:
+            pass

@@ -1,0 +1,198 @@
+"""The app's own fields below the configuration: your model, its input shape, a sweep's grid, a width check's widths;
+each checked as it is typed (without torch), its refusal shown beside it."""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from textual.containers import Grid
+from textual.message import Message
+from textual.widgets import Collapsible, Input, Label, Static
+
+from initlab.engine.spec import SpecError, check_value
+
+SPEC_FORM = "FILE.py:FACTORY or package.module:FACTORY"      # as engine.usermodel words it
+SHAPE_FORM = "comma-separated positive integers such as 16,3,32,32"
+VARY_FORM = "NAME=V1,V2,... items separated by spaces, such as depth=10,20 init=xavier_uniform,orthogonal"
+WIDTHS_FORM = "comma-separated integers in [1, 1048576], at least two, each once"
+MAX_INPUT_ELEMENTS = 1 << 31
+DEPTH_X_INIT = "depth=5,10,20,40 init=xavier_uniform,kaiming_normal,orthogonal"
+DEFAULT_WIDTHS = "64,128,256,512"
+
+
+def _is_file(path: str) -> bool:
+    try:
+        return os.path.isfile(path)
+    except (ValueError, OSError):      # a NUL byte or a name the system cannot take
+        return False
+
+
+def parse_model(raw: str) -> str | None:
+    """'' -> None (the configured MLP); else the spec, checked as far as the form can without running it: the
+    FILE:FACTORY form and, for a file, that it exists. Importing it happens on the job's thread."""
+    text = raw.strip()
+    if not text:
+        return None
+    where, colon, attr = text.rpartition(":")
+    if not colon or not where.strip() or not attr.strip():
+        raise SpecError("model", raw, SPEC_FORM)
+    if where.endswith(".py") or "/" in where or os.sep in where:
+        if not where.endswith(".py"):
+            raise SpecError("model", raw, f"{SPEC_FORM} (a file path must end in .py)")
+        if not _is_file(where):
+            raise SpecError("model", raw, f"{SPEC_FORM} (no such file: {where!r})")
+    return text
+
+
+def parse_shape(raw: str) -> tuple[int, ...] | None:
+    """'16,3,32,32' -> (16, 3, 32, 32); '' -> None (the factory's own inputs)."""
+    if not raw.strip():
+        return None
+    try:
+        dims = tuple(int(p.strip()) for p in raw.split(","))
+    except ValueError:
+        raise SpecError("input_shape", raw, SHAPE_FORM) from None
+    if any(d < 1 for d in dims):
+        raise SpecError("input_shape", raw, SHAPE_FORM)
+    if math.prod(dims) > MAX_INPUT_ELEMENTS:
+        raise SpecError("input_shape", raw, f"{SHAPE_FORM}, at most {MAX_INPUT_ELEMENTS} elements in all")
+    return dims
+
+
+def parse_vary(raw: str) -> dict[str, list[Any]]:
+    """'depth=10,20 init=a,b' -> {"depth": [10, 20], "init": ["a", "b"]}, each value checked as its field's; ''
+    -> {} (no grid)."""
+    from initlab.engine import sweep
+
+    items = raw.split()
+    if not items:
+        return {}
+    vary = sweep.parse_vary(items)
+    n = math.prod(len(v) for v in vary.values())
+    if n > sweep.MAX_POINTS:
+        raise SpecError("vary", raw, f"at most {sweep.MAX_POINTS} points (this grid has {n})")
+    return vary
+
+
+def parse_widths(raw: str) -> list[int]:
+    """'64,128,256' -> [64, 128, 256]: each a valid width, at least two, no repeats."""
+    try:
+        ws = [int(p.strip()) for p in raw.split(",")]
+    except ValueError:
+        raise SpecError("widths", raw, WIDTHS_FORM) from None
+    if len(ws) < 2 or len(set(ws)) != len(ws):
+        raise SpecError("widths", raw, WIDTHS_FORM)
+    for w in ws:
+        try:
+            check_value("width", w)
+        except SpecError:
+            raise SpecError("widths", raw, WIDTHS_FORM) from None
+    return ws
+
+
+@dataclass(frozen=True)
+class Extra:
+    """One app-only field: its name, starting text, help, placeholder and parser (raises SpecError)."""
+
+    name: str
+    default: str
+    help: str
+    placeholder: str
+    parse: Callable[[str], Any]
+
+
+EXTRAS: dict[str, Extra] = {x.name: x for x in (
+    Extra("model", "", "your own model, FILE.py:FACTORY or package.module:FACTORY: p probes it instead of the MLP "
+          "(this runs the file's code)", "FILE.py:FACTORY", parse_model),
+    Extra("input_shape", "", "with model: draw N(0, 1) inputs of this shape instead of the factory's inputs",
+          "factory's inputs", parse_shape),
+    Extra("vary", DEPTH_X_INIT, "the sweep's grid (r on the Sweep tab): the probe at every combination",
+          "depth=10,20 init=a,b", parse_vary),
+    Extra("widths", DEFAULT_WIDTHS, "the width check's widths (r on the Widths tab)", "64,128,256", parse_widths),
+)}
+
+
+def extra_error(name: str, raw: str) -> str | None:
+    """The one-line refusal for a raw value of an app-only field, or None when it is accepted."""
+    try:
+        EXTRAS[name].parse(raw)
+    except SpecError as e:
+        return str(e)
+    return None
+
+
+class ExtraFields(Collapsible):
+    """The app-only fields in a group of their own; `raw` holds their text, refused ones are marked as the
+    configuration's are."""
+
+    @dataclass
+    class Changed(Message):
+        """An app-only field changed; error is its one-line refusal, or None."""
+
+        fields: "ExtraFields"
+        name: str
+        error: str | None
+
+    def __init__(self, **kwargs: Any):
+        self.raw = {x.name: x.default for x in EXTRAS.values()}
+        rows: list[Any] = []
+        for x in EXTRAS.values():
+            rows += [Label(x.name, classes="field-name"),
+                     Input(x.default, placeholder=x.placeholder, compact=True, id=f"field-{x.name}", name=x.name,
+                           tooltip=x.help, select_on_focus=False)]
+        super().__init__(Grid(*rows, classes="fields"), title="Beyond: your model, sweep, widths", collapsed=True,
+                         **kwargs)
+        self._error_boxes: dict[str, tuple[Label, Static]] = {}
+
+    def values(self) -> dict[str, str]:
+        return dict(self.raw)
+
+    def errors(self) -> dict[str, str]:
+        out = {}
+        for name, raw in self.raw.items():
+            msg = extra_error(name, raw)
+            if msg:
+                out[name] = msg
+        return out
+
+    def parsed(self, name: str) -> Any:
+        """The field's parsed value; raises SpecError when it is refused."""
+        return EXTRAS[name].parse(self.raw[name])
+
+    def set_value(self, name: str, raw: str) -> None:
+        """Set a field as if typed (its widget follows once mounted)."""
+        self.query_one(f"#field-{name}", Input).value = raw
+        self._changed(name, raw)
+
+    def _show_error(self, name: str, error: str | None) -> None:
+        widget = self.query_one(f"#field-{name}", Input)
+        widget.set_class(bool(error), "-refused")
+        boxes = self._error_boxes.get(name)
+        if error:
+            reason = error.split(": ", 1)[-1]
+            if boxes is None:
+                boxes = self._error_boxes[name] = (Label("  refused", classes="field-error"),
+                                                   Static(reason, id=f"error-{name}", classes="field-error",
+                                                          markup=False))
+                widget.parent.mount(*boxes, after=widget)
+            else:
+                boxes[1].update(reason)
+        elif boxes is not None:
+            for b in boxes:
+                b.remove()
+            del self._error_boxes[name]
+
+    def _changed(self, name: str, raw: str) -> None:
+        if name not in EXTRAS or self.raw.get(name) == raw:
+            return
+        self.raw[name] = raw
+        error = extra_error(name, raw)
+        self._show_error(name, error)
+        self.post_message(self.Changed(self, name, error))
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.name in EXTRAS:
+            event.stop()
+            self._changed(event.input.name, event.value)

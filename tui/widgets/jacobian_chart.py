@@ -1,0 +1,71 @@
+"""Jacobian: the histogram of log10 singular values of the input-output Jacobian at init, with max, min and the
+condition number (every value near 1 is dynamical isometry)."""
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+
+from .plot import PlotWidget, Row, fmt, theme_rgb
+
+LABEL_W = 21
+
+
+def merged(counts: list[int], edges: list[float], rows: int) -> tuple[list[int], list[float]]:
+    """Adjacent bins added up until at most `rows` remain (the edges follow)."""
+    k = 1
+    while -(-len(counts) // k) > max(1, rows):
+        k += 1
+    if k == 1:
+        return counts, edges
+    out = [sum(counts[i:i + k]) for i in range(0, len(counts), k)]
+    return out, [edges[i] for i in range(0, len(counts), k)] + [edges[-1]]
+
+
+def summary_line(r: dict[str, Any]) -> str:
+    spread = r.get("log10_spread")
+    out = (f"max {fmt(r['max'])}   min {fmt(r['min'])}   condition number {fmt(r['condition_number'])}"
+           f"   log10 spread {fmt(spread, 3)}   mean s^2 {fmt(r.get('mean_squared'))}")
+    return out + f"   ({r.get('inputs', 1)} input{'s' if r.get('inputs', 1) != 1 else ''}, {r.get('dtype', '')})"
+
+
+class JacobianChart(PlotWidget):
+    """Data: engine.jacobian.jacobian_spectrum's dict."""
+
+    title = "Jacobian: singular values of d output / d input at init, log10"
+    empty = "no spectrum yet: r takes the Jacobian of the configured net at init (also in ctrl+p)"
+
+    def has_data(self) -> bool:
+        return isinstance(self.data, dict) and "singular_values" in self.data
+
+    def draw(self, width: int, height: int) -> Text:
+        c = theme_rgb(self)
+        r = self.data
+        cfg = r.get("config", {})
+        out = Text(f"{self.title} ({cfg.get('depth', '?')} x {cfg.get('width', '?')} {cfg.get('activation', '')}, "
+                   f"init {cfg.get('init', '')})", style="bold", no_wrap=True, overflow="ellipsis")
+        out.append("\n" + summary_line(r))
+        h = r["histogram"]
+        counts, edges = merged(h["counts"], h["edges"], height - 4)
+        top = max(counts) or 1
+        bar_w = max(1, width - LABEL_W - 8)
+        rgb = c["primary"]
+        for k, n in enumerate(counts):
+            lo, hi = edges[k], edges[k + 1]
+            label = f"{fmt(10 ** lo, 3)} .. {fmt(10 ** hi, 3)}"
+            out.append("\n" + label.rjust(LABEL_W - 1) + "│", style="dim")
+            out.append("█" * round(bar_w * n / top), style=f"rgb({rgb[0]},{rgb[1]},{rgb[2]})")
+            out.append(f" {n}")
+        note = f"singular values per bin (log10 bins); {h.get('zeros', 0)} exactly zero" if h.get("zeros") else \
+            "singular values per bin (log10 bins); 1 everywhere is dynamical isometry"
+        out.append("\n" + " " * LABEL_W + note, style="dim")
+        return out
+
+    def table(self) -> tuple[Row, list[Row]]:
+        r = self.data
+        h = r["histogram"]
+        rows = [[f"{fmt(10 ** h['edges'][k], 3)} .. {fmt(10 ** h['edges'][k + 1], 3)}", str(n)]
+                for k, n in enumerate(h["counts"])]
+        rows += [["max", fmt(r["max"])], ["min", fmt(r["min"])], ["condition number", fmt(r["condition_number"])],
+                 ["zeros", str(h.get("zeros", 0))]]
+        return ["singular value", "count"], rows

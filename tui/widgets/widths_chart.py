@@ -1,0 +1,110 @@
+"""Widths: mean |a| per layer against width at each of the first training steps (muP's coordinate check); lines
+that stay flat across widths are width-stable."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from rich.text import Text
+
+from ..bridge import log10_or_none
+from .dist_chart import sample
+from .plot import PlotWidget, Row, build_plot, fmt, legend, log_ticks, span, theme_rgb
+
+GLYPHS = ("•", "×", "+", "◦", "*", "▪")
+PANEL_W, PANEL_H = 30, 10           # the smallest step panel worth drawing
+
+
+def slope_line(r: dict[str, Any]) -> str:
+    """Per step, the largest |log-log slope| of mean |a| against width over the layers: 0 is flat."""
+    parts = []
+    for t, row in enumerate(r["slopes"]):
+        vals = [abs(v) for v in row if v is not None and math.isfinite(v)]
+        parts.append(f"step {t} {fmt(max(vals), 2) if vals else '-'}")
+    return "largest |slope| of log mean|a| vs log width (0 is flat): " + ", ".join(parts)
+
+
+def side_by_side(panels: list[Text], width: int) -> Text:
+    """Pictures of equal height joined line by line, each padded to `width` cells."""
+    split = [p.split("\n") for p in panels]
+    out = Text(no_wrap=True)
+    for i in range(max(len(s) for s in split)):
+        if i:
+            out.append("\n")
+        for s in split:
+            line = s[i].copy() if i < len(s) else Text()
+            line.truncate(width, pad=True)
+            out.append_text(line)
+    return out
+
+
+class WidthsChart(PlotWidget):
+    """Data: engine.widths.width_check's dict."""
+
+    title = "Widths: mean |a| per layer against width, one panel per step, log10"
+    empty = "no width check yet: r trains the configured net at each width of the widths field (also in ctrl+p)"
+
+    def has_data(self) -> bool:
+        return isinstance(self.data, dict) and "mean_abs_a" in self.data
+
+    def draw(self, width: int, height: int) -> Text:
+        c = theme_rgb(self)
+        r = self.data
+        widths, steps = r["widths"], r["steps"] + 1
+        max_cols = max(1, width // PANEL_W)
+        grid_rows = 2 if height >= 2 * PANEL_H + 4 else 1
+        panels = min(steps, max_cols * grid_rows)
+        if panels <= max_cols:
+            grid_rows = 1
+        shown_steps = sample(steps, panels) if panels > 1 else [steps - 1]
+        layers = sample(r["layers"], len(GLYPHS))
+        colours = [c["primary"], c["accent"], c["success"], c["error"], c["warning"], c["secondary"]]
+        xs = [math.log2(w) for w in widths]
+        ys_all = [log10_or_none(r["mean_abs_a"][i][t][l]) for t in shown_steps for l in layers
+                  for i in range(len(widths))]
+        lo, hi = span(ys_all, pad=0.1)
+        cols = -(-len(shown_steps) // grid_rows)
+        pw = width // cols
+        ph = (height - 4) // grid_rows
+
+        def panel(t: int) -> Text:
+            def draw(plt: Any) -> None:
+                plt.title(f"step {t}")
+                for g, l in enumerate(layers):
+                    pts = [(x, log10_or_none(r["mean_abs_a"][i][t][l])) for i, x in enumerate(xs)]
+                    pts = [p for p in pts if p[1] is not None]
+                    if pts:
+                        plt.plot([p[0] for p in pts], [p[1] for p in pts], marker=GLYPHS[g], color=colours[g])
+                ticks, labels = log_ticks(lo, hi, most=max(2, (ph - 4) // 2))
+                plt.yticks(ticks, labels)
+                plt.ylim(lo, hi)
+                idx = sample(len(widths), max(2, (pw - 8) // 6))
+                plt.xticks([xs[i] for i in idx], [str(widths[i]) for i in idx])
+                plt.xlabel("width")
+
+            return build_plot(pw, ph, draw)
+
+        # one plot per step, laid side by side here: plotext's own subplots outlive clf() and would leak into
+        # the other charts, which share its one global figure
+        rows = [side_by_side([panel(t) for t in shown_steps[k:k + cols]], pw)
+                for k in range(0, len(shown_steps), cols)]
+        out = Text(self.title, style="bold", no_wrap=True, overflow="ellipsis")
+        out.append("\n" + slope_line(r), style="")
+        out.append("\n")
+        for block in rows:
+            out.append_text(block)
+            out.append("\n")
+        names = r.get("layer_names", [])
+        out.append_text(legend(*[(GLYPHS[g], f"layer {l}" if l >= len(names) else names[l], colours[g])
+                                 for g, l in enumerate(layers)]))
+        return out
+
+    def table(self) -> tuple[Row, list[Row]]:
+        r = self.data
+        cols = ["step", "layer"] + [f"w {w}" for w in r["widths"]] + ["slope"]
+        rows = []
+        for t in range(r["steps"] + 1):
+            for l in range(r["layers"]):
+                rows.append([str(t), str(l)] + [fmt(r["mean_abs_a"][i][t][l]) for i in range(len(r["widths"]))]
+                            + [fmt(r["slopes"][t][l], 3)])
+        return cols, rows
