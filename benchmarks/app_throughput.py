@@ -7,6 +7,7 @@ measurement is a fresh process: a process whose main thread has run torch's thre
 other thread to less than half on a two-core machine, and the app's main thread never runs torch. Both rates are
 the run's own steps_done / seconds. Runs alternate and repeat; the best of each is compared (other processes on
 the machine only ever slow a run down, so the best run is the one they disturbed least); medians are printed too.
+Also times key presses (1 and 2 in turn) while a run trains, until their tab shows.
 Last line: `app_ratio=X` (app steps/s over headless steps/s).
 """
 from __future__ import annotations
@@ -21,7 +22,7 @@ import time
 
 from initlab.engine.spec import Config
 
-MEDIUM = Config(depth=8, width=128, data="poly", n_rows=20_000, batch=64, epochs=3, loss="mse", lr=0.01,
+MEDIUM = Config(depth=8, width=128, data="poly", n_rows=20_000, batch=64, epochs=10, loss="mse", lr=0.01,
                 init="xavier_uniform", activation="tanh", stats_every=10, seed=0, device="cpu")
 TABS = ("forward", "backward", "glorot", "distributions", "training", "heatmap", "activation")
 
@@ -56,6 +57,32 @@ async def with_app(cfg: Config, tab: str) -> dict:
                 "redraws": app.charts.chart(tab).builds / max(r["seconds"], 1e-9), "busy": busy}
 
 
+async def key_latency(cfg: Config, presses: int = 8) -> dict:
+    """While the run trains, press 1 and 2 in turn and time each press until its tab is the active one."""
+    from textual import events
+
+    from initlab.tui.app import InitlabApp
+
+    app = InitlabApp(cfg.replace(epochs=max(cfg.epochs, 50)), autoprobe=False)
+    lat = []
+    async with app.run_test(size=(160, 48)) as pilot:
+        while not app.settled:
+            await pilot.pause(0.05)
+        await pilot.press("t")
+        while not app.run_state.startswith("training epoch"):
+            await asyncio.sleep(0.01)
+        for i in range(presses):
+            key, tab = ("2", "backward") if i % 2 == 0 else ("1", "forward")
+            await asyncio.sleep(0.3)
+            t0 = time.perf_counter()
+            app.post_message(events.Key(key, key))
+            while app.charts.active != tab:
+                await asyncio.sleep(0.001)
+            lat.append(time.perf_counter() - t0)
+        app.bridge.cancel(wait=True)
+    return {"median_ms": 1000 * statistics.median(lat), "max_ms": 1000 * max(lat)}
+
+
 def child(spec: dict) -> None:
     """One measurement in this (fresh) process; prints its JSON."""
     if spec["threads"]:
@@ -63,7 +90,12 @@ def child(spec: dict) -> None:
 
         torch.set_num_threads(spec["threads"])
     cfg = Config(**{**spec["config"], "poly_w": tuple(spec["config"]["poly_w"])})
-    out = headless(cfg) if spec["mode"] == "headless" else asyncio.run(with_app(cfg, spec["tab"]))
+    if spec["mode"] == "headless":
+        out = headless(cfg)
+    elif spec["mode"] == "latency":
+        out = asyncio.run(key_latency(cfg))
+    else:
+        out = asyncio.run(with_app(cfg, spec["tab"]))
     print(json.dumps(out))
 
 
@@ -109,6 +141,8 @@ def main() -> None:
           f"steps/s (ratio {statistics.median(ap_) / statistics.median(hp):.3f}); UI thread busy "
           f"{100 * statistics.median(a['busy'] for a in inapp):.0f}%")
     print(f"best headless {max(hp):.1f} steps/s, best with the app {max(ap_):.1f} steps/s")
+    lat = measure("latency", cfg, args.tab, args.threads)
+    print(f"key press to tab switch while training: median {lat['median_ms']:.0f} ms, max {lat['max_ms']:.0f} ms")
     print(f"app_ratio={max(ap_) / max(hp):.3f}")
 
 
