@@ -284,5 +284,7 @@ def run_training(cfg: Config, emit: Emit | None = None, check: Callable[[], None
     runs = []
     for i, s in enumerate(seeds):
         runs.append(Trainer(cfg.replace(seed=s), emit, check, run_index=i).run())
+        if runs[-1]["stopped"] == "cancelled":     # a stop ends the preset, not only the seed running
+            break
     return {**runs[0], "runs": runs}
 

@@ -134,3 +134,18 @@ def test_bad_pt_file_gets_one_line(tmp_path):
     with pytest.raises(SpecError) as e:
         datasets.load_file(path)
     assert "dict holding tensors X and y" in str(e.value)
+
+
+def test_written_files_get_an_ordinary_mode(tmp_path):
+    from initlab.engine.export import write_text
+
+    umask = os.umask(0)
+    os.umask(umask)
+    fresh = tmp_path / "fresh.txt"
+    write_text(str(fresh), "x")
+    assert fresh.stat().st_mode & 0o777 == 0o666 & ~umask         # as open() would make it, not mkstemp's 0600
+    kept = tmp_path / "kept.txt"
+    kept.write_text("old")
+    kept.chmod(0o640)
+    write_text(str(kept), "new")
+    assert kept.stat().st_mode & 0o777 == 0o640 and kept.read_text() == "new"

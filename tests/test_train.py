@@ -192,3 +192,18 @@ def test_seed_sensitivity_gives_two_different_curves():
     b = np.array([e["test_loss"] for e in runs[1]["epochs"]])
     assert len(a) == len(b) == 20
     assert np.abs(a - b).max() > 0.1 * min(a.min(), b.min())
+
+
+def test_cancelling_a_several_seed_preset_stops_every_seed():
+    from initlab.engine.session import JobCancelled
+
+    calls = {"n": 0}
+
+    def check():
+        calls["n"] += 1
+        if calls["n"] > 30:
+            raise JobCancelled()
+
+    p = PRESETS["seed-sensitivity"]
+    res = run_training(p.config, check=check, seeds=p.seeds)
+    assert [r["stopped"] for r in res["runs"]] == ["cancelled"]
