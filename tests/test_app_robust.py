@@ -1,0 +1,291 @@
+"""The app under abuse: random text typed into every field of the form, keys every 10 ms while a training runs,
+and jobs that fail; the app never raises, shows every refusal beside its field, loses no key and goes on working."""
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import random
+import re
+import textwrap
+import threading
+import time
+
+from textual import events
+from textual.widgets import Input, TabbedContent
+
+from initlab.engine.events import Progress
+from initlab.engine.jobs import TrainJob
+from initlab.engine.spec import FIELDS, Config, field_error
+from initlab.tui.app import InitlabApp
+from initlab.tui.widgets.charts_pane import TABS, tab_key
+from initlab.tui.widgets.extra_fields import EXTRAS, extra_error
+
+SMALL = Config(depth=4, width=16, in_features=16, out_features=16, batch=8, device="cpu", seed=1)
+TRAIN = Config(depth=3, width=8, data="poly", n_rows=200, batch=10, epochs=2, stats_every=2, loss="mse",
+               device="cpu", seed=1, init="xavier_uniform", lr=0.01)
+LONG_TRAIN = TRAIN.replace(epochs=100_000, n_rows=2000, stats_every=5)
+# Issue 6 asks for 30 s of keys; the suite runs 10 s (INITLAB_LOAD_SECONDS=30 runs the full length)
+LOAD_SECONDS = float(os.environ.get("INITLAB_LOAD_SECONDS", "10"))
+FUZZ_ROUNDS = 6
+
+TEXT_FIELDS = [n for n, info in FIELDS.items() if not info.choices and info.kind is not bool and n != "device"]
+FORM_FIELDS = TEXT_FIELDS + list(EXTRAS)
+PIECES = ["", " ", "0", "-1", "+5", "-0", "3.5", "1e309", "1e-400", "nan", "NaN", "inf", "-inf", "1_000", "0x10",
+          "9" * 40, "None", "auto", "true", "1,2", "1;2", "[1]", "=", ",", ";", ":", ".py", "depth=", "init=",
+          "sigma_w=0,", "x.py:f", "os:path", "∞", "名前", "😀", "\x00", "\t", "'", '"', "\\", "a" * 300, "é"]
+TYPEABLE = "abcxyz0123456789-+.,;:=e_ "
+
+
+def pilot_test(fn):
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        asyncio.run(fn(*args, **kwargs))
+    return run
+
+
+def make_app(cfg: Config = SMALL, **kw) -> InitlabApp:
+    kw.setdefault("autoprobe", False)
+    return InitlabApp(cfg, clock=lambda: "00:00:00", **kw)
+
+
+async def settle(pilot, app: InitlabApp, timeout: float = 60.0) -> None:
+    t0 = time.monotonic()
+    await pilot.pause()
+    while not app.settled:
+        await pilot.pause(0.02)
+        assert time.monotonic() - t0 < timeout, f"app did not settle: {app.run_state}"
+    await pilot.pause()
+
+
+def random_text(rng: random.Random, typeable: bool) -> str:
+    """A random string: printable ASCII to type key by key, or anything at all to paste whole."""
+    if typeable:
+        return "".join(rng.choice(TYPEABLE) for _ in range(rng.randint(1, 6)))
+    parts = [rng.choice(PIECES) for _ in range(rng.randint(1, 3))]
+    if rng.random() < 0.3:
+        parts.append("".join(chr(rng.randint(32, 0x2FFF)) for _ in range(rng.randint(1, 6))))
+    return "".join(parts)
+
+
+def expected_error(name: str, raw: str) -> str | None:
+    return extra_error(name, raw) if name in EXTRAS else field_error(name, raw)
+
+
+def raw_of(app: InitlabApp, name: str) -> str:
+    return app.extras.raw[name] if name in EXTRAS else app.form.values()[name]
+
+
+def shown_error(app: InitlabApp, name: str) -> str | None:
+    boxes = app.screen.query(f"#error-{name}")
+    return str(boxes.first().render()) if boxes else None
+
+
+@pilot_test
+async def test_random_text_in_every_field_is_refused_beside_it_and_starts_nothing():
+    rng = random.Random(20261124)
+    app = make_app()
+    app.animation_level = "none"
+    tried = typed = refused = 0
+    async with app.run_test(size=(110, 36), notifications=True) as pilot:
+        await settle(pilot, app)
+        originals = {n: raw_of(app, n) for n in FORM_FIELDS}
+        for case in range(FUZZ_ROUNDS):
+            if case % 2 == 0:
+                # every field at once, pasted whole: any character, any length
+                for name in FORM_FIELDS:
+                    app.screen.query_one(f"#field-{name}", Input).value = random_text(rng, typeable=False)
+                    tried += 1
+            else:
+                # two fields typed key by key, the cursor in each in turn
+                for name in rng.sample(FORM_FIELDS, 2):
+                    text = random_text(rng, typeable=True)
+                    app.form.focus_field(name)
+                    await pilot.pause()
+                    widget = app.screen.query_one(f"#field-{name}", Input)
+                    assert app.focused is widget, name
+                    widget.value = ""
+                    await pilot.press(*text)
+                    assert widget.value == text
+                    tried += 1
+                    typed += 1
+            await pilot.pause()
+            for name in FORM_FIELDS:
+                want = expected_error(name, raw_of(app, name))
+                got = shown_error(app, name)
+                assert (got is None) == (want is None), (name, raw_of(app, name), got, want)
+                if want is not None:
+                    # the reason, beside the field (its name is in the row above), and the field marked
+                    assert got == want.split(": ", 1)[-1]
+                    assert app.screen.query_one(f"#field-{name}").has_class("-refused")
+            bad = {**app.form.errors(), **app.extras.errors()}
+            refused += len(bad)
+            if bad:
+                await pilot.press("escape", "pt"[case // 2 % 2])     # p and t in turn: each refused
+                await pilot.pause()
+                assert app.last_kind == "" and not app.bridge.running and not app._starting
+                level, message = app.log_pane.entries[-1][1:]
+                assert level == "error" and message.startswith("cannot run: ")
+                assert re.match(r"cannot run: (\w+): ", message).group(1) in bad
+            app.clear_notifications()
+            for name in FORM_FIELDS:
+                if raw_of(app, name) != originals[name]:
+                    app.screen.query_one(f"#field-{name}", Input).value = originals[name]
+            await pilot.pause()
+            assert not app.form.errors() and not app.extras.errors()
+            assert not app.screen.query(".field-error")
+        # the app still works: the restored form probes
+        app.set_focus(None)
+        await pilot.press("p")
+        await settle(pilot, app)
+        assert app.run_state == "idle" and len(app.last_result["layers"]) == SMALL.depth
+    assert tried == FUZZ_ROUNDS // 2 * (len(FORM_FIELDS) + 2) and refused > tried // 3
+    print(f"fuzzed form: {tried} values in {FUZZ_ROUNDS} rounds ({typed} typed key by key), {refused} refused")
+
+
+@pilot_test
+async def test_keys_every_10_ms_while_training_are_all_handled_and_the_screen_keeps_updating():
+    seen: dict[int, object] = {}
+
+    def hook(message) -> None:
+        # a message bubbles through several widgets; each one counts once
+        if isinstance(message, (TabbedContent.TabActivated, events.Key)):
+            seen.setdefault(id(message), message)
+
+    app = make_app(LONG_TRAIN)
+    async with app.run_test(size=(120, 40), message_hook=hook) as pilot:
+        await settle(pilot, app)
+        app.set_focus(None)
+        await pilot.press("t")
+        t0 = time.monotonic()
+        while not app.run_state.startswith("training epoch"):
+            await pilot.pause(0.02)
+            assert time.monotonic() - t0 < 30
+        seen.clear()
+        keys = [tab_key(i) for i in range(1, len(TABS) + 1)]
+        sent: list[str] = []
+        driver = app._driver
+
+        def keyboard() -> None:
+            """A key every 10 ms, delivered from a thread as a terminal's input thread delivers them."""
+            t0 = due = time.monotonic()
+            while time.monotonic() - t0 < LOAD_SECONDS:
+                key = keys[(len(sent) + 1) % len(keys)]      # from 2 on: every key a tab other than the one shown
+                driver.process_message(events.Key(key, key))
+                sent.append(key)
+                due += 0.01
+                time.sleep(max(0.0, due - time.monotonic()))
+
+        steps: list[int] = []
+        heat_versions = {app.charts.chart("heatmap").version}
+        typist = threading.Thread(target=keyboard, name="keyboard")
+        typist.start()
+        while typist.is_alive():
+            await pilot.pause(0.5)
+            m = re.search(r"step (\d+)/", app.run_state)
+            if m:
+                steps.append(int(m.group(1)))
+            heat_versions.add(app.charts.chart("heatmap").version)
+        # every key is handled, in order, however far behind the app fell
+        t1 = time.monotonic()
+        while sum(isinstance(m, TabbedContent.TabActivated) for m in seen.values()) < len(sent):
+            await pilot.pause(0.05)
+            assert time.monotonic() - t1 < 30, "keys still unhandled"
+        await pilot.pause(0.2)
+        activated = [m.pane.id for m in seen.values() if isinstance(m, TabbedContent.TabActivated)]
+        tab_ids = {tab_key(i): tid for i, (tid, *_rest) in enumerate(TABS, start=1)}
+        assert activated == [tab_ids[k] for k in sent]
+        assert sum(isinstance(m, events.Key) for m in seen.values()) == len(sent)
+        assert app.charts.active == tab_ids[sent[-1]]
+        # the training went on and the screen followed it: the status line's step and the heatmap's data
+        assert app.bridge.running and app.run_state.startswith("training epoch")
+        assert len(sent) >= 50 * LOAD_SECONDS      # the keyboard kept its pace (100 a second when it can)
+        # sampled every half second or so: the step never goes back nor stands still for three samples in a row,
+        # and the heatmap's data is new in most samples
+        assert steps == sorted(steps) and len(set(steps)) >= LOAD_SECONDS / 2
+        assert not any(a == b == c for a, b, c in zip(steps, steps[1:], steps[2:])), steps
+        assert len(heat_versions) >= LOAD_SECONDS / 2
+        await pilot.press("s")
+        await settle(pilot, app)
+        assert app.run_state == "stopped" and app.last_result["stopped"] == "cancelled"
+    rate = len(sent) / LOAD_SECONDS
+    print(f"load: {len(sent)} keys in {LOAD_SECONDS:.0f} s ({rate:.0f}/s), all handled; steps seen {steps[:3]}..."
+          f"{steps[-1]}")
+
+
+MODEL = """
+import torch
+from torch import nn
+
+class Broken(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+    def forward(self, x):
+        h = self.lin(x)
+        raise RuntimeError("the forward pass broke")
+
+def broken():
+    return Broken(), torch.randn(3, 4)
+"""
+
+
+class FailsMidTraining:
+    """A real training whose step raises partway through, as a model whose forward raises mid-training does."""
+
+    name = "train"
+
+    def __init__(self, config: Config, after: int):
+        self.config, self.after, self.train = config, after, TrainJob(config)
+
+    def run(self, ctx) -> dict:
+        emit, progress = ctx.emit, []
+
+        def tee(ev) -> None:
+            emit(ev)
+            if isinstance(ev, Progress):
+                progress.append(ev)
+                if len(progress) == self.after:
+                    raise RuntimeError(f"the forward pass broke at step {ev.step}")
+
+        ctx.emit = tee
+        return self.train.run(ctx)
+
+
+@pilot_test
+async def test_failed_jobs_are_logged_and_notified_and_the_next_run_works(tmp_path):
+    path = tmp_path / "broken.py"
+    path.write_text(textwrap.dedent(MODEL))
+    app = make_app(TRAIN)
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await settle(pilot, app)
+        # a model whose forward raises, through the model field
+        app.extras.set_value("model", f"{path}:broken")
+        await pilot.press("p")
+        await settle(pilot, app)
+        assert app.run_state == "failed"
+        level, message = app.log_pane.entries[-1][1:]
+        assert level == "error" and message.startswith("probe failed: model: ")
+        assert "RuntimeError: the forward pass broke" in message
+        notes = [n for n in app._notifications if n.severity == "error"]
+        assert notes and "the forward pass broke" in notes[-1].message and notes[-1].title == "probe failed"
+        # a training that fails partway: its statistics so far stay on screen, the failure is said once
+        app.extras.set_value("model", "")
+        app.start_job(FailsMidTraining(LONG_TRAIN, after=3), "train")
+        await settle(pilot, app)
+        assert app.run_state == "failed"
+        assert app.log_pane.entries[-1][1:] == ("error", "train failed: RuntimeError: the forward pass broke at "
+                                                         f"step {app.snapshot.progress.step}")
+        assert app.snapshot.stats is not None and app.charts.chart("forward").has_data()
+        assert sum(n.title == "train failed" for n in app._notifications) == 1
+        # the app goes on: keys still act, and the next run finishes
+        await pilot.press("5")
+        await pilot.pause()
+        assert app.charts.active == "training"
+        await pilot.press("t")
+        await settle(pilot, app)
+        assert app.run_state == "idle" and app.last_result["stopped"] == "finished"
+        assert len(app.charts.chart("training").data.epochs) == TRAIN.epochs
+        await pilot.press("p")
+        await settle(pilot, app)
+        assert app.run_state == "idle" and len(app.last_result["layers"]) == TRAIN.depth
