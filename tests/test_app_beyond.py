@@ -285,3 +285,18 @@ async def test_model_field_probes_your_own_model_and_refusals_leave_the_app_usab
         await pilot.press("p")
         await settle(pilot, app)
         assert app.run_state == "idle" and len(app.last_result["layers"]) == SMALL.depth
+
+
+@pilot_test
+async def test_a_preset_runs_the_built_in_mlp_even_with_a_model_in_the_field(tmp_path):
+    path = tmp_path / "models.py"
+    path.write_text(textwrap.dedent(MODEL))
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app)
+        app.extras.set_value("model", f"{path}:cnn")
+        palette(app)["Preset sigmoid-vanishing"]()
+        await settle(pilot, app)
+        assert app.extras.raw["model"] == ""
+        assert len(app.last_result["layers"]) == 11 and "model" not in app.last_result
+        assert any("the model field is cleared" in m for m in app.log_pane.messages())

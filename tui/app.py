@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import functools
 from collections import deque
-from collections import deque
 import os
 import time
 from pathlib import Path
@@ -238,6 +237,7 @@ class InitlabApp(BeyondMixin, App):
         with self.form.prevent(Select.Changed):     # shown in the selector without loading it twice
             self.form.query_one("#preset", Select).value = name
         self.form.load(p.config)
+        self.leave_own_model(name)
         self.log_pane.add("info", f"preset {name}: {p.summary}")
         if p.kind == "train":
             self.action_train(seeds=p.seeds)

@@ -92,6 +92,16 @@ class BeyondMixin:
         shape = self.extras.raw["input_shape"].strip() or None
         return UserProbeJob(model, input_shape=shape, seed=cfg.seed, device=cfg.device)
 
+    def leave_own_model(self, preset: str) -> None:
+        """A preset is an experiment on the built-in MLP: its probe must not go to the model field's model."""
+        if self.extras.raw["model"].strip():
+            self.extras.set_value("model", "")
+            self.log_pane.add("info", f"preset {preset} is an experiment on the built-in MLP; the model field is "
+                                      "cleared")
+
+    def on_config_form_preset_chosen(self, message: ConfigForm.PresetChosen) -> None:
+        self.leave_own_model(message.name)
+
     def note_model_not_trained(self) -> None:
         if self.extras.raw["model"].strip():
             self.log_pane.add("info", "t trains the configured MLP; the model field is probed with p")
