@@ -123,7 +123,7 @@ class BeyondMixin:
             p = SWEEP_PRESETS[which]
             base, vary, label = p.config.replace(device=cfg.device), {k: list(v) for k, v in p.vary.items()}, which
         else:
-            base, label = cfg, which
+            base = cfg
             vary = parse_vary(DEPTH_X_INIT) if which == "depth-x-init" else self.extras.parsed("vary")
             if not vary:
                 self.refuse(f"cannot run: {SpecError('vary', '', 'a grid such as ' + DEPTH_X_INIT)}")
