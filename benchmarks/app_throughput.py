@@ -8,7 +8,8 @@ other thread to less than half on a two-core machine, and the app's main thread 
 the run's own steps_done / seconds. Runs alternate and repeat; the best of each is compared (other processes on
 the machine only ever slow a run down, so the best run is the one they disturbed least); medians are printed too.
 Also times key presses (1 and 2 in turn) while a run trains, until their tab shows.
-Last line: `app_ratio=X` (app steps/s over headless steps/s).
+Last line: `app_ratio=X`: the best app steps/s over the best headless steps/s (the least disturbed runs on a shared
+machine); the medians and their ratio are printed above it.
 """
 from __future__ import annotations
 
