@@ -1,8 +1,6 @@
 """Pilot tests of the app: keys drive real probes and trainings; charts hold the engine's own numbers."""
 from __future__ import annotations
 
-import asyncio
-import functools
 import json
 import math
 import time
@@ -15,33 +13,15 @@ from initlab.engine.spec import Config
 from initlab.tui.app import InitlabApp
 from initlab.tui.widgets.plot import fmt
 
-SMALL = Config(depth=6, width=32, in_features=32, out_features=32, batch=16, device="cpu", seed=3)
+from apphelp import SMALL, make_app, pilot_test, settle
+
+
 TRAIN = Config(depth=3, width=8, data="poly", n_rows=200, batch=10, epochs=3, stats_every=2, loss="mse",
                device="cpu", seed=1, init="xavier_uniform", lr=0.01)
 LONG_TRAIN = TRAIN.replace(epochs=100_000, n_rows=2000)
 
 
-def pilot_test(fn):
-    """Run an async test on its own event loop (no asyncio plugin needed)."""
-    @functools.wraps(fn)
-    def run(*args, **kwargs):
-        asyncio.run(fn(*args, **kwargs))
-    return run
 
-
-def make_app(cfg: Config = SMALL, **kw) -> InitlabApp:
-    kw.setdefault("autoprobe", False)
-    return InitlabApp(cfg, clock=lambda: "00:00:00", **kw)
-
-
-async def settle(pilot, app: InitlabApp, timeout: float = 60.0) -> None:
-    """Wait until no job runs, no worker is busy and the charts hold the last statistics."""
-    t0 = time.monotonic()
-    await pilot.pause()
-    while not app.settled:
-        await pilot.pause(0.02)
-        assert time.monotonic() - t0 < timeout, f"app did not settle: {app.run_state}"
-    await pilot.pause()
 
 
 @pilot_test

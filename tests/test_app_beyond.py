@@ -3,8 +3,6 @@ points done), the mean-field readout, the Jacobian spectrum, the width check and
 the engine for real and checked against the engine called directly."""
 from __future__ import annotations
 
-import asyncio
-import functools
 import math
 import textwrap
 import time
@@ -21,31 +19,14 @@ from initlab.engine.widths import width_check
 from initlab.tui.app import InitlabApp
 from initlab.tui.widgets.sweep_chart import LINE, SweepData
 
-SMALL = Config(depth=6, width=32, in_features=32, out_features=32, batch=16, device="cpu", seed=3)
+from apphelp import SMALL, make_app, pilot_test, settle
+
 # the edge-of-chaos net, shrunk: 16 tanh layers of 32, scaled-normal weights and biases
 CHAOS = Config(depth=16, width=32, in_features=32, out_features=32, activation="tanh", init="scaled_normal",
                bias=True, batch=16, device="cpu", seed=0)
 
 
-def pilot_test(fn):
-    @functools.wraps(fn)
-    def run(*args, **kwargs):
-        asyncio.run(fn(*args, **kwargs))
-    return run
 
-
-def make_app(cfg: Config = SMALL, **kw) -> InitlabApp:
-    kw.setdefault("autoprobe", False)
-    return InitlabApp(cfg, clock=lambda: "00:00:00", **kw)
-
-
-async def settle(pilot, app: InitlabApp, timeout: float = 60.0) -> None:
-    t0 = time.monotonic()
-    await pilot.pause()
-    while not app.settled:
-        await pilot.pause(0.02)
-        assert time.monotonic() - t0 < timeout, f"app did not settle: {app.run_state}"
-    await pilot.pause()
 
 
 def palette(app: InitlabApp) -> dict[str, object]:
@@ -224,6 +205,7 @@ async def test_widths_view_matches_the_coordinate_check():
 
 MODEL = """
 import torch
+
 from torch import nn
 
 def cnn():

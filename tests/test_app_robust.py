@@ -2,8 +2,6 @@
 and jobs that fail; the app never raises, shows every refusal beside its field, loses no key and goes on working."""
 from __future__ import annotations
 
-import asyncio
-import functools
 import os
 import random
 import re
@@ -21,6 +19,8 @@ from initlab.tui.app import InitlabApp
 from initlab.tui.widgets.charts_pane import TABS, tab_key
 from initlab.tui.widgets.extra_fields import EXTRAS, extra_error
 
+from apphelp import make_app, pilot_test, settle
+
 SMALL = Config(depth=4, width=16, in_features=16, out_features=16, batch=8, device="cpu", seed=1)
 TRAIN = Config(depth=3, width=8, data="poly", n_rows=200, batch=10, epochs=2, stats_every=2, loss="mse",
                device="cpu", seed=1, init="xavier_uniform", lr=0.01)
@@ -37,25 +37,7 @@ PIECES = ["", " ", "0", "-1", "+5", "-0", "3.5", "1e309", "1e-400", "nan", "NaN"
 TYPEABLE = "abcxyz0123456789-+.,;:=e_ "
 
 
-def pilot_test(fn):
-    @functools.wraps(fn)
-    def run(*args, **kwargs):
-        asyncio.run(fn(*args, **kwargs))
-    return run
 
-
-def make_app(cfg: Config = SMALL, **kw) -> InitlabApp:
-    kw.setdefault("autoprobe", False)
-    return InitlabApp(cfg, clock=lambda: "00:00:00", **kw)
-
-
-async def settle(pilot, app: InitlabApp, timeout: float = 60.0) -> None:
-    t0 = time.monotonic()
-    await pilot.pause()
-    while not app.settled:
-        await pilot.pause(0.02)
-        assert time.monotonic() - t0 < timeout, f"app did not settle: {app.run_state}"
-    await pilot.pause()
 
 
 def random_text(rng: random.Random, typeable: bool) -> str:
@@ -84,7 +66,7 @@ def shown_error(app: InitlabApp, name: str) -> str | None:
 @pilot_test
 async def test_random_text_in_every_field_is_refused_beside_it_and_starts_nothing():
     rng = random.Random(20261124)
-    app = make_app()
+    app = make_app(SMALL)
     app.animation_level = "none"
     tried = typed = refused = 0
     async with app.run_test(size=(110, 36), notifications=True) as pilot:
@@ -215,6 +197,7 @@ async def test_keys_every_10_ms_while_training_are_all_handled_and_the_screen_ke
 
 MODEL = """
 import torch
+
 from torch import nn
 
 class Broken(nn.Module):
