@@ -362,3 +362,20 @@ def to_toml(cfg: Config) -> str:
             s = str(v)
         lines.append(f"{name} = {s}")
     return "\n".join(lines) + "\n"
+
+
+def parse_widths(raw: str) -> list[int]:
+    """"64,128,256" -> [64, 128, 256]; each a valid width, at least two, no repeats."""
+    allowed = "comma-separated integers in [1, 1048576], at least two, each once"
+    try:
+        ws = [int(p.strip()) for p in str(raw).split(",")]
+    except ValueError:
+        raise SpecError("widths", raw, allowed) from None
+    if len(ws) < 2 or len(set(ws)) != len(ws):
+        raise SpecError("widths", raw, allowed)
+    for w in ws:
+        try:
+            check_value("width", w)
+        except SpecError:
+            raise SpecError("widths", raw, allowed) from None
+    return ws

@@ -23,23 +23,6 @@ DEFAULT_WIDTHS = (64, 128, 256, 512, 1024)
 MAX_STEPS = 1000
 
 
-def parse_widths(raw: str) -> list[int]:
-    """"64,128,256" -> [64, 128, 256]; each a valid width, at least two, no repeats."""
-    allowed = "comma-separated integers in [1, 1048576], at least two, each once"
-    try:
-        ws = [int(p.strip()) for p in str(raw).split(",")]
-    except ValueError:
-        raise SpecError("widths", raw, allowed) from None
-    if len(ws) < 2 or len(set(ws)) != len(ws):
-        raise SpecError("widths", raw, allowed)
-    for w in ws:
-        try:
-            check_value("width", w)
-        except SpecError:
-            raise SpecError("widths", raw, allowed) from None
-    return ws
-
-
 def fixed_batch(cfg: Config, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """The inputs and targets every width sees: N(0, 1), drawn from their own seeded stream."""
     g = torch.Generator().manual_seed(cfg.seed + 1)

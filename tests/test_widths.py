@@ -10,7 +10,8 @@ import torch
 
 from initlab.engine.models import build_mlp
 from initlab.engine.spec import Config, SpecError
-from initlab.engine.widths import fixed_batch, loglog_slope, parse_widths, width_check
+from initlab.engine.spec import parse_widths
+from initlab.engine.widths import fixed_batch, loglog_slope, width_check
 from initlab.tui.cli import main
 
 WIDTHS = [64, 128, 256, 512, 1024]

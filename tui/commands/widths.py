@@ -34,7 +34,8 @@ def step_table(res: dict, key: str, slope_key: str, t: int) -> str:
 def run(args: argparse.Namespace) -> int:
     check_output_paths(args)
     from initlab.engine.spec import SpecError
-    from initlab.engine.widths import MAX_STEPS, parse_widths, width_check
+    from initlab.engine.spec import parse_widths
+    from initlab.engine.widths import MAX_STEPS, width_check
 
     cfg = config_from_args(args)
     widths = parse_widths(args.widths)

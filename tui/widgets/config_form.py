@@ -14,6 +14,7 @@ from initlab.engine import spec
 from initlab.engine.presets import PRESETS
 
 from .extra_fields import ExtraFields
+from .refusal import show_refusal
 
 GROUPS = (("model", "Model"), ("init", "Init"), ("probe", "Probe"), ("data", "Data"), ("train", "Training"),
           ("run", "Run"))
@@ -59,6 +60,7 @@ def field_widget(info: spec.FieldInfo, value: Any, devices: list[tuple[str, str]
     placeholder = "auto" if info.optional else ""
     return Input(value, placeholder=placeholder, compact=True, id=wid, name=info.name, tooltip=info.help,
                  select_on_focus=False)
+
 
 
 class ConfigForm(VerticalScroll):
@@ -193,25 +195,9 @@ class ConfigForm(VerticalScroll):
 
     # -- events ------------------------------------------------------------------------------------------------
     def _show_error(self, name: str, error: str | None) -> None:
-        """Show or clear the refusal in the row under the field: a mark in the name column, the reason beside it."""
         widget = self.widget_for(name)
-        boxes = self._error_boxes.get(name)
-        if widget is None:
-            return
-        widget.set_class(bool(error), "-refused")
-        if error:
-            reason = error.split(": ", 1)[-1]       # the field's name is in the row above
-            if boxes is None:
-                boxes = self._error_boxes[name] = (Label("  refused", classes="field-error"),
-                                                   Static(reason, id=f"error-{name}", classes="field-error",
-                                                          markup=False))
-                widget.parent.mount(*boxes, after=widget)
-            else:
-                boxes[1].update(reason)
-        elif boxes is not None:
-            for b in boxes:
-                b.remove()
-            del self._error_boxes[name]
+        if widget is not None:
+            show_refusal(self._error_boxes, widget, name, error)
 
     def _changed(self, name: str | None, raw: Any) -> None:
         if name not in spec.FIELDS or self.raw.get(name) == raw:     # a widget echoing a value set by load()

@@ -11,12 +11,13 @@ from textual.containers import Grid
 from textual.message import Message
 from textual.widgets import Collapsible, Input, Label, Static
 
-from initlab.engine.spec import SpecError, check_value
+from initlab.engine.spec import SpecError, parse_widths
+
+from .refusal import show_refusal
 
 SPEC_FORM = "FILE.py:FACTORY or package.module:FACTORY"      # as engine.usermodel words it
 SHAPE_FORM = "comma-separated positive integers such as 16,3,32,32"
 VARY_FORM = "NAME=V1,V2,... items separated by spaces, such as depth=10,20 init=xavier_uniform,orthogonal"
-WIDTHS_FORM = "comma-separated integers in [1, 1048576], at least two, each once"
 MAX_INPUT_ELEMENTS = 1 << 31
 DEPTH_X_INIT = "depth=5,10,20,40 init=xavier_uniform,kaiming_normal,orthogonal"
 DEFAULT_WIDTHS = "64,128,256,512"
@@ -74,22 +75,6 @@ def parse_vary(raw: str) -> dict[str, list[Any]]:
     if n > sweep.MAX_POINTS:
         raise SpecError("vary", raw, f"at most {sweep.MAX_POINTS} points (this grid has {n})")
     return vary
-
-
-def parse_widths(raw: str) -> list[int]:
-    """'64,128,256' -> [64, 128, 256]: each a valid width, at least two, no repeats."""
-    try:
-        ws = [int(p.strip()) for p in raw.split(",")]
-    except ValueError:
-        raise SpecError("widths", raw, WIDTHS_FORM) from None
-    if len(ws) < 2 or len(set(ws)) != len(ws):
-        raise SpecError("widths", raw, WIDTHS_FORM)
-    for w in ws:
-        try:
-            check_value("width", w)
-        except SpecError:
-            raise SpecError("widths", raw, WIDTHS_FORM) from None
-    return ws
 
 
 @dataclass(frozen=True)
@@ -167,22 +152,7 @@ class ExtraFields(Collapsible):
         self._changed(name, raw)
 
     def _show_error(self, name: str, error: str | None) -> None:
-        widget = self.query_one(f"#field-{name}", Input)
-        widget.set_class(bool(error), "-refused")
-        boxes = self._error_boxes.get(name)
-        if error:
-            reason = error.split(": ", 1)[-1]
-            if boxes is None:
-                boxes = self._error_boxes[name] = (Label("  refused", classes="field-error"),
-                                                   Static(reason, id=f"error-{name}", classes="field-error",
-                                                          markup=False))
-                widget.parent.mount(*boxes, after=widget)
-            else:
-                boxes[1].update(reason)
-        elif boxes is not None:
-            for b in boxes:
-                b.remove()
-            del self._error_boxes[name]
+        show_refusal(self._error_boxes, self.query_one(f"#field-{name}", Input), name, error)
 
     def _changed(self, name: str, raw: str) -> None:
         if name not in EXTRAS or self.raw.get(name) == raw:

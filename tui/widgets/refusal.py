@@ -1,0 +1,24 @@
+"""A refused form field: marked, with the reason in a row under it, until its value is accepted."""
+from __future__ import annotations
+
+from textual.widget import Widget
+from textual.widgets import Label, Static
+
+
+def show_refusal(boxes: dict[str, tuple[Label, Static]], widget: Widget, name: str, error: str | None) -> None:
+    """Show or clear a field's refusal in the row under it: a mark in the name column, the reason beside it.
+    `boxes` holds the rows mounted so far, by field name (mounted only while a field is refused)."""
+    widget.set_class(bool(error), "-refused")
+    row = boxes.get(name)
+    if error:
+        reason = error.split(": ", 1)[-1]       # the field's name is in the row above
+        if row is None:
+            row = boxes[name] = (Label("  refused", classes="field-error"),
+                                 Static(reason, id=f"error-{name}", classes="field-error", markup=False))
+            widget.parent.mount(*row, after=widget)
+        else:
+            row[1].update(reason)
+    elif row is not None:
+        for b in row:
+            b.remove()
+        del boxes[name]
