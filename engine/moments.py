@@ -2,8 +2,10 @@
 
 Small tensors (a layer's z on a batch, say) of one size are stacked into a matrix and reduced along its rows, so a
 deep net of equal widths costs a handful of operations rather than a few per layer; large ones (weight matrices)
-are reduced one by one, where an operation's fixed cost no longer matters and a stacked copy would. Work runs in
-float64: squares of float32 values past 1e19 would overflow. Only the statistics asked for are computed.
+are reduced one by one, where an operation's fixed cost no longer matters and a stacked copy would. Stacked work
+runs in float64 (squares of float32 values past 1e19 would overflow); large tensors use torch's own std and norms,
+which accumulate in float64 on the CPU (in float32 on a GPU, where values past 1e19 read as an infinite std).
+Only the statistics asked for are computed.
 """
 from __future__ import annotations
 
@@ -58,6 +60,25 @@ def _reduce(m: torch.Tensor, stats: tuple[str, ...]) -> list[torch.Tensor]:
     return [out.get(k, nan) for k in ALL] + [torch.full_like(mean, float(m.shape[1]))]
 
 
+def _reduce_one(t: torch.Tensor, stats: tuple[str, ...]) -> torch.Tensor:
+    """The statistics of one large tensor in its own precision: torch's std and norms accumulate in float64 on the
+    CPU, so they neither overflow nor lose digits there, and no float64 copy of the tensor is made."""
+    x = t.detach().reshape(-1)
+    n = x.numel()
+    mean = x.mean().double()
+    nan = torch.full_like(mean, float("nan"))
+    out = {"mean": mean}
+    if "var" in stats:
+        out["var"] = x.std(correction=0).double() ** 2
+    if "amin" in stats or "amax" in stats:
+        out["amin"], out["amax"] = x.amin().double(), x.amax().double()
+    if "absmean" in stats:
+        out["absmean"] = torch.linalg.vector_norm(x, 1).double() / n
+    if "finite" in stats:
+        out["finite"] = torch.isfinite(x).double().mean()
+    return torch.stack([out.get(k, nan) for k in ALL] + [torch.full_like(mean, float(n))]).unsqueeze(0)
+
+
 class Moments:
     """Per-slot statistics as float64 tensors of length n_slots (NaN for slots with no tensor, or not asked for):
     mean, var (population), amin, amax, absmean, finite (fraction) and count. Fill it with add()."""
@@ -70,11 +91,11 @@ class Moments:
         """Reduce the tensors given as (slot, tensor) into their slots, computing only the listed statistics."""
         rows, slots = [], []
         for group in _groups(items):
-            if len(group) == 1:
-                m = group[0][1].detach().reshape(1, -1).double()
+            if len(group) == 1 and group[0][1].numel() >= BIG and group[0][1].is_floating_point():
+                rows.append(_reduce_one(group[0][1], stats))
             else:
                 m = torch.stack([t.detach().reshape(-1) for _, t in group]).double()
-            rows.append(torch.stack(_reduce(m, stats), dim=1))
+                rows.append(torch.stack(_reduce(m, stats), dim=1))
             slots += [s for s, _ in group]
         if rows:
             self.table[index(slots, self.device)] = torch.cat(rows)
