@@ -188,25 +188,7 @@ def test_distributions_are_the_quantiles_of_the_same_tensors():
     assert res.distributions[0]["activation"][-1] == pytest.approx(res.layers[0]["a_max"], rel=1e-6)
 
 
-# one transfer ----------------------------------------------------------------------------------------------------
-
-SYNCS = ("tolist", "item", "cpu", "numpy", "__float__", "__int__", "__bool__", "__index__")
-
-
-@pytest.fixture
-def sync_counter(monkeypatch):
-    """Counts, while a test runs, every call that brings a tensor's values to the host; each calls through."""
-    counts: Counter = Counter()
-    for name in SYNCS:
-        original = getattr(torch.Tensor, name)
-
-        def counting(self, *args, _original=original, _name=name, **kwargs):
-            counts[_name] += 1
-            return _original(self, *args, **kwargs)
-
-        monkeypatch.setattr(torch.Tensor, name, counting)
-    return counts
-
+# one transfer (the sync_counter fixture is in conftest.py) ----------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("variant", ["tanh", "relu-batchnorm", "relu-residual-dropout"])
 @pytest.mark.parametrize("distributions", [False, True])

@@ -356,25 +356,7 @@ def test_layers_keeps_the_matching_modules(models):
     assert res.layers[3]["a_std"] == row["a_std"]
 
 
-# one transfer ----------------------------------------------------------------------------------------------------
-
-SYNCS = ("tolist", "item", "cpu", "numpy", "__float__", "__int__", "__bool__", "__index__")
-
-
-@pytest.fixture
-def sync_counter(monkeypatch):
-    """Counts, while a test runs, every call that brings a tensor's values to the host; each calls through."""
-    counts: Counter = Counter()
-    for name in SYNCS:
-        original = getattr(torch.Tensor, name)
-
-        def counting(self, *args, _original=original, _name=name, **kwargs):
-            counts[_name] += 1
-            return _original(self, *args, **kwargs)
-
-        monkeypatch.setattr(torch.Tensor, name, counting)
-    return counts
-
+# one transfer (the sync_counter fixture is in conftest.py) ----------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("factory,shape", [("cnn", "4,3,8,8"), ("transformer", None), ("twice", None),
                                            ("with_loss", None)])
