@@ -33,3 +33,12 @@ async def settle(pilot, app: InitlabApp, timeout: float = 60.0) -> None:
         await pilot.pause(0.02)
         assert time.monotonic() - t0 < timeout, f"app did not settle: {app.run_state}"
     await pilot.pause()
+
+
+async def start_training(pilot, app: InitlabApp, timeout: float = 30.0) -> None:
+    """Press t and wait until the app reports a training under way."""
+    await pilot.press("t")
+    t0 = time.monotonic()
+    while not app.run_state.startswith("training epoch"):
+        await pilot.pause(0.02)
+        assert time.monotonic() - t0 < timeout

@@ -13,7 +13,7 @@ from initlab.engine.spec import Config
 from initlab.tui.app import InitlabApp
 from initlab.tui.widgets.plot import fmt
 
-from apphelp import SMALL, make_app, pilot_test, settle
+from apphelp import SMALL, make_app, pilot_test, settle, start_training
 
 
 TRAIN = Config(depth=3, width=8, data="poly", n_rows=200, batch=10, epochs=3, stats_every=2, loss="mse",
@@ -67,11 +67,7 @@ async def test_only_the_visible_chart_is_drawn():
 async def test_stop_ends_a_training_within_half_a_second():
     app = make_app(LONG_TRAIN)
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("t")
-        t0 = time.monotonic()
-        while not app.run_state.startswith("training epoch"):
-            await pilot.pause(0.02)
-            assert time.monotonic() - t0 < 30
+        await start_training(pilot, app)
         await pilot.press("s")
         t_stop = time.monotonic()
         while app.bridge.running or app.run_state != "stopped":
@@ -174,11 +170,7 @@ async def test_training_fills_training_and_heatmap_with_the_run():
 async def test_starting_a_run_while_one_goes_replaces_it():
     app = make_app(LONG_TRAIN)
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("t")
-        t0 = time.monotonic()
-        while not app.run_state.startswith("training epoch"):
-            await pilot.pause(0.02)
-            assert time.monotonic() - t0 < 30
+        await start_training(pilot, app)
         app.form.load(SMALL)
         await pilot.pause()
         await pilot.press("p")

@@ -19,7 +19,7 @@ from initlab.tui.app import InitlabApp
 from initlab.tui.widgets.charts_pane import TABS, tab_key
 from initlab.tui.widgets.extra_fields import EXTRAS, extra_error
 
-from apphelp import make_app, pilot_test, settle
+from apphelp import make_app, pilot_test, settle, start_training
 
 SMALL = Config(depth=4, width=16, in_features=16, out_features=16, batch=8, device="cpu", seed=1)
 TRAIN = Config(depth=3, width=8, data="poly", n_rows=200, batch=10, epochs=2, stats_every=2, loss="mse",
@@ -138,11 +138,7 @@ async def test_keys_every_10_ms_while_training_are_all_handled_and_the_screen_ke
     async with app.run_test(size=(120, 40), message_hook=hook) as pilot:
         await settle(pilot, app)
         app.set_focus(None)
-        await pilot.press("t")
-        t0 = time.monotonic()
-        while not app.run_state.startswith("training epoch"):
-            await pilot.pause(0.02)
-            assert time.monotonic() - t0 < 30
+        await start_training(pilot, app)
         seen.clear()
         keys = [tab_key(i) for i in range(1, len(TABS) + 1)]
         sent: list[str] = []
