@@ -11,6 +11,8 @@ from torch import nn
 _TORCH_GAIN_NAME = {"identity": "linear", "sigmoid": "sigmoid", "tanh": "tanh", "relu": "relu",
                     "leaky_relu": "leaky_relu", "selu": "selu"}
 RELU_FAMILY = ("relu", "leaky_relu")
+SATURATING_OUTPUT = ("tanh", "sigmoid")     # saturation read from the output; the others' from the input z
+SATURATING = SATURATING_OUTPUT + ("elu", "selu", "softplus", "gelu", "silu")
 
 
 def module(name: str, slope: float = 0.01) -> nn.Module:

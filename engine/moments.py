@@ -1,21 +1,31 @@
-"""Batched per-slot moments of many tensors: mean, variance, min, max, mean |x|, finite fraction, count.
+"""Per-tensor moments of many tensors at once: float64 row sums gathered per tensor, one table on the device.
 
-Small tensors (a layer's z on a batch, say) of one size are stacked into a matrix and reduced along its rows, so a
-deep net of equal widths costs a handful of operations rather than a few per layer; large ones (weight matrices)
-are reduced one by one, where an operation's fixed cost no longer matters and a stacked copy would. Stacked work
-runs in float64 (squares of float32 values past 1e19 would overflow); large tensors use torch's own std and norms,
-which accumulate in float64 on the CPU (in float32 on a GPU, where values past 1e19 read as an infinite std).
-Only the statistics asked for are computed.
+Every tensor gets its mean, population variance and element count; those flagged get mean |x| (ABS), or their
+min, max and finite fraction (EXT). Small tensors with the same last dimension are concatenated along their rows and
+reduced row by row, and the rows are then summed per tensor, so a deep net of equal widths costs a few dozen
+operations whatever its depth. Large tensors are reduced one at a time, where an operation's fixed cost no longer
+matters and a concatenated copy would. All sums run in float64 (float32 squares past 1e19 would overflow), and the
+variance is two-pass: squares are taken around each row's mean and rows are combined with Chan's formula, so a
+constant tensor has a variance of exactly 0.
 """
 from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
 
 ALL = ("mean", "var", "amin", "amax", "absmean", "finite")
-FIELDS = ALL + ("count",)   # the columns of Moments.table
-BIG = 1 << 14           # elements from which a tensor is reduced on its own
-CHUNK = 1 << 22         # elements at most in one stacked matrix
+FIELDS = ALL + ("count",)   # the columns of a moments table
+ABS, EXT = 1, 2             # flags: mean |x|; min, max and finite fraction
+BIG = 1 << 15               # elements from which a tensor is reduced on its own
+CHUNK = 1 << 20             # elements at most in one concatenation or one pass over a large tensor
+_WORK: dict[tuple, torch.Tensor] = {}
+_LOCK = threading.Lock()    # the work buffers are shared: one reduction at a time
 _INDEX: dict[tuple, torch.Tensor] = {}
+_PLANS: dict[tuple, "_Plan"] = {}
+_RANK = {EXT: 0, EXT | ABS: 1, ABS: 2, 0: 3}
 
 
 def index(values: list[int], device: torch.device) -> torch.Tensor:
@@ -29,54 +39,209 @@ def index(values: list[int], device: torch.device) -> torch.Tensor:
     return t
 
 
-def _groups(items: list[tuple[int, torch.Tensor]]) -> list[list[tuple[int, torch.Tensor]]]:
-    by_size: dict[int, list[tuple[int, torch.Tensor]]] = {}
-    out = []
-    for slot, t in items:
-        if t.numel() >= BIG:
-            out.append([(slot, t)])
-        else:
-            by_size.setdefault(t.numel(), []).append((slot, t))
-    for size, its in by_size.items():
-        per = max(1, CHUNK // max(size, 1))
-        out += [its[i:i + per] for i in range(0, len(its), per)]
+def _as_rows(t: torch.Tensor) -> torch.Tensor:
+    t = t.detach()
+    if t.dim() == 2:
+        return t
+    return t.reshape(1, -1) if t.dim() < 2 else t.reshape(-1, t.shape[-1])
+
+
+@dataclass
+class _Group:
+    items: list[int]            # item indices: EXT ones first, then ABS ones, then the rest
+    n_ext: int                  # rows of the EXT items (they lead the concatenation)
+    abs_rows: tuple[int, int]   # the row range of the ABS items
+    rows: int
+    cols: int
+
+
+class _Plan:
+    """How one layout (shapes, flags, device) is reduced; built once and cached, so a step only runs tensor ops."""
+
+    def __init__(self, shapes: list[tuple[int, ...]], flags: list[int], device: torch.device):
+        n = len(shapes)
+        numel = [_numel(s) for s in shapes]
+        self.n = n
+        self.big = [i for i in range(n) if numel[i] >= BIG]
+        by_c: dict[int, list[int]] = {}
+        for i in range(n):
+            if numel[i] < BIG and numel[i] > 0:
+                by_c.setdefault(shapes[i][-1] if len(shapes[i]) >= 2 else numel[i], []).append(i)
+        rows = lambda i: numel[i] // (shapes[i][-1] if len(shapes[i]) >= 2 else max(numel[i], 1))
+        self.groups: list[_Group] = []
+        seg, cnt, seg_abs, seg_ext = [], [], [], []
+        for c, its in by_c.items():
+            # EXT-only, then EXT and ABS, then ABS-only: the EXT rows lead and the ABS rows are one range
+            order = sorted(its, key=lambda i: _RANK[flags[i] & (EXT | ABS)])
+            for part in _chunks(order, lambda i: numel[i]):
+                n_ext = sum(rows(i) for i in part if flags[i] & EXT)
+                a0 = sum(rows(i) for i in part if flags[i] & (EXT | ABS) == EXT)
+                a1 = a0 + sum(rows(i) for i in part if flags[i] & ABS)
+                self.groups.append(_Group(part, n_ext, (a0, a1), sum(rows(i) for i in part), c))
+                for i in part:
+                    seg += [i] * rows(i)
+                    cnt += [float(c)] * rows(i)
+                    if flags[i] & ABS:
+                        seg_abs += [i] * rows(i)
+                    if flags[i] & EXT:
+                        seg_ext += [i] * rows(i)
+        # large tensors: one row per chunk of at most CHUNK elements, after the small rows
+        self.pieces: list[tuple[int, int, int]] = []            # (item, start, length)
+        for i in self.big:
+            for start in range(0, numel[i], CHUNK):
+                k = min(CHUNK, numel[i] - start)
+                self.pieces.append((i, start, k))
+                seg.append(i)
+                cnt.append(float(k))
+                if flags[i] & ABS:
+                    seg_abs.append(i)
+                if flags[i] & EXT:
+                    seg_ext.append(i)
+        self.piece_flags = [flags[i] for i, _, _ in self.pieces]
+        self.n_abs_pieces = sum(1 for f in self.piece_flags if f & ABS)
+        self.n_ext_pieces = sum(1 for f in self.piece_flags if f & EXT)
+        t = lambda v, dt=torch.int64: torch.tensor(v, device=device, dtype=dt)
+        self.seg, self.row_count = t(seg), t(cnt, torch.float64)
+        self.seg_abs, self.seg_ext = t(seg_abs), t(seg_ext)
+        self.count = t([float(c) for c in numel], torch.float64)
+        has = lambda f: t([bool(fl & f) for fl in flags], torch.bool)
+        self.no_abs, self.no_ext = ~has(ABS), ~has(EXT)
+        self.any_abs, self.any_ext = bool(seg_abs), bool(seg_ext)
+        self.has_rows = bool(seg)
+
+
+def _chunks(order: list[int], size) -> list[list[int]]:
+    """Consecutive runs of items of at most CHUNK elements in all (an item larger than that runs alone)."""
+    out: list[list[int]] = [[]]
+    total = 0
+    for i in order:
+        if out[-1] and total + size(i) > CHUNK:
+            out.append([])
+            total = 0
+        out[-1].append(i)
+        total += size(i)
     return out
 
 
-def _reduce(m: torch.Tensor, stats: tuple[str, ...]) -> list[torch.Tensor]:
-    """Row-wise statistics of a float64 matrix, NaN for those not asked for."""
-    mean = m.mean(1)
-    nan = torch.full_like(mean, float("nan"))
-    out = {"mean": mean}
-    if "var" in stats:
-        d = m - mean.unsqueeze(1)
-        out["var"] = (d * d).mean(1)
-    if "amin" in stats or "amax" in stats:
-        out["amin"], out["amax"] = m.amin(1), m.amax(1)
-    if "absmean" in stats or "finite" in stats:
-        a = m.abs()
-        out["absmean"] = a.mean(1)
-        out["finite"] = (a < float("inf")).double().mean(1)
-    return [out.get(k, nan) for k in ALL] + [torch.full_like(mean, float(m.shape[1]))]
+def _work(slot: int, numel: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A reusable flat buffer of at least numel elements: fresh megabyte-sized temporaries each step would cost
+    page faults (the allocator hands large blocks back to the system) that dwarf the arithmetic on them."""
+    key = (slot, dtype, str(device))
+    buf = _WORK.get(key)
+    if buf is None or buf.numel() < numel:
+        buf = _WORK[key] = torch.empty(max(numel, 1 << 12), dtype=dtype, device=device)
+    return buf[:numel]
 
 
-def _reduce_one(t: torch.Tensor, stats: tuple[str, ...]) -> torch.Tensor:
-    """The statistics of one large tensor in its own precision: torch's std and norms accumulate in float64 on the
-    CPU, so they neither overflow nor lose digits there, and no float64 copy of the tensor is made."""
-    x = t.detach().reshape(-1)
-    n = x.numel()
-    mean = x.mean().double()
-    nan = torch.full_like(mean, float("nan"))
-    out = {"mean": mean}
-    if "var" in stats:
-        out["var"] = x.std(correction=0).double() ** 2
-    if "amin" in stats or "amax" in stats:
-        out["amin"], out["amax"] = x.amin().double(), x.amax().double()
-    if "absmean" in stats:
-        out["absmean"] = torch.linalg.vector_norm(x, 1).double() / n
-    if "finite" in stats:
-        out["finite"] = torch.isfinite(x).double().mean()
-    return torch.stack([out.get(k, nan) for k in ALL] + [torch.full_like(mean, float(n))]).unsqueeze(0)
+@contextmanager
+def scratch():
+    """The shared work buffers, held for the block: `with scratch() as work: work(slot, numel, dtype, device)`."""
+    with _LOCK:
+        yield _work
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+def _plan(tensors: list[torch.Tensor], flags: list[int], device: torch.device) -> _Plan:
+    key = (tuple(tuple(t.shape) for t in tensors), tuple(flags), str(device))
+    p = _PLANS.get(key)
+    if p is None:
+        if len(_PLANS) > 256:
+            _PLANS.clear()
+        p = _PLANS[key] = _Plan([tuple(t.shape) for t in tensors], flags, device)
+    return p
+
+
+def _pieces(tensors: list[torch.Tensor], p: _Plan, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """Per chunk of each large tensor: sum, sum of squares around the chunk's mean, and where flagged sum |x|, min,
+    max and finite count; each written in place into one preallocated vector per statistic (no per-chunk stack)."""
+    f64 = dict(device=device, dtype=torch.float64)
+    s, q = torch.empty(len(p.pieces), **f64), torch.empty(len(p.pieces), **f64)
+    ab, lo, hi, fin = (torch.empty(p.n_abs_pieces, **f64), torch.empty(p.n_ext_pieces, **f64),
+                       torch.empty(p.n_ext_pieces, **f64), torch.empty(p.n_ext_pieces, **f64))
+    ia = ie = 0
+    for r, ((i, start, k), flag) in enumerate(zip(p.pieces, p.piece_flags)):
+        d = _work(0, k, torch.float64, device).copy_(tensors[i].detach().reshape(-1)[start:start + k])
+        torch.sum(d, 0, out=s[r])
+        c = torch.sub(d, s[r], alpha=1.0 / k, out=_work(1, k, torch.float64, device))
+        torch.dot(c, c, out=q[r])
+        if flag & EXT:
+            torch.amin(d, 0, out=lo[ie])
+            torch.amax(d, 0, out=hi[ie])
+            torch.sum(torch.isfinite(d), 0, dtype=torch.float64, out=fin[ie])
+            ie += 1
+        if flag & ABS:
+            torch.sum(d.abs_(), 0, out=ab[ia])
+            ia += 1
+    return s, q, ab, lo, hi, fin
+
+
+def _group_rows(tensors: list[torch.Tensor], g: _Group) -> torch.Tensor:
+    """The group's tensors, concatenated along their rows into a float64 work buffer [rows, cols]."""
+    parts = [_as_rows(tensors[i]) for i in g.items]
+    device, n = parts[0].device, g.rows * g.cols
+    dtype = parts[0].dtype if all(p.dtype == parts[0].dtype for p in parts) else torch.float64
+    out = _work(0, n, torch.float64, device).view(g.rows, g.cols)
+    if dtype == torch.float64:
+        return torch.cat(parts, out=out) if len(parts) > 1 else out.copy_(parts[0])
+    if len(parts) == 1:
+        return out.copy_(parts[0])
+    return out.copy_(torch.cat(parts, out=_work(2, n, dtype, device).view(g.rows, g.cols)))
+
+
+def reduce(tensors: list[torch.Tensor], flags: list[int] | None = None) -> torch.Tensor:
+    """[len(tensors), 7] float64 on the device: mean, var (population), amin, amax, absmean, finite (fraction),
+    count per tensor; absmean only where flagged ABS, amin/amax/finite only where flagged EXT (NaN elsewhere)."""
+    flags = flags if flags is not None else [0] * len(tensors)
+    device = tensors[0].device
+    with _LOCK:
+        return _reduce(tensors, flags, device, _plan(tensors, flags, device))
+
+
+def _reduce(tensors: list[torch.Tensor], flags: list[int], device: torch.device, p: _Plan) -> torch.Tensor:
+    n = p.n
+    z = torch.zeros(n, device=device, dtype=torch.float64)
+    nan = torch.full((n,), float("nan"), device=device, dtype=torch.float64)
+    mean = var = absmean = amin = amax = finite = nan
+    if p.has_rows:
+        rsum, rm2, rabs, rmax, rmin, rfin = [], [], [], [], [], []
+        for g in p.groups:
+            m = _group_rows(tensors, g)
+            s = m.sum(1)
+            c = torch.sub(m, (s / g.cols).unsqueeze(1), out=_work(1, g.rows * g.cols, torch.float64, device)
+                          .view(g.rows, g.cols))
+            rsum.append(s)
+            rm2.append(c.mul_(c).sum(1))
+            a0, a1 = g.abs_rows
+            if a1 > a0:
+                rabs.append(torch.linalg.vector_norm(m[a0:a1], 1, dim=1))
+            if g.n_ext:
+                e = m[:g.n_ext]
+                rmax.append(e.amax(1))
+                rmin.append(e.amin(1))
+                rfin.append(torch.isfinite(e).sum(1).double())
+        if p.pieces:
+            for v, piece in zip((rsum, rm2, rabs, rmin, rmax, rfin), _pieces(tensors, p, device)):
+                v.append(piece)
+        cat = lambda v: torch.cat(v) if len(v) > 1 else v[0]
+        rs = cat(rsum)
+        mean = z.index_add(0, p.seg, rs) / p.count
+        shift = rs / p.row_count - mean[p.seg]
+        var = z.index_add(0, p.seg, cat(rm2) + p.row_count * shift * shift) / p.count
+        if p.any_abs:
+            absmean = (z.index_add(0, p.seg_abs, cat(rabs)) / p.count).masked_fill(p.no_abs, float("nan"))
+        if p.any_ext:
+            amax = z.scatter_reduce(0, p.seg_ext, cat(rmax), "amax", include_self=False) \
+                .masked_fill(p.no_ext, float("nan"))
+            amin = z.scatter_reduce(0, p.seg_ext, cat(rmin), "amin", include_self=False) \
+                .masked_fill(p.no_ext, float("nan"))
+            finite = (z.index_add(0, p.seg_ext, cat(rfin)) / p.count).masked_fill(p.no_ext, float("nan"))
+    return torch.stack([mean, var, amin, amax, absmean, finite, p.count], dim=1)
 
 
 class Moments:
@@ -88,17 +253,14 @@ class Moments:
         self.table = torch.full((n_slots, len(FIELDS)), float("nan"), device=device, dtype=torch.float64)
 
     def add(self, items: list[tuple[int, torch.Tensor]], stats: tuple[str, ...] = ALL) -> "Moments":
-        """Reduce the tensors given as (slot, tensor) into their slots, computing only the listed statistics."""
-        rows, slots = [], []
-        for group in _groups(items):
-            if len(group) == 1 and group[0][1].numel() >= BIG and group[0][1].is_floating_point():
-                rows.append(_reduce_one(group[0][1], stats))
-            else:
-                m = torch.stack([t.detach().reshape(-1) for _, t in group]).double()
-                rows.append(torch.stack(_reduce(m, stats), dim=1))
-            slots += [s for s, _ in group]
-        if rows:
-            self.table[index(slots, self.device)] = torch.cat(rows)
+        """Reduce the tensors given as (slot, tensor) into their slots; mean and var are always computed, absmean
+        and the extremes (amin, amax, finite) where listed."""
+        items = [(s, t) for s, t in items if t.numel() > 0]
+        if not items:
+            return self
+        flag = (ABS if "absmean" in stats else 0) | (EXT if {"amin", "amax", "finite"} & set(stats) else 0)
+        rows = reduce([t for _, t in items], [flag] * len(items))
+        self.table[index([s for s, _ in items], self.device)] = rows
         return self
 
     def __getattr__(self, name: str) -> torch.Tensor:

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from . import activations
-from .moments import Moments, index
+from .moments import ABS, BIG, EXT, index, reduce, scratch
 
 STAT_NAMES = (
     "z_mean", "z_std", "a_mean", "a_std", "a_min", "a_max", "saturated_frac", "dead_frac", "nonfinite_frac",
@@ -14,7 +14,7 @@ STAT_NAMES = (
 )
 QUANTILES = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
 DIST_KINDS = ("weight", "activation", "gradient")
-_QUANTILE_SAMPLE = 2048
+_QUANTILE_SAMPLE = 1024   # values sampled (strided) from a larger tensor for its quantiles
 
 
 class Capture:
@@ -55,12 +55,11 @@ _PROJECTIONS: dict[tuple[int, str], torch.Tensor] = {}
 
 
 def _projection(n: int, device: torch.device) -> torch.Tensor:
-    """[n, 2] small random integers (as float64): a quantised row's projections on them are exact integers, the
-    same whatever order a matmul sums in, so equal rows always project equally."""
+    """[n, 2] fixed random directions in float64, entries in [-1, 1]."""
     key = (n, str(device))
     if key not in _PROJECTIONS:
         g = torch.Generator(device="cpu").manual_seed(1234)
-        _PROJECTIONS[key] = torch.randint(-512, 513, (n, 2), generator=g).double().to(device)
+        _PROJECTIONS[key] = (2 * torch.rand(n, 2, generator=g, dtype=torch.float64) - 1).to(device)
     return _PROJECTIONS[key]
 
 
@@ -71,22 +70,36 @@ def _by_shape(tensors: list[torch.Tensor]) -> dict[tuple, list[int]]:
     return groups
 
 
-def distinct_units(weights: list[torch.Tensor], rel_tol: float = 1e-5) -> torch.Tensor:
-    """How many rows of each matrix differ (entries equal within rel_tol of its max |w|), as a float64 tensor,
-    without a sync. Rows are quantised and hashed by two exact integer projections; sorted by the first, equal rows
-    sit together, and a change in either projection starts a new unit. Matrices of one shape are done together."""
+def distinct_units(weights: list[torch.Tensor], rel_tol: float = 1e-5,
+                   row_rms: torch.Tensor | None = None) -> torch.Tensor:
+    """How many rows of each matrix differ: two rows are one unit when their difference is within rel_tol of the
+    matrix's root-mean-square row norm (`row_rms`, per matrix, computed here if not given). Returned as a float64
+    tensor, without a sync. Rows are projected on two fixed random directions in float64; sorted by the first, a
+    row starts a new unit where either projection moves by more than a difference within the tolerance could
+    move it (|dw . r| <= |dw| |r|). Small matrices of one shape are projected together, large ones one by one."""
     mats = [w.detach().unsqueeze(1) if w.dim() == 1 else w.detach() for w in weights]
-    out = torch.empty(len(mats), device=mats[0].device, dtype=torch.float64)
+    device = mats[0].device
+    if row_rms is None:
+        row_rms = torch.stack([torch.linalg.vector_norm(m.double()) / max(m.shape[0], 1) ** 0.5 for m in mats])
+    proj: list[torch.Tensor | None] = [None] * len(mats)
     for (rows, cols), idx in _by_shape(mats).items():
-        w = torch.stack([mats[i] for i in idx]).float()
-        scale = w.abs().amax(dim=(1, 2), keepdim=True).clamp_min(1e-30)
-        # quantised entries stay below 2^17 in size, so projections stay exact in float64
-        q = torch.round(w / (scale * rel_tol)).clamp_(-(1 << 17), 1 << 17).double()
-        p = q @ _projection(cols, w.device)                      # [k, rows, 2]
+        r = _projection(cols, device)
+        if rows * cols >= BIG:
+            with scratch() as work:
+                for i in idx:
+                    proj[i] = work(0, rows * cols, torch.float64, device).view(rows, cols).copy_(mats[i]) @ r
+        else:
+            for i, p in zip(idx, torch.stack([mats[i] for i in idx]).double() @ r):
+                proj[i] = p
+    out = torch.empty(len(mats), device=device, dtype=torch.float64)
+    for (rows, _), idx in _by_shape(proj).items():
+        p = torch.stack([proj[i] for i in idx])                      # [k, rows, 2]
+        reach = torch.stack([torch.linalg.vector_norm(_projection(mats[i].shape[1], device), dim=0) for i in idx])
+        thr = (rel_tol * row_rms[index(idx, device)]).unsqueeze(1) * reach          # [k, 2]
         order = torch.argsort(p[..., 0], dim=1)
         ps = torch.gather(p, 1, order.unsqueeze(2).expand(-1, -1, 2))
-        units = 1 + (ps[:, 1:] != ps[:, :-1]).any(dim=2).sum(dim=1)
-        out[index(idx, w.device)] = units.double()
+        units = 1 + ((ps[:, 1:] - ps[:, :-1]).abs() > thr.unsqueeze(1)).any(dim=2).sum(dim=1)
+        out[index(idx, device)] = units.double()
     return out
 
 
@@ -95,65 +108,81 @@ def distinct_rows(w: torch.Tensor, rel_tol: float = 1e-5) -> torch.Tensor:
     return distinct_units([w], rel_tol)[0]
 
 
-def _by_activation(cap: Capture, blocks: list[nn.Module], n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Saturated and dead fractions per layer: one masked reduction per distinct activation."""
+def _fractions(cap: Capture, blocks: list[nn.Module], n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Saturated and dead fractions per layer: one masked reduction per activation and shape."""
     device = cap.z[0].device
-    items: list[tuple[int, torch.Tensor]] = []
-    groups: dict[str, list[int]] = {}
+    sat = torch.zeros(n, device=device, dtype=torch.float64)
+    dead = torch.zeros(n, device=device, dtype=torch.float64)
+    groups: dict[tuple, list[int]] = {}
     for i, b in enumerate(blocks):
-        groups.setdefault(b.activation_name, []).append(i)
-    for name, idx in groups.items():
+        if b.activation_name != "identity":
+            groups.setdefault((b.activation_name, tuple(cap.act[i].shape)), []).append(i)
+    for (name, shape), idx in groups.items():
+        k = len(idx)
+        act = torch.stack([cap.act[i].detach() for i in idx]) if k > 1 else cap.act[idx[0]].detach().unsqueeze(0)
+        numel = max(act[0].numel(), 1)
+        where = index(idx, device)
         if name in activations.RELU_FAMILY:
-            items += [(n + i, cap.act[i].detach() == 0) for i in idx]
-        pre = torch.cat([cap.pre[i].detach().reshape(-1) for i in idx])
-        act = torch.cat([cap.act[i].detach().reshape(-1) for i in idx])
+            dead = dead.index_copy(0, where, (act == 0).reshape(k, -1).sum(1).double() / numel)
+        if name not in activations.SATURATING:
+            continue
+        pre = act if name in activations.SATURATING_OUTPUT else (
+            torch.stack([cap.pre[i].detach() for i in idx]) if k > 1 else cap.pre[idx[0]].detach().unsqueeze(0))
         mask = activations.saturated_mask(name, pre, act)
         if mask is not None:
-            items += [(i, m) for i, m in zip(idx, mask.split([cap.pre[i].numel() for i in idx]))]
-    if not items:
-        z = torch.zeros(n, device=device, dtype=torch.float64)
-        return z, z
-    m = Moments(2 * n, device).add(items, ("mean",)).mean.nan_to_num(0.0)
-    return m[:n], m[n:]
+            sat = sat.index_copy(0, where, mask.reshape(k, -1).sum(1).double() / numel)
+    return sat, dead
 
 
-def layer_table(cap: Capture, blocks: nn.ModuleList, distinct: bool = True) -> torch.Tensor:
-    """[layers, len(STAT_NAMES)]: every statistic of every layer as one float64 tensor on the device, from a few
-    batched reductions whatever the depth. Without `distinct`, distinct_units is NaN (it costs a sort per layer)."""
+def layer_table(cap: Capture, blocks: nn.ModuleList, distinct: bool = True,
+                weights: list[torch.Tensor] | None = None, updates: list[torch.Tensor] | None = None) -> torch.Tensor:
+    """[layers, len(STAT_NAMES)]: every statistic of every layer as one float64 tensor on the device, from one
+    batched reduction whatever the depth. Without `distinct`, distinct_units is NaN (it costs a sort per layer).
+    `weights` stand in for the Linear weights (copies taken before an update); with `updates` (each layer's
+    W_after - W_before) two columns follow: update_to_weight_log10 and weights_finite (1 or 0, after the update)."""
     blocks = list(blocks)
     n = len(blocks)
     device = cap.z[0].device
-    Z, A, GZ, GW, W, GX, X = range(7)
-    weights = [b.linear.weight for b in blocks]
+    weights = weights if weights is not None else [b.linear.weight.detach() for b in blocks]
+    missing = torch.full((1,), float("nan"), device=device)
     # dL/d(input) through the Linear alone, as Glorot's backward condition has it: autograd's input gradient
     # where the Linear is the input's only consumer, else dL/dz @ W (a residual path adds to the input's gradient)
     gx = []
     for i, (b, z, w) in enumerate(zip(blocks, cap.z, weights)):
         x = cap.x_in[i]
         own = i > 0 and not b.residual and x is not None and x.grad is not None
-        gx.append(x.grad if own else (z.grad @ w.detach() if z.grad is not None else None))
-    items: list[tuple[int, torch.Tensor]] = [(X * n, cap.x_in[0])]
-    for kind, tensors in ((Z, cap.z), (GZ, [z.grad for z in cap.z]), (W, weights), (GX, gx)):
-        items += [(kind * n + i, t) for i, t in enumerate(tensors) if t is not None]
-    m = (Moments(7 * n, device).add(items, ("mean", "var"))
-         .add([(A * n + i, t) for i, t in enumerate(cap.a)])
-         .add([(GW * n + i, w.grad) for i, w in enumerate(weights) if w.grad is not None],
-              ("mean", "var", "absmean")))
-    row = lambda v, k: v[k * n:(k + 1) * n]
-    mean, var = m.mean, m.var
+        gx.append(x.grad if own else (z.grad @ w.detach() if z.grad is not None else missing))
+    kinds = [cap.z, cap.a, [z.grad if z.grad is not None else missing for z in cap.z], gx, weights,
+             [b.linear.weight.grad if b.linear.weight.grad is not None else missing for b in blocks]]
+    Z, A, GZ, GX, W, GW, DW = range(7)
+    flags = [0] + [0] * n + [EXT] * n + [0] * (3 * n) + [ABS] * n
+    tensors = [cap.x_in[0]] + [t for ts in kinds for t in ts]
+    if updates is not None:
+        tensors += updates
+        flags += [0] * n
+    m = reduce(tensors, flags)
+    mean, var = m[:, 0], m[:, 1]
+    row = lambda v, k: v[1 + k * n:1 + (k + 1) * n]
     # each block's input is the previous block's output: its variance is the previous a's
-    x_var = torch.cat([var[X * n:X * n + 1], row(var, A)[:-1]])
-    sat, dead = _by_activation(cap, blocks, n)
+    x_var = torch.cat([var[:1], row(var, A)[:-1]])
+    sat, dead = _fractions(cap, blocks, n)
     gw_std, w_std = row(var, GW).sqrt(), row(var, W).sqrt()
     gz_var, gz_mean = row(var, GZ), row(mean, GZ)
-    gw_norm = (row(m.count, GW) * (row(var, GW) + row(mean, GW) ** 2)).sqrt()
-    units = distinct_units(weights) if distinct \
+    gw_norm = (row(m[:, 6], GW) * (row(var, GW) + row(mean, GW) ** 2)).sqrt()
+    units = distinct_units(weights, row_rms=(row(m[:, 6], W) / torch.tensor([float(w.shape[0]) for w in weights],
+                                                                            dtype=torch.float64, device=device)
+                                             * (row(var, W) + row(mean, W) ** 2)).sqrt()) if distinct \
         else torch.full((n,), float("nan"), device=device, dtype=torch.float64)
-    return torch.stack([
-        row(mean, Z), row(var, Z).sqrt(), row(mean, A), row(var, A).sqrt(), row(m.amin, A), row(m.amax, A), sat, dead,
-        1.0 - row(m.finite, A), gz_var.sqrt(), (gz_var + gz_mean * gz_mean).sqrt(), gw_std, row(m.absmean, GW),
+    a_min, a_max, a_finite = row(m[:, 2], A), row(m[:, 3], A), row(m[:, 5], A)
+    cols = [
+        row(mean, Z), row(var, Z).sqrt(), row(mean, A), row(var, A).sqrt(), a_min, a_max, sat, dead,
+        1.0 - a_finite, gz_var.sqrt(), (gz_var + gz_mean * gz_mean).sqrt(), gw_std, row(m[:, 4], GW),
         gw_norm, w_std, gw_std / w_std, row(var, Z) / x_var, row(var, GX) / gz_var, units,
-    ], dim=1)
+    ]
+    if updates is not None:
+        d_mean, d_var = row(mean, DW), row(var, DW)
+        cols += [torch.log10(d_var.sqrt() / w_std), (d_mean.isfinite() & d_var.isfinite()).double()]
+    return torch.stack(cols, dim=1)
 
 
 def _sample(t: torch.Tensor) -> torch.Tensor:
@@ -174,13 +203,28 @@ def distributions_tensor(cap: Capture, blocks: nn.ModuleList) -> torch.Tensor:
         samples += [_sample(b.linear.weight), _sample(cap.a[i]), _sample(gw) if gw is not None else None]
     out = torch.full((3 * n, len(QUANTILES)), float("nan"), device=device, dtype=torch.float64)
     present = [i for i, t in enumerate(samples) if t is not None]
-    q = torch.tensor(QUANTILES, device=device, dtype=torch.float64)
-    for _, idx in _by_shape([samples[i] for i in present]).items():
+    for (length,), idx in _by_shape([samples[i] for i in present]).items():
         rows = [present[j] for j in idx]
-        m = torch.stack([samples[r] for r in rows]).double()
-        m = torch.nan_to_num(m, nan=0.0, posinf=3.0e38, neginf=-3.0e38)
-        out[index(rows, device)] = torch.quantile(m, q, dim=1).T
+        m = torch.nan_to_num(torch.stack([samples[r] for r in rows]), nan=0.0, posinf=3.0e38, neginf=-3.0e38)
+        lo, hi, frac = _quantile_points(length, device)
+        v = m.sort(dim=1).values                # in the samples' own precision: sorting moves values, exactly
+        a, b = v[:, lo].double(), v[:, hi].double()
+        out[index(rows, device)] = a + frac * (b - a)       # numpy's default (linear) interpolation
     return out.reshape(n, 3, len(QUANTILES))
+
+
+_POINTS: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+
+
+def _quantile_points(length: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For QUANTILES of `length` sorted values: the lower and upper positions and the fraction between them."""
+    key = (length, str(device))
+    if key not in _POINTS:
+        pos = [q * (length - 1) for q in QUANTILES]
+        lo = [int(p) for p in pos]
+        _POINTS[key] = (torch.tensor(lo, device=device), torch.tensor([min(i + 1, length - 1) for i in lo], device=device),
+                        torch.tensor([p - i for p, i in zip(pos, lo)], device=device, dtype=torch.float64))
+    return _POINTS[key]
 
 
 def collect(cap: Capture, blocks: nn.ModuleList, extra: list[torch.Tensor],

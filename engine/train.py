@@ -15,7 +15,6 @@ from .history import Bounded
 from .models import MLP, build_mlp
 from .spec import Config, SpecError, validate
 from .session import JobCancelled
-from .moments import Moments
 from .stats import STAT_NAMES, Capture, layer_table
 
 Emit = Callable[[Any], None]
@@ -119,19 +118,17 @@ class Trainer:
         with Capture(blocks) as cap:
             loss = self.crit(self.model(xb), yb)
             self._update(loss)
-            table = layer_table(cap, blocks, distinct=False)
         weights = [b.linear.weight for b in blocks]
-        before = [w.detach().clone() for w in weights]
-        self.opt.step()
-        deltas = [(i, w.detach() - w0) for i, (w, w0) in enumerate(zip(weights, before))]
-        m = Moments(2 * n, self.device).add(deltas, ("mean", "var"))
-        m.add([(n + i, w) for i, w in enumerate(weights)], ("mean", "finite"))
-        upd = torch.log10(m.var[:n].sqrt() / table[:, STAT_NAMES.index("w_std")])
-        weights_ok = (m.finite[n:] >= 1).double()
-        flat = torch.cat([torch.cat([table, upd.unsqueeze(1)], 1).flatten(), weights_ok,
-                          loss.detach().double().reshape(1), self.first_bad.double().reshape(1)]).tolist()
-        rows = _rows(flat, n, ("update_to_weight_log10",))
-        ok = flat[n * (len(STAT_NAMES) + 1): n * (len(STAT_NAMES) + 1) + n]
+        with torch.no_grad():
+            before = torch._foreach_mul(weights, 1.0)       # one copy of every weight, in one op
+            self.opt.step()
+            deltas = torch._foreach_sub(weights, before)
+        table = layer_table(cap, blocks, distinct=False, weights=before, updates=deltas)
+        flat = torch.cat([table.flatten(), loss.detach().double().reshape(1),
+                          self.first_bad.double().reshape(1)]).tolist()          # the one transfer
+        k = len(STAT_NAMES) + 2
+        ok = flat[k - 1:n * k:k]
+        rows = _rows([v for j, v in enumerate(flat[:n * k]) if j % k != k - 1], n, ("update_to_weight_log10",))
         loss_v, first_bad = flat[-2], int(flat[-1])
         self.steps.append({"step": self.step, "epoch": epoch, "loss": loss_v, "layers": rows})
         self.emit(LayerStats("train", step=self.step, epoch=epoch, layers=tuple(rows)))
