@@ -40,7 +40,6 @@ def index(values: list[int], device: torch.device) -> torch.Tensor:
 
 
 def _as_rows(t: torch.Tensor) -> torch.Tensor:
-    t = t.detach()
     if t.dim() == 2:
         return t
     return t.reshape(1, -1) if t.dim() < 2 else t.reshape(-1, t.shape[-1])
@@ -199,7 +198,7 @@ def reduce(tensors: list[torch.Tensor], flags: list[int] | None = None) -> torch
     count per tensor; absmean only where flagged ABS, amin/amax/finite only where flagged EXT (NaN elsewhere)."""
     flags = flags if flags is not None else [0] * len(tensors)
     device = tensors[0].device
-    with _LOCK:
+    with _LOCK, torch.no_grad():
         return _reduce(tensors, flags, device, _plan(tensors, flags, device))
 
 
@@ -219,12 +218,12 @@ def _reduce(tensors: list[torch.Tensor], flags: list[int], device: torch.device,
             rm2.append(c.mul_(c).sum(1))
             a0, a1 = g.abs_rows
             if a1 > a0:
-                rabs.append(torch.linalg.vector_norm(m[a0:a1], 1, dim=1))
+                rabs.append(torch.abs(m[a0:a1], out=c[a0:a1]).sum(1))
             if g.n_ext:
                 e = m[:g.n_ext]
                 rmax.append(e.amax(1))
                 rmin.append(e.amin(1))
-                rfin.append(torch.isfinite(e).sum(1).double())
+                rfin.append(torch.isfinite(e).sum(1, dtype=torch.float64))
         if p.pieces:
             for v, piece in zip((rsum, rm2, rabs, rmin, rmax, rfin), _pieces(tensors, p, device)):
                 v.append(piece)

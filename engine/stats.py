@@ -154,35 +154,78 @@ def layer_table(cap: Capture, blocks: nn.ModuleList, distinct: bool = True,
         gx.append(x.grad if own else (z.grad @ w.detach() if z.grad is not None else missing))
     kinds = [cap.z, cap.a, [z.grad if z.grad is not None else missing for z in cap.z], gx, weights,
              [b.linear.weight.grad if b.linear.weight.grad is not None else missing for b in blocks]]
-    Z, A, GZ, GX, W, GW, DW = range(7)
     flags = [0] + [0] * n + [EXT] * n + [0] * (3 * n) + [ABS] * n
     tensors = [cap.x_in[0]] + [t for ts in kinds for t in ts]
     if updates is not None:
         tensors += updates
         flags += [0] * n
     m = reduce(tensors, flags)
-    mean, var = m[:, 0], m[:, 1]
-    row = lambda v, k: v[1 + k * n:1 + (k + 1) * n]
-    # each block's input is the previous block's output: its variance is the previous a's
-    x_var = torch.cat([var[:1], row(var, A)[:-1]])
+    mean, var, count = m[:, 0], m[:, 1], m[:, 6]
+    std, rms = var.sqrt(), (var + mean * mean).sqrt()
+    pool = torch.stack([mean, std, rms, rms * count.sqrt(), m[:, 2], m[:, 3], m[:, 4], 1.0 - m[:, 5], var], 1)
+    at = _columns(n, updates is not None, device)
+    flat = pool.view(-1)
+    ratios = flat[at.num] / flat[at.den]
     sat, dead = _fractions(cap, blocks, n)
-    gw_std, w_std = row(var, GW).sqrt(), row(var, W).sqrt()
-    gz_var, gz_mean = row(var, GZ), row(mean, GZ)
-    gw_norm = (row(m[:, 6], GW) * (row(var, GW) + row(mean, GW) ** 2)).sqrt()
-    units = distinct_units(weights, row_rms=(row(m[:, 6], W) / torch.tensor([float(w.shape[0]) for w in weights],
-                                                                            dtype=torch.float64, device=device)
-                                             * (row(var, W) + row(mean, W) ** 2)).sqrt()) if distinct \
-        else torch.full((n,), float("nan"), device=device, dtype=torch.float64)
-    a_min, a_max, a_finite = row(m[:, 2], A), row(m[:, 3], A), row(m[:, 5], A)
-    cols = [
-        row(mean, Z), row(var, Z).sqrt(), row(mean, A), row(var, A).sqrt(), a_min, a_max, sat, dead,
-        1.0 - a_finite, gz_var.sqrt(), (gz_var + gz_mean * gz_mean).sqrt(), gw_std, row(m[:, 4], GW),
-        gw_norm, w_std, gw_std / w_std, row(var, Z) / x_var, row(var, GX) / gz_var, units,
-    ]
+    if distinct:
+        w_rms = flat[at.w_rms] * torch.tensor([float(w.shape[1]) for w in weights], dtype=torch.float64,
+                                              device=device).sqrt()
+        units = distinct_units(weights, row_rms=w_rms)
+    else:
+        units = torch.full((n,), float("nan"), device=device, dtype=torch.float64)
+    parts = [flat[at.direct], ratios, sat.unsqueeze(1), dead.unsqueeze(1), units.unsqueeze(1)]
     if updates is not None:
-        d_mean, d_var = row(mean, DW), row(var, DW)
-        cols += [torch.log10(d_var.sqrt() / w_std), (d_mean.isfinite() & d_var.isfinite()).double()]
-    return torch.stack(cols, dim=1)
+        parts += [ratios[:, -1:].log10(), flat[at.dw_ok].isfinite().all(1, keepdim=True).double()]
+    return torch.cat(parts, 1).index_select(1, at.order)
+
+
+class _Columns:
+    """Where each column of the layer table comes from in the pool of per-tensor statistics, as cached indices."""
+
+    POOL = ("mean", "std", "rms", "norm", "amin", "amax", "absmean", "nonfinite", "var")
+    Z, A, GZ, GX, W, GW, DW, X = range(8)   # kinds of tensor, in the order layer_table reduces them; X: the input
+    DIRECT = (("z_mean", Z, "mean"), ("z_std", Z, "std"), ("a_mean", A, "mean"), ("a_std", A, "std"),
+              ("a_min", A, "amin"), ("a_max", A, "amax"), ("nonfinite_frac", A, "nonfinite"),
+              ("grad_z_std", GZ, "std"), ("grad_z_rms", GZ, "rms"), ("grad_w_std", GW, "std"),
+              ("grad_w_absmean", GW, "absmean"), ("grad_w_norm", GW, "norm"), ("w_std", W, "std"))
+    RATIOS = (("grad_to_weight", (GW, "std"), (W, "std")), ("fwd_var_ratio", (Z, "var"), (X, "var")),
+              ("bwd_var_ratio", (GX, "var"), (GZ, "var")), ("update_ratio", (DW, "std"), (W, "std")))
+
+    def __init__(self, n: int, updates: bool, device: torch.device):
+        K = len(self.POOL)
+
+        def at(kind: int, col: str, i: int) -> int:
+            if kind == self.X:      # each block's input is the previous block's output (the first: the data)
+                row = 0 if i == 0 else 1 + self.A * n + i - 1
+            else:
+                row = 1 + kind * n + i
+            return row * K + self.POOL.index(col)
+
+        ratios = self.RATIOS if updates else self.RATIOS[:3]
+        t = lambda v: torch.tensor(v, device=device)
+        self.direct = t([[at(k, c, i) for _, k, c in self.DIRECT] for i in range(n)])
+        self.num = t([[at(*r[1], i) for r in ratios] for i in range(n)])
+        self.den = t([[at(*r[2], i) for r in ratios] for i in range(n)])
+        self.w_rms = t([at(self.W, "rms", i) for i in range(n)])
+        self.dw_ok = t([[at(self.DW, "mean", i), at(self.DW, "var", i)] for i in range(n)]) if updates else None
+        names = [d[0] for d in self.DIRECT] + [r[0] for r in ratios] + ["saturated_frac", "dead_frac",
+                                                                          "distinct_units"]
+        if updates:
+            names += ["update_to_weight_log10", "weights_finite"]
+        want = list(STAT_NAMES) + (["update_to_weight_log10", "weights_finite"] if updates else [])
+        self.order = t([names.index(w) for w in want])
+
+
+_COLUMNS: dict[tuple, _Columns] = {}
+
+
+def _columns(n: int, updates: bool, device: torch.device) -> _Columns:
+    key = (n, updates, str(device))
+    if key not in _COLUMNS:
+        if len(_COLUMNS) > 64:
+            _COLUMNS.clear()
+        _COLUMNS[key] = _Columns(n, updates, device)
+    return _COLUMNS[key]
 
 
 def _sample(t: torch.Tensor) -> torch.Tensor:
