@@ -77,6 +77,8 @@ def saturated_mask(name: str, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor 
     tanh: |a| > 0.97; sigmoid: within 0.03 of 0 or 1; ELU/SELU/softplus/GELU/SiLU: the flat negative tail,
     where f' has fallen below 3% of its largest value. ReLU's flat side is counted as dead, not saturated.
     """
+    if name not in SATURATING:
+        return None
     if name == "tanh":
         return a.abs() > 0.97
     if name == "sigmoid":

@@ -152,7 +152,7 @@ def _plan(tensors: list[torch.Tensor], flags: list[int], device: torch.device) -
     if p is None:
         if len(_PLANS) > 256:
             _PLANS.clear()
-        p = _PLANS[key] = _Plan([tuple(t.shape) for t in tensors], flags, device)
+        p = _PLANS[key] = _Plan(list(key[0]), flags, device)
     return p
 
 

@@ -51,15 +51,16 @@ class Capture:
             b.tap = None
 
 
-_PROJECTIONS: dict[tuple[int, str], torch.Tensor] = {}
+_PROJECTIONS: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]] = {}
 
 
-def _projection(n: int, device: torch.device) -> torch.Tensor:
-    """[n, 2] fixed random directions in float64, entries in [-1, 1]."""
+def _projection(n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """[n, 2] fixed random directions in float64, entries in [-1, 1], and their [2] Euclidean lengths."""
     key = (n, str(device))
     if key not in _PROJECTIONS:
         g = torch.Generator(device="cpu").manual_seed(1234)
-        _PROJECTIONS[key] = (2 * torch.rand(n, 2, generator=g, dtype=torch.float64) - 1).to(device)
+        r = (2 * torch.rand(n, 2, generator=g, dtype=torch.float64) - 1).to(device)
+        _PROJECTIONS[key] = (r, torch.linalg.vector_norm(r, dim=0))
     return _PROJECTIONS[key]
 
 
@@ -83,7 +84,7 @@ def distinct_units(weights: list[torch.Tensor], rel_tol: float = 1e-5,
         row_rms = torch.stack([torch.linalg.vector_norm(m.double()) / max(m.shape[0], 1) ** 0.5 for m in mats])
     proj: list[torch.Tensor | None] = [None] * len(mats)
     for (rows, cols), idx in _by_shape(mats).items():
-        r = _projection(cols, device)
+        r = _projection(cols, device)[0]
         if rows * cols >= BIG:
             with scratch() as work:
                 for i in idx:
@@ -94,7 +95,7 @@ def distinct_units(weights: list[torch.Tensor], rel_tol: float = 1e-5,
     out = torch.empty(len(mats), device=device, dtype=torch.float64)
     for (rows, _), idx in _by_shape(proj).items():
         p = torch.stack([proj[i] for i in idx])                      # [k, rows, 2]
-        reach = torch.stack([torch.linalg.vector_norm(_projection(mats[i].shape[1], device), dim=0) for i in idx])
+        reach = torch.stack([_projection(mats[i].shape[1], device)[1] for i in idx])
         thr = (rel_tol * row_rms[index(idx, device)]).unsqueeze(1) * reach          # [k, 2]
         order = torch.argsort(p[..., 0], dim=1)
         ps = torch.gather(p, 1, order.unsqueeze(2).expand(-1, -1, 2))
@@ -108,6 +109,11 @@ def distinct_rows(w: torch.Tensor, rel_tol: float = 1e-5) -> torch.Tensor:
     return distinct_units([w], rel_tol)[0]
 
 
+def _stacked(tensors: list[torch.Tensor], idx: list[int]) -> torch.Tensor:
+    """[len(idx), ...]: the chosen tensors, detached and stacked (one of them: a view, no copy)."""
+    return torch.stack([tensors[i].detach() for i in idx]) if len(idx) > 1 else tensors[idx[0]].detach().unsqueeze(0)
+
+
 def _fractions(cap: Capture, blocks: list[nn.Module], n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Saturated and dead fractions per layer: one masked reduction per activation and shape."""
     device = cap.z[0].device
@@ -119,15 +125,14 @@ def _fractions(cap: Capture, blocks: list[nn.Module], n: int) -> tuple[torch.Ten
             groups.setdefault((b.activation_name, tuple(cap.act[i].shape)), []).append(i)
     for (name, shape), idx in groups.items():
         k = len(idx)
-        act = torch.stack([cap.act[i].detach() for i in idx]) if k > 1 else cap.act[idx[0]].detach().unsqueeze(0)
+        act = _stacked(cap.act, idx)
         numel = max(act[0].numel(), 1)
         where = index(idx, device)
         if name in activations.RELU_FAMILY:
             dead = dead.index_copy(0, where, (act == 0).reshape(k, -1).sum(1).double() / numel)
         if name not in activations.SATURATING:
             continue
-        pre = act if name in activations.SATURATING_OUTPUT else (
-            torch.stack([cap.pre[i].detach() for i in idx]) if k > 1 else cap.pre[idx[0]].detach().unsqueeze(0))
+        pre = act if name in activations.SATURATING_OUTPUT else _stacked(cap.pre, idx)
         mask = activations.saturated_mask(name, pre, act)
         if mask is not None:
             sat = sat.index_copy(0, where, mask.reshape(k, -1).sum(1).double() / numel)

@@ -126,9 +126,8 @@ class Trainer:
         table = layer_table(cap, blocks, distinct=False, weights=before, updates=deltas)
         flat = torch.cat([table.flatten(), loss.detach().double().reshape(1),
                           self.first_bad.double().reshape(1)]).tolist()          # the one transfer
-        k = len(STAT_NAMES) + 2
-        ok = flat[k - 1:n * k:k]
-        rows = _rows([v for j, v in enumerate(flat[:n * k]) if j % k != k - 1], n, ("update_to_weight_log10",))
+        rows = _rows(flat[:-2], n, ("update_to_weight_log10", "weights_finite"))
+        ok = [r.pop("weights_finite") for r in rows]
         loss_v, first_bad = flat[-2], int(flat[-1])
         self.steps.append({"step": self.step, "epoch": epoch, "loss": loss_v, "layers": rows})
         self.emit(LayerStats("train", step=self.step, epoch=epoch, layers=tuple(rows)))
