@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 from collections import deque
 import os
+import sys
 import time
 from pathlib import Path
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from .widgets.status_bar import StatusBar
 from .widgets.training_chart import Epoch, TrainingData, epoch_row
 
 NARROW_BELOW = 100          # columns; below this the configuration collapses into a drawer (key c)
+SWITCH_INTERVAL = 0.0005     # seconds; see on_mount
 
 
 def while_mounted(handler: Callable) -> Callable:
@@ -113,8 +115,6 @@ class InitlabApp(BeyondMixin, App):
         self.preset_name = ""       # the preset last loaded into the form
         self._configs: deque[Config | None] = deque()    # configs of jobs started, not yet seen as Started
         self.run_config: Config | None = None            # the config of the job whose statistics are shown
-        self._configs: deque[Config | None] = deque()    # configs of jobs started, not yet seen as Started
-        self.run_config: Config | None = None            # the config of the job whose statistics are shown
 
     # -- layout ------------------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -141,6 +141,11 @@ class InitlabApp(BeyondMixin, App):
         return self.query_one(LogPane)
 
     def on_mount(self) -> None:
+        # The job thread gives up the GIL at every torch op and must win it back from this thread; at Python's
+        # default 5 ms switch interval a busy UI holds each op back by up to 5 ms: the 10 x 64 reference net then
+        # trains at well under 1% of its rate alone; at 0.5 ms, near a fifth (benchmarks/gil_handoff.py).
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(self._switch_interval, SWITCH_INTERVAL))
         self.set_interval(1 / self.refresh_hz, self.drain, name="drain")
         self._update_header()
 
@@ -162,6 +167,7 @@ class InitlabApp(BeyondMixin, App):
 
     def on_unmount(self) -> None:
         self.bridge.cancel(wait=True, timeout=2.0)
+        sys.setswitchinterval(self._switch_interval)
 
     # -- header ------------------------------------------------------------------------------------------------
     def _update_header(self) -> None:

@@ -15,6 +15,7 @@ from initlab.engine.presets import PRESETS
 
 from .extra_fields import ExtraFields
 from .refusal import show_refusal
+from .steady_select import SteadySelect
 
 GROUPS = (("model", "Model"), ("init", "Init"), ("probe", "Probe"), ("data", "Data"), ("train", "Training"),
           ("run", "Run"))
@@ -50,10 +51,10 @@ def field_widget(info: spec.FieldInfo, value: Any, devices: list[tuple[str, str]
     """The widget for one field, holding a raw value (see raw_of)."""
     wid = f"field-{info.name}"
     if info.name == "device":
-        return Select(devices, value=value, allow_blank=False, compact=True, id=wid, name=info.name,
+        return SteadySelect(devices, value=value, allow_blank=False, compact=True, id=wid, name=info.name,
                       tooltip=info.help)
     if info.choices:
-        return Select([(c, c) for c in info.choices], value=value, allow_blank=False, compact=True, id=wid,
+        return SteadySelect([(c, c) for c in info.choices], value=value, allow_blank=False, compact=True, id=wid,
                       name=info.name, tooltip=info.help)
     if info.kind is bool:
         return Checkbox(yes_no(value), value=bool(value), compact=True, id=wid, name=info.name, tooltip=info.help)
@@ -98,7 +99,7 @@ class ConfigForm(VerticalScroll):
         yield Static("Configuration", classes="pane-title")
         with Horizontal(classes="field-row"):
             yield Label("preset", classes="field-name")
-            yield Select([(n, n) for n in PRESETS], prompt="choose a preset", compact=True, id="preset",
+            yield SteadySelect([(n, n) for n in PRESETS], prompt="choose a preset", compact=True, id="preset",
                          tooltip="fill the form with a named experiment")
         yield Static("", id="preset-summary")
         for group, title in GROUPS:
