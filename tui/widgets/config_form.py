@@ -7,6 +7,7 @@ from typing import Any
 
 from textual.app import ComposeResult
 from textual.containers import Grid, Horizontal, VerticalScroll
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.widgets import Checkbox, Collapsible, Input, Label, Select, Static
 
@@ -114,12 +115,17 @@ class ConfigForm(VerticalScroll):
         if not self._pending:
             self.mounted_fields = True
             return
+        try:
+            contents = self.query_one(f"#group-{self._pending[0]}", Collapsible).query_one(Collapsible.Contents)
+        except NoMatches:
+            contents = None
+        if contents is None or not contents.is_attached:
+            return      # the app is closing (a quick q): its widgets are leaving, nothing more to mount
         group = self._pending.pop(0)
         rows: list[Any] = []
         for info in spec.FIELDS.values():
             if info.group == group:
                 rows += [Label(info.name, classes="field-name"), field_widget(info, self.raw[info.name], self.devices)]
-        contents = self.query_one(f"#group-{group}", Collapsible).query_one(Collapsible.Contents)
         await contents.mount(Grid(*rows, classes="fields"))
         for info in spec.FIELDS.values():
             if info.group == group:
