@@ -115,6 +115,7 @@ class InitlabApp(BeyondMixin, App):
         self.preset_name = ""       # the preset last loaded into the form
         self._configs: deque[Config | None] = deque()    # configs of jobs started, not yet seen as Started
         self.run_config: Config | None = None            # the config of the job whose statistics are shown
+        self._switch_interval = sys.getswitchinterval()  # Python's, restored on unmount
 
     # -- layout ------------------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:

@@ -53,10 +53,10 @@ def field_widget(info: spec.FieldInfo, value: Any, devices: list[tuple[str, str]
     wid = f"field-{info.name}"
     if info.name == "device":
         return SteadySelect(devices, value=value, allow_blank=False, compact=True, id=wid, name=info.name,
-                      tooltip=info.help)
+                            tooltip=info.help)
     if info.choices:
         return SteadySelect([(c, c) for c in info.choices], value=value, allow_blank=False, compact=True, id=wid,
-                      name=info.name, tooltip=info.help)
+                            name=info.name, tooltip=info.help)
     if info.kind is bool:
         return Checkbox(yes_no(value), value=bool(value), compact=True, id=wid, name=info.name, tooltip=info.help)
     placeholder = "auto" if info.optional else ""
@@ -101,7 +101,7 @@ class ConfigForm(VerticalScroll):
         with Horizontal(classes="field-row"):
             yield Label("preset", classes="field-name")
             yield SteadySelect([(n, n) for n in PRESETS], prompt="choose a preset", compact=True, id="preset",
-                         tooltip="fill the form with a named experiment")
+                               tooltip="fill the form with a named experiment")
         yield Static("", id="preset-summary")
         for group, title in GROUPS:
             yield Collapsible(title=title, collapsed=group not in OPEN_GROUPS, id=f"group-{group}")
