@@ -199,10 +199,10 @@ def reduce(tensors: list[torch.Tensor], flags: list[int] | None = None) -> torch
     flags = flags if flags is not None else [0] * len(tensors)
     device = tensors[0].device
     with _LOCK, torch.no_grad():
-        return _reduce(tensors, flags, device, _plan(tensors, flags, device))
+        return _reduce(tensors, device, _plan(tensors, flags, device))
 
 
-def _reduce(tensors: list[torch.Tensor], flags: list[int], device: torch.device, p: _Plan) -> torch.Tensor:
+def _reduce(tensors: list[torch.Tensor], device: torch.device, p: _Plan) -> torch.Tensor:
     n = p.n
     z = torch.zeros(n, device=device, dtype=torch.float64)
     nan = torch.full((n,), float("nan"), device=device, dtype=torch.float64)

@@ -134,8 +134,7 @@ def _fractions(cap: Capture, blocks: list[nn.Module], n: int) -> tuple[torch.Ten
             continue
         pre = act if name in activations.SATURATING_OUTPUT else _stacked(cap.pre, idx)
         mask = activations.saturated_mask(name, pre, act)
-        if mask is not None:
-            sat = sat.index_copy(0, where, mask.reshape(k, -1).sum(1).double() / numel)
+        sat = sat.index_copy(0, where, mask.reshape(k, -1).sum(1).double() / numel)
     return sat, dead
 
 

@@ -145,7 +145,6 @@ class InitlabApp(BeyondMixin, App):
         # The job thread gives up the GIL at every torch op and must win it back from this thread; at Python's
         # default 5 ms switch interval a busy UI holds each op back by up to 5 ms: the 10 x 64 reference net then
         # trains at well under 1% of its rate alone; at 0.5 ms, near a fifth (benchmarks/gil_handoff.py).
-        self._switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(min(self._switch_interval, SWITCH_INTERVAL))
         self.set_interval(1 / self.refresh_hz, self.drain, name="drain")
         self._update_header()
