@@ -20,13 +20,15 @@ class Started(Event):
 
 @dataclass(frozen=True)
 class LayerStats(Event):
-    """Per-layer statistics of one probe or one sampled training step."""
+    """Per-layer statistics of one probe or one sampled training step; `final`: a finished training's end state
+    (the first training batch after the last update, with distinct units), not a step's."""
 
     step: int = 0
     epoch: int = 0
     layers: tuple[dict[str, Any], ...] = ()
     distributions: tuple[dict[str, list[float]], ...] | None = None
     input_std: float | None = None
+    final: bool = False
 
 
 @dataclass(frozen=True)

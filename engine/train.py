@@ -94,6 +94,7 @@ class Trainer:
         self.step = 0
         self.stopped = "finished"
         self.nonfinite: dict[str, Any] | None = None
+        self.final: list[dict[str, Any]] | None = None      # the end state's statistics, once finished
         self.on_cpu = self.device.type == "cpu"
         # first step whose loss was non-finite, kept on the device so that no step waits for the host
         self.first_bad = torch.full((), -1, dtype=torch.int64, device=self.device)
@@ -241,6 +242,10 @@ class Trainer:
             self.emit(NonFinite("train", step=nf["step"], layer=nf["layer"], tensor=nf["tensor"]))
             self.emit(LogLine("train", "error", f"non-finite {nf['tensor']} at step {nf['step']}{where}; stopped"))
         seconds = time.perf_counter() - t0
+        self.final = self.final_stats() if self.stopped == "finished" else None
+        if self.final is not None:
+            last_epoch = (self.epochs.latest or {}).get("epoch", 0)
+            self.emit(LayerStats("train", step=self.step, epoch=last_epoch, layers=tuple(self.final), final=True))
         return self.result(seconds)
 
     def _diagnose(self, xb: torch.Tensor, yb: torch.Tensor, epoch: int) -> None:
@@ -255,7 +260,7 @@ class Trainer:
             self.nonfinite = {"step": self.step, "layer": None, "tensor": "loss"}
 
     def result(self, seconds: float) -> dict[str, Any]:
-        final = self.final_stats() if self.stopped == "finished" else (self.steps.latest or {}).get("layers", [])
+        final = self.final if self.final is not None else (self.steps.latest or {}).get("layers", [])
         return {
             "config": self.cfg.to_dict(), "device": str(self.device), "torch": torch.__version__,
             "task": self.data.task, "total_steps": self.total_steps, "steps_done": self.step,

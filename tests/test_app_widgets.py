@@ -33,15 +33,18 @@ def test_bridge_merges_statistics_and_passes_discrete_events_in_order():
     result = posted[-1].result
     snap = bridge.take()
     assert bridge.take() is None                  # nothing new since
-    # the latest statistics, not a backlog: the last sampled step of the run
-    assert snap.stats.step == result["steps"][-1]["step"]
-    assert [d["a_std"] for d in snap.stats.layers] == [d["a_std"] for d in result["steps"][-1]["layers"]]
+    # the latest statistics, not a backlog: a finished run ends on its end state, the result's final layers
+    assert snap.stats.final and snap.stats.step == result["steps_done"] == 42
+    assert [d["a_std"] for d in snap.stats.layers] == [d["a_std"] for d in result["final"]["layers"]]
+    assert [d["distinct_units"] for d in snap.stats.layers] == [d["distinct_units"] for d in result["final"]["layers"]]
     assert snap.progress.step == result["steps_done"]
     assert [e.train_loss for e in snap.epochs] == [e["train_loss"] for e in result["epochs"]]
-    # the heatmap keeps at most HEAT_COLUMNS steps of the 42 sampled here, each log10 std of dL/dW per layer
+    # the heatmap keeps at most HEAT_COLUMNS steps of the 42 sampled here (not the end state, which is no step),
+    # each log10 std of dL/dW per layer
     assert len(snap.heat) == min(HEAT_COLUMNS, result["steps_done"])
     step, column = snap.heat[-1]
-    assert column == pytest.approx([math.log10(d["grad_w_std"]) for d in snap.stats.layers])
+    assert step == result["steps"][-1]["step"] == 41
+    assert column == pytest.approx([math.log10(d["grad_w_std"]) for d in result["steps"][-1]["layers"]])
 
 
 def test_bridge_thins_a_long_heat_history_and_restarts_with_each_job():

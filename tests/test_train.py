@@ -107,6 +107,26 @@ def test_one_transfer_per_sampled_step_and_none_between(monkeypatch):
     assert sum(v for k, v in counts.items() if k != "tolist") == 0, dict(counts)
 
 
+def test_a_finished_run_reports_its_end_state_once_and_a_stopped_one_does_not():
+    from initlab.engine.events import EpochEnd, LayerStats
+
+    events = []
+    res = Trainer(Config(**SMALL), events.append).run()
+    stats = [e for e in events if isinstance(e, LayerStats)]
+    assert [e.final for e in stats].count(True) == 1 and stats[-1].final
+    assert [e.step for e in stats[:-1]] == [s["step"] for s in res["steps"]]     # the sampled steps, as before
+    end = stats[-1]
+    assert end.step == res["steps_done"] and end.epoch == res["epochs"][-1]["epoch"] == 2
+    assert events.index(end) > max(i for i, e in enumerate(events) if isinstance(e, EpochEnd))
+    assert list(end.layers) == res["final"]["layers"]
+    assert all(isinstance(d["distinct_units"], int) for d in end.layers)
+
+    events.clear()
+    res = Trainer(Config(**SMALL, lr=1e6), events.append).run()
+    assert res["stopped"] == "nonfinite"
+    assert not any(isinstance(e, LayerStats) and e.final for e in events)
+
+
 def test_history_stays_bounded_over_a_long_run(monkeypatch):
     monkeypatch.setattr(train_mod, "STEP_HISTORY", 64)
     monkeypatch.setattr(train_mod, "EPOCH_HISTORY", 16)

@@ -286,7 +286,8 @@ class InitlabApp(BeyondMixin, App):
         with self.batch_update():
             if snap.stats is not None:
                 s = snap.stats
-                label = "probe" if s.job == "probe" else f"{s.job} step {s.step}"
+                label = "probe" if s.job == "probe" else (f"{s.job}, end state after {s.step} steps" if s.final
+                                                           else f"{s.job} step {s.step}")
                 data = LayerData(tuple(s.layers), s.input_std, base.layers if base else (), label,
                                  s.distributions)
                 for tid in ("forward", "backward", "glorot"):

@@ -57,7 +57,8 @@ class EngineBridge:
             column = tuple(log10_or_none(d.get("grad_w_std")) for d in ev.layers)
             with self._lock:
                 self._stats = ev
-                self._heat.append((ev.step, column))
+                if not ev.final:        # the end state is not a step of the run: the heatmap keeps to steps
+                    self._heat.append((ev.step, column))
                 self._version += 1
             return
         if isinstance(ev, Progress):
