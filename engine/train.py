@@ -95,6 +95,7 @@ class Trainer:
         self.stopped = "finished"
         self.nonfinite: dict[str, Any] | None = None
         self.final: list[dict[str, Any]] | None = None      # the end state's statistics, once finished
+        self.last_loss: float | None = None                 # the loss of the latest sampled step
         self.on_cpu = self.device.type == "cpu"
         # first step whose loss was non-finite, kept on the device so that no step waits for the host
         self.first_bad = torch.full((), -1, dtype=torch.int64, device=self.device)
@@ -202,7 +203,7 @@ class Trainer:
                     idx = perm[b * cfg.batch:(b + 1) * cfg.batch]
                     xb, yb = self.data.x_train[idx], self.data.y_train[idx]
                     if self.step % every == 0:
-                        loss_v = self._sampled_step(xb, yb, epoch)
+                        loss_v = self.last_loss = self._sampled_step(xb, yb, epoch)
                         now = time.perf_counter()
                         rate = (self.step + 1 - last_step) / max(now - last_t, 1e-9)
                         last_t, last_step = now, self.step + 1
@@ -242,6 +243,10 @@ class Trainer:
             self.emit(NonFinite("train", step=nf["step"], layer=nf["layer"], tensor=nf["tensor"]))
             self.emit(LogLine("train", "error", f"non-finite {nf['tensor']} at step {nf['step']}{where}; stopped"))
         seconds = time.perf_counter() - t0
+        if self.stopped == "finished" and self.step != last_step:
+            # progress goes out on sampled steps; the end of the run is reported too, so a bar ends full
+            self.emit(Progress("train", step=self.step, total_steps=self.total_steps, epoch=cfg.epochs,
+                               epochs=cfg.epochs, loss=self.last_loss, steps_per_sec=self.step / max(seconds, 1e-9)))
         self.final = self.final_stats() if self.stopped == "finished" else None
         if self.final is not None:
             last_epoch = (self.epochs.latest or {}).get("epoch", 0)

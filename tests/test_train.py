@@ -120,6 +120,11 @@ def test_a_finished_run_reports_its_end_state_once_and_a_stopped_one_does_not():
     assert events.index(end) > max(i for i, e in enumerate(events) if isinstance(e, EpochEnd))
     assert list(end.layers) == res["final"]["layers"]
     assert all(isinstance(d["distinct_units"], int) for d in end.layers)
+    # progress goes out on sampled steps, and once more at the end: a bar ends full
+    from initlab.engine.events import Progress
+    last = [e for e in events if isinstance(e, Progress)][-1]
+    assert last.step == last.total_steps == res["steps_done"] == 28 and last.epoch == last.epochs == 2
+    assert last.loss == res["steps"][-1]["loss"] and last.steps_per_sec > 0
 
     events.clear()
     res = Trainer(Config(**SMALL, lr=1e6), events.append).run()
