@@ -43,12 +43,17 @@ class Capture:
                 self.z[i] = self._keep(z)
                 self.pre[i], self.act[i], self.a[i] = pre, act, out
 
-            b.tap = tap
+            _set_tap(b, tap)
         return self
 
     def __exit__(self, *exc) -> None:
         for b in self.blocks:
-            b.tap = None
+            _set_tap(b, None)
+
+
+def _set_tap(block: nn.Module, tap) -> None:
+    # a plain function, never a Parameter or Module: nn.Module's own __setattr__ checks cost a microsecond a block
+    object.__setattr__(block, "tap", tap)
 
 
 _PROJECTIONS: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]] = {}

@@ -132,6 +132,24 @@ def test_a_finished_run_reports_its_end_state_once_and_a_stopped_one_does_not():
     assert not any(isinstance(e, LayerStats) and e.final for e in events)
 
 
+@pytest.mark.parametrize("extra", [dict(dropout=0.5), dict(norm="batch"), dict(norm="layer"), {}])
+def test_epoch_losses_are_taken_in_evaluation_mode(extra):
+    tr = Trainer(Config(**SMALL, **extra))
+    assert tr.mode_matters == bool(extra.get("dropout") or extra.get("norm") == "batch")
+    ev = tr.evaluate()
+    assert tr.model.training                    # back to training mode for the next step
+    tr.model.eval()
+    with torch.no_grad():
+        direct = tr.crit(tr.model(tr.data.x_train), tr.data.y_train).item()
+        direct_test = tr.crit(tr.model(tr.data.x_test), tr.data.y_test).item()
+    tr.model.train()
+    assert ev["train_loss"] == pytest.approx(direct, rel=1e-6)
+    assert ev["test_loss"] == pytest.approx(direct_test, rel=1e-6)
+    if tr.mode_matters:                         # in training mode the same net gives another loss
+        with torch.no_grad():
+            assert tr.crit(tr.model(tr.data.x_train), tr.data.y_train).item() != pytest.approx(direct, rel=1e-6)
+
+
 def test_history_stays_bounded_over_a_long_run(monkeypatch):
     monkeypatch.setattr(train_mod, "STEP_HISTORY", 64)
     monkeypatch.setattr(train_mod, "EPOCH_HISTORY", 16)
