@@ -82,10 +82,6 @@ class Trainer:
         devices.check_fits(self.cfg, self.device, training=True)
         self.model: MLP = build_mlp(self.cfg, self.device, sample=self.data.x_train[: max(cfg.batch, 16)])
         self.model.train()
-        # eval() and train() walk every module (some 0.2 ms on a 10-layer net, each epoch): only dropout and batch
-        # norm behave differently in evaluation, so the switch is made only where the net has one
-        self.mode_matters = any(isinstance(m, (nn.Dropout, nn.modules.batchnorm._BatchNorm))
-                                for m in self.model.modules())
         self.opt = make_optimizer(self.cfg, self.model.parameters())
         self.n_train = int(self.data.x_train.shape[0])
         self.per_epoch = steps_per_epoch(self.n_train, self.cfg.batch)
@@ -165,16 +161,14 @@ class Trainer:
     def evaluate(self) -> dict[str, float | None]:
         """Train and test loss (and accuracy) over the whole split, in one transfer."""
         was = self.model.training
-        if self.mode_matters:
-            self.model.eval()
+        self.model.eval()      # always: forward hooks and user code read .training, not only dropout and batch norm
         vals = []
         for x, y in ((self.data.x_train, self.data.y_train), (self.data.x_test, self.data.y_test)):
             out = self.model(x)
             vals.append(self.crit(out, y).float())
             if self.data.task == "classification":
                 vals.append((out.argmax(1) == y).float().mean())
-        if self.mode_matters:
-            self.model.train(was)
+        self.model.train(was)
         v = torch.stack(vals).tolist()
         if self.data.task == "classification":
             return {"train_loss": v[0], "train_acc": v[1], "test_loss": v[2], "test_acc": v[3]}
