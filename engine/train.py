@@ -161,7 +161,7 @@ class Trainer:
     def evaluate(self) -> dict[str, float | None]:
         """Train and test loss (and accuracy) over the whole split, in one transfer."""
         was = self.model.training
-        self.model.eval()      # always: forward hooks and user code read .training, not only dropout and batch norm
+        self.model.eval()      # whatever the net holds: forward hooks and user code read .training too
         vals = []
         for x, y in ((self.data.x_train, self.data.y_train), (self.data.x_test, self.data.y_test)):
             out = self.model(x)

@@ -54,10 +54,11 @@ class EngineBridge:
     def _on_event(self, ev: Event) -> None:
         """Runs on the job thread."""
         if isinstance(ev, LayerStats):
-            column = tuple(log10_or_none(d.get("grad_w_std")) for d in ev.layers)
+            # the end state is not a step of the run: the heatmap keeps to steps
+            column = None if ev.final else tuple(log10_or_none(d.get("grad_w_std")) for d in ev.layers)
             with self._lock:
                 self._stats = ev
-                if not ev.final:        # the end state is not a step of the run: the heatmap keeps to steps
+                if column is not None:
                     self._heat.append((ev.step, column))
                 self._version += 1
             return
