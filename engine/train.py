@@ -161,14 +161,14 @@ class Trainer:
     def evaluate(self) -> dict[str, float | None]:
         """Train and test loss (and accuracy) over the whole split, in one transfer."""
         was = self.model.training
-        self.model.eval()      # whatever the net holds: forward hooks and user code read .training too
+        self.model.set_training(False)      # whatever the net holds: forward hooks and user code read .training too
         vals = []
         for x, y in ((self.data.x_train, self.data.y_train), (self.data.x_test, self.data.y_test)):
             out = self.model(x)
             vals.append(self.crit(out, y).float())
             if self.data.task == "classification":
                 vals.append((out.argmax(1) == y).float().mean())
-        self.model.train(was)
+        self.model.set_training(was)
         v = torch.stack(vals).tolist()
         if self.data.task == "classification":
             return {"train_loss": v[0], "train_acc": v[1], "test_loss": v[2], "test_acc": v[3]}

@@ -152,6 +152,31 @@ def test_epoch_losses_are_taken_in_evaluation_mode(extra):
             assert tr.crit(tr.model(tr.data.x_train), tr.data.y_train).item() != pytest.approx(direct, rel=1e-6)
 
 
+@pytest.mark.parametrize("extra", [{}, {"dropout": 0.3, "norm": "batch"}])
+def test_set_training_sets_every_module_as_train_does(extra):
+    model = Trainer(Config(**SMALL, **extra)).model
+    for mode in (False, True, False):
+        model.set_training(mode)
+        assert [m.training for m in model.modules()] == [mode] * len(list(model.modules()))
+    model.train()
+    assert all(m.training for m in model.modules())
+
+
+def test_set_training_calls_a_modules_own_train():
+    model = Trainer(Config(**SMALL)).model
+    calls = []
+
+    class Own(torch.nn.Identity):
+        def train(self, mode=True):
+            calls.append(mode)
+            return super().train(mode)
+
+    model.blocks[1].drop = Own()
+    model.__dict__.pop("_flag_modules", None)
+    model.set_training(False)
+    assert calls == [False] and not any(m.training for m in model.modules())
+
+
 def test_history_stays_bounded_over_a_long_run(monkeypatch):
     monkeypatch.setattr(train_mod, "STEP_HISTORY", 64)
     monkeypatch.setattr(train_mod, "EPOCH_HISTORY", 16)
