@@ -46,12 +46,17 @@ def blobs(cfg: Config, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor
     return x, labels
 
 
+MAX_CLASSES = 1 << 20      # a label of a file sets the net's outputs: as many as a layer may be wide
+
+
 def _file_error(path: str, why: str) -> SpecError:
     return SpecError("data", path, why)
 
 
 def load_file(path: str) -> tuple[torch.Tensor, torch.Tensor]:
     """X and y from a .npz (numpy arrays) or .pt (a dict of tensors) file, checked for keys, shapes and dtypes."""
+    if os.path.isdir(path):
+        raise _file_error(path, "a .npz or .pt file, not a folder")
     if not os.path.isfile(path):
         raise _file_error(path, "an existing .npz or .pt file (no such file)")
     try:
@@ -73,6 +78,8 @@ def load_file(path: str) -> tuple[torch.Tensor, torch.Tensor]:
             x, y = obj["X"], obj["y"]
             if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)):
                 raise _file_error(path, "X and y as tensors")
+            if x.layout != torch.strided or y.layout != torch.strided:
+                raise _file_error(path, "X and y as dense tensors (not sparse)")
     except SpecError:
         raise
     except Exception as e:      # a corrupt or foreign file: one line, not a traceback
@@ -83,17 +90,19 @@ def load_file(path: str) -> tuple[torch.Tensor, torch.Tensor]:
         raise _file_error(path, f"y with one row per row of X ({x.shape[0]}), not shape {tuple(y.shape)}")
     if x.shape[0] < 2:
         raise _file_error(path, "at least 2 rows")
-    if not (x.is_floating_point() or x.dtype in (torch.int32, torch.int64)):
-        raise _file_error(path, f"X of a numeric dtype, not {x.dtype}")
+    if x.shape[1] < 1 or (y.dim() == 2 and y.shape[1] < 1):
+        raise _file_error(path, f"X and y with at least one column (X {tuple(x.shape)}, y {tuple(y.shape)})")
+    if x.is_complex() or x.dtype == torch.bool:
+        raise _file_error(path, f"X of a float or integer dtype, not {x.dtype}")
     x = x.float()
     if not torch.isfinite(x).all():
         raise _file_error(path, "finite values in X")
     if y.is_floating_point():
         if not torch.isfinite(y).all():
             raise _file_error(path, "finite values in y")
-    elif y.dtype in (torch.int32, torch.int64, torch.uint8, torch.int16):
-        if y.dim() != 1 or int(y.min()) < 0:
-            raise _file_error(path, "integer class labels as a 1-D y of values >= 0")
+    elif not (y.is_complex() or y.dtype == torch.bool):
+        if y.dim() != 1 or int(y.min()) < 0 or int(y.max()) >= MAX_CLASSES:
+            raise _file_error(path, f"integer class labels as a 1-D y of values in [0, {MAX_CLASSES - 1}]")
         y = y.long()
     else:
         raise _file_error(path, f"y of a float or integer dtype, not {y.dtype}")
@@ -122,6 +131,7 @@ def make(cfg: Config, device: torch.device) -> Dataset:
     if cfg.standardize:
         mu, sd = x_tr.mean(0, keepdim=True), x_tr.std(0, keepdim=True).clamp_min(1e-12)
         x_tr, x_te = (x_tr - mu) / sd, (x_te - mu) / sd
-    out = int(y.max()) + 1 if classification else int(y.shape[1])
+    # blobs has cfg.classes outputs even when a small draw leaves a class out; a file's labels say how many
+    out = (cfg.classes if cfg.data == "blobs" else int(y.max()) + 1) if classification else int(y.shape[1])
     return Dataset(x_tr.to(device), y[tr].to(device), x_te.to(device), y[te].to(device),
                    "classification" if classification else "regression", out)

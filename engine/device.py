@@ -65,5 +65,5 @@ def check_fits(cfg: Config, device: torch.device, training: bool = False) -> Non
     if need > 0.9 * free:
         raise SpecError(
             "width", cfg.width,
-            f"a network that fits: depth {cfg.depth} x width {cfg.width} with batch {cfg.batch} needs about "
-            f"{need / 2**30:.1f} GiB on {device}, {free / 2**30:.1f} GiB is free; lower width, depth or batch")
+            f"a network that fits in memory (depth {cfg.depth} x width {cfg.width} with batch {cfg.batch} needs "
+            f"about {need / 2**30:.1f} GiB on {device}, {free / 2**30:.1f} GiB is free): lower width, depth or batch")

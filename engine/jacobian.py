@@ -76,8 +76,11 @@ def jacobian_spectrum(cfg: Config, inputs: int = 1, bins: int = 20) -> dict[str,
     mean_s = s.mean(0)
     flat = s.flatten()
     positive = flat > 0
-    logs = torch.log10(flat[positive]) if bool(positive.any()) else flat.new_zeros(1)
+    has_positive = bool(positive.any())
+    logs = torch.log10(flat[positive]) if has_positive else flat.new_zeros(1)
     counts, lo, hi = histogram(logs, bins)
+    if not has_positive:            # every value is zero: no bar, only the count of zeros
+        counts = torch.zeros_like(counts)
     zeros = (~positive).sum()
     finite = torch.isfinite(jac).all()
     dt = mean_s.dtype

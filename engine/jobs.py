@@ -58,7 +58,7 @@ class TrainJob:
     def run(self, ctx: Context) -> dict[str, Any]:
         from .train import run_training
 
-        return run_training(self.config, ctx.emit, ctx.check, self.seeds)
+        return run_training(self.config, ctx.emit, ctx.check, self.seeds, end_distributions=True)
 
 
 @dataclass(frozen=True)

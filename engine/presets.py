@@ -64,5 +64,8 @@ def get(name: str) -> Preset:
     from .spec import SpecError
 
     if name not in PRESETS:
-        raise SpecError("preset", name, "one of " + ", ".join(PRESETS))
+        from .sweep import SWEEP_PRESETS
+
+        where = f" ({name} is a sweep: `initlab sweep --preset {name}`)" if name in SWEEP_PRESETS else ""
+        raise SpecError("preset", name, "one of " + ", ".join(PRESETS) + where)
     return PRESETS[name]

@@ -192,7 +192,8 @@ def _allowed(info: FieldInfo) -> str:
         lo = "(" if info.low_open else "["
         hi = ")" if info.high_open else "]"
         word = "an integer" if info.kind is int else "a number"
-        return f"{word} in {lo}{_fmt(info.low)}, {_fmt(info.high)}{hi}"
+        f = (lambda v: "inf" if v is None else str(int(v))) if info.kind is int else _fmt
+        return f"{word} in {lo}{f(info.low)}, {f(info.high)}{hi}"
     return info.help
 
 
@@ -291,6 +292,8 @@ def validate(cfg: Config) -> None:
         check_value(name, getattr(cfg, name))
     if cfg.data == "poly" and cfg.poly_bias and len(cfg.poly_w) < 2:
         raise SpecError("poly_w", ",".join(map(str, cfg.poly_w)), "at least two numbers when poly_bias is on")
+    if cfg.optimizer == "sgd" and cfg.nesterov and cfg.momentum <= 0:
+        raise SpecError("nesterov", True, "on only with momentum above 0")
     if cfg.norm == "batch" and cfg.batch < 2:
         # BatchNorm in training mode needs two or more values per channel to take a variance
         raise SpecError("batch", cfg.batch, "at least 2 when norm is batch")
@@ -316,8 +319,11 @@ def from_mapping(values: dict[str, Any], base: Config | None = None) -> Config:
     return cfg
 
 
-def load_toml(path: str, base: Config | None = None) -> tuple[Config, dict[str, Any]]:
-    """Read a TOML experiment; returns the Config and the raw keys found (so flags can win over them)."""
+def read_toml(path: str) -> dict[str, Any]:
+    """The settings of a TOML experiment as raw values, keyed by field (and `preset`): top-level keys, or keys in
+    one level of tables ([model], [train], ...). Unknown keys, deeper tables and a key given twice are refused."""
+    if not path:
+        raise SpecError("config", path, "a TOML file path")
     if not os.path.exists(path):
         raise SpecError("config", path, "an existing TOML file (no such file)")
     if os.path.isdir(path):
@@ -333,15 +339,45 @@ def load_toml(path: str, base: Config | None = None) -> tuple[Config, dict[str, 
         raise SpecError("config", path, f"a readable file ({e.strerror})") from None
     flat: dict[str, Any] = {}
     for k, v in raw.items():
-        if isinstance(v, dict):     # [model], [train] tables are allowed and flattened
-            flat.update(v)
-        else:
-            flat[k] = v
+        items = [(f"{k}.{kk}", kk, vv) for kk, vv in v.items()] if isinstance(v, dict) else [(k, k, v)]
+        for where, key, value in items:
+            if isinstance(value, dict):
+                raise SpecError("config", where, "settings at the top level or in one level of tables "
+                                                 "([model], [train], ...), not a table inside a table")
+            if key not in FIELDS and key != "preset":
+                raise SpecError("config", where, "a known setting: preset, " + ", ".join(FIELDS))
+            if key in flat:
+                raise SpecError("config", where, f"each setting once ({key} is given twice)")
+            flat[key] = value
+    if "preset" in flat and not isinstance(flat["preset"], str):
+        raise SpecError("preset", flat["preset"], "a preset's name, as a string")
+    if "preset" in flat:
+        from . import presets
+
+        if flat["preset"] not in presets.PRESETS:
+            raise SpecError("preset", flat["preset"], "one of " + ", ".join(presets.PRESETS))
+    return flat
+
+
+def load_toml(path: str, base: Config | None = None) -> tuple[Config, dict[str, Any]]:
+    """Read a TOML experiment over a base (its `preset` key is the caller's to apply); returns the Config and the
+    raw keys found (so flags can win over them)."""
+    flat = read_toml(path)
     flat.pop("preset", None)
-    unknown = [k for k in flat if k not in FIELDS]
-    if unknown:
-        raise SpecError("config", unknown[0], "a known setting: " + ", ".join(FIELDS))
     return from_mapping(flat, base), flat
+
+
+def toml_string(v: str) -> str:
+    """A TOML basic string: quotes, backslashes and control characters escaped."""
+    out = []
+    for c in v:
+        if c in '"\\':
+            out.append("\\" + c)
+        elif ord(c) < 0x20 or ord(c) == 0x7F:
+            out.append(f"\\u{ord(c):04X}")
+        else:
+            out.append(c)
+    return '"' + "".join(out) + '"'
 
 
 def to_toml(cfg: Config) -> str:
@@ -353,7 +389,7 @@ def to_toml(cfg: Config) -> str:
         if isinstance(v, bool):
             s = "true" if v else "false"
         elif isinstance(v, str):
-            s = '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            s = toml_string(v)
         elif isinstance(v, list):
             s = "[" + ", ".join(repr(float(x)) for x in v) + "]"
         elif isinstance(v, float):

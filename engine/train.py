@@ -13,19 +13,19 @@ from . import device as devices
 from .events import EpochEnd, LayerStats, LogLine, NonFinite, Progress
 from .history import Bounded
 from .models import MLP, build_mlp
-from .spec import Config, SpecError, validate
+from .probe import layer_rows
+from .spec import Config, validate
 from .session import JobCancelled
-from .stats import STAT_NAMES, Capture, layer_table
+from .stats import DIST_KINDS, QUANTILES, STAT_NAMES, Capture, distributions_tensor, layer_table
 
 Emit = Callable[[Any], None]
 STEP_HISTORY = 512
+PROGRESS_SECONDS = 0.1      # between sampled steps, progress goes out at most this often
 EPOCH_HISTORY = 2048
 
 
 def make_optimizer(cfg: Config, params) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
-        if cfg.nesterov and cfg.momentum <= 0:
-            raise SpecError("nesterov", True, "Nesterov momentum needs --momentum above 0")
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
                                weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adam":
@@ -53,24 +53,25 @@ def steps_per_epoch(n_train: int, batch: int) -> int:
     return max(1, math.ceil(n_train / batch))
 
 
-def _rows(values: list[float], n_layers: int, extra_names: tuple[str, ...]) -> list[dict[str, Any]]:
+def _rows(values: list[float], model: MLP, extra_names: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Per layer: index, name and fans as the probe gives them, then the statistics (and the extra names')."""
     names = STAT_NAMES + extra_names
     k = len(names)
-    rows = []
-    for i in range(n_layers):
+    stats = []
+    for i in range(len(model.blocks)):
         d = dict(zip(names, values[i * k:(i + 1) * k]))
         du = d.pop("distinct_units", None)
         if du is not None and du == du:     # not sampled during training: it costs a sort per layer
             d["distinct_units"] = int(du)
-        rows.append({"index": i, **d})
-    return rows
+        stats.append(d)
+    return layer_rows(model, stats)
 
 
 class Trainer:
     """One training run. run() drives it to the end; check() is called between steps to allow cancelling."""
 
     def __init__(self, cfg: Config, emit: Emit | None = None, check: Callable[[], None] | None = None,
-                 run_index: int = 0):
+                 run_index: int = 0, end_distributions: bool = False):
         validate(cfg)
         self.emit = emit or (lambda ev: None)
         self.check = check or (lambda: None)
@@ -79,6 +80,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.data = datasets.make(cfg, self.device)
         self.cfg = train_config(cfg, self.data)
+        self.resized = (cfg.in_features, cfg.out_features) != (self.cfg.in_features, self.cfg.out_features)
         devices.check_fits(self.cfg, self.device, training=True)
         self.model: MLP = build_mlp(self.cfg, self.device, sample=self.data.x_train[: max(cfg.batch, 16)])
         self.model.train()
@@ -95,7 +97,9 @@ class Trainer:
         self.stopped = "finished"
         self.nonfinite: dict[str, Any] | None = None
         self.final: list[dict[str, Any]] | None = None      # the end state's statistics, once finished
-        self.last_loss: float | None = None                 # the loss of the latest sampled step
+        self.end_distributions = end_distributions            # the end state's quantile boxes too (for the app)
+        self.final_distributions: tuple[dict[str, list[float]], ...] | None = None
+        self.last_loss: float | None = None     # the latest loss on the host (on a GPU: of the latest sampled step)
         self.on_cpu = self.device.type == "cpu"
         # first step whose loss was non-finite, kept on the device so that no step waits for the host
         self.first_bad = torch.full((), -1, dtype=torch.int64, device=self.device)
@@ -128,7 +132,7 @@ class Trainer:
         table = layer_table(cap, blocks, distinct=False, weights=before, updates=deltas)
         flat = torch.cat([table.flatten(), loss.detach().double().reshape(1),
                           self.first_bad.double().reshape(1)]).tolist()          # the one transfer
-        rows = _rows(flat[:-2], n, ("update_to_weight_log10", "weights_finite"))
+        rows = _rows(flat[:-2], self.model, ("update_to_weight_log10", "weights_finite"))
         ok = [r.pop("weights_finite") for r in rows]
         loss_v, first_bad = flat[-2], int(flat[-1])
         self.steps.append({"step": self.step, "epoch": epoch, "loss": loss_v, "layers": rows})
@@ -175,23 +179,37 @@ class Trainer:
         return {"train_loss": v[0], "test_loss": v[1], "train_acc": None, "test_acc": None}
 
     def final_stats(self) -> list[dict[str, Any]]:
-        """The probe's statistics on the first training batch after training (no update)."""
+        """The probe's statistics on the first training batch after training (no update); with end_distributions
+        also the quantile boxes of each layer's weights, outputs and gradients (in final_distributions)."""
         xb = self.data.x_train[: self.cfg.batch]
         yb = self.data.y_train[: self.cfg.batch]
         blocks = self.model.blocks
+        n = len(blocks)
         with Capture(blocks) as cap:
             loss = self.crit(self.model(xb), yb)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
-            table = layer_table(cap, blocks)
+            parts = [layer_table(cap, blocks).flatten()]
+            if self.end_distributions:
+                parts.append(distributions_tensor(cap, blocks).flatten())
         self.opt.zero_grad(set_to_none=True)
-        return _rows(table.flatten().tolist(), len(blocks), ())
+        flat = torch.cat(parts).tolist()            # one transfer
+        k = n * len(STAT_NAMES)
+        if self.end_distributions:
+            q = len(QUANTILES)
+            self.final_distributions = tuple(
+                {kind: flat[k + (i * 3 + j) * q: k + (i * 3 + j + 1) * q] for j, kind in enumerate(DIST_KINDS)}
+                for i in range(n))
+        return _rows(flat[:k], self.model, ())
 
     def run(self) -> dict[str, Any]:
         cfg = self.cfg
         self.emit(LogLine("train", "info", f"training {cfg.depth} x {cfg.width} {cfg.activation}, init {cfg.init}, "
                                            f"{cfg.optimizer} lr {cfg.lr:g}, {cfg.epochs} epochs of "
                                            f"{self.per_epoch} steps on {cfg.data} ({self.device})"))
+        if self.resized:
+            self.emit(LogLine("train", "info", f"in_features and out_features follow the data: {cfg.in_features} "
+                                               f"in, {cfg.out_features} out (the form's are for probes)"))
         t0 = time.perf_counter()
         last_t, last_step = t0, 0
         every = cfg.stats_every
@@ -202,23 +220,28 @@ class Trainer:
                     self.check()
                     idx = perm[b * cfg.batch:(b + 1) * cfg.batch]
                     xb, yb = self.data.x_train[idx], self.data.y_train[idx]
-                    if self.step % every == 0:
-                        loss_v = self.last_loss = self._sampled_step(xb, yb, epoch)
-                        now = time.perf_counter()
-                        rate = (self.step + 1 - last_step) / max(now - last_t, 1e-9)
-                        last_t, last_step = now, self.step + 1
-                        self.emit(Progress("train", step=self.step + 1, total_steps=self.total_steps, epoch=epoch,
-                                           epochs=cfg.epochs, loss=loss_v, steps_per_sec=rate))
+                    sampled = self.step % every == 0
+                    if sampled:
+                        self.last_loss = self._sampled_step(xb, yb, epoch)
                     else:
                         loss = self._plain_step(xb, yb)
-                        if self.on_cpu:
-                            if not math.isfinite(loss.item()):
+                        if self.on_cpu:         # the value is on the host already: no device to wait for
+                            self.last_loss = loss.item()
+                            if not math.isfinite(self.last_loss):
                                 self.first_bad.fill_(self.step)
                                 self._diagnose(xb, yb, epoch)
                         else:
                             bad = ~torch.isfinite(loss.detach())
                             self.first_bad = torch.where(bad & (self.first_bad < 0),
                                                          torch.full_like(self.first_bad, self.step), self.first_bad)
+                    now = time.perf_counter()
+                    if sampled or now - last_t >= PROGRESS_SECONDS:
+                        # on a GPU the loss shown between sampled steps is the latest sampled one: reading the
+                        # current loss would make the step wait for the device
+                        rate = (self.step + 1 - last_step) / max(now - last_t, 1e-9)
+                        last_t, last_step = now, self.step + 1
+                        self.emit(Progress("train", step=self.step + 1, total_steps=self.total_steps, epoch=epoch,
+                                           epochs=cfg.epochs, loss=self.last_loss, steps_per_sec=rate))
                     if self.sched is not None:
                         self.sched.step()
                     self.step += 1
@@ -250,7 +273,8 @@ class Trainer:
         self.final = self.final_stats() if self.stopped == "finished" else None
         if self.final is not None:
             last_epoch = (self.epochs.latest or {}).get("epoch", 0)
-            self.emit(LayerStats("train", step=self.step, epoch=last_epoch, layers=tuple(self.final), final=True))
+            self.emit(LayerStats("train", step=self.step, epoch=last_epoch, layers=tuple(self.final), final=True,
+                                 distributions=self.final_distributions))
         return self.result(seconds)
 
     def _diagnose(self, xb: torch.Tensor, yb: torch.Tensor, epoch: int) -> None:
@@ -283,13 +307,21 @@ def _finite(v: float | None) -> bool:
 
 
 def run_training(cfg: Config, emit: Emit | None = None, check: Callable[[], None] | None = None,
-                 seeds: tuple[int, ...] = ()) -> dict[str, Any]:
-    """One run, or one per seed (the first run's fields at the top, every run under "runs")."""
+                 seeds: tuple[int, ...] = (), ready: Callable[[], None] | None = None,
+                 end_distributions: bool = False) -> dict[str, Any]:
+    """One run, or one per seed (the first run's fields at the top, every run under "runs"). `ready` is called once
+    the first run is set up, every setting checked (data read, net built), before it trains."""
+    ready = ready or (lambda: None)
     if not seeds:
-        return Trainer(cfg, emit, check).run()
+        tr = Trainer(cfg, emit, check, end_distributions=end_distributions)
+        ready()
+        return tr.run()
     runs = []
     for i, s in enumerate(seeds):
-        runs.append(Trainer(cfg.replace(seed=s), emit, check, run_index=i).run())
+        tr = Trainer(cfg.replace(seed=s), emit, check, run_index=i, end_distributions=end_distributions)
+        if i == 0:
+            ready()
+        runs.append(tr.run())
         if runs[-1]["stopped"] == "cancelled":     # a stop ends the preset, not only the seed running
             break
     return {**runs[0], "runs": runs}

@@ -22,3 +22,20 @@ def sync_counter(monkeypatch):
 
         monkeypatch.setattr(torch.Tensor, name, counting)
     return counts
+
+
+@pytest.fixture(autouse=True)
+def terminal(monkeypatch):
+    """In-process commands write as to a terminal (tables, a progress bar) unless a test asks for `piped`; run as a
+    subprocess, a command sees its real stdout."""
+    from initlab.tui.commands import common
+
+    monkeypatch.setattr(common, "stdout_is_terminal", lambda: True)
+
+
+@pytest.fixture
+def piped(monkeypatch):
+    """stdout is not a terminal: every command writes one JSON object."""
+    from initlab.tui.commands import common
+
+    monkeypatch.setattr(common, "stdout_is_terminal", lambda: False)

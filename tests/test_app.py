@@ -51,6 +51,24 @@ async def test_probe_by_key_fills_forward_chart_with_engine_numbers():
 
 
 @pilot_test
+async def test_the_numbers_table_is_as_wide_as_its_numbers_from_the_keyboard_alone():
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("p")
+        await settle(pilot, app)
+        await pilot.press("n")
+        for tab in ("7", "4", "1"):         # the numbers stay on while the tabs change
+            await pilot.press(tab)
+            await pilot.pause()
+            table = app.charts.query_one("#numbers")
+            cols, rows = table.shown
+            assert rows
+            for i, col in enumerate(table.ordered_columns):
+                widest = max(len(str(r[i])) for r in rows + [cols])
+                assert col.content_width >= widest, (tab, cols[i], col.content_width, widest)
+
+
+@pilot_test
 async def test_only_the_visible_chart_is_drawn():
     app = make_app()
     async with app.run_test(size=(160, 48)) as pilot:
@@ -91,7 +109,7 @@ async def test_invalid_field_blocks_running_and_keys_go_to_the_field():
         await pilot.pause()
         assert depth.value == "12pt"
         assert not app.bridge.running and app.last_kind == ""
-        error = app.form.query_one("#error-depth").render()
+        error = app.form.query_one(".error-depth").render()
         assert str(error) == "'12pt' is not allowed; an integer in [1, 10000]"
         assert depth.has_class("-refused")
         await pilot.press("escape", "p")

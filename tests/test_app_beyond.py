@@ -231,7 +231,7 @@ async def test_model_field_probes_your_own_model_and_refusals_leave_the_app_usab
         # a file that is not there: refused beside the field, nothing runs
         app.extras.set_value("model", str(tmp_path / "nope.py") + ":cnn")
         await pilot.pause()
-        assert "no such file" in str(app.extras.query_one("#error-model").render())
+        assert "no such file" in str(app.extras.query_one(".error-model").render())
         await pilot.press("p")
         await pilot.pause()
         assert app.last_kind == "" and not app.bridge.running
@@ -239,7 +239,7 @@ async def test_model_field_probes_your_own_model_and_refusals_leave_the_app_usab
         # the CNN: its statistics are the engine's
         app.extras.set_value("model", f"{path}:cnn")
         await pilot.pause()
-        assert not app.extras.query("#error-model")
+        assert not app.extras.query(".error-model")
         assert app.focused is app.extras.query_one("#field-model")     # the refusal put the cursor there
         await pilot.press("escape", "p")
         await settle(pilot, app)

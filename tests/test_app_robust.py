@@ -59,7 +59,7 @@ def raw_of(app: InitlabApp, name: str) -> str:
 
 
 def shown_error(app: InitlabApp, name: str) -> str | None:
-    boxes = app.screen.query(f"#error-{name}")
+    boxes = app.screen.query(f".error-{name}")
     return str(boxes.first().render()) if boxes else None
 
 
@@ -123,6 +123,22 @@ async def test_random_text_in_every_field_is_refused_beside_it_and_starts_nothin
         assert app.run_state == "idle" and len(app.last_result["layers"]) == SMALL.depth
     assert tried == FUZZ_ROUNDS // 2 * (len(FORM_FIELDS) + 2) and refused > tried // 3
     print(f"fuzzed form: {tried} values in {FUZZ_ROUNDS} rounds ({typed} typed key by key), {refused} refused")
+
+
+@pilot_test
+async def test_a_field_refused_accepted_and_refused_again_within_one_tick_shows_one_reason():
+    app = make_app(SMALL)
+    async with app.run_test(size=(110, 36)) as pilot:
+        await settle(pilot, app)
+        field = app.screen.query_one("#field-std", Input)
+        for value in ("1e", "1e1", "1e1e"):     # three keys that arrive together (fast typing, a slow link)
+            field.value = value
+        await pilot.pause()
+        assert app.is_running and shown_error(app, "std") == field_error("std", "1e1e").split(": ", 1)[-1]
+        assert len(app.screen.query(".error-std")) == 1
+        field.value = "1"
+        await pilot.pause()
+        assert not app.screen.query(".error-std") and app.return_code is None
 
 
 @pilot_test

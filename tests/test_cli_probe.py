@@ -242,3 +242,38 @@ def test_console_script_refusal_in_a_real_process():
     assert proc.stdout == ""
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
     assert "depth" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("argv", [
+    ["probe", *SMALL],
+    ["probe", "--preset", "random-matrix"],
+    ["train", "--depth", "2", "--width", "4", "--n-rows", "40", "--epochs", "1", "--device", "cpu"],
+    ["gain"],
+    ["presets"],
+    ["theory", "--activation", "tanh", "--sigma-w", "1.5", "--sigma-b", "0.1"],
+    ["jacobian", "--depth", "3", "--width", "8", "--in-features", "4", "--out-features", "4", "--device", "cpu"],
+    ["widths", "--widths", "8,16", "--depth", "3", "--steps", "2", "--device", "cpu"],
+    ["sweep", "--vary", "depth=2,3", *SMALL],
+])
+def test_every_command_writes_one_json_object_when_stdout_is_not_a_terminal(capsys, piped, argv):
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 0, err
+    assert out.endswith("\n") and out.count("\n") == 1, "stdout holds one JSON object and nothing else"
+    assert isinstance(strict_json(out), (dict, list))
+    assert "\r[" not in err                     # no progress bar either
+
+
+@pytest.mark.parametrize("argv, field", [
+    (["--depth", "0"], "depth"), (["--activation", "bogus"], "activation"), (["--seed", "abc"], "seed"),
+    (["--seed", "99999999999999999999999"], "seed"),
+])
+def test_random_matrix_takes_a_seed_and_refuses_what_it_would_ignore(capsys, argv, field):
+    code, out, err = run_cli(capsys, "probe", "--preset", "random-matrix", *argv)
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert err.startswith(f"initlab: error: {field}: ")
+
+
+def test_random_matrix_reads_its_seed(capsys):
+    a = run_json(capsys, "probe", "--preset", "random-matrix", "--seed", "3", "--json")
+    b = run_json(capsys, "probe", "--preset", "random-matrix", "--json")
+    assert a["seed"] == 3 and b["seed"] == 0 and a["norms"] != b["norms"]

@@ -81,6 +81,96 @@ def test_a_real_process_keeps_its_exit_codes(tmp_path):
     assert nf.returncode == 1 and json.loads(nf.stdout)["stopped"] == "nonfinite"   # not a terminal: JSON
 
 
+@pytest.mark.parametrize("flag, where", [("--out", "nofolder/run.json"), ("--out", "."), ("--out", ""),
+                                         ("--save-config", "nofolder/exp.toml"), ("--save-config", "")])
+def test_output_paths_are_refused_before_the_run(capsys, tmp_path, flag, where):
+    path = where if where in ("", ".") else str(tmp_path / where)
+    code, out, err = run(capsys, "train", *FAST, flag, path)
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert err.startswith(f"initlab: error: {flag[2:].replace('-', '_')}: ")
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", *FAST, "--nesterov"],                                      # nesterov without momentum
+    ["train", *FAST, "--data", "missing.npz"],
+    ["train", *FAST, "--depth", "0"],
+    ["widths", "--widths", "8"],
+    ["jacobian", "--inputs", "0"],
+    ["sweep", "--vary", "depth=2,3", "--metric", "bogus"],
+    ["probe", "--preset", "random-matrix"],
+])
+def test_a_refused_run_leaves_the_save_config_file_as_it_was(capsys, tmp_path, argv):
+    keep = tmp_path / "keep.toml"
+    keep.write_text("precious")
+    code, out, err = run(capsys, *argv, "--save-config", str(keep))
+    assert code == 2 and err.count("\n") == 1, err
+    assert keep.read_text() == "precious"
+
+
+def test_negative_values_in_list_and_exponent_form_are_values_not_flags(capsys):
+    code, out, err = run(capsys, "train", *FAST, "--poly-w", "-1,2", "--json")
+    assert code == 0, err
+    assert json.loads(out)["config"]["poly_w"] == [-1.0, 2.0]
+    code, out, err = run(capsys, "probe", "--depth", "2", "--width", "4", "--init", "constant", "--value", "-1e3",
+                         "--json")
+    assert code == 0 and json.loads(out)["config"]["value"] == -1000.0
+    code, out, err = run(capsys, "probe", "--gain", "-inf")
+    assert code == 2 and err.startswith("initlab: error: gain: -inf is not allowed")
+
+
+def test_a_config_files_preset_and_seed_are_honoured(capsys, tmp_path):
+    conf = tmp_path / "exp.toml"
+    conf.write_text('preset = "seed-sensitivity"\nepochs = 1\n')
+    code, out, _ = run(capsys, "train", "--config", str(conf), "--json")
+    obj = json.loads(out)
+    assert code == 0 and [r["config"]["seed"] for r in obj["runs"]] == [420, 29]
+    assert obj["config"]["activation"] == "relu" and obj["config"]["epochs"] == 1     # the preset, then the file
+    conf.write_text('preset = "seed-sensitivity"\nepochs = 1\nseed = 7\n')
+    code, out, _ = run(capsys, "train", "--config", str(conf), "--json")
+    obj = json.loads(out)
+    assert code == 0 and "runs" not in obj and obj["config"]["seed"] == 7         # a seed given runs that seed alone
+    code, out, _ = run(capsys, "train", "--config", str(conf), "--preset", "zero-init-symmetry", "--json")
+    assert json.loads(out)["config"]["init"] == "zeros"                            # the flag's preset wins
+    conf.write_text('preset = "no-such"\n')
+    code, out, err = run(capsys, "train", "--config", str(conf))
+    assert code == 2 and err.startswith("initlab: error: preset: 'no-such' is not allowed")
+
+
+def test_a_saved_config_with_control_characters_reads_back(capsys, tmp_path):
+    odd = tmp_path / 'we"ird\nname\t.npz'
+    np.savez(odd, X=np.zeros((10, 2), dtype=np.float32), y=np.zeros(10, dtype=np.float32))
+    conf = tmp_path / "exp.toml"
+    code, _, err = run(capsys, "train", *FAST, "--data", str(odd), "--save-config", str(conf), "--json")
+    assert code == 0, err
+    code, out, err = run(capsys, "train", "--config", str(conf), "--json")
+    assert code == 0, err
+    assert json.loads(out)["config"]["data"] == str(odd)
+
+
+def test_several_seeds_on_a_terminal_say_which_run_stopped(capsys):
+    code, out, _ = run(capsys, "train", "--preset", "seed-sensitivity", "--activation", "identity", "--epochs", "2",
+                       "--lr", "0.15")
+    stopped = [line for line in out.splitlines() if "stopped: non-finite" in line]
+    assert code == 1 and len(stopped) == 1 and stopped[0].startswith("run 2 (seed 29) stopped: non-finite")
+
+
+def test_ctrl_c_stops_a_training_and_keeps_what_it_learnt(tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "run.json"
+    proc = subprocess.Popen([sys.executable, "-m", "initlab.tui.cli", "train", *FAST, "--epochs", "100000",
+                             "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(6)           # past the start (imports, data, the first steps)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    saved = json.loads(out.read_text())
+    assert saved["stopped"] == "cancelled" and 0 < saved["steps_done"] < saved["total_steps"]
+    assert json.loads(stdout)["steps_done"] == saved["steps_done"]
+    assert "stopping after this step" in stderr
+
+
 # -- data ---------------------------------------------------------------------------------------------------
 
 def test_poly_data_follows_the_course_generator():
@@ -118,6 +208,11 @@ def test_user_files_load(tmp_path):
     (lambda p: np.savez(p, X=np.array([["a", "b"]] * 4), y=np.zeros(4)), "dtype"),
     (lambda p: np.savez(p, X=np.full((4, 2), np.nan), y=np.zeros(4)), "finite"),
     (lambda p: open(p, "wb").write(b"not a zip"), "readable"),
+    (lambda p: np.savez(p, X=np.zeros((4, 0)), y=np.zeros(4)), "at least one column"),
+    (lambda p: np.savez(p, X=np.zeros((4, 2)), y=np.zeros((4, 0))), "at least one column"),
+    (lambda p: np.savez(p, X=np.zeros((4, 2)), y=np.array([0, 1, 2, 10 ** 9])), "values in [0, 1048575]"),
+    (lambda p: np.savez(p, X=np.zeros((4, 2), dtype=bool), y=np.zeros(4)), "float or integer dtype, not torch.bool"),
+    (lambda p: os.mkdir(p), "not a folder"),
 ])
 def test_bad_npz_files_get_one_line(tmp_path, make, why):
     path = str(tmp_path / "d.npz")
@@ -126,6 +221,25 @@ def test_bad_npz_files_get_one_line(tmp_path, make, why):
         datasets.load_file(path)
     msg = str(e.value)
     assert msg.startswith("data: ") and why in msg and "\n" not in msg
+
+
+def test_every_integer_dtype_loads(tmp_path):
+    path = str(tmp_path / "small.npz")
+    np.savez(path, X=np.arange(12, dtype=np.int16).reshape(6, 2), y=np.array([0, 1, 2, 0, 1, 2], dtype=np.int8))
+    x, y = datasets.load_file(path)
+    assert x.dtype == torch.float32 and y.dtype == torch.int64 and x[5, 1].item() == 11 and y.tolist()[2] == 2
+
+
+def test_blobs_has_as_many_outputs_as_classes_even_when_a_class_is_not_drawn():
+    ds = datasets.make(Config(data="blobs", classes=50, n_rows=10), torch.device("cpu"))
+    assert ds.out_features == 50 and int(torch.cat([ds.y_train, ds.y_test]).unique().numel()) < 50
+
+
+def test_sparse_tensors_in_a_pt_file_get_one_line(tmp_path):
+    path = str(tmp_path / "sparse.pt")
+    torch.save({"X": torch.eye(4).to_sparse(), "y": torch.zeros(4)}, path)
+    with pytest.raises(SpecError, match="dense tensors"):
+        datasets.load_file(path)
 
 
 def test_bad_pt_file_gets_one_line(tmp_path):

@@ -259,7 +259,8 @@ def check_contract(argv: list[str], code, out: str, err: str) -> None:
     where = f"argv={argv!r}\nstdout={out[-500:]!r}\nstderr={err[-2000:]!r}"
     assert code in (0, 1, 2), where
     assert "Traceback" not in err and "Traceback" not in out, where
-    lines = err.splitlines()
+    # notes ("initlab: note: in_features follows the data ...") say what a run did with a flag; they are not errors
+    lines = [ln for ln in err.splitlines() if not ln.startswith("initlab: note: ")]
     if code == 2:
         errors = [ln for ln in lines if ln.startswith("initlab: error:")]
         assert len(errors) == 1 and lines[-1] == errors[0], where
@@ -475,7 +476,8 @@ def test_huge_networks_are_refused_before_allocating(capsys):
             argv += [f"--batch={batch}", "--n-rows=20", "--epochs=1"][: 1 if cmd == "probe" else 3]
         code, _, err = invoke(capsys, argv, "huge network", big=True)
         # the MLP's estimate names the width; the Jacobian's own (its reverse pass) may refuse first
-        assert code == 2 and (err.startswith(f"initlab: error: width: {width} is not allowed; a network that fits")
+        refusal = f"initlab: error: width: {width} is not allowed; a network that fits in memory"
+        assert code == 2 and (err.startswith(refusal)
                               or cmd == "jacobian" and err.startswith("initlab: error: inputs: 1 is not allowed"))
         assert "GiB is free" in err or "GiB on cpu, " in err
         assert rss_mb() - before < 64, "the refusal came after allocating"
@@ -485,16 +487,7 @@ def test_huge_networks_are_refused_before_allocating(capsys):
 
 # -- the spec loader: arbitrary TOML ----------------------------------------------------------------------------
 
-def toml_string(s: str) -> str:
-    out = []
-    for c in s:
-        if c in '"\\':
-            out.append("\\" + c)
-        elif ord(c) < 0x20 or ord(c) == 0x7F:
-            out.append(f"\\u{ord(c):04x}")
-        else:
-            out.append(c)
-    return '"' + "".join(out) + '"'
+toml_string = spec.toml_string      # the writer --save-config uses: any key or text, quoted and escaped
 
 
 def toml_value(v) -> str:
@@ -586,24 +579,28 @@ def test_toml_documents(tmp_path):
         CASES["toml document"] += 1
         with open(path, "w", encoding="utf-8") as fh:
             fh.write(toml_document(doc))
-        # flattened as the loader does, in the document's order: plain keys first, then the tables
-        flat = {k: v for k, v in doc.items() if not isinstance(v, dict)}
-        for v in doc.values():
-            if isinstance(v, dict):
-                flat.update(v)
+        # read as the loader does, in the document's order (plain keys first, then the tables): the first key that
+        # is unknown, a table inside a table, or given a second time is the one named
+        items = [(k, k, v) for k, v in doc.items() if not isinstance(v, dict)]
+        items += [(f"{k}.{k2}", k2, v2) for k, v in doc.items() if isinstance(v, dict) for k2, v2 in v.items()]
+        flat, problem = {}, None
+        for where, key, value in items:
+            if isinstance(value, dict) or (key not in FIELDS and key != "preset") or key in flat:
+                problem = where
+                break
+            flat[key] = value
         flat.pop("preset", None)
-        unknown = [k for k in flat if k not in FIELDS]
         try:
             cfg, _ = spec.load_toml(path)
         except SpecError as e:
             assert "\n" not in str(e) and str(e).startswith(f"{e.field}: "), str(e)
-            if unknown:      # an unknown key is named, never ignored
-                assert e.field == "config" and e.value == unknown[0], str(e)
+            if problem is not None:      # an unknown or repeated key is named, never ignored
+                assert e.field == "config" and e.value == problem, str(e)
             loaded["refused"] += 1
             return
-        assert not unknown, f"unknown keys {unknown} were ignored"
+        assert problem is None, f"{problem} was ignored"
         spec.validate(cfg)
-        for k, v in flat.items():        # each key's value, as its field reads it, and the last one wins
+        for k, v in flat.items():        # each key's value, as its field reads it
             assert getattr(cfg, k) == spec.parse_value(k, v)
             if FIELDS[k].kind in (int, float) and not isinstance(v, str) and v is not None:
                 assert getattr(cfg, k) == v
@@ -659,7 +656,17 @@ def test_unknown_keys_are_named(tmp_path):
     p = tmp_path / "typo.toml"
     p.write_text("depth = 3\n[model]\nwidht = 4\n")
     e = refusal(str(p))
-    assert e.field == "config" and e.value == "widht" and "'widht'" in str(e)
+    assert e.field == "config" and e.value == "model.widht" and "'model.widht'" in str(e)
+
+
+def test_a_table_inside_a_table_and_a_key_given_twice_are_named(tmp_path):
+    p = tmp_path / "nested.toml"
+    p.write_text("[model]\ndepth = 3\n[model.more]\nwidth = 4\n")
+    e = refusal(str(p))
+    assert e.field == "config" and e.value == "model.more" and "table inside a table" in str(e)
+    p.write_text("[model]\ndepth = 3\n[train]\ndepth = 4\n")
+    e = refusal(str(p))
+    assert e.field == "config" and e.value == "train.depth" and "given twice" in str(e)
 
 
 def test_unreadable_file(tmp_path):

@@ -111,6 +111,12 @@ def test_jacobian_text_and_refusal(capsys):
     assert err.count("\n") == 1 and "inputs" in err
 
 
+def test_a_zero_jacobian_has_no_bar_only_its_zeros():
+    res = jacobian_spectrum(Config(depth=3, width=8, in_features=4, out_features=4, init="zeros", device="cpu"))
+    assert res["singular_values"] == [0.0] * 4 and res["histogram"]["zeros"] == 4
+    assert sum(res["histogram"]["counts"]) == 0
+
+
 def test_jacobian_job_on_a_session_gives_the_same_spectrum():
     from initlab.engine.events import Finished
     from initlab.engine.jacobian import JacobianJob

@@ -196,7 +196,7 @@ def test_toml_unknown_key_is_named(tmp_path):
     path = tmp_path / "typo.toml"
     path.write_text("depth = 4\n[model]\nwidht = 8\n")
     e = refusal(spec.load_toml, str(path))
-    assert e.field == "config" and e.value == "widht"
+    assert e.field == "config" and e.value == "model.widht"
     assert "widht" in str(e) and "width" in e.allowed
 
 

@@ -260,3 +260,14 @@ def test_phase_diagram_signs_follow_the_theoretical_phase():
     assert res["critical_line"][0]["sigma_w2"] == pytest.approx(1.0)
     with pytest.raises(SpecError, match="sigma_w2"):
         sweep.phase_diagram_plan("tanh", [-1.0], [0.0])
+
+
+def test_the_apps_grid_field_takes_spaces_or_semicolons_between_settings():
+    from initlab.tui.widgets.extra_fields import extra_error, parse_vary
+
+    want = {"depth": [10, 20, 50], "init": ["xavier_uniform", "kaiming_normal"]}
+    assert parse_vary("depth=10,20,50; init=xavier_uniform,kaiming_normal") == want     # as the README writes it
+    assert parse_vary("depth=10,20,50 init=xavier_uniform,kaiming_normal") == want
+    assert parse_vary("depth=10,20,50;init=xavier_uniform,kaiming_normal;") == want
+    assert parse_vary(" ; ") == {}
+    assert extra_error("vary", "depth=3,4; init=nope") is not None

@@ -120,11 +120,13 @@ def test_a_finished_run_reports_its_end_state_once_and_a_stopped_one_does_not():
     assert events.index(end) > max(i for i, e in enumerate(events) if isinstance(e, EpochEnd))
     assert list(end.layers) == res["final"]["layers"]
     assert all(isinstance(d["distinct_units"], int) for d in end.layers)
-    # progress goes out on sampled steps, and once more at the end: a bar ends full
+    # progress goes out on sampled steps, at most every PROGRESS_SECONDS between them, and once more at the end:
+    # a bar ends full, with the loss of the last step (on the CPU the loss is on the host at every step)
     from initlab.engine.events import Progress
     last = [e for e in events if isinstance(e, Progress)][-1]
     assert last.step == last.total_steps == res["steps_done"] == 28 and last.epoch == last.epochs == 2
-    assert last.loss == res["steps"][-1]["loss"] and last.steps_per_sec > 0
+    every_step = run_training(Config(**{**SMALL, "stats_every": 1}))
+    assert last.loss == every_step["steps"][-1]["loss"] and last.steps_per_sec > 0
 
     events.clear()
     res = Trainer(Config(**SMALL, lr=1e6), events.append).run()
@@ -175,6 +177,37 @@ def test_set_training_calls_a_modules_own_train():
     model.__dict__.pop("_flag_modules", None)
     model.set_training(False)
     assert calls == [False] and not any(m.training for m in model.modules())
+
+
+def test_the_apps_end_state_carries_the_trained_nets_quantile_boxes():
+    from initlab.engine.events import LayerStats
+    from initlab.engine.stats import QUANTILES
+
+    events = []
+    tr = Trainer(Config(**SMALL), events.append, end_distributions=True)
+    res = tr.run()
+    end = [e for e in events if isinstance(e, LayerStats)][-1]
+    assert end.final and len(end.distributions) == 3
+    for block, boxes in zip(tr.model.blocks, end.distributions):
+        w = block.linear.weight.detach().double().numpy().ravel()      # at most 1,024 values: all of them
+        assert boxes["weight"] == pytest.approx(np.quantile(w, QUANTILES).tolist(), rel=1e-6, abs=1e-12)
+    assert [e.distributions for e in events if isinstance(e, LayerStats) and not e.final] == [None] * len(
+        res["steps"])
+    assert Trainer(Config(**SMALL)).run()["final"] == res["final"]      # the boxes change nothing else
+
+
+def test_progress_between_sampled_steps_carries_each_steps_loss(monkeypatch):
+    from initlab.engine.events import Progress
+
+    monkeypatch.setattr(train_mod, "PROGRESS_SECONDS", 0.0)        # a progress event after every step
+    events = []
+    Trainer(Config(**{**SMALL, "stats_every": 1000}), events.append).run()
+    progress = [e for e in events if isinstance(e, Progress)]
+    assert [e.step for e in progress] == list(range(1, 29))
+    # the same run sampled at every step (statistics do not change the trajectory) gives each step's loss
+    losses = [s["loss"] for s in run_training(Config(**{**SMALL, "stats_every": 1}))["steps"]]
+    assert [e.loss for e in progress] == losses
+    assert all(e.steps_per_sec > 0 for e in progress)
 
 
 def test_history_stays_bounded_over_a_long_run(monkeypatch):

@@ -5,5 +5,6 @@ from __future__ import annotations
 def run_app() -> int:
     from .app import InitlabApp
 
-    InitlabApp().run()
-    return 0
+    app = InitlabApp()
+    app.run()
+    return app.return_code or 0     # 1 when the app stopped on an error, so that a script sees it

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from typing import Sequence
 
@@ -15,7 +16,12 @@ def one_line(text: str) -> str:
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse that refuses bad input with one line on stderr and exit status 2."""
+    """argparse that refuses bad input with one line on stderr and exit status 2, and takes a value that starts
+    with a minus and a digit, a point or inf/nan (-1,2 or -1e3 or -inf) as a value, not as an unknown flag."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(r"^-(\d|\.\d|inf|nan)", re.IGNORECASE)
 
     def error(self, message: str) -> None:   # type: ignore[override]
         sys.stderr.write(f"initlab: error: {one_line(message)}\n")
@@ -43,7 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     from initlab.engine.spec import SpecError
 
+    from .commands.common import prepare
+
     try:
+        prepare(args)
         return int(args.func(args) or 0)
     except SpecError as e:
         sys.stderr.write(f"initlab: error: {one_line(str(e))}\n")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any, Iterable
 
@@ -34,25 +35,62 @@ def given_flags(args: argparse.Namespace) -> dict[str, Any]:
     return {name: getattr(args, name) for name in FIELDS if getattr(args, name, None) is not None}
 
 
+def check_output_path(name: str, path: str) -> None:
+    """Refuse, before any work, an output path that is empty, a folder, or in a folder that does not exist."""
+    if not path or os.path.isdir(path):
+        raise SpecError(name, path, "a file path, not a folder")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise SpecError(name, path, f"a file in an existing folder (no folder {folder})")
+
+
+def prepare(args: argparse.Namespace) -> None:
+    """Before any work: refuse output paths that cannot be written (--out, --save-config), read --config, and take
+    its `preset` key where no --preset flag is given (flags win over the config, which wins over the preset)."""
+    for name in ("out", "save_config"):
+        path = getattr(args, name, None)
+        if path is not None:
+            check_output_path(name, path)
+    path = getattr(args, "config", None)
+    if path is None:
+        return
+    raw = spec.read_toml(path)
+    args.config_keys = raw
+    if "preset" in raw and getattr(args, "preset", None) is None:
+        args.preset = raw["preset"]
+
+
+def config_keys(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings the --config file gives (read by prepare), without its preset."""
+    return {k: v for k, v in (getattr(args, "config_keys", None) or {}).items() if k != "preset"}
+
+
 def config_from_args(args: argparse.Namespace, base: Config | None = None) -> Config:
-    """Preset, then TOML config, then flags: each later source wins. Raises SpecError naming the field."""
+    """Preset, then TOML config, then flags: each later source wins, and the rules that join fields are checked on
+    the result. Raises SpecError naming the field. Nothing is written: see save_config."""
     from initlab.engine import presets
 
     cfg = base or Config()
     if args.preset:
         cfg = presets.get(args.preset).config
-    if args.config:
-        cfg, _ = spec.load_toml(args.config, cfg)
-    cfg = spec.from_mapping(given_flags(args), cfg)
-    if args.save_config:
+    return spec.from_mapping({**config_keys(args), **given_flags(args)}, cfg)
+
+
+def save_config(args: argparse.Namespace, cfg: Config) -> None:
+    """Write --save-config, once every check of the command has passed: a refused run leaves the file as it was."""
+    if getattr(args, "save_config", None):
         from initlab.engine.export import write_text
 
         write_text(args.save_config, spec.to_toml(cfg))
-    return cfg
+
+
+def stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()
 
 
 def wants_json(args: argparse.Namespace) -> bool:
-    return bool(getattr(args, "json", False))
+    """--json, or stdout is not a terminal (a pipe, a file): then stdout holds one JSON object and nothing else."""
+    return bool(getattr(args, "json", False)) or not stdout_is_terminal()
 
 
 def print_json(obj: Any) -> None:
@@ -79,4 +117,4 @@ def dump_error(e: Exception) -> None:
     sys.stderr.write(f"initlab: error: {e}\n")
 
 
-__all__ = ["add_config_flags", "config_from_args", "print_json", "table", "fmt", "wants_json", "json"]
+__all__ = ["add_config_flags", "config_from_args", "save_config", "prepare", "print_json", "table", "fmt", "wants_json", "json"]

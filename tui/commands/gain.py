@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import print_json, table
+from .common import print_json, table, wants_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,7 +17,7 @@ def run(args: argparse.Namespace) -> int:
     from initlab.engine.activations import gain_table
 
     rows = gain_table()
-    if args.json:
+    if wants_json(args):
         print_json({r.name: {"max_derivative": r.max_derivative, "torch_gain": r.torch_gain,
                              "empirical": r.empirical} for r in rows})
         return 0

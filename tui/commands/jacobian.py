@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from .outputs import add_output_flags, check_output_paths, write_outputs
-from .common import add_config_flags, config_from_args, fmt, print_json
+from .common import add_config_flags, config_from_args, fmt, print_json, save_config, wants_json
 
 BAR = 40
 
@@ -48,8 +48,9 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args)
     res = jacobian_spectrum(cfg, _int("inputs", args.inputs), _int("bins", args.bins))
+    save_config(args, cfg)
     write_outputs(args, "jacobian", res)
-    if args.json:
+    if wants_json(args):
         print_json(res)
         return 0
     out, inp = res["shape"]

@@ -2,11 +2,8 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Any
-
-from initlab.engine.spec import SpecError
 
 
 def add_output_flags(p: argparse.ArgumentParser, csv_help: str = "write the per-layer rows as CSV") -> None:
@@ -17,15 +14,12 @@ def add_output_flags(p: argparse.ArgumentParser, csv_help: str = "write the per-
 
 def check_output_paths(args: argparse.Namespace) -> None:
     """Refuse, before any work, a --csv or --report path whose folder does not exist or that is a folder."""
+    from .common import check_output_path
+
     for name in ("csv", "report"):
         path = getattr(args, name, None)
-        if path is None:
-            continue
-        folder = os.path.dirname(os.path.abspath(path)) if path else ""
-        if not path or os.path.isdir(path):
-            raise SpecError(name, path, "a file path, not a folder")
-        if not os.path.isdir(folder):
-            raise SpecError(name, path, f"a file in an existing folder (no folder {folder})")
+        if path is not None:
+            check_output_path(name, path)
 
 
 def write_outputs(args: argparse.Namespace, kind: str, result: dict[str, Any]) -> list[str]:

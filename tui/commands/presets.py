@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import print_json
+from .common import print_json, wants_json
 
 MATRIX = ("random-matrix", "probe", "100 products of random 4 x 4 N(0, 1) matrices: entries reach 1e25 and more")
 
@@ -24,7 +24,7 @@ def rows() -> list[tuple[str, str, str]]:
 
 def run(args: argparse.Namespace) -> int:
     items = rows()
-    if args.json:
+    if wants_json(args):
         print_json({n: {"kind": k, "summary": s} for n, k, s in items})
         return 0
     w = max(len(n) for n, _, _ in items)

@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import add_config_flags, config_from_args, fmt, print_json, table
+from .common import (add_config_flags, config_from_args, config_keys, fmt, given_flags, print_json, save_config, table,
+                     wants_json)
 from .outputs import add_output_flags, check_output_paths, write_outputs
 
 COLUMNS = ["index", "fan_in", "fan_out", "z_std", "a_std", "saturated_frac", "dead_frac", "grad_z_std",
@@ -29,10 +30,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_matrix(args: argparse.Namespace) -> int:
     from initlab.engine.probe import random_matrix_product
+    from initlab.engine.spec import SpecError, check_value, parse_value
 
-    seed = int(args.seed) if args.seed is not None else 0
+    for name, value in [*given_flags(args).items(), *config_keys(args).items()]:
+        if name != "seed":
+            raise SpecError(name, value, "not with --preset random-matrix (it takes --seed and --json)")
+    if args.save_config:
+        raise SpecError("save_config", args.save_config, "not with --preset random-matrix (it has no network)")
+    raw = args.seed if args.seed is not None else config_keys(args).get("seed", 0)
+    seed = parse_value("seed", raw)
+    check_value("seed", seed)
     norms = random_matrix_product(4, 100, seed)
-    if args.json:
+    if wants_json(args):
         print_json({"experiment": "random-matrix", "n": 4, "steps": 100, "seed": seed, "norms": norms})
     else:
         for i in (0, 9, 24, 49, 74, 99):
@@ -67,9 +76,10 @@ def run(args: argparse.Namespace) -> int:
         raise SpecError("preset", args.preset, "a probe preset: " + ", ".join(
             n for n, p in presets.PRESETS.items() if p.kind == "probe") + ", random-matrix (see `initlab train`)")
     cfg = config_from_args(args)
-    res = run_probe(cfg, distributions=False)     # the quantile boxes are the app's; the table does not show them
+    res = run_probe(cfg, distributions=False)
+    save_config(args, cfg)     # the quantile boxes are the app's; the table does not show them
     write_outputs(args, "probe", res.to_json())
-    if args.json:
+    if wants_json(args):
         out = res.to_json()
         out.pop("distributions")
         print_json(out)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import config_from_args, fmt, given_flags, print_json, table
+from .common import config_from_args, fmt, given_flags, print_json, save_config, table, wants_json
 from .outputs import write_outputs
 
 COLUMNS = ["index", "name", "kind", "shape", "calls", "a_mean", "a_std", "grad_z_std", "grad_w_absmean", "w_std",
@@ -28,10 +28,11 @@ def run_model(args: argparse.Namespace) -> int:
         raise SpecError("preset", args.preset, "not with --model")
     cfg = config_from_args(args)
     spec = make_spec(args.model, args.input_shape, args.layers, cfg.seed, cfg.device)
+    save_config(args, cfg)
     res = run_user_probe(spec)
     out = res.to_json()
     write_outputs(args, "probe", out)
-    if args.json:
+    if wants_json(args):
         print_json(out)
         return 0
     rows = [{**r, "shape": "x".join(map(str, r["shape"])) if r["shape"] else None} for r in res.layers]

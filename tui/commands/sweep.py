@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from .outputs import add_output_flags, check_output_paths, write_outputs
-from .common import add_config_flags, config_from_args, fmt, print_json, table
+from .common import add_config_flags, config_from_args, fmt, print_json, save_config, table, wants_json
 
 SQUARED = {"sigma_w": "sigma_w^2", "sigma_b": "sigma_b^2"}
 
@@ -96,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
     from initlab.engine import sweep
 
     cfg, vary = plan(args)
+    save_config(args, cfg)
     runs: list[dict] = []
     interrupted = False
     try:
@@ -110,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     write_outputs(args, "sweep", res)
     if interrupted:
         print(f"initlab: interrupted after {res['done']} of {res['total']} runs; showing those", file=sys.stderr)
-    if args.json:
+    if wants_json(args):
         print_json(res)
         return 130 if interrupted else 0
     if res["points"]:

@@ -5,7 +5,7 @@ import argparse
 import math
 
 from .outputs import add_output_flags, check_output_paths, write_outputs
-from .common import fmt, print_json
+from .common import fmt, print_json, wants_json
 
 FLAGS = ("activation", "sigma_w", "sigma_b", "slope")
 
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = spec.from_mapping(given)
     res = compute(cfg.activation, cfg.sigma_w, cfg.sigma_b, cfg.slope)
     write_outputs(args, "theory", res)
-    if args.json:
+    if wants_json(args):
         print_json(res)
         return 0
     rows = [("q*", res["q_star"]), ("c*", res["c_star"]), ("chi_1", res["chi1"]), ("chi_c", res["chi_c"]),

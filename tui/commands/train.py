@@ -5,7 +5,7 @@ import argparse
 import sys
 import time
 
-from .common import add_config_flags, config_from_args, fmt, print_json, table
+from .common import add_config_flags, config_from_args, config_keys, fmt, print_json, save_config, table, wants_json
 from .outputs import add_output_flags, check_output_paths, write_outputs
 
 LAYER_COLUMNS = ["index", "a_std", "saturated_frac", "dead_frac", "grad_z_std", "grad_w_absmean", "grad_to_weight",
@@ -53,6 +53,45 @@ def print_run(res: dict) -> None:
     print(table(res["epochs"], cols, [c.replace("_", " ") for c in cols]))
 
 
+def stop_on_interrupt():
+    """(check, stopped): the first ctrl-c asks the run to stop after its step (check() then raises JobCancelled), so
+    that what it learnt is still shown and written; a second one quits at once."""
+    import signal
+    import threading
+
+    from initlab.engine.session import JobCancelled
+
+    asked = threading.Event()
+
+    def on_interrupt(signum, frame) -> None:
+        if asked.is_set():
+            raise KeyboardInterrupt
+        asked.set()
+        sys.stderr.write("\ninitlab: stopping after this step (ctrl-c again to quit at once)\n")
+
+    def check() -> None:
+        if asked.is_set():
+            raise JobCancelled()
+
+    try:
+        previous = signal.signal(signal.SIGINT, on_interrupt)
+    except ValueError:          # not the main thread: ctrl-c cannot reach this run anyway
+        return check, lambda: None
+    return check, lambda: signal.signal(signal.SIGINT, previous)
+
+
+def print_stopped(res: dict) -> None:
+    runs = res.get("runs", [res])
+    for i, r in enumerate(runs):
+        which = f"run {i + 1} (seed {r['config']['seed']}) " if len(runs) > 1 else ""
+        if r["stopped"] == "nonfinite":
+            nf = r["nonfinite"]
+            print(f"\n{which}stopped: non-finite {nf['tensor']} at step {nf['step']}"
+                  + (f", layer {nf['layer']}" if nf["layer"] is not None else ""))
+        elif r["stopped"] == "cancelled":
+            print(f"\n{which}stopped: interrupted at step {r['steps_done']} of {r['total_steps']}")
+
+
 def run(args: argparse.Namespace) -> int:
     from initlab.engine import presets
     from initlab.engine.export import write_json
@@ -66,29 +105,36 @@ def run(args: argparse.Namespace) -> int:
         if p.kind != "train":
             raise SpecError("preset", args.preset, "a training preset: " + ", ".join(
                 n for n, q in presets.PRESETS.items() if q.kind == "train") + " (see `initlab probe`)")
-        if args.seed is None:
+        if args.seed is None and "seed" not in config_keys(args):     # a seed given runs that seed alone
             seeds = p.seeds
     cfg = config_from_args(args)
-    interactive = sys.stdout.isatty() and not args.json
+    interactive = not wants_json(args)
     bar = Bar() if interactive else None
-    res = run_training(cfg, emit=bar, seeds=seeds)
+    check, restore = stop_on_interrupt()
+    try:
+        res = run_training(cfg, emit=bar, check=check, seeds=seeds, ready=lambda: save_config(args, cfg))
+    finally:
+        restore()
     if bar is not None:
         sys.stderr.write("\n")
     if args.out:
         write_json(args.out, res)
     write_outputs(args, "train", res)
-    if args.json or not sys.stdout.isatty():
+    if wants_json(args):
         print_json(res)
     else:
         for i, r in enumerate(res.get("runs", [res])):
             if "runs" in res:
                 print(f"\nrun {i + 1}: seed {r['config']['seed']}")
             print_run(r)
-        if res["stopped"] == "nonfinite":
-            nf = res["nonfinite"]
-            print(f"\nstopped: non-finite {nf['tensor']} at step {nf['step']}"
-                  + (f", layer {nf['layer']}" if nf["layer"] is not None else ""))
+        print_stopped(res)
         if args.out:
             print(f"history written to {args.out}")
+    given = {k: getattr(args, k) for k in ("in_features", "out_features") if getattr(args, k) is not None}
+    for k, v in given.items():
+        sys.stderr.write(f"initlab: note: {k} follows the data ({res['config'][k]}); --{k.replace('_', '-')} {v} "
+                         f"was not used\n")
     stopped = [r["stopped"] for r in res.get("runs", [res])]
+    if "cancelled" in stopped:
+        return 130
     return 1 if "nonfinite" in stopped else 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from .outputs import add_output_flags, check_output_paths, write_outputs
-from .common import add_config_flags, config_from_args, fmt, print_json, table
+from .common import add_config_flags, config_from_args, fmt, print_json, save_config, table, wants_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,8 +44,9 @@ def run(args: argparse.Namespace) -> int:
     except ValueError:
         raise SpecError("steps", args.steps, f"an integer in [0, {MAX_STEPS}]") from None
     res = width_check(cfg, widths, steps)
+    save_config(args, cfg)
     write_outputs(args, "widths", res)
-    if args.json:
+    if wants_json(args):
         print_json(res)
         return 0
     print(f"{cfg.depth} layers, {cfg.activation}, init {cfg.init}, {cfg.optimizer} lr {fmt(cfg.lr)}, "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -63,11 +64,11 @@ def parse_shape(raw: str) -> tuple[int, ...] | None:
 
 
 def parse_vary(raw: str) -> dict[str, list[Any]]:
-    """'depth=10,20 init=a,b' -> {"depth": [10, 20], "init": ["a", "b"]}, each value checked as its field's; ''
-    -> {} (no grid)."""
+    """'depth=10,20 init=a,b' (or 'depth=10,20; init=a,b') -> {"depth": [10, 20], "init": ["a", "b"]}, each value
+    checked as its field's; '' -> {} (no grid)."""
     from initlab.engine import sweep
 
-    items = raw.split()
+    items = [item for item in re.split(r"[;\s]+", raw) if item]
     if not items:
         return {}
     vary = sweep.parse_vary(items)

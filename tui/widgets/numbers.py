@@ -1,6 +1,7 @@
 """The numbers behind the visible chart, one row per layer (or epoch), in a table."""
 from __future__ import annotations
 
+from rich.cells import cell_len
 from textual.widgets import DataTable
 
 
@@ -20,5 +21,8 @@ class NumbersTable(DataTable):
             return
         self.shown = (list(columns), [list(r) for r in rows])
         self.clear(columns=True)
-        self.add_columns(*columns)
+        # widths set from the cells: auto widths are measured only when the table next goes idle, after a frame
+        # may have been drawn and cached at the headers' widths (then a number shows cut until the mouse moves)
+        for i, label in enumerate(columns):
+            self.add_column(label, width=max([cell_len(str(label))] + [cell_len(str(r[i])) for r in rows if i < len(r)]))
         self.add_rows(rows)

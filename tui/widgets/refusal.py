@@ -13,8 +13,10 @@ def show_refusal(boxes: dict[str, tuple[Label, Static]], widget: Widget, name: s
     if error:
         reason = error.split(": ", 1)[-1]       # the field's name is in the row above
         if row is None:
+            # a class, not an id: a row just cleared may still be in the DOM, its removal pending, when fast typing
+            # makes the field refused again within the same tick
             row = boxes[name] = (Label("  refused", classes="field-error"),
-                                 Static(reason, id=f"error-{name}", classes="field-error", markup=False))
+                                 Static(reason, classes=f"field-error error-{name}", markup=False))
             widget.parent.mount(*row, after=widget)
         else:
             row[1].update(reason)
