@@ -106,8 +106,10 @@ def grid(vary: dict[str, list[Any]]) -> list[dict[str, Any]]:
     return [dict(zip(names, combo)) for combo in itertools.product(*(vary[n] for n in names))]
 
 
-def point_configs(base: Config, vary: dict[str, list[Any]]) -> list[tuple[dict[str, Any], Config]]:
-    """(values, config) for every run, all validated before any runs (a bad combination fails at once)."""
+def point_configs(base: Config, vary: dict[str, list[Any]], train: bool = False
+                  ) -> list[tuple[dict[str, Any], Config]]:
+    """(values, config) for every run, all validated before any runs (a bad combination fails at once); for
+    trainings, every data file of the grid is read once too, so that a bad one is not met after the others ran."""
     runs = grid(vary)
     if len(runs) > MAX_POINTS:
         raise SpecError("vary", f"{len(runs)} runs", f"at most {MAX_POINTS} runs in one sweep")
@@ -116,6 +118,12 @@ def point_configs(base: Config, vary: dict[str, list[Any]]) -> list[tuple[dict[s
         cfg = base.replace(**values)
         validate(cfg)
         out.append((values, cfg))
+    if train:
+        from .data import load_file
+        from .spec import BUILTIN_DATA
+
+        for path in dict.fromkeys(cfg.data for _, cfg in out if cfg.data not in BUILTIN_DATA):
+            load_file(path)
     return out
 
 
@@ -180,7 +188,7 @@ def train_point(cfg: Config) -> dict[str, Any]:
 def sweep(base: Config, vary: dict[str, list[Any]], train: bool = False) -> Iterator[dict[str, Any]]:
     """Run every point of the grid, yielding after each run a dict: index, total, values (the varied settings),
     verdict and the METRICS. Stop iterating to cancel; the runs yielded so far stand on their own."""
-    plan = point_configs(base, vary)
+    plan = point_configs(base, vary, train)
     for i, (values, cfg) in enumerate(plan):
         t0 = time.perf_counter()
         res = train_point(cfg) if train else probe_point(cfg)

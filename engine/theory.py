@@ -29,6 +29,8 @@ Q_CEIL = 1e12           # a variance map still rising above this has no finite f
 Q_ZERO = 1e-200         # expectations "at q* = 0" are taken just above 0: the one-sided limit at a kink
 GH_MAX_SCALE = 1.0
 Z_MAX = 10.0            # N(0, 1) mass beyond is 1.5e-23
+JUMP = 1e-3             # chi_1 - 1 changing by more than this across the final bisection bracket is a jump
+MARGINAL = 1e-6         # a map whose slope is within this of 1 at a scale has no fixed point resolvable there
 _RTOL = 1e-13           # |q_map(q) - q| below this times q is a fixed point (rounding of the quadrature)
 
 SELU_ALPHA = 1.6732632423543772848170429916717
@@ -159,7 +161,7 @@ def fixed_point_q(f: Fn, sigma_w: float, sigma_b: float, q0: float = 1.0) -> flo
             if hi > Q_CEIL:
                 return math.inf
             t = _sign(hi, f, sigma_w, sigma_b)
-            if t == 0:
+            if t == 0 and not _marginal(hi, f, sigma_w, sigma_b):
                 return hi
             if t < 0:
                 break
@@ -171,9 +173,18 @@ def fixed_point_q(f: Fn, sigma_w: float, sigma_b: float, q0: float = 1.0) -> flo
             break
         t = _sign(mid, f, sigma_w, sigma_b)
         if t == 0:
-            return mid
+            lo = hi = mid
+            break
         lo, hi = (mid, hi) if t > 0 else (lo, mid)
-    return 0.5 * (lo + hi)
+    q = 0.5 * (lo + hi)
+    return math.inf if s > 0 and _marginal(q, f, sigma_w, sigma_b) else q
+
+
+def _marginal(q: float, f: Fn, sw: float, sb: float) -> bool:
+    """Whether the map's slope at q is 1 to within MARGINAL: there q_map(q) - q is sigma_b^2 lost in the rounding of
+    q_map(q), so a "fixed point" there is an artefact of the tolerance (ReLU at sigma_w^2 = 2 adds sigma_b^2 a layer
+    for ever). A true fixed point that close to marginal would have a depth scale past a million layers."""
+    return (q_map(2.0 * q, f, sw, sb) - q_map(q, f, sw, sb)) / q >= 1.0 - MARGINAL
 
 
 def chi1(f_prime: Fn, sigma_w: float, q: float) -> float:
@@ -263,7 +274,7 @@ def mean_field(activation: str, sigma_w: float, sigma_b: float, slope: float = 0
 def critical_sigma_w(activation: str, sigma_b: float, slope: float = 0.01, q0: float = 1.0,
                      high: float = 1000.0) -> float | None:
     """The sigma_w at which chi_1 = 1 for this sigma_b, by bisection (chi_1 rises with sigma_w along the fixed
-    point), or None when chi_1 stays on one side of 1 for sigma_w in [1e-3, high]."""
+    point), or None when chi_1 stays on one side of 1 for sigma_w in [1e-3, high] or jumps over it."""
     f, fp = functions(activation, slope)
     g = lambda sw: chi1(fp, sw, _q_eval(f, sw, sigma_b, q0)) - 1.0
     lo, hi = 1e-3, 1.0
@@ -276,6 +287,8 @@ def critical_sigma_w(activation: str, sigma_b: float, slope: float = 0.01, q0: f
     for _ in range(60):
         mid = 0.5 * (lo + hi)
         lo, hi = (mid, hi) if g(mid) < 0 else (lo, mid)
+    if g(hi) - g(lo) > JUMP:
+        return None         # chi_1 jumps across 1 (q* jumps from one fixed point to another): no edge of chaos
     return 0.5 * (lo + hi)
 
 

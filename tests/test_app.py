@@ -143,6 +143,31 @@ async def test_b_pins_a_baseline_overlaid_on_later_runs():
         now = app.charts.chart("forward").data
         assert now.baseline == first and now.layers != first
         assert "baseline a_std" in app.charts.chart("forward").render().plain
+        # a net of another depth: no layer to stand beside, so no per-layer overlay
+        app.form.widget_for("depth").value = "3"
+        await pilot.pause()
+        await pilot.press("escape", "p")
+        await settle(pilot, app)
+        other = app.charts.chart("forward").data
+        assert len(other.layers) == 3 and other.baseline == ()
+        assert "baseline a_std" not in app.charts.chart("forward").render().plain
+
+
+@pilot_test
+async def test_q_during_a_training_asks_again_before_quitting(monkeypatch):
+    from initlab.tui import app as app_module
+
+    monkeypatch.setattr(app_module, "QUIT_CONFIRM_SECONDS", 120.0)     # a busy test machine is slow between keys
+    app = make_app(LONG_TRAIN)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await start_training(pilot, app)
+        await pilot.press("q")
+        await pilot.pause()
+        assert app.return_code is None and app.bridge.running       # still running, and so is the training
+        assert "q again to quit" in app.log_pane.messages()[-1]
+        await pilot.press("q")
+        await pilot.pause()
+        assert app.return_code == 0                                   # the second q quits
 
 
 @pilot_test

@@ -271,3 +271,16 @@ def test_the_apps_grid_field_takes_spaces_or_semicolons_between_settings():
     assert parse_vary("depth=10,20,50;init=xavier_uniform,kaiming_normal;") == want
     assert parse_vary(" ; ") == {}
     assert extra_error("vary", "depth=3,4; init=nope") is not None
+
+
+def test_a_bad_data_file_anywhere_in_a_training_grid_is_refused_before_any_run(capsys, tmp_path):
+    import numpy as np
+
+    good, bad = tmp_path / "good.npz", tmp_path / "bad.npz"
+    np.savez(good, X=np.zeros((20, 2), dtype=np.float32), y=np.zeros(20, dtype=np.float32))
+    np.savez(bad, A=np.zeros(3))
+    code = main(["sweep", "--train", "--vary", f"data={good},{bad}", "--depth", "2", "--width", "4", "--epochs", "1",
+                 "--device", "cpu"])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and err.count("\n") == 1      # no run's line before the refusal
+    assert err.startswith(f"initlab: error: data: '{bad}' is not allowed; a file holding arrays X and y")

@@ -172,3 +172,21 @@ def test_theory_refuses_a_bad_value_in_one_line(capsys):
     assert main(["theory", "--sigma-w", "-1"]) == 2
     _, err = capsys.readouterr()
     assert err.count("\n") == 1 and "sigma_w" in err
+
+
+def test_relu_at_the_critical_weight_variance_has_no_finite_fixed_point():
+    # q_map(q) = q + sigma_b^2 exactly: the variance grows by sigma_b^2 a layer for ever
+    mf = theory.mean_field("relu", math.sqrt(2.0), 0.1)
+    assert math.isinf(mf["q_star"])
+    qs = theory.q_trajectory("relu", math.sqrt(2.0), 0.1, 50)
+    assert qs[-1] == pytest.approx(1.0 + 50 * 0.01, rel=1e-9)
+
+
+def test_an_edge_of_chaos_is_where_chi_1_crosses_1_not_where_it_jumps_over_it():
+    f, fp = theory.functions("silu")
+    for sb in (0.05, 0.3):
+        # from q0 = 1 the variance map falls to a small q* below some sigma_w and runs away above it: chi_1 jumps
+        assert theory.critical_sigma_w("silu", sb) is None
+    sw = theory.critical_sigma_w("silu", 1.0)
+    assert sw is not None
+    assert theory.chi1(fp, sw, theory.fixed_point_q(f, sw, 1.0)) == pytest.approx(1.0, abs=1e-6)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 from collections import deque
+import math
 import os
 import sys
 import time
@@ -65,6 +66,7 @@ class Baseline:
 # The form's first settings: the engine's defaults, but statistics every 5 steps, so that the short default training
 # (55 steps) draws a live heatmap; the engine's default of 100 keeps long headless runs within 5% of a plain loop.
 APP_DEFAULTS = Config(stats_every=5)
+QUIT_CONFIRM_SECONDS = 5.0
 
 
 class InitlabApp(BeyondMixin, App):
@@ -115,6 +117,7 @@ class InitlabApp(BeyondMixin, App):
         self.baseline: Baseline | None = None
         self.last_result: dict[str, Any] | None = None
         self.last_kind = ""
+        self._quit_asked = -math.inf                    # when q was last pressed while a training ran
         self.set_reactive(InitlabApp.device_name, self.initial_config.device)
         self._starting = 0          # start requests not yet seen as Started events
         self.preset_name = ""       # the preset last loaded into the form
@@ -263,6 +266,16 @@ class InitlabApp(BeyondMixin, App):
         self.bridge.cancel(wait=False)
 
     async def action_quit(self) -> None:
+        """Quit; while a training or a sweep runs, only when asked twice within QUIT_CONFIRM_SECONDS (what it has
+        done is lost unless exported)."""
+        now = time.monotonic()
+        busy = (self.bridge.running or self._starting) and self.last_kind in ("train", "sweep")
+        if busy and now - self._quit_asked > QUIT_CONFIRM_SECONDS:
+            self._quit_asked = now
+            message = f"a {self.last_kind} is running: q again to quit, s to stop it and keep what it did"
+            self.log_pane.add("warning", message)
+            self.notify(message, severity="warning", timeout=QUIT_CONFIRM_SECONDS)
+            return
         self.bridge.cancel(wait=False)
         self.exit()
 
@@ -293,8 +306,9 @@ class InitlabApp(BeyondMixin, App):
                 s = snap.stats
                 label = "probe" if s.job == "probe" else (f"{s.job}, end state after {s.step} steps" if s.final
                                                            else f"{s.job} step {s.step}")
-                data = LayerData(tuple(s.layers), s.input_std, base.layers if base else (), label,
-                                 s.distributions)
+                # a baseline of another depth has no layer to stand beside: it is overlaid on the Training chart only
+                same = base is not None and len(base.layers) == len(s.layers)
+                data = LayerData(tuple(s.layers), s.input_std, base.layers if same else (), label, s.distributions)
                 for tid in ("forward", "backward", "glorot"):
                     self.charts.set_data(tid, data)
                 if s.distributions:
