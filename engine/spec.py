@@ -158,7 +158,8 @@ FIELDS: dict[str, FieldInfo] = {f.name: f for f in [
     _F("batch", int, "batch size (probe and training)", low=1, high=1 << 20, group="probe"),
     _F("loss", str, "probe's backward signal", choices=LOSSES, group="probe"),
     _F("target", float, "MSE target of the probe", low=-1e6, high=1e6, group="probe"),
-    _F("data", str, "training data", group="data", check=_data_check),
+    _F("data", str, "training data: poly, blobs, or a .npz or .pt file holding X and y", group="data",
+       check=_data_check),
     _F("n_rows", int, "rows of generated data", low=10, high=10_000_000, group="data"),
     _F("deg", int, "degree of the poly data", low=1, high=10, group="data"),
     _F("poly_w", tuple, "weights of the poly data, comma-separated", group="data"),
@@ -181,6 +182,11 @@ FIELDS: dict[str, FieldInfo] = {f.name: f for f in [
 assert set(FIELDS) == {f.name for f in dataclasses.fields(Config)}
 
 
+def allowed(name: str) -> str:
+    """What a field allows, as its refusals say it."""
+    return _allowed(FIELDS[name])
+
+
 def _allowed(info: FieldInfo) -> str:
     if info.choices:
         return "one of " + ", ".join(info.choices)
@@ -193,7 +199,7 @@ def _allowed(info: FieldInfo) -> str:
         hi = ")" if info.high_open else "]"
         word = "an integer" if info.kind is int else "a number"
         f = (lambda v: "inf" if v is None else str(int(v))) if info.kind is int else _fmt
-        return f"{word} in {lo}{f(info.low)}, {f(info.high)}{hi}"
+        return f"{word} in {lo}{f(info.low)}, {f(info.high)}{hi}" + (", or empty for auto" if info.optional else "")
     return info.help
 
 

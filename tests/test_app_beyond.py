@@ -202,6 +202,9 @@ async def test_widths_view_matches_the_coordinate_check():
         assert len(flat(r["mean_abs_a"])) == 3 * 6 * 3          # widths x steps 0..5 x layers
         text = app.charts.chart("widths").render().plain
         assert "step 0" in text and "step 5" in text and "largest |slope|" in text
+        worst = max(abs(v) for v in ref["slopes"][-1])
+        assert app.log_pane.messages()[-1].startswith("widths: 16, 32, 64 over 5 steps")
+        assert f"{worst:.3g} (near 0: width-stable)" in app.log_pane.messages()[-1]
 
 
 MODEL = """

@@ -277,3 +277,15 @@ def test_random_matrix_reads_its_seed(capsys):
     a = run_json(capsys, "probe", "--preset", "random-matrix", "--seed", "3", "--json")
     b = run_json(capsys, "probe", "--preset", "random-matrix", "--json")
     assert a["seed"] == 3 and b["seed"] == 0 and a["norms"] != b["norms"]
+
+
+def test_help_names_what_each_flag_allows_and_its_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())        # argparse wraps the lines
+    assert "--activation ACTIVATION activation after every Linear but the last: one of identity, sigmoid" in text
+    assert "relu" in text and "default tanh" in text
+    assert "--depth DEPTH number of Linear layers: an integer in [1, 10000]; default 20" in text
+    assert "--optimizer OPTIMIZER optimiser: one of sgd, adam, adamw, rmsprop; default sgd" in text
+    assert "--bias, --no-bias Linear layers have a bias (default on)" in text
+    assert "or empty for auto; default auto" in text                                  # --gain

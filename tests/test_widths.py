@@ -129,3 +129,11 @@ def test_widths_job_on_a_session_reports_each_width():
     assert [(e.step, e.total_steps) for e in events if isinstance(e, Progress)] == [(1, 3), (2, 3), (3, 3)]
     done = [e for e in events if isinstance(e, Finished)][0].result
     assert done["mean_abs_a"] == width_check(cfg, [8, 16, 32], steps=1)["mean_abs_a"]
+
+
+@pytest.mark.parametrize("flag, value", [("--width", "32"), ("--epochs", "3"), ("--stats-every", "2")])
+def test_widths_refuses_the_flags_it_would_ignore(capsys, flag, value):
+    assert main(["widths", "--widths", "8,16", flag, value]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "not with widths" in err
+    assert err.startswith(f"initlab: error: {flag[2:].replace('-', '_')}: ")

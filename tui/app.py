@@ -86,8 +86,8 @@ class InitlabApp(BeyondMixin, App):
         Binding("k", "cycle_kind", "kind", show=False, tooltip="Distributions: weights, activations, gradients"),
         Binding("r", "run_view", "run view", show=False, id="run-view",
                 tooltip="run the visible tab's experiment: the sweep, the Jacobian or the width check"),
-        *[Binding(tab_key(i), f"show_tab('{tid}')", title, show=False, id=f"tab-{tid}")
-          for i, (tid, title, _cls, _about) in enumerate(TABS, start=1)],
+        *[Binding(tab_key(i), f"show_tab('{tid}')", title, show=False, id=f"tab-{tid}", tooltip=about)
+          for i, (tid, title, _cls, about) in enumerate(TABS, start=1)],
         Binding("question_mark", "help", "help", key_display="?", id="help"),
         Binding("q", "quit", "quit", id="quit"),
         Binding("escape", "leave_field", "leave field", show=False),

@@ -212,6 +212,12 @@ class BeyondMixin:
             if job == "jacobian":
                 self.log_pane.add("info", f"jacobian: max {result['max']:.4g}, min {result['min']:.4g}, "
                                           f"condition number {result['condition_number']:.4g}")
+            else:
+                last = [abs(v) for v in result["slopes"][-1] if v is not None and v == v]
+                worst = max(last) if last else float("nan")
+                self.log_pane.add("info", f"widths: {', '.join(map(str, result['widths']))} over {result['steps']} "
+                                          f"steps; the largest |slope| of mean |a| against width at the last step is "
+                                          f"{worst:.3g} (near 0: width-stable)")
 
     # -- theory --------------------------------------------------------------------------------------------------
     def on_ready(self) -> None:

@@ -18,14 +18,20 @@ def flag(name: str) -> str:
 
 def add_config_flags(p: argparse.ArgumentParser, groups: Iterable[str] | None = None) -> None:
     """One flag per Config field (in the given groups); values stay strings until parse_value."""
+    defaults = Config()
     for name, info in FIELDS.items():
         if groups is not None and info.group not in groups:
             continue
+        default = getattr(defaults, name)
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
         if info.kind is bool:
             p.add_argument(flag(name), dest=name, action=argparse.BooleanOptionalAction, default=None,
-                           help=info.help)
+                           help=f"{info.help} (default {'on' if default else 'off'})")
         else:
-            p.add_argument(flag(name), dest=name, default=None, metavar=name.upper(), help=info.help)
+            allowed = spec.allowed(name)
+            text = (info.help if allowed == info.help else f"{info.help}: {allowed}") \
+                + f"; default {'auto' if shown is None else shown}"
+            p.add_argument(flag(name), dest=name, default=None, metavar=name.upper(), help=text.replace("%", "%%"))
     p.add_argument("--preset", default=None, help="start from a named experiment (see `initlab presets`)")
     p.add_argument("--config", default=None, metavar="FILE.toml", help="read settings from a TOML file")
     p.add_argument("--save-config", default=None, metavar="FILE.toml", help="write the settings to a TOML file")

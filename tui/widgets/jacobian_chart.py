@@ -24,9 +24,11 @@ def merged(counts: list[int], edges: list[float], rows: int) -> tuple[list[int],
 
 def summary_line(r: dict[str, Any]) -> str:
     spread = r.get("log10_spread")
-    out = (f"max {fmt(r['max'])}   min {fmt(r['min'])}   condition number {fmt(r['condition_number'])}"
-           f"   log10 spread {fmt(spread, 3)}   mean s^2 {fmt(r.get('mean_squared'))}")
-    return out + f"   ({r.get('inputs', 1)} input{'s' if r.get('inputs', 1) != 1 else ''}, {r.get('dtype', '')})"
+    # two lines, so that a narrow pane cuts neither the extremes nor what they were measured on
+    inputs = r.get("inputs", 1)
+    return (f"max {fmt(r['max'])}   min {fmt(r['min'])}   condition number {fmt(r['condition_number'])}\n"
+            f"log10 spread {fmt(spread, 3)}   mean s^2 {fmt(r.get('mean_squared'))}   "
+            f"({inputs} input{'s' if inputs != 1 else ''}, {r.get('dtype', '')})")
 
 
 class JacobianChart(PlotWidget):
@@ -46,7 +48,7 @@ class JacobianChart(PlotWidget):
                    f"init {cfg.get('init', '')})", style="bold", no_wrap=True, overflow="ellipsis")
         out.append("\n" + summary_line(r))
         h = r["histogram"]
-        counts, edges = merged(h["counts"], h["edges"], height - 4)
+        counts, edges = merged(h["counts"], h["edges"], height - 5)
         top = max(counts) or 1
         bar_w = max(1, width - LABEL_W - 8)
         rgb = c["primary"]

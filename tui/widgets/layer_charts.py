@@ -113,9 +113,9 @@ class ForwardChart(LayerChart):
         if d.baseline:
             series.append(Series("baseline a_std", logs(d.baseline, "a_std"), "×", c["secondary"]))
         in_std = log10_or_none(d.input_std)
-        refs = [("level 1", 0.0, "─", c["accent"])]
-        if in_std is not None:
-            refs.append((f"input std {fmt(d.input_std, 3)}", in_std, "┈", c["success"]))
+        # the level-1 line last, so that it is the one seen when the input's std falls on the same row
+        refs = [(f"input std {fmt(d.input_std, 3)}", in_std, "┈", c["success"])] if in_std is not None else []
+        refs.append(("level 1", 0.0, "─", c["accent"]))
         return draw_log_bars(width, height, self.title + self.label(), series, refs,
                              nonfinite_note(d.layers, "a_std", "Forward" + self.label()))
 
