@@ -135,7 +135,8 @@ class InitlabApp(BeyondMixin, App):
             with Vertical(id="centre"):
                 yield ChartsPane(id="charts")
                 yield LogPane(clock=self.clock, id="log")
-        yield Footer()
+        narrow = self.has_class("narrow")
+        yield Footer(compact=narrow, show_command_palette=not narrow)
 
     @property
     def form(self) -> ConfigForm:
@@ -172,6 +173,14 @@ class InitlabApp(BeyondMixin, App):
     def _narrow(self, narrow: bool) -> None:
         self.set_class(narrow, "narrow")
         self.set_class(not narrow, "show-config")
+        try:
+            footer = self.query_one(Footer)
+        except NoMatches:       # not composed yet: compose asks again
+            return
+        # a compact footer without the palette hint keeps every key, "? help" and "q quit" too, in 80 columns
+        footer.compact = narrow
+        footer.show_command_palette = not narrow
+        footer.refresh(recompose=True)      # the palette hint is placed when the footer composes
 
     def on_unmount(self) -> None:
         self.bridge.cancel(wait=True, timeout=2.0)

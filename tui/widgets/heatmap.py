@@ -70,10 +70,11 @@ class HeatmapChart(PlotWidget):
         if not values:
             out.append(f" {MISSING} every value is zero or non-finite", style="dim")
             return out
-        for i, g in enumerate(SHADES):
+        for i, g in enumerate(SHADES):      # each shade from the value beside it to the next one's (the last: to hi)
             rgb = ramp[i]
             out.append(f" {g}", style=f"rgb({rgb[0]},{rgb[1]},{rgb[2]})")
-            out.append(f" {fmt(lo + (hi - lo) * i / len(SHADES), 3)}")
+            out.append(f" {fmt(lo + (hi - lo) * i / len(SHADES), 3)}" + (f"..{fmt(hi, 3)}" if i == len(SHADES) - 1
+                                                                          else ""))
         out.append(f"  {MISSING} zero or non-finite", style="dim")
         return out
 
