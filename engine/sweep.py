@@ -20,6 +20,7 @@ from .spec import FIELDS, Config, SpecError, check_value, parse_value, validate
 METRICS = ("first_last_gradz_ratio", "log10_gradz_ratio", "first_last_grad_ratio", "last_a_std",
            "chi1", "predicted_log10_gradz_ratio", "train_loss", "test_loss", "seconds")
 MAX_POINTS = 10_000
+SQUARED = {"sigma_w": "sigma_w^2", "sigma_b": "sigma_b^2"}   # the phase diagram's axes are the variances
 
 _EDGE_SW2 = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0)
 _EDGE_SB2 = (0.0, 0.05, 0.1, 0.2, 0.3)
@@ -319,9 +320,17 @@ class SweepJob:
         return ctx.partial
 
 
+def setting_text(name: str, value: Any) -> str:
+    """name=value as the sweep's tables show it: sigma_w and sigma_b as their squares (the phase diagram's axes),
+    other floats to 4 significant digits."""
+    if name in SQUARED and isinstance(value, (int, float)):
+        return f"{SQUARED[name]}={value * value:.4g}"
+    return f"{name}={value:.4g}" if isinstance(value, float) else f"{name}={value}"
+
+
 def describe_run(r: dict[str, Any]) -> str:
     """One line for a finished run: where it is, the settings, the verdict and the gradient ratio."""
-    vals = " ".join(f"{k}={v}" for k, v in r["values"].items())
+    vals = " ".join(setting_text(k, v) for k, v in r["values"].items())
     ratio = r.get("first_last_gradz_ratio")
     rtext = f"{ratio:.3g}" if isinstance(ratio, float) and math.isfinite(ratio) else "-"
     return (f"[{r['index'] + 1}/{r['total']}] {vals}: {r.get('verdict')}, first/last dL/dz {rtext} "

@@ -284,3 +284,11 @@ def test_a_bad_data_file_anywhere_in_a_training_grid_is_refused_before_any_run(c
     out, err = capsys.readouterr()
     assert code == 2 and out == "" and err.count("\n") == 1      # no run's line before the refusal
     assert err.startswith(f"initlab: error: data: '{bad}' is not allowed; a file holding arrays X and y")
+
+
+def test_a_runs_line_shows_sigmas_as_the_tables_do_as_squares():
+    r = {"index": 0, "total": 2, "values": {"sigma_w": 1.8708286933869707, "sigma_b": 0.4472135954999579,
+                                            "lr": 0.123456789, "depth": 10},
+         "verdict": "stable", "first_last_gradz_ratio": 1.5, "seconds": 0.25}
+    assert sweep.describe_run(r) == ("[1/2] sigma_w^2=3.5 sigma_b^2=0.2 lr=0.1235 depth=10: stable, "
+                                     "first/last dL/dz 1.5 (0.25 s)")

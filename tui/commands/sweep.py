@@ -4,10 +4,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from initlab.engine.sweep import SQUARED
+
 from .outputs import add_output_flags, check_output_paths, write_outputs
 from .common import add_config_flags, config_from_args, fmt, print_json, save_config, table, wants_json
 
-SQUARED = {"sigma_w": "sigma_w^2", "sigma_b": "sigma_b^2"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:

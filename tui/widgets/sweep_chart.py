@@ -8,11 +8,12 @@ from typing import Any
 
 from rich.text import Text
 
+from initlab.engine.sweep import SQUARED
+
 from .dist_chart import sample
 from .heatmap import blend
 from .plot import RGB, PlotWidget, Row, fmt, theme_rgb
 
-SQUARED = {"sigma_w": "sigma_w^2", "sigma_b": "sigma_b^2"}   # the phase diagram's axes are the variances
 NEUTRAL: RGB = (112, 112, 112)
 LINE = "┃"
 METRIC_NAMES = {"log10_gradz_ratio": "log10 of std dL/dz, first layer over last"}
