@@ -101,7 +101,8 @@ def load_file(path: str) -> tuple[torch.Tensor, torch.Tensor]:
         if not torch.isfinite(y).all():
             raise _file_error(path, "finite values in y")
     elif not (y.is_complex() or y.dtype == torch.bool):
-        if y.dim() != 1 or int(y.min()) < 0 or int(y.max()) >= MAX_CLASSES:
+        wide = y.double()      # torch has no min or max of its unsigned types past uint8; exact for these bounds
+        if y.dim() != 1 or float(wide.min()) < 0 or float(wide.max()) >= MAX_CLASSES:
             raise _file_error(path, f"integer class labels as a 1-D y of values in [0, {MAX_CLASSES - 1}]")
         y = y.long()
     else:

@@ -298,8 +298,6 @@ def validate(cfg: Config) -> None:
         check_value(name, getattr(cfg, name))
     if cfg.data == "poly" and cfg.poly_bias and len(cfg.poly_w) < 2:
         raise SpecError("poly_w", ",".join(map(str, cfg.poly_w)), "at least two numbers when poly_bias is on")
-    if cfg.optimizer == "sgd" and cfg.nesterov and cfg.momentum <= 0:
-        raise SpecError("nesterov", True, "on only with momentum above 0")
     if cfg.norm == "batch" and cfg.batch < 2:
         # BatchNorm in training mode needs two or more values per channel to take a variance
         raise SpecError("batch", cfg.batch, "at least 2 when norm is batch")
@@ -359,9 +357,10 @@ def read_toml(path: str) -> dict[str, Any]:
         raise SpecError("preset", flat["preset"], "a preset's name, as a string")
     if "preset" in flat:
         from . import presets
+        from .sweep import SWEEP_PRESETS
 
-        if flat["preset"] not in presets.PRESETS:
-            raise SpecError("preset", flat["preset"], "one of " + ", ".join(presets.PRESETS))
+        if flat["preset"] not in presets.PRESETS and flat["preset"] not in SWEEP_PRESETS:
+            raise SpecError("preset", flat["preset"], "one of " + ", ".join([*presets.PRESETS, *SWEEP_PRESETS]))
     return flat
 
 

@@ -172,19 +172,18 @@ def fixed_point_q(f: Fn, sigma_w: float, sigma_b: float, q0: float = 1.0) -> flo
         if mid <= lo or mid >= hi:
             break
         t = _sign(mid, f, sigma_w, sigma_b)
-        if t == 0:
-            lo = hi = mid
-            break
+        if t == 0:      # within the tolerance: a fixed point, unless the map is the identity there (see _marginal)
+            return math.inf if s > 0 and _marginal(mid, f, sigma_w, sigma_b) else mid
         lo, hi = (mid, hi) if t > 0 else (lo, mid)
-    q = 0.5 * (lo + hi)
-    return math.inf if s > 0 and _marginal(q, f, sigma_w, sigma_b) else q
+    return 0.5 * (lo + hi)
 
 
 def _marginal(q: float, f: Fn, sw: float, sb: float) -> bool:
-    """Whether the map's slope at q is 1 to within MARGINAL: there q_map(q) - q is sigma_b^2 lost in the rounding of
-    q_map(q), so a "fixed point" there is an artefact of the tolerance (ReLU at sigma_w^2 = 2 adds sigma_b^2 a layer
-    for ever). A true fixed point that close to marginal would have a depth scale past a million layers."""
-    return (q_map(2.0 * q, f, sw, sb) - q_map(q, f, sw, sb)) / q >= 1.0 - MARGINAL
+    """Whether the map's slope at q is 1 to within MARGINAL: there a q_map(q) - q within the tolerance is sigma_b^2
+    lost in the rounding of q_map(q), not a crossing (ReLU at sigma_w^2 = 2 adds sigma_b^2 a layer for ever). A true
+    fixed point that close to marginal would have a depth scale past a million layers."""
+    dq = 1e-3 * q
+    return (q_map(q + dq, f, sw, sb) - q_map(q, f, sw, sb)) / dq >= 1.0 - MARGINAL
 
 
 def chi1(f_prime: Fn, sigma_w: float, q: float) -> float:

@@ -14,7 +14,7 @@ from .events import EpochEnd, LayerStats, LogLine, NonFinite, Progress
 from .history import Bounded
 from .models import MLP, build_mlp
 from .probe import layer_rows
-from .spec import Config, validate
+from .spec import Config, SpecError, validate
 from .session import JobCancelled
 from .stats import DIST_KINDS, QUANTILES, STAT_NAMES, Capture, distributions_tensor, layer_table
 
@@ -26,6 +26,8 @@ EPOCH_HISTORY = 2048
 
 def make_optimizer(cfg: Config, params) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
+        if cfg.nesterov and cfg.momentum <= 0:     # checked here, not in validate(): a probe builds no optimiser
+            raise SpecError("nesterov", "on", "on only with momentum above 0")
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
                                weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adam":

@@ -98,6 +98,8 @@ def test_output_paths_are_refused_before_the_run(capsys, tmp_path, flag, where):
     ["jacobian", "--inputs", "0"],
     ["sweep", "--vary", "depth=2,3", "--metric", "bogus"],
     ["probe", "--preset", "random-matrix"],
+    ["sweep", "--vary", "norm=none,batch", "--batch", "1", "--depth", "2", "--width", "4"],     # a point refused
+    ["probe", "--model", "nope.py:make"],
 ])
 def test_a_refused_run_leaves_the_save_config_file_as_it_was(capsys, tmp_path, argv):
     keep = tmp_path / "keep.toml"
@@ -105,6 +107,24 @@ def test_a_refused_run_leaves_the_save_config_file_as_it_was(capsys, tmp_path, a
     code, out, err = run(capsys, *argv, "--save-config", str(keep))
     assert code == 2 and err.count("\n") == 1, err
     assert keep.read_text() == "precious"
+
+
+def test_nesterov_without_momentum_is_refused_for_a_training_only(capsys, tmp_path):
+    code, out, err = run(capsys, "train", *FAST, "--nesterov")
+    assert code == 2 and err == "initlab: error: nesterov: 'on' is not allowed; on only with momentum above 0\n"
+    conf = tmp_path / "n.toml"
+    conf.write_text("nesterov = true\n")
+    code, out, err = run(capsys, "probe", "--depth", "2", "--width", "4", "--config", str(conf), "--json")
+    assert code == 0, err                   # a probe builds no optimiser
+
+
+def test_a_config_file_may_name_a_sweep_preset(capsys, tmp_path):
+    conf = tmp_path / "s.toml"
+    conf.write_text('preset = "edge-of-chaos-tanh"\n')
+    code, out, err = run(capsys, "sweep", "--config", str(conf), "--vary", "sigma_w=1.0,1.5", "--vary",
+                         "sigma_b=0.0", "--depth", "3", "--width", "8", "--json")
+    assert code == 0, err
+    assert json.loads(out)["base"]["init"] == "scaled_normal" and json.loads(out)["total"] == 2     # the preset's
 
 
 def test_negative_values_in_list_and_exponent_form_are_values_not_flags(capsys):
@@ -159,9 +179,15 @@ def test_ctrl_c_stops_a_training_and_keeps_what_it_learnt(tmp_path):
     import time
 
     out = tmp_path / "run.json"
+    ready = tmp_path / "ready.toml"         # written once the run is set up, its ctrl-c handler in place
     proc = subprocess.Popen([sys.executable, "-m", "initlab.tui.cli", "train", *FAST, "--epochs", "100000",
-                             "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(6)           # past the start (imports, data, the first steps)
+                             "--out", str(out), "--save-config", str(ready)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not ready.exists():
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    time.sleep(0.5)         # some steps
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
@@ -223,11 +249,16 @@ def test_bad_npz_files_get_one_line(tmp_path, make, why):
     assert msg.startswith("data: ") and why in msg and "\n" not in msg
 
 
-def test_every_integer_dtype_loads(tmp_path):
+@pytest.mark.parametrize("x_type, y_type", [(np.int16, np.int8), (np.uint8, np.uint16), (np.int64, np.uint32),
+                                             (np.uint16, np.uint64)])
+def test_every_integer_dtype_loads(tmp_path, x_type, y_type):
     path = str(tmp_path / "small.npz")
-    np.savez(path, X=np.arange(12, dtype=np.int16).reshape(6, 2), y=np.array([0, 1, 2, 0, 1, 2], dtype=np.int8))
+    np.savez(path, X=np.arange(12, dtype=x_type).reshape(6, 2), y=np.array([0, 1, 2, 0, 1, 2], dtype=y_type))
     x, y = datasets.load_file(path)
     assert x.dtype == torch.float32 and y.dtype == torch.int64 and x[5, 1].item() == 11 and y.tolist()[2] == 2
+    np.savez(path, X=np.zeros((3, 2), dtype=x_type), y=np.array([0, 1, 1 << 20], dtype=np.uint32))
+    with pytest.raises(SpecError, match=r"values in \[0, 1048575\]"):
+        datasets.load_file(path)
 
 
 def test_blobs_has_as_many_outputs_as_classes_even_when_a_class_is_not_drawn():

@@ -182,6 +182,17 @@ def test_relu_at_the_critical_weight_variance_has_no_finite_fixed_point():
     assert qs[-1] == pytest.approx(1.0 + 50 * 0.01, rel=1e-9)
 
 
+def test_a_stable_fixed_point_near_an_unstable_one_is_found():
+    # SiLU at sigma_w 1.475, sigma_b 0.5: a stable q* near 1.355 and an unstable one not far above it
+    f, fp = theory.functions("silu")
+    q = 1.0
+    for _ in range(3000):
+        q = theory.q_map(q, f, 1.475, 0.5)
+    mf = theory.mean_field("silu", 1.475, 0.5)
+    assert mf["q_star"] == pytest.approx(q, rel=1e-6) and mf["phase"] == "ordered"
+    assert mf["chi1"] == pytest.approx(theory.chi1(fp, 1.475, q), rel=1e-9) and mf["chi1"] < 1
+
+
 def test_an_edge_of_chaos_is_where_chi_1_crosses_1_not_where_it_jumps_over_it():
     f, fp = theory.functions("silu")
     for sb in (0.05, 0.3):

@@ -132,7 +132,11 @@ def test_widths_job_on_a_session_reports_each_width():
 
 
 @pytest.mark.parametrize("flag, value", [("--width", "32"), ("--epochs", "3"), ("--stats-every", "2")])
-def test_widths_refuses_the_flags_it_would_ignore(capsys, flag, value):
+def test_widths_refuses_the_flags_it_would_ignore(capsys, tmp_path, flag, value):
+    conf = tmp_path / "w.toml"
+    conf.write_text(f"{flag[2:].replace('-', '_')} = {value}\n")
+    assert main(["widths", "--widths", "8,16", "--config", str(conf)]) == 2        # from a config file too
+    capsys.readouterr()
     assert main(["widths", "--widths", "8,16", flag, value]) == 2
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1 and "not with widths" in err

@@ -135,6 +135,7 @@ class InitlabApp(BeyondMixin, App):
             with Vertical(id="centre"):
                 yield ChartsPane(id="charts")
                 yield LogPane(clock=self.clock, id="log")
+        # a narrow start: a compact footer without the palette hint keeps "? help" and "q quit" in 80 columns
         narrow = self.has_class("narrow")
         yield Footer(compact=narrow, show_command_palette=not narrow)
 
@@ -175,12 +176,11 @@ class InitlabApp(BeyondMixin, App):
         self.set_class(not narrow, "show-config")
         try:
             footer = self.query_one(Footer)
-        except NoMatches:       # not composed yet: compose asks again
+        except NoMatches:       # not composed yet: compose sizes the footer
             return
-        # a compact footer without the palette hint keeps every key, "? help" and "q quit" too, in 80 columns
+        # compact below 100 columns; the palette hint is placed once, when the footer composes (recomposing it on
+        # a resize hung the app under textual-serve)
         footer.compact = narrow
-        footer.show_command_palette = not narrow
-        footer.refresh(recompose=True)      # the palette hint is placed when the footer composes
 
     def on_unmount(self) -> None:
         self.bridge.cancel(wait=True, timeout=2.0)

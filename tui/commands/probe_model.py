@@ -28,8 +28,8 @@ def run_model(args: argparse.Namespace) -> int:
         raise SpecError("preset", args.preset, "not with --model")
     cfg = config_from_args(args)
     spec = make_spec(args.model, args.input_shape, args.layers, cfg.seed, cfg.device)
-    save_config(args, cfg)
     res = run_user_probe(spec)
+    save_config(args, cfg)
     out = res.to_json()
     write_outputs(args, "probe", out)
     if wants_json(args):

@@ -97,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
     from initlab.engine import sweep
 
     cfg, vary = plan(args)
+    sweep.point_configs(cfg, vary, args.train)      # every point checked before the settings are saved
     save_config(args, cfg)
     runs: list[dict] = []
     interrupted = False

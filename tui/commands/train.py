@@ -5,7 +5,8 @@ import argparse
 import sys
 import time
 
-from .common import add_config_flags, config_from_args, config_keys, fmt, print_json, save_config, table, wants_json
+from .common import (add_config_flags, config_from_args, config_keys, fmt, given_flags, print_json, save_config, table,
+                     wants_json)
 from .outputs import add_output_flags, check_output_paths, write_outputs
 
 LAYER_COLUMNS = ["index", "a_std", "saturated_frac", "dead_frac", "grad_z_std", "grad_w_absmean", "grad_to_weight",
@@ -130,10 +131,10 @@ def run(args: argparse.Namespace) -> int:
         print_stopped(res)
         if args.out:
             print(f"history written to {args.out}")
-    given = {k: getattr(args, k) for k in ("in_features", "out_features") if getattr(args, k) is not None}
-    for k, v in given.items():
-        sys.stderr.write(f"initlab: note: {k} follows the data ({res['config'][k]}); --{k.replace('_', '-')} {v} "
-                         f"was not used\n")
+    given = {**config_keys(args), **given_flags(args)}
+    for k in ("in_features", "out_features"):
+        if k in given and str(given[k]).strip() != str(res["config"][k]):
+            sys.stderr.write(f"initlab: note: {k} follows the data ({res['config'][k]}); {given[k]} was not used\n")
     stopped = [r["stopped"] for r in res.get("runs", [res])]
     if "cancelled" in stopped:
         return 130

@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 
 from .outputs import add_output_flags, check_output_paths, write_outputs
-from .common import add_config_flags, config_from_args, fmt, given_flags, print_json, save_config, table, wants_json
+from .common import (add_config_flags, config_from_args, config_keys, fmt, given_flags, print_json, save_config, table,
+                     wants_json)
 
 # settings the width check does not read, refused rather than silently ignored
 UNUSED = {"width": "the widths come from --widths", "epochs": "it trains --steps steps",
@@ -41,12 +42,9 @@ def run(args: argparse.Namespace) -> int:
     from initlab.engine.spec import parse_widths
     from initlab.engine.widths import MAX_STEPS, width_check
 
-    from initlab.engine.spec import FIELDS
-
-    for name, value in given_flags(args).items():
-        why = UNUSED.get(name) or ("it trains on one fixed N(0, 1) batch" if FIELDS[name].group == "data" else None)
-        if why:
-            raise SpecError(name, value, f"not with widths: {why}")
+    for name, value in [*config_keys(args).items(), *given_flags(args).items()]:
+        if name in UNUSED:
+            raise SpecError(name, value, f"not with widths: {UNUSED[name]}")
     cfg = config_from_args(args)
     widths = parse_widths(args.widths)
     try:
