@@ -47,12 +47,12 @@ class TrainJob:
 
     @property
     def total_steps(self) -> int | None:
-        from .spec import BUILTIN_DATA
+        from .spec import BUILTIN_DATA, steps_per_epoch
 
         c = self.config
         if c.data not in BUILTIN_DATA:
             return None
-        per_epoch = -(-max(1, int(c.n_rows * 0.7)) // c.batch)
+        per_epoch = steps_per_epoch(max(1, int(c.n_rows * 0.7)), c.batch, c.norm)
         return per_epoch * c.epochs * max(1, len(self.seeds))
 
     def run(self, ctx: Context) -> dict[str, Any]:

@@ -312,6 +312,15 @@ def field_error(name: str, raw: Any) -> str | None:
     return None
 
 
+def steps_per_epoch(n_train: int, batch: int, norm: str = "none") -> int:
+    """Batches per epoch; with batch norm a last batch of one row is left out (a variance of one value is not
+    one), as a loader's drop_last would."""
+    steps = max(1, -(-n_train // batch))
+    if norm == "batch" and steps > 1 and n_train % batch == 1:
+        steps -= 1
+    return steps
+
+
 def from_mapping(values: dict[str, Any], base: Config | None = None) -> Config:
     """A validated Config from raw values (strings or TOML types) over a base; unknown keys are refused."""
     base = base or Config()

@@ -210,7 +210,8 @@ def _mean_std(xs: list[float]) -> tuple[float | None, float | None]:
 
 def aggregate(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One flat row per grid point, in run order: the varied settings (seed excepted), the verdict most runs
-    gave (verdicts counts them all), and each metric's mean, with <metric>_std (sample std) over several seeds."""
+    gave (verdicts counts them all), and each metric's mean over the runs that stayed finite (nonfinite_runs
+    counts the others), with <metric>_std (sample std) over several seeds."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in runs:
         key = tuple((k, repr(v)) for k, v in r["values"].items() if k != "seed")
@@ -225,10 +226,14 @@ def aggregate(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             row["verdicts"] = dict(counts)
         if "phase" in members[0]:
             row["phase"] = members[0]["phase"]
+        # a run that went non-finite has no numbers to average: its last values are those of the blow-up
+        finite = [m for m in members if m.get("verdict") != "nonfinite"]
+        if len(finite) < len(members):
+            row["nonfinite_runs"] = len(members) - len(finite)
         for name in METRICS:
             if not any(name in m for m in members):
                 continue
-            mean, std = _mean_std([m.get(name) for m in members])
+            mean, std = _mean_std([m.get(name) for m in finite])
             row[name] = mean
             if len(members) > 1:
                 row[name + "_std"] = std
@@ -321,10 +326,7 @@ class SweepJob:
 
 
 def setting_text(name: str, value: Any) -> str:
-    """name=value as the sweep's tables show it: sigma_w and sigma_b as their squares (the phase diagram's axes),
-    other floats to 4 significant digits."""
-    if name in SQUARED and isinstance(value, (int, float)):
-        return f"{SQUARED[name]}={value * value:.4g}"
+    """name=value as the sweep's table, CSV and report give it (floats to 4 significant digits)."""
     return f"{name}={value:.4g}" if isinstance(value, float) else f"{name}={value}"
 
 

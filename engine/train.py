@@ -14,7 +14,7 @@ from .events import EpochEnd, LayerStats, LogLine, NonFinite, Progress
 from .history import Bounded
 from .models import MLP, build_mlp
 from .probe import layer_rows
-from .spec import Config, SpecError, validate
+from .spec import Config, SpecError, steps_per_epoch, validate
 from .session import JobCancelled
 from .stats import DIST_KINDS, QUANTILES, STAT_NAMES, Capture, distributions_tensor, layer_table
 
@@ -51,10 +51,6 @@ def train_config(cfg: Config, ds: datasets.Dataset) -> Config:
     return cfg.replace(in_features=ds.in_features, out_features=ds.out_features)
 
 
-def steps_per_epoch(n_train: int, batch: int) -> int:
-    return max(1, math.ceil(n_train / batch))
-
-
 def _rows(values: list[float], model: MLP, extra_names: tuple[str, ...]) -> list[dict[str, Any]]:
     """Per layer: index, name and fans as the probe gives them, then the statistics (and the extra names')."""
     names = STAT_NAMES + extra_names
@@ -88,7 +84,7 @@ class Trainer:
         self.model.train()
         self.opt = make_optimizer(self.cfg, self.model.parameters())
         self.n_train = int(self.data.x_train.shape[0])
-        self.per_epoch = steps_per_epoch(self.n_train, self.cfg.batch)
+        self.per_epoch = steps_per_epoch(self.n_train, self.cfg.batch, self.cfg.norm)
         self.total_steps = self.per_epoch * self.cfg.epochs
         self.sched = make_schedule(self.cfg, self.opt, self.total_steps)
         self.crit = nn.CrossEntropyLoss() if self.data.task == "classification" else nn.MSELoss()
@@ -215,6 +211,7 @@ class Trainer:
         t0 = time.perf_counter()
         last_t, last_step = t0, 0
         every = cfg.stats_every
+        epoch = 1
         try:
             for epoch in range(1, cfg.epochs + 1):
                 perm = torch.randperm(self.n_train, generator=self.shuffle).to(self.device)
@@ -268,9 +265,9 @@ class Trainer:
             self.emit(NonFinite("train", step=nf["step"], layer=nf["layer"], tensor=nf["tensor"]))
             self.emit(LogLine("train", "error", f"non-finite {nf['tensor']} at step {nf['step']}{where}; stopped"))
         seconds = time.perf_counter() - t0
-        if self.stopped == "finished" and self.step != last_step:
-            # progress goes out on sampled steps; the end of the run is reported too, so a bar ends full
-            self.emit(Progress("train", step=self.step, total_steps=self.total_steps, epoch=cfg.epochs,
+        if self.step != last_step:
+            # where the run ended is reported too, so that a bar ends full, or where the run stopped
+            self.emit(Progress("train", step=self.step, total_steps=self.total_steps, epoch=epoch,
                                epochs=cfg.epochs, loss=self.last_loss, steps_per_sec=self.step / max(seconds, 1e-9)))
         self.final = self.final_stats() if self.stopped == "finished" else None
         if self.final is not None:

@@ -120,12 +120,20 @@ def _load_file(spec: str, path: str) -> Any:
 
 
 def _load_module(spec: str, dotted: str) -> Any:
+    # the current folder first, as `python -m` has it: a console script's path starts at its own folder instead
+    here = os.getcwd()
+    added = here not in sys.path
+    if added:
+        sys.path.insert(0, here)
     try:
         return importlib.import_module(dotted)
     except ModuleNotFoundError as e:
         raise SpecError("model", spec, f"{SPEC_FORM} (no module named {e.name!r})") from None
     except Exception as e:
         raise SpecError("model", spec, f"a module that imports cleanly (it raised {_first_line(e)})") from None
+    finally:
+        if added and here in sys.path:
+            sys.path.remove(here)
 
 
 def load_factory(spec: str) -> Callable[[], Any]:

@@ -294,3 +294,35 @@ def test_written_files_get_an_ordinary_mode(tmp_path):
     kept.chmod(0o640)
     write_text(str(kept), "new")
     assert kept.stat().st_mode & 0o777 == 0o640 and kept.read_text() == "new"
+
+
+def test_an_output_in_a_folder_that_cannot_be_written_is_refused_before_the_run(capsys, tmp_path):
+    if os.path.isdir("/proc/self"):
+        target = "/proc/self/run.json"          # no file can be made there, not even by root
+    else:
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        target = str(locked / "run.json")
+        if os.access(str(locked), os.W_OK):
+            pytest.skip("this user writes anywhere")
+    code, out, err = run(capsys, "train", *FAST, "--out", target)
+    assert code == 2 and out == "" and err.startswith("initlab: error: out: ") and "can write to" in err
+
+
+def test_an_empty_preset_is_refused(capsys):
+    code, out, err = run(capsys, "probe", "--preset", "")
+    assert code == 2 and err.startswith("initlab: error: preset: '' is not allowed")
+
+
+def test_a_preset_of_several_seeds_keeps_them_when_saved_and_in_a_sweep(capsys, tmp_path):
+    conf = tmp_path / "ss.toml"
+    code, _, err = run(capsys, "train", "--preset", "seed-sensitivity", "--epochs", "1", "--save-config", str(conf),
+                       "--json")
+    assert code == 0, err
+    text = conf.read_text()
+    assert 'preset = "seed-sensitivity"' in text and "\nseed = " not in text
+    code, out, _ = run(capsys, "train", "--config", str(conf), "--json")
+    assert [r["config"]["seed"] for r in json.loads(out)["runs"]] == [420, 29]
+    code, out, _ = run(capsys, "sweep", "--train", "--preset", "seed-sensitivity", "--epochs", "1",
+                       "--vary", "lr=0.01,0.02", "--json")
+    assert code == 0 and [p["runs"] for p in json.loads(out)["points"]] == [2, 2]

@@ -286,9 +286,19 @@ def test_a_bad_data_file_anywhere_in_a_training_grid_is_refused_before_any_run(c
     assert err.startswith(f"initlab: error: data: '{bad}' is not allowed; a file holding arrays X and y")
 
 
-def test_a_runs_line_shows_sigmas_as_the_tables_do_as_squares():
+def test_a_runs_line_shows_the_settings_as_the_table_does():
     r = {"index": 0, "total": 2, "values": {"sigma_w": 1.8708286933869707, "sigma_b": 0.4472135954999579,
                                             "lr": 0.123456789, "depth": 10},
          "verdict": "stable", "first_last_gradz_ratio": 1.5, "seconds": 0.25}
-    assert sweep.describe_run(r) == ("[1/2] sigma_w^2=3.5 sigma_b^2=0.2 lr=0.1235 depth=10: stable, "
+    assert sweep.describe_run(r) == ("[1/2] sigma_w=1.871 sigma_b=0.4472 lr=0.1235 depth=10: stable, "
                                      "first/last dL/dz 1.5 (0.25 s)")
+
+
+def test_seed_means_leave_out_a_run_that_went_non_finite():
+    runs = [{"values": {"lr": 0.45, "seed": 420}, "verdict": "nonfinite", "train_loss": 7e29, "last_a_std": 8e18},
+            {"values": {"lr": 0.45, "seed": 29}, "verdict": "stable", "train_loss": 2.0, "last_a_std": 0.5},
+            {"values": {"lr": 0.45, "seed": 7}, "verdict": "stable", "train_loss": 4.0, "last_a_std": 0.7}]
+    (row,) = sweep.aggregate(runs)
+    assert row["runs"] == 3 and row["nonfinite_runs"] == 1 and row["verdicts"] == {"nonfinite": 1, "stable": 2}
+    assert row["train_loss"] == 3.0 and row["last_a_std"] == pytest.approx(0.6)
+    assert row["train_loss_std"] == pytest.approx(math.sqrt(2))

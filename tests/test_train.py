@@ -132,6 +132,17 @@ def test_a_finished_run_reports_its_end_state_once_and_a_stopped_one_does_not():
     res = Trainer(Config(**SMALL, lr=1e6), events.append).run()
     assert res["stopped"] == "nonfinite"
     assert not any(isinstance(e, LayerStats) and e.final for e in events)
+    last = [e for e in events if isinstance(e, Progress)][-1]      # a bar ends where the run stopped
+    assert last.step == res["steps_done"] < last.total_steps
+
+
+def test_batch_norm_leaves_out_a_last_batch_of_one_row():
+    from initlab.engine.jobs import TrainJob
+
+    cfg = Config(**{**SMALL, "n_rows": 100, "batch": 3, "norm": "batch"})     # 70 training rows: 23 x 3 + 1
+    res = run_training(cfg)
+    assert res["stopped"] == "finished" and res["total_steps"] == 2 * 23 == TrainJob(cfg).total_steps
+    assert Trainer(cfg.replace(norm="none")).total_steps == 2 * 24          # without batch norm it is kept
 
 
 @pytest.mark.parametrize("extra", [dict(dropout=0.5), dict(norm="batch"), dict(norm="layer"), {}])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import runpy
+import sys
 import textwrap
 from collections import Counter
 
@@ -424,6 +425,31 @@ def test_a_package_module_factory_loads(capsys, tmp_path, monkeypatch):
     doc = json.loads(out)
     assert len(doc["layers"]) == 6 and doc["config"]["model"] == "userpkg_initlab.nets:make"
     assert {"layers", "params", "warnings", "verdict", "loss_source", "input_std"} <= set(doc)
+
+
+def test_a_package_in_the_current_folder_loads_as_python_m_would(capsys, tmp_path, monkeypatch):
+    pkg = tmp_path / "herepkg_initlab"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "nets.py").write_text(textwrap.dedent(CNN))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", ".", str(tmp_path))])
+    code = main(["probe", "--model", "herepkg_initlab.nets:make", "--input-shape", "2,3,8,8", "--device", "cpu",
+                 "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert len(json.loads(out)["layers"]) == 6 and str(tmp_path) not in sys.path      # the path is left as it was
+
+
+def test_settings_of_the_built_in_mlp_are_refused_beside_a_model_from_a_config_file_too(capsys, tmp_path, cnn):
+    conf = tmp_path / "mlp.toml"
+    conf.write_text("depth = 5\n")
+    err = one_line_refusal(capsys, "--model", f"{cnn}:make", "--input-shape", "2,3,8,8", "--config", str(conf))
+    assert err.startswith("initlab: error: depth: 5 is not allowed; not with --model")
+    keep = tmp_path / "keep.toml"
+    keep.write_text("precious")
+    err = one_line_refusal(capsys, "--model", f"{cnn}:make", "--input-shape", "2,3,8,8", "--save-config", str(keep))
+    assert "save_config:" in err and keep.read_text() == "precious"
 
 
 def test_probe_model_table_lists_modules_and_warnings(capsys, models):

@@ -5,6 +5,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 from typing import Any, Iterable
 
 from initlab.engine import spec
@@ -48,6 +49,11 @@ def check_output_path(name: str, path: str) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise SpecError(name, path, f"a file in an existing folder (no folder {folder})")
+    try:        # the way the file will be written: a temporary file beside it (root passes any access() test)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".initlab-check-"):
+            pass
+    except OSError as e:
+        raise SpecError(name, path, f"a file in a folder you can write to ({e.strerror or e})") from None
 
 
 def prepare(args: argparse.Namespace) -> None:
@@ -57,6 +63,8 @@ def prepare(args: argparse.Namespace) -> None:
         path = getattr(args, name, None)
         if path is not None:
             check_output_path(name, path)
+    if getattr(args, "preset", None) is not None and not args.preset.strip():
+        raise SpecError("preset", args.preset, "a preset's name (see `initlab presets`)")
     path = getattr(args, "config", None)
     if path is None:
         return
@@ -85,9 +93,17 @@ def config_from_args(args: argparse.Namespace, base: Config | None = None) -> Co
 def save_config(args: argparse.Namespace, cfg: Config) -> None:
     """Write --save-config, once every check of the command has passed: a refused run leaves the file as it was."""
     if getattr(args, "save_config", None):
+        from initlab.engine import presets
         from initlab.engine.export import write_text
 
-        write_text(args.save_config, spec.to_toml(cfg))
+        lines = spec.to_toml(cfg).splitlines()
+        name = getattr(args, "preset", None)
+        if name in presets.PRESETS:
+            # the preset is named, and a preset of several seeds keeps them: its seed is left out unless one was given
+            lines.insert(1, f"preset = {spec.toml_string(name)}")
+            if len(presets.PRESETS[name].seeds) > 1 and "seed" not in {**config_keys(args), **given_flags(args)}:
+                lines = [ln for ln in lines if not ln.startswith("seed = ")]
+        write_text(args.save_config, "\n".join(lines) + "\n")
 
 
 def stdout_is_terminal() -> bool:

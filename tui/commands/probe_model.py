@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import config_from_args, fmt, given_flags, print_json, save_config, table, wants_json
+from .common import config_from_args, config_keys, fmt, given_flags, print_json, table, wants_json
 from .outputs import write_outputs
 
 COLUMNS = ["index", "name", "kind", "shape", "calls", "a_mean", "a_std", "grad_z_std", "grad_w_absmean", "w_std",
@@ -19,17 +19,20 @@ def run_model(args: argparse.Namespace) -> int:
     from initlab.engine.spec import SpecError
     from initlab.engine.usermodel import make_spec
 
-    extra = [k for k in given_flags(args) if k not in KEPT]
+    given = {**config_keys(args), **given_flags(args)}          # from a config file or a flag
+    extra = [k for k in given if k not in KEPT]
     if extra:
-        raise SpecError(extra[0], getattr(args, extra[0]),
+        raise SpecError(extra[0], given[extra[0]],
                         "not with --model (it sets the built-in MLP); --model takes --input-shape, --layers, "
                         "--seed and --device")
     if args.preset:
         raise SpecError("preset", args.preset, "not with --model")
+    if args.save_config:
+        raise SpecError("save_config", args.save_config, "not with --model (a config file holds the built-in "
+                                                          "MLP's settings, not your model's)")
     cfg = config_from_args(args)
     spec = make_spec(args.model, args.input_shape, args.layers, cfg.seed, cfg.device)
     res = run_user_probe(spec)
-    save_config(args, cfg)
     out = res.to_json()
     write_outputs(args, "probe", out)
     if wants_json(args):

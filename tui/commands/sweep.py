@@ -7,7 +7,7 @@ import sys
 from initlab.engine.sweep import SQUARED
 
 from .outputs import add_output_flags, check_output_paths, write_outputs
-from .common import add_config_flags, config_from_args, fmt, print_json, save_config, table, wants_json
+from .common import add_config_flags, config_from_args, config_keys, fmt, print_json, save_config, table, wants_json
 
 
 
@@ -45,6 +45,9 @@ def plan(args: argparse.Namespace):
         args.preset = None
     cfg = config_from_args(args, base)
     vary.update(sweep.parse_vary(args.vary))
+    seeds = PRESETS[args.preset].seeds if args.preset in PRESETS else ()
+    if len(seeds) > 1 and "seed" not in vary and args.seed is None and "seed" not in config_keys(args):
+        vary["seed"] = list(seeds)         # a preset of several seeds runs them all at every point
     if not vary:
         raise SpecError("vary", "", "at least one --vary NAME=V1,V2,... or --preset "
                         + ", ".join(sweep.SWEEP_PRESETS))
