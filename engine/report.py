@@ -162,15 +162,27 @@ def train_markdown(res: dict[str, Any]) -> str:
 
 # -- sweep, theory, jacobian, widths ----------------------------------------------------------------------------
 
+def _sweep_points(res: dict[str, Any]) -> list[dict[str, Any]]:
+    """The grid's points, each verdict count over several seeds as text ("stable 2, nonfinite 1")."""
+    out = []
+    for p in res.get("points", []):
+        p = dict(p)
+        if isinstance(p.get("verdicts"), dict):
+            p["verdicts"] = ", ".join(f"{k} {n}" for k, n in p["verdicts"].items())
+        out.append(p)
+    return out
+
+
 def sweep_csv(res: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per grid point: the varied settings, then the point's figures."""
-    return [dict(p) for p in res.get("points", [])]
+    return _sweep_points(res)
 
 
 def sweep_markdown(res: dict[str, Any]) -> str:
-    points, vary = res.get("points", []), res.get("vary", {})
-    keys = list(vary) + [k for p in points[:1] for k in p if k not in vary]
-    labels = [" ".join(f"{k}={p.get(k)}" for k in vary) for p in points]
+    points, vary = _sweep_points(res), res.get("vary", {})
+    axes = [k for k in vary if k != "seed"]          # a point holds every seed: its mean and spread
+    keys = axes + [k for p in points[:1] for k in p if k not in vary]
+    labels = [" ".join(f"{k}={p.get(k)}" for k in axes) for p in points]
     metric = (res.get("heatmap") or {}).get("metric", "log10_gradz_ratio")
     sections = [
         ("Settings", settings_table({"mode": res.get("mode"), **{f"vary {k}": v for k, v in vary.items()},

@@ -198,6 +198,16 @@ def test_sweep_csv_and_heatmap(capsys):
     assert "rows init, columns depth" in section(md, "Heatmap")
 
 
+def test_a_seed_sweeps_report_labels_points_by_their_settings_and_counts_verdicts_in_words(capsys):
+    doc, _ = run_json(capsys, "sweep", "--vary", "depth=2,3", "--vary", "seed=0,1", "--width", "6", "--in-features",
+                      "6", "--out-features", "6", "--batch", "8", "--device", "cpu", "--json")
+    rows = report.csv_rows("sweep", doc)
+    assert [r["verdicts"] for r in rows] == [", ".join(f"{k} {n}" for k, n in p["verdicts"].items())
+                                             for p in doc["points"]]
+    md = report.markdown("sweep", doc)
+    assert "seed=None" not in md and "depth=2 |" in section(md, "Figures") and "{" not in section(md, "Verdicts")
+
+
 # text figures ----------------------------------------------------------------------------------------------------
 
 def bars(chart: str) -> list[int]:

@@ -302,3 +302,9 @@ def test_seed_means_leave_out_a_run_that_went_non_finite():
     assert row["runs"] == 3 and row["nonfinite_runs"] == 1 and row["verdicts"] == {"nonfinite": 1, "stable": 2}
     assert row["train_loss"] == 3.0 and row["last_a_std"] == pytest.approx(0.6)
     assert row["train_loss_std"] == pytest.approx(math.sqrt(2))
+
+
+def test_a_metric_no_point_has_gets_a_note(capsys):
+    assert main(["sweep", "--vary", "depth=2,3", "--metric", "train_loss", *SMALL_FLAGS, "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert "initlab: note: no point has a value of train_loss" in err and json.loads(out)["points"]

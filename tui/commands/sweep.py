@@ -113,6 +113,9 @@ def run(args: argparse.Namespace) -> int:
     res = sweep.summary(cfg, vary, runs, args.train)
     if args.metric != "log10_gradz_ratio" and "heatmap" in res:
         res["heatmap"] = sweep.heatmap(res["points"], vary, args.metric)
+    if res["points"] and all(p.get(args.metric) is None for p in res["points"]):
+        # e.g. chi1 without a mean-field init, or a training's losses from probes
+        sys.stderr.write(f"initlab: note: no point has a value of {args.metric}\n")
     write_outputs(args, "sweep", res)
     if interrupted:
         print(f"initlab: interrupted after {res['done']} of {res['total']} runs; showing those", file=sys.stderr)
