@@ -201,3 +201,14 @@ def test_an_edge_of_chaos_is_where_chi_1_crosses_1_not_where_it_jumps_over_it():
     sw = theory.critical_sigma_w("silu", 1.0)
     assert sw is not None
     assert theory.chi1(fp, sw, theory.fixed_point_q(f, sw, 1.0)) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_correlations_are_not_reported_where_their_quadrature_errs():
+    f, fp = theory.functions("tanh")
+    mf = theory.mean_field("tanh", 3.0, 0.0)             # q* = 6.3: chi_c = sigma_w^2 E[f'(u)]^2 at c* = 0
+    assert mf["q_star"] < theory.PAIR_MAX_Q and mf["c_star"] == pytest.approx(0.0, abs=1e-9)
+    assert mf["chi_c"] == pytest.approx(9.0 * theory._expect(fp, mf["q_star"]) ** 2, rel=1e-4)
+    for act, sw, sb in (("tanh", 7.0, 0.0), ("identity", 2.0, 0.0)):     # q* = 43, and q* = inf
+        mf = theory.mean_field(act, sw, sb)
+        assert mf["q_star"] > theory.PAIR_MAX_Q and mf["chi1"] is not None
+        assert mf["c_star"] is None and mf["chi_c"] is None and mf["depth_scale_forward"] is None

@@ -37,6 +37,7 @@ def compute(activation: str, sigma_w: float, sigma_b: float, slope: float) -> di
 def run(args: argparse.Namespace) -> int:
     check_output_paths(args)
     from initlab.engine import spec
+    from initlab.engine.theory import PAIR_MAX_Q
 
     given = {k: getattr(args, k) for k in FLAGS if getattr(args, k) is not None}
     cfg = spec.from_mapping(given)
@@ -57,4 +58,7 @@ def run(args: argparse.Namespace) -> int:
               f"(sigma_w^2 {fmt(res['critical_sigma_w2'])})")
     if math.isinf(res["q_star"]):
         print("the variance grows without bound: no finite fixed point (chi_1 is its large-q limit)")
+    if res["c_star"] is None:
+        print(f"c*, chi_c and the forward depth scale are not computed past q* = {fmt(PAIR_MAX_Q)}: the correlation "
+              f"map's quadrature is not accurate there")
     return 0
