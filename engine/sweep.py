@@ -190,6 +190,7 @@ def sweep(base: Config, vary: dict[str, list[Any]], train: bool = False) -> Iter
     """Run every point of the grid, yielding after each run a dict: index, total, values (the varied settings),
     verdict and the METRICS. Stop iterating to cancel; the runs yielded so far stand on their own."""
     plan = point_configs(base, vary, train)
+    from . import probe, train as training      # noqa: F401  imported before the first point's clock starts
     for i, (values, cfg) in enumerate(plan):
         t0 = time.perf_counter()
         res = train_point(cfg) if train else probe_point(cfg)
