@@ -15,10 +15,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "a wide spread means some input directions vanish and others explode.")
     add_config_flags(p, groups=("model", "init", "run"))
     p.add_argument("--inputs", default="1", metavar="N",
-                   help="average the sorted spectra over N random N(0, 1) inputs (default 1)")
-    p.add_argument("--bins", default="20", metavar="K", help="histogram bins over log10 of the values")
+                   help="average the sorted spectra over N random N(0, 1) inputs: an integer in [1, 256] (default 1)")
+    p.add_argument("--bins", default="20", metavar="K",
+                   help="histogram bins over log10 of the values: an integer in [1, 1000] (default 20)")
     p.add_argument("--json", action="store_true", help="print one JSON object and nothing else")
-    add_output_flags(p, csv_help="write the singular values as CSV")
+    add_output_flags(p, csv_help="write the singular values as CSV",
+                     report_help="settings, the singular values, their histogram")
     p.set_defaults(func=run)
 
 

@@ -6,10 +6,11 @@ import sys
 from typing import Any
 
 
-def add_output_flags(p: argparse.ArgumentParser, csv_help: str = "write the per-layer rows as CSV") -> None:
+def add_output_flags(p: argparse.ArgumentParser, csv_help: str = "write the per-layer rows as CSV",
+                     report_help: str = "settings, verdict, per-layer table, text figures") -> None:
     p.add_argument("--csv", default=None, metavar="FILE", help=csv_help + " (atomically)")
     p.add_argument("--report", default=None, metavar="FILE.md",
-                   help="write a Markdown report: settings, verdict, per-layer table, text figures (atomically)")
+                   help=f"write a Markdown report: {report_help} (atomically)")
 
 
 def check_output_paths(args: argparse.Namespace) -> None:

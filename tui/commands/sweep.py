@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from initlab.engine.sweep import SQUARED
+from initlab.engine.sweep import METRICS, SQUARED
 
 from .outputs import add_output_flags, check_output_paths, write_outputs
 from .common import add_config_flags, config_from_args, config_keys, fmt, print_json, save_config, table, wants_json
@@ -21,9 +21,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a setting and its values (repeat for a grid; poly_w values are separated by ';')")
     p.add_argument("--train", action="store_true", help="train at every point instead of probing")
     p.add_argument("--metric", default="log10_gradz_ratio",
-                   help="the number the heatmap shows when two settings vary (default log10_gradz_ratio)")
+                   help="the number the heatmap shows when two settings vary: one of " + ", ".join(METRICS)
+                   + " (default log10_gradz_ratio)")
     p.add_argument("--json", action="store_true", help="print one JSON object and nothing else on stdout")
-    add_output_flags(p, csv_help="write a row per point as CSV")
+    add_output_flags(p, csv_help="write a row per point as CSV",
+                     report_help="settings, a row per point, a text figure, the heatmap when two settings vary")
     p.set_defaults(func=run)
 
 

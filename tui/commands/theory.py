@@ -14,13 +14,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("theory", help="mean-field theory: q*, chi_1, depth scales, ordered or chaotic",
                        description=__doc__ + " Depth scales are infinite at criticality (null in JSON); a "
                        "negative backward depth scale means gradients grow towards the input.")
-    p.add_argument("--activation", default=None, help="activation (default tanh)")
+    from initlab.engine.spec import allowed
+
+    p.add_argument("--activation", default=None, help=f"activation: {allowed('activation')} (default tanh)")
     p.add_argument("--sigma-w", dest="sigma_w", default=None, metavar="W",
-                   help="weight std times sqrt(fan_in) (default 1)")
-    p.add_argument("--sigma-b", dest="sigma_b", default=None, metavar="B", help="bias std (default 0)")
-    p.add_argument("--slope", default=None, help="negative slope of leaky_relu (default 0.01)")
+                   help=f"weight std times sqrt(fan_in): {allowed('sigma_w')} (default 1)")
+    p.add_argument("--sigma-b", dest="sigma_b", default=None, metavar="B",
+                   help=f"bias std: {allowed('sigma_b')} (default 0)")
+    p.add_argument("--slope", default=None, help=f"negative slope of leaky_relu: {allowed('slope')} (default 0.01)")
     p.add_argument("--json", action="store_true", help="print one JSON object and nothing else")
-    add_output_flags(p, csv_help="write the figures as one CSV row")
+    add_output_flags(p, csv_help="write the figures as one CSV row", report_help="settings and the mean-field figures")
     p.set_defaults(func=run)
 
 

@@ -18,9 +18,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_config_flags(p, groups=("model", "init", "probe", "train", "run"))
     p.add_argument("--widths", default="64,128,256,512,1024", metavar="W1,W2,...",
                    help="hidden widths to compare (default 64,128,256,512,1024)")
-    p.add_argument("--steps", default="5", metavar="N", help="training steps on one fixed N(0, 1) batch (default 5)")
+    p.add_argument("--steps", default="5", metavar="N", help="training steps on one fixed N(0, 1) batch: an integer in [0, 1000] (default 5)")
     p.add_argument("--json", action="store_true", help="print one JSON object and nothing else")
-    add_output_flags(p, csv_help="write a row per width, step and layer as CSV")
+    add_output_flags(p, csv_help="write a row per width, step and layer as CSV",
+                     report_help="settings, mean |a| per layer against width at each step, the slopes")
     p.set_defaults(func=run)
 
 
