@@ -16,7 +16,7 @@ from .models import MLP, build_mlp
 from .probe import layer_rows
 from .spec import Config, SpecError, steps_per_epoch, validate
 from .session import JobCancelled
-from .stats import DIST_KINDS, QUANTILES, STAT_NAMES, Capture, distributions_tensor, layer_table
+from .stats import STAT_NAMES, Capture, collect, layer_table
 
 Emit = Callable[[Any], None]
 STEP_HISTORY = 512
@@ -182,23 +182,15 @@ class Trainer:
         xb = self.data.x_train[: self.cfg.batch]
         yb = self.data.y_train[: self.cfg.batch]
         blocks = self.model.blocks
-        n = len(blocks)
         with Capture(blocks) as cap:
             loss = self.crit(self.model(xb), yb)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
-            parts = [layer_table(cap, blocks).flatten()]
-            if self.end_distributions:
-                parts.append(distributions_tensor(cap, blocks).flatten())
+        layers, _, dists = collect(cap, blocks, [], with_distributions=self.end_distributions)    # one transfer
         self.opt.zero_grad(set_to_none=True)
-        flat = torch.cat(parts).tolist()            # one transfer
-        k = n * len(STAT_NAMES)
-        if self.end_distributions:
-            q = len(QUANTILES)
-            self.final_distributions = tuple(
-                {kind: flat[k + (i * 3 + j) * q: k + (i * 3 + j + 1) * q] for j, kind in enumerate(DIST_KINDS)}
-                for i in range(n))
-        return _rows(flat[:k], self.model, ())
+        if dists is not None:
+            self.final_distributions = tuple(dists)
+        return layer_rows(self.model, layers)
 
     def run(self) -> dict[str, Any]:
         cfg = self.cfg

@@ -57,9 +57,10 @@ def check_output_path(name: str, path: str) -> None:
 
 
 def prepare(args: argparse.Namespace) -> None:
-    """Before any work: refuse output paths that cannot be written (--out, --save-config), read --config, and take
-    its `preset` key where no --preset flag is given (flags win over the config, which wins over the preset)."""
-    for name in ("out", "save_config"):
+    """Before any work: refuse output paths that cannot be written (--out, --save-config, --csv, --report), read
+    --config, and take its `preset` key where no --preset flag is given (flags win over the config, which wins over
+    the preset)."""
+    for name in ("out", "save_config", "csv", "report"):
         path = getattr(args, name, None)
         if path is not None:
             check_output_path(name, path)
@@ -79,6 +80,11 @@ def config_keys(args: argparse.Namespace) -> dict[str, Any]:
     return {k: v for k, v in (getattr(args, "config_keys", None) or {}).items() if k != "preset"}
 
 
+def given_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given by the --config file or a flag (a flag wins), without the config's preset."""
+    return {**config_keys(args), **given_flags(args)}
+
+
 def config_from_args(args: argparse.Namespace, base: Config | None = None) -> Config:
     """Preset, then TOML config, then flags: each later source wins, and the rules that join fields are checked on
     the result. Raises SpecError naming the field. Nothing is written: see save_config."""
@@ -87,7 +93,7 @@ def config_from_args(args: argparse.Namespace, base: Config | None = None) -> Co
     cfg = base or Config()
     if args.preset:
         cfg = presets.get(args.preset).config
-    return spec.from_mapping({**config_keys(args), **given_flags(args)}, cfg)
+    return spec.from_mapping(given_settings(args), cfg)
 
 
 def save_config(args: argparse.Namespace, cfg: Config) -> None:
@@ -101,7 +107,7 @@ def save_config(args: argparse.Namespace, cfg: Config) -> None:
         if name in presets.PRESETS:
             # the preset is named, and a preset of several seeds keeps them: its seed is left out unless one was given
             lines.insert(1, f"preset = {spec.toml_string(name)}")
-            if len(presets.PRESETS[name].seeds) > 1 and "seed" not in {**config_keys(args), **given_flags(args)}:
+            if len(presets.PRESETS[name].seeds) > 1 and "seed" not in given_settings(args):
                 lines = [ln for ln in lines if not ln.startswith("seed = ")]
         write_text(args.save_config, "\n".join(lines) + "\n")
 

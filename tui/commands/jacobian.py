@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .outputs import add_output_flags, check_output_paths, write_outputs
+from .outputs import add_output_flags, write_outputs
 from .common import add_config_flags, config_from_args, fmt, print_json, save_config, wants_json
 
 BAR = 40
@@ -45,7 +45,6 @@ def histogram_text(hist: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    check_output_paths(args)
     from initlab.engine.jacobian import jacobian_spectrum
 
     cfg = config_from_args(args)

@@ -1,4 +1,5 @@
-"""Shared `--csv FILE` and `--report FILE.md` flags: checked before a run, written atomically after it."""
+"""Shared `--csv FILE` and `--report FILE.md` flags: checked before a run (commands.common.prepare), written
+atomically after it."""
 from __future__ import annotations
 
 import argparse
@@ -11,16 +12,6 @@ def add_output_flags(p: argparse.ArgumentParser, csv_help: str = "write the per-
     p.add_argument("--csv", default=None, metavar="FILE", help=csv_help + " (atomically)")
     p.add_argument("--report", default=None, metavar="FILE.md",
                    help=f"write a Markdown report: {report_help} (atomically)")
-
-
-def check_output_paths(args: argparse.Namespace) -> None:
-    """Refuse, before any work, a --csv or --report path whose folder does not exist or that is a folder."""
-    from .common import check_output_path
-
-    for name in ("csv", "report"):
-        path = getattr(args, name, None)
-        if path is not None:
-            check_output_path(name, path)
 
 
 def write_outputs(args: argparse.Namespace, kind: str, result: dict[str, Any]) -> list[str]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import (add_config_flags, config_from_args, config_keys, fmt, given_flags, print_json, save_config, table,
+from .common import (add_config_flags, config_from_args, fmt, given_settings, print_json, save_config, table,
                      wants_json)
-from .outputs import add_output_flags, check_output_paths, write_outputs
+from .outputs import add_output_flags, write_outputs
 
 COLUMNS = ["index", "fan_in", "fan_out", "z_std", "a_std", "saturated_frac", "dead_frac", "grad_z_std",
            "grad_w_absmean", "grad_to_weight", "fwd_var_ratio", "bwd_var_ratio", "distinct_units"]
@@ -32,12 +32,13 @@ def run_matrix(args: argparse.Namespace) -> int:
     from initlab.engine.probe import random_matrix_product
     from initlab.engine.spec import SpecError, check_value, parse_value
 
-    for name, value in [*given_flags(args).items(), *config_keys(args).items()]:
+    given = given_settings(args)
+    for name, value in given.items():
         if name != "seed":
             raise SpecError(name, value, "not with --preset random-matrix (it takes --seed and --json)")
     if args.save_config:
         raise SpecError("save_config", args.save_config, "not with --preset random-matrix (it has no network)")
-    raw = args.seed if args.seed is not None else config_keys(args).get("seed", 0)
+    raw = given.get("seed", 0)
     seed = parse_value("seed", raw)
     check_value("seed", seed)
     norms = random_matrix_product(4, 100, seed)
@@ -50,7 +51,6 @@ def run_matrix(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    check_output_paths(args)
     if args.model is not None:
         from .probe_model import run_model
 
@@ -76,8 +76,8 @@ def run(args: argparse.Namespace) -> int:
         raise SpecError("preset", args.preset, "a probe preset: " + ", ".join(
             n for n, p in presets.PRESETS.items() if p.kind == "probe") + ", random-matrix (see `initlab train`)")
     cfg = config_from_args(args)
-    res = run_probe(cfg, distributions=False)
-    save_config(args, cfg)     # the quantile boxes are the app's; the table does not show them
+    res = run_probe(cfg, distributions=False)     # the quantile boxes are the app's; the table does not show them
+    save_config(args, cfg)
     write_outputs(args, "probe", res.to_json())
     if wants_json(args):
         out = res.to_json()

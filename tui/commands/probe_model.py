@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import config_from_args, config_keys, fmt, given_flags, print_json, table, wants_json
+from .common import config_from_args, fmt, given_settings, print_json, table, wants_json
 from .outputs import write_outputs
 
 COLUMNS = ["index", "name", "kind", "shape", "calls", "a_mean", "a_std", "grad_z_std", "grad_w_absmean", "w_std",
@@ -19,7 +19,7 @@ def run_model(args: argparse.Namespace) -> int:
     from initlab.engine.spec import SpecError
     from initlab.engine.usermodel import make_spec
 
-    given = {**config_keys(args), **given_flags(args)}          # from a config file or a flag
+    given = given_settings(args)
     extra = [k for k in given if k not in KEPT]
     if extra:
         raise SpecError(extra[0], given[extra[0]],

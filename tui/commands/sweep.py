@@ -6,8 +6,9 @@ import sys
 
 from initlab.engine.sweep import METRICS, SQUARED
 
-from .outputs import add_output_flags, check_output_paths, write_outputs
-from .common import add_config_flags, config_from_args, config_keys, fmt, print_json, save_config, table, wants_json
+from .outputs import add_output_flags, write_outputs
+from .common import (add_config_flags, config_from_args, fmt, given_settings, print_json, save_config, table,
+                     wants_json)
 
 
 
@@ -48,7 +49,7 @@ def plan(args: argparse.Namespace):
     cfg = config_from_args(args, base)
     vary.update(sweep.parse_vary(args.vary))
     seeds = PRESETS[args.preset].seeds if args.preset in PRESETS else ()
-    if len(seeds) > 1 and "seed" not in vary and args.seed is None and "seed" not in config_keys(args):
+    if len(seeds) > 1 and "seed" not in vary and "seed" not in given_settings(args):
         vary["seed"] = list(seeds)         # a preset of several seeds runs them all at every point
     if not vary:
         raise SpecError("vary", "", "at least one --vary NAME=V1,V2,... or --preset "
@@ -98,7 +99,6 @@ def heatmap_text(hm: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    check_output_paths(args)
     from initlab.engine import sweep
 
     cfg, vary = plan(args)

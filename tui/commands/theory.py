@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from .outputs import add_output_flags, check_output_paths, write_outputs
+from .outputs import add_output_flags, write_outputs
 from .common import fmt, print_json, wants_json
 
 FLAGS = ("activation", "sigma_w", "sigma_b", "slope")
@@ -38,7 +38,6 @@ def compute(activation: str, sigma_w: float, sigma_b: float, slope: float) -> di
 
 
 def run(args: argparse.Namespace) -> int:
-    check_output_paths(args)
     from initlab.engine import spec
     from initlab.engine.theory import PAIR_MAX_Q
 

@@ -5,9 +5,9 @@ import argparse
 import sys
 import time
 
-from .common import (add_config_flags, config_from_args, config_keys, fmt, given_flags, print_json, save_config, table,
+from .common import (add_config_flags, config_from_args, fmt, given_settings, print_json, save_config, table,
                      wants_json)
-from .outputs import add_output_flags, check_output_paths, write_outputs
+from .outputs import add_output_flags, write_outputs
 
 LAYER_COLUMNS = ["index", "a_std", "saturated_frac", "dead_frac", "grad_z_std", "grad_w_absmean", "grad_to_weight",
                  "fwd_var_ratio", "bwd_var_ratio", "distinct_units"]
@@ -99,14 +99,13 @@ def run(args: argparse.Namespace) -> int:
     from initlab.engine.spec import SpecError
     from initlab.engine.train import run_training
 
-    check_output_paths(args)
     seeds: tuple[int, ...] = ()
     if args.preset:
         p = presets.get(args.preset)
         if p.kind != "train":
             raise SpecError("preset", args.preset, "a training preset: " + ", ".join(
                 n for n, q in presets.PRESETS.items() if q.kind == "train") + " (see `initlab probe`)")
-        if args.seed is None and "seed" not in config_keys(args):     # a seed given runs that seed alone
+        if "seed" not in given_settings(args):     # a seed given runs that seed alone
             seeds = p.seeds
     cfg = config_from_args(args)
     interactive = not wants_json(args)
@@ -131,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
         print_stopped(res)
         if args.out:
             print(f"history written to {args.out}")
-    given = {**config_keys(args), **given_flags(args)}
+    given = given_settings(args)
     for k in ("in_features", "out_features"):
         if k in given and str(given[k]).strip() != str(res["config"][k]):
             sys.stderr.write(f"initlab: note: {k} follows the data ({res['config'][k]}); {given[k]} was not used\n")

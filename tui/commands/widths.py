@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from .outputs import add_output_flags, check_output_paths, write_outputs
-from .common import (add_config_flags, config_from_args, config_keys, fmt, given_flags, print_json, save_config, table,
+from .outputs import add_output_flags, write_outputs
+from .common import (add_config_flags, config_from_args, fmt, given_settings, print_json, save_config, table,
                      wants_json)
 
 # settings the width check does not read, refused rather than silently ignored
@@ -38,12 +38,11 @@ def step_table(res: dict, key: str, slope_key: str, t: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    check_output_paths(args)
     from initlab.engine.spec import SpecError
     from initlab.engine.spec import parse_widths
     from initlab.engine.widths import MAX_STEPS, width_check
 
-    for name, value in [*config_keys(args).items(), *given_flags(args).items()]:
+    for name, value in given_settings(args).items():
         if name in UNUSED:
             raise SpecError(name, value, f"not with widths: {UNUSED[name]}")
     cfg = config_from_args(args)
