@@ -56,9 +56,12 @@ def jacobian_spectrum(cfg: Config, inputs: int = 1, bins: int = 20) -> dict[str,
     eval mode (dropout off, batch norm on its running statistics) and in float64 where the device has it, so the
     smallest singular values are not lost to rounding.
 
-    singular_values: the sorted spectra averaged over the inputs (descending); max, min, condition_number
-    (max / min, inf when min is 0) of that average; histogram: counts of log10 of every singular value of every
-    input, zeros counted apart."""
+    singular_values: the sorted spectra averaged over the inputs (descending); max and min of that average.
+    resolution: max x max(out, in) x the dtype's epsilon, the smallest singular value the SVD can tell from zero
+    here (numpy's matrix_rank tolerance); numerical_rank: how many averaged values reach it. condition_number is
+    max / min when min is resolved, else inf (numerically singular), with condition_at_least max / resolution.
+    histogram: counts of log10 of every resolved singular value of every input (each input against its own
+    resolution); exact zeros and unresolved values counted apart."""
     validate(cfg)
     if not 1 <= inputs <= MAX_INPUTS:
         raise SpecError("inputs", inputs, f"an integer in [1, {MAX_INPUTS}]")
@@ -74,30 +77,37 @@ def jacobian_spectrum(cfg: Config, inputs: int = 1, bins: int = 20) -> dict[str,
     jac = input_jacobians(model, x).detach()
     s = torch.linalg.svdvals(jac)                      # [inputs, k], each row descending
     mean_s = s.mean(0)
+    eps = torch.finfo(dtype).eps * max(cfg.out_features, cfg.in_features)
     flat = s.flatten()
-    positive = flat > 0
-    has_positive = bool(positive.any())
-    logs = torch.log10(flat[positive]) if has_positive else flat.new_zeros(1)
+    resolved = (s >= s[:, :1] * eps).flatten() & (flat > 0)
+    has_resolved = bool(resolved.any())
+    logs = torch.log10(flat[resolved]) if has_resolved else flat.new_zeros(1)
     counts, lo, hi = histogram(logs, bins)
-    if not has_positive:            # every value is zero: no bar, only the count of zeros
+    if not has_resolved:            # no value above zero or the resolution: no bar, only the counts apart
         counts = torch.zeros_like(counts)
-    zeros = (~positive).sum()
+    zeros = (flat == 0).sum()
+    unresolved = (~resolved).sum() - zeros
     finite = torch.isfinite(jac).all()
     dt = mean_s.dtype
-    host = torch.cat([mean_s, counts.to(dt), torch.stack([zeros.to(dt), finite.to(dt), (flat ** 2).mean(), lo, hi])
-                      ]).tolist()   # one transfer
+    host = torch.cat([mean_s, counts.to(dt), torch.stack([zeros.to(dt), unresolved.to(dt), finite.to(dt),
+                                                          (flat ** 2).mean(), lo, hi])]).tolist()   # one transfer
     k = mean_s.numel()
     sv = host[:k]
     hist = [int(c) for c in host[k:k + bins]]
-    n_zero, all_finite, mean_sq, lo, hi = host[k + bins:]
-    n_zero, all_finite = int(n_zero), bool(all_finite)
+    n_zero, n_unresolved, all_finite, mean_sq, lo, hi = host[k + bins:]
+    all_finite = bool(all_finite)
     smax, smin = sv[0], sv[-1]
-    cond = smax / smin if smin > 0 else math.inf
+    resolution = smax * eps
+    below = sum(1 for v in sv if v < resolution or v == 0)
+    singular = smin <= 0 or smin < resolution
+    cond = math.inf if singular else smax / smin
     return {
         "singular_values": sv, "max": smax, "min": smin, "condition_number": cond,
         "log10_spread": math.log10(cond) if 0 < cond < math.inf else None, "mean_squared": mean_sq,
+        "resolution": resolution, "numerical_rank": k - below,
+        "condition_at_least": smax / resolution if singular and resolution > 0 else None,
         "histogram": {"edges": [lo + (hi - lo) * i / bins for i in range(bins + 1)], "counts": hist,
-                      "zeros": n_zero, "log10": True},
+                      "zeros": int(n_zero), "unresolved": int(n_unresolved), "log10": True},
         "inputs": inputs, "shape": [cfg.out_features, cfg.in_features], "finite": all_finite,
         "dtype": str(dtype).replace("torch.", ""), "device": str(dev), "config": cfg.to_dict(),
     }

@@ -225,7 +225,8 @@ def jacobian_markdown(res: dict[str, Any]) -> str:
     return document("initlab Jacobian spectrum report", [
         ("Settings", settings_table(res.get("config", {}))),
         ("Spectrum", settings_table({k: res.get(k) for k in ("max", "min", "condition_number", "log10_spread",
-                                                              "mean_squared") if k in res})),
+                                                              "mean_squared", "resolution", "numerical_rank",
+                                                              "condition_at_least") if k in res})),
         ("Figures", figure(f"singular values per bin of {unit}", labels, counts, log=False) if counts else ""),
     ])
 

@@ -185,6 +185,20 @@ async def test_jacobian_view_of_an_orthogonal_linear_net_is_isometric():
         assert any(m.startswith("jacobian: max 1") for m in app.log_pane.messages())
 
 
+def test_jacobian_view_gives_a_min_below_the_resolution_as_a_bound():
+    from initlab.tui.widgets.jacobian_chart import extremes, fmt
+
+    cfg = Config(depth=50, width=32, in_features=32, out_features=32, activation="identity", bias=False,
+                 device="cpu", init="normal", std=32 ** -0.5)
+    r = jacobian_spectrum(cfg)
+    below = 32 - r["numerical_rank"]
+    assert below > 0
+    text = extremes(r)
+    assert f"min < {fmt(r['resolution'])} ({below} of 32 below the resolution)" in text
+    assert f"condition number > {fmt(r['max'] / r['resolution'])}" in text
+    assert fmt(r["min"]) not in text          # the SVD's noise is not shown as the minimum
+
+
 @pilot_test
 async def test_widths_view_matches_the_coordinate_check():
     cfg = SMALL.replace(depth=3, in_features=8, out_features=4, batch=8, lr=0.1)

@@ -27,13 +27,35 @@ def test_orthogonal_deep_linear_net_is_an_isometry():
     assert res["mean_squared"] == pytest.approx(1.0, abs=1e-4)
 
 
-def test_gaussian_depth_50_linear_net_spreads_over_orders_of_magnitude():
-    res = jacobian_spectrum(linear(50, 32, init="normal", std=1 / math.sqrt(32)))
-    assert res["max"] / res["min"] > 100
-    assert res["log10_spread"] > 2
+def test_gaussian_linear_net_spreads_over_orders_of_magnitude_with_depth():
+    res = jacobian_spectrum(linear(8, 32, init="normal", std=1 / math.sqrt(32)))
+    assert res["numerical_rank"] == 32 and res["condition_at_least"] is None
+    assert res["max"] / res["min"] > 1e6
+    assert res["log10_spread"] > 6
     assert res["log10_spread"] == pytest.approx(math.log10(res["condition_number"]))
     shallow = jacobian_spectrum(linear(2, 32, init="normal", std=1 / math.sqrt(32)))
     assert res["log10_spread"] > shallow["log10_spread"] + 2      # the spread grows with depth
+
+
+def test_a_deeper_gaussian_net_is_numerically_singular_and_says_so():
+    # at depth 50 the product's smallest singular values (about e^-118 in theory) lie far below what float64 resolves:
+    # the SVD returns rounding noise there, so min is not a measurement and the condition number has only a bound
+    cfg = linear(50, 32, init="normal", std=1 / math.sqrt(32))
+    res = jacobian_spectrum(cfg)
+    torch.manual_seed(cfg.seed)
+    model = build_mlp(cfg, torch.device("cpu"))
+    prod = torch.eye(32, dtype=torch.float64)
+    for b in model.blocks:
+        prod = b.linear.weight.detach().double() @ prod
+    direct = torch.linalg.svdvals(prod)
+    eps = torch.finfo(torch.float64).eps * 32
+    assert res["resolution"] == pytest.approx(float(direct[0]) * eps, rel=1e-9)
+    assert res["numerical_rank"] == int(torch.linalg.matrix_rank(prod)) < 32
+    assert math.isinf(res["condition_number"]) and res["log10_spread"] is None
+    assert res["condition_at_least"] == pytest.approx(res["max"] / res["resolution"])
+    h = res["histogram"]
+    assert h["unresolved"] == 32 - res["numerical_rank"] and sum(h["counts"]) == res["numerical_rank"]
+    assert 10 ** h["edges"][0] >= res["resolution"] * (1 - 1e-9)
 
 
 def test_linear_net_spectrum_is_that_of_the_weight_product():
@@ -129,3 +151,12 @@ def test_jacobian_job_on_a_session_gives_the_same_spectrum():
     assert session.wait(60)
     res = [e for e in events if isinstance(e, Finished)][0].result
     assert res["singular_values"] == jacobian_spectrum(cfg, 2, 5)["singular_values"]
+
+
+def test_jacobian_text_names_a_min_below_the_resolution(capsys):
+    assert main(["jacobian", "--depth", "50", "--width", "32", "--in-features", "32", "--out-features", "32",
+                 "--activation", "identity", "--no-bias", "--init", "normal", "--std", str(1 / math.sqrt(32)),
+                 "--device", "cpu"]) == 0
+    out, _ = capsys.readouterr()
+    assert "numerically singular" in out and "rounding noise" in out
+    assert "below the resolution (numerically zero):" in out

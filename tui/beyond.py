@@ -17,6 +17,7 @@ from initlab.engine.sweep import SWEEP_PRESETS, SweepJob, point_configs
 from .messages import EngineEvent, TheoryReady
 from .widgets.config_form import ConfigForm
 from .widgets.extra_fields import DEPTH_X_INIT, ExtraFields, parse_vary
+from .widgets.jacobian_chart import extremes
 from .widgets.sweep_chart import SweepData
 
 VIEW_JOBS = ("sweep", "jacobian", "widths")     # job names whose results have a tab of their own
@@ -210,8 +211,7 @@ class BeyondMixin:
         elif job in ("jacobian", "widths") and how == "finished":
             self.charts.set_data(job, result)
             if job == "jacobian":
-                self.log_pane.add("info", f"jacobian: max {result['max']:.4g}, min {result['min']:.4g}, "
-                                          f"condition number {result['condition_number']:.4g}")
+                self.log_pane.add("info", "jacobian: " + extremes(result).replace("   ", ", "))
             else:
                 last = [abs(v) for v in result["slopes"][-1] if v is not None and v == v]
                 worst = max(last) if last else float("nan")

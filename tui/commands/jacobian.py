@@ -41,7 +41,25 @@ def histogram_text(hist: dict) -> str:
         lines.append(f"[{a:7.2f}, {b:7.2f})  {'#' * round(BAR * c / top):<{BAR}} {c}")
     if hist["zeros"]:
         lines.append(f"exactly zero: {hist['zeros']}")
+    if hist.get("unresolved"):
+        lines.append(f"below the resolution (numerically zero): {hist['unresolved']}")
     return "\n".join(lines)
+
+
+def min_text(res: dict) -> str:
+    """The smallest singular value, or what can be said of it when it is below what the SVD resolves."""
+    k = len(res["singular_values"])
+    below = k - res.get("numerical_rank", k)
+    if below and res["max"] > 0:
+        return (f"below {fmt(res['resolution'])}, the resolution of {res['dtype']} here "
+                f"({below} of {k} values; computed {fmt(res['min'])}, rounding noise)")
+    return fmt(res["min"])
+
+
+def condition_text(res: dict) -> str:
+    if res.get("condition_at_least") is not None:
+        return f"above {fmt(res['condition_at_least'])} (numerically singular)"
+    return fmt(res["condition_number"])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,8 +76,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"Jacobian {out} x {inp} of {cfg.depth} x {cfg.width} {cfg.activation}, init {cfg.init}, "
           f"{res['inputs']} input(s), {res['dtype']} on {res['device']}")
     print(f"  max singular value   {fmt(res['max'])}")
-    print(f"  min singular value   {fmt(res['min'])}")
-    print(f"  condition number     {fmt(res['condition_number'])}")
+    print(f"  min singular value   {min_text(res)}")
+    print(f"  condition number     {condition_text(res)}")
     print(f"  mean squared         {fmt(res['mean_squared'])}")
     print()
     print(histogram_text(res["histogram"]))

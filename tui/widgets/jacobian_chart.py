@@ -22,11 +22,21 @@ def merged(counts: list[int], edges: list[float], rows: int) -> tuple[list[int],
     return out, [edges[i] for i in range(0, len(counts), k)] + [edges[-1]]
 
 
+def extremes(r: dict[str, Any]) -> str:
+    """max, min and condition number; a min below the SVD's resolution is given as that bound, not as its noise."""
+    k = len(r["singular_values"])
+    below = k - r.get("numerical_rank", k)
+    if below and r["max"] > 0:
+        return (f"max {fmt(r['max'])}   min < {fmt(r['resolution'])} ({below} of {k} below the resolution)   "
+                f"condition number > {fmt(r['condition_at_least'])}")
+    return f"max {fmt(r['max'])}   min {fmt(r['min'])}   condition number {fmt(r['condition_number'])}"
+
+
 def summary_line(r: dict[str, Any]) -> str:
     spread = r.get("log10_spread")
     # two lines, so that a narrow pane cuts neither the extremes nor what they were measured on
     inputs = r.get("inputs", 1)
-    return (f"max {fmt(r['max'])}   min {fmt(r['min'])}   condition number {fmt(r['condition_number'])}\n"
+    return (f"{extremes(r)}\n"
             f"log10 spread {fmt(spread, 3)}   mean s^2 {fmt(r.get('mean_squared'))}   "
             f"({inputs} input{'s' if inputs != 1 else ''}, {r.get('dtype', '')})")
 
@@ -58,8 +68,9 @@ class JacobianChart(PlotWidget):
             out.append("\n" + label.rjust(LABEL_W - 1) + "│", style="dim")
             out.append("█" * round(bar_w * n / top), style=f"rgb({rgb[0]},{rgb[1]},{rgb[2]})")
             out.append(f" {n}")
-        note = f"singular values per bin (log10 bins); {h.get('zeros', 0)} exactly zero" if h.get("zeros") else \
-            "singular values per bin (log10 bins); 1 everywhere is dynamical isometry"
+        apart = [f"{h[key]} {what}" for key, what in (("zeros", "exactly zero"), ("unresolved", "below the resolution"))
+                 if h.get(key)]
+        note = "singular values per bin (log10); " + (", ".join(apart) if apart else "all 1 is dynamical isometry")
         out.append("\n" + " " * LABEL_W + note, style="dim")
         return out
 
@@ -69,5 +80,6 @@ class JacobianChart(PlotWidget):
         rows = [[f"{fmt(10 ** h['edges'][k], 3)} .. {fmt(10 ** h['edges'][k + 1], 3)}", str(n)]
                 for k, n in enumerate(h["counts"])]
         rows += [["max", fmt(r["max"])], ["min", fmt(r["min"])], ["condition number", fmt(r["condition_number"])],
-                 ["zeros", str(h.get("zeros", 0))]]
+                 ["resolution", fmt(r.get("resolution"))], ["numerical rank", str(r.get("numerical_rank", ""))],
+                 ["zeros", str(h.get("zeros", 0))], ["below the resolution", str(h.get("unresolved", 0))]]
         return ["singular value", "count"], rows
