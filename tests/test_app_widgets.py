@@ -13,7 +13,7 @@ from initlab.tui.bridge import HEAT_COLUMNS, EngineBridge, log10_or_none
 from initlab.tui.messages import CurveReady
 from initlab.tui.widgets.activation_chart import ActivationChart
 from initlab.tui.widgets.config_form import raw_of
-from initlab.tui.widgets.dist_chart import DistributionChart, cell, sample, y_range
+from initlab.tui.widgets.dist_chart import LABEL_W, DistributionChart, cell, sample, y_range
 from initlab.tui.widgets.heatmap import SHADES, HeatmapChart, level
 from initlab.tui.widgets.layer_charts import ForwardChart, GlorotChart, LayerData
 from initlab.tui.widgets.plot import fmt, log_ticks
@@ -97,6 +97,23 @@ def test_distribution_cells_mark_box_median_whiskers_and_extremes():
     assert s[0] == 0 and s[-1] == 99 and len(s) == 10
 
 
+def test_distribution_edges_mark_values_beyond_the_axis_and_a_symlog_axis_labels_zero():
+    layers = tuple({"a_std": 1.0, "nonfinite_frac": 0.0} for _ in range(3))
+    # layer 0's 5-95% whisker sets the axis top, its max lies far above; layer 2's min far below the axis bottom
+    qs = ({"activation": [-1.0, -0.9, -0.5, 0.0, 0.5, 4.0, 50.0]},
+          {"activation": [-1.0, -0.9, -0.5, 0.0, 0.5, 0.9, 1.0]},
+          {"activation": [-60.0, -3.0, -0.5, 0.0, 0.5, 0.9, 1.0]})
+    dist = DistributionChart()
+    dist.data = LayerData(layers, distributions=qs)
+    grid = [line[LABEL_W:] for line in dist.draw(40, 20).plain.splitlines()[1:18]]
+    assert grid[0][0] == "▲" and grid[-1][-2] == "▼"
+    # a vanishing net: boxes a thousand times apart get the symmetric log axis, and its 0 is a labelled tick
+    qs = tuple({"activation": [s * v for v in (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0)]} for s in (1e3, 1.0, 1e-3))
+    dist.data = LayerData(layers, distributions=qs)
+    labels = [line[:LABEL_W - 1].strip() for line in dist.draw(40, 20).plain.splitlines()[1:18]]
+    assert "symmetric log axis" in dist.draw(40, 20).plain.splitlines()[0] and "0" in labels
+
+
 def test_heatmap_levels_span_the_range():
     assert level(-6.0, -6.0, -1.0) == 0 and level(-1.0, -6.0, -1.0) == len(SHADES) - 1
     assert level(-3.6, -6.0, -1.0) == 2
@@ -126,6 +143,8 @@ def test_charts_draw_and_tabulate_without_an_app():
     pic = heat.draw(60, 10).plain
     assert "layer 0" in pic and "×" in pic and "step 10" in pic
     assert heat.table()[1][1] == ["1", "-2", "-", "-2", "-2"]
+    heat.data = ((0, (-1.0, -2.5)),)        # a probe: one step, one column of values
+    assert heat.table() == (["layer", "step 0"], [["0", "-1"], ["1", "-2.5"]])
     tr = TrainingChart()
     tr.data = TrainingData(({"epoch": 1, "run": 0, "train_loss": 1.0, "test_loss": 2.0},
                             {"epoch": 2, "run": 0, "train_loss": 0.1, "test_loss": 0.5}), total_epochs=4)

@@ -127,18 +127,21 @@ class DistributionChart(LayerChart):
                   "·": _rgb(c["foreground"]), "▲": _rgb(c["warning"]), "▼": _rgb(c["warning"]), "×": "dim"}
         step = (hi - lo) / rows
         label_every = max(1, rows // 5)
+        # labels keep their spacing from the row that holds 0, so that 0 is always labelled where the axis has it
+        zero_row = int((hi - 0.0) / step) if lo < 0.0 <= hi else 0
         for r in range(rows):
             top, bottom = hi - r * step, hi - (r + 1) * step
             out.append("\n")
             mid = 0.0 if bottom < 0.0 <= top else unsymlog((top + bottom) / 2, t)
-            label = fmt(mid, 3) if r % label_every == 0 else ""
+            label = fmt(mid, 3) if (r - zero_row) % label_every == 0 else ""
             out.append(label.rjust(LABEL_W - 1) + ("┤" if label else "│"), style="dim")
             for i in shown:
                 q = qs[i]
                 g = cell(q, top, bottom) if all(math.isfinite(v) for v in q) else "×"
-                if g is None and r == 0 and q[6] > hi:
+                # an edge row says a value lies past the axis, unless the box or the median is drawn there
+                if g in (None, "│", "·") and r == 0 and q[6] > hi:
                     g = "▲"
-                if g is None and r == rows - 1 and q[0] < lo:
+                if g in (None, "│", "·") and r == rows - 1 and q[0] < lo:
                     g = "▼"
                 glyph = g or " "
                 out.append(glyph * box_w, style=styles.get(glyph, ""))

@@ -82,6 +82,9 @@ class HeatmapChart(PlotWidget):
         cols: tuple[Column, ...] = self.data
         n_layers = max(len(col[1]) for col in cols)
         out = []
+        if len(cols) == 1:      # one step (a probe): its values alone
+            return ["layer", f"step {cols[0][0]}"], [[str(layer), fmt(cols[0][1][layer] if layer < len(cols[0][1])
+                                                                     else None, 3)] for layer in range(n_layers)]
         for layer in range(n_layers):
             series = [col[1][layer] if layer < len(col[1]) else None for col in cols]
             vals = finite(series)

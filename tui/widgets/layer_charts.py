@@ -67,7 +67,8 @@ def draw_log_bars(width: int, height: int, title: str, series: list[Series],
                 continue
             xs, ys = [p[0] for p in pts], [p[1] for p in pts]
             if s.bars:
-                plt.bar(xs, ys, marker=s.glyph, color=s.color, width=0.8)
+                # from the axis floor, so that a bar's length grows with its value (a log axis has no zero)
+                plt.bar(xs, ys, marker=s.glyph, color=s.color, width=0.8, minimum=lo)
             else:
                 plt.plot(xs, ys, marker=s.glyph, color=s.color)
         for _name, y, glyph, rgb in refs:
