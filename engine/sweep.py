@@ -109,8 +109,11 @@ def grid(vary: dict[str, list[Any]]) -> list[dict[str, Any]]:
 
 def point_configs(base: Config, vary: dict[str, list[Any]], train: bool = False
                   ) -> list[tuple[dict[str, Any], Config]]:
-    """(values, config) for every run, all validated before any runs (a bad combination fails at once); for
-    trainings, every data file of the grid is read once too, so that a bad one is not met after the others ran."""
+    """(values, config) for every run, all validated and checked against the device's memory before any runs (a
+    bad combination fails at once); for trainings, every data file of the grid is read once too, so that a bad one
+    is not met after the others ran."""
+    from . import device as devices
+
     runs = grid(vary)
     if len(runs) > MAX_POINTS:
         raise SpecError("vary", f"{len(runs)} runs", f"at most {MAX_POINTS} runs in one sweep")
@@ -119,6 +122,8 @@ def point_configs(base: Config, vary: dict[str, list[Any]], train: bool = False
         cfg = base.replace(**values)
         validate(cfg)
         out.append((values, cfg))
+    for _, cfg in out:
+        devices.check_fits(cfg, devices.resolve(cfg.device), training=train)
     if train:
         from .data import load_file
         from .spec import BUILTIN_DATA

@@ -209,6 +209,18 @@ def test_poly_data_follows_the_course_generator():
     assert xb.shape == (1000, 1) and (yb[:, 0] - (xb[:, 0] + 3.0)).abs().max() < 0.1
 
 
+def test_poly_weights_that_overflow_the_labels_are_refused_as_bad_input(capsys):
+    with pytest.raises(SpecError) as e:
+        datasets.poly(Config(poly_w=(1e300, 1.0)), torch.Generator().manual_seed(0))
+    assert e.value.field == "poly_w"
+    from initlab.tui.cli import main
+
+    assert main(["train", "--poly-w", "1e38,1", "--deg", "4", "--epochs", "1", "--depth", "2", "--width", "4",
+                 "--device", "cpu"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("initlab: error: poly_w: ") and err.count("\n") == 1
+
+
 def test_split_is_seeded_70_30_and_standardisation_uses_the_train_split():
     ds = datasets.make(Config(n_rows=1000, standardize=True), torch.device("cpu"))
     assert ds.x_train.shape[0] == 700 and ds.x_test.shape[0] == 300

@@ -308,3 +308,12 @@ def test_a_metric_no_point_has_gets_a_note(capsys):
     assert main(["sweep", "--vary", "depth=2,3", "--metric", "train_loss", *SMALL_FLAGS, "--json"]) == 0
     out, err = capsys.readouterr()
     assert "initlab: note: no point has a value of train_loss" in err and json.loads(out)["points"]
+
+
+def test_a_point_too_big_for_memory_is_refused_before_any_run(capsys, tmp_path):
+    saved = tmp_path / "s.toml"
+    code = main(["sweep", "--vary", "width=8,1048576", "--depth", "5", "--device", "cpu", "--save-config", str(saved)])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and err.count("\n") == 1      # no run's line before the refusal
+    assert err.startswith("initlab: error: width: 1048576 is not allowed; a network that fits in memory")
+    assert not saved.exists()
