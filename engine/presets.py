@@ -40,8 +40,9 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
            "xavier_uniform with tanh's gain 5/3: the std settles about 0.65",
            Config(**{**_LINEAR, "activation": "tanh", "last_activation": True}, init="xavier_uniform")),
     Preset("relu-kaiming", "probe",
-           "kaiming_normal with ReLU: the std stays of order 1, no vanishing",
-           Config(**{**_LINEAR, "activation": "relu", "last_activation": True}, init="kaiming_normal")),
+           "kaiming_normal with ReLU: the std stays of order 1, about 0.7 to 1.3 (seed 2; it wanders with the seed, "
+           "from about 0.2 to 1.8 over seeds 0 to 5), no vanishing",
+           Config(**{**_LINEAR, "activation": "relu", "last_activation": True, "seed": 2}, init="kaiming_normal")),
     Preset("relu-xavier", "probe",
            "xavier_normal, gain 1, with ReLU: the variance halves per layer, near 1e-15 at the end",
            Config(**{**_LINEAR, "activation": "relu", "last_activation": True}, init="xavier_normal", gain=1.0)),

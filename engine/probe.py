@@ -80,12 +80,22 @@ def run_probe(cfg: Config, distributions: bool = True) -> ProbeResult:
         seconds=time.perf_counter() - t0, names=[r["name"] for r in rows])
 
 
-def random_matrix_product(n: int = 4, steps: int = 100, seed: int = 0) -> list[float]:
-    """M = N(0,1) n x n, then steps times M = M @ N(0,1): the Frobenius norm after each product."""
+def random_matrix_run(n: int = 4, steps: int = 100, seed: int = 0, draws: int = 1000) -> dict:
+    """M = N(0,1) n x n, then steps times M = M @ N(0,1): the Frobenius norm after each product and the largest
+    |entry| at the end; and the spread of that largest entry over `draws` independent products drawn from the same seed: its 10%, 50% and 90%
+    quantiles, so that one seed's figure can be read against what the experiment gives in general. One transfer."""
     g = torch.Generator().manual_seed(seed)
     m = torch.randn(n, n, generator=g, dtype=torch.float64)
     norms = []
     for _ in range(steps):
         m = m @ torch.randn(n, n, generator=g, dtype=torch.float64)
         norms.append(m.norm())
-    return torch.stack(norms).tolist()
+    many = torch.randn(draws, n, n, generator=g, dtype=torch.float64)
+    for _ in range(steps):
+        many = many @ torch.randn(draws, n, n, generator=g, dtype=torch.float64)
+    # quantiles of log10, so that draws spread over ten decades are ranked, not summed
+    logs = many.abs().flatten(1).amax(1).log10()
+    q = 10 ** torch.quantile(logs, torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64))
+    host = torch.cat([torch.stack(norms), m.abs().amax().reshape(1), q]).tolist()
+    return {"norms": host[:steps], "max_entry": host[steps], "draws": draws,
+            "max_entry_p10": host[steps + 1], "max_entry_median": host[steps + 2], "max_entry_p90": host[steps + 3]}

@@ -120,6 +120,8 @@ def test_probe_table(capsys):
 def test_probe_random_matrix_json(capsys):
     doc = run_json(capsys, "probe", "--preset", "random-matrix", "--json")
     assert len(doc["norms"]) == 100 and max(doc["norms"]) >= 1e20
+    assert doc["draws"] == 1000 and doc["max_entry_p10"] < doc["max_entry_median"] < doc["max_entry_p90"]
+    assert 0 < doc["max_entry"] <= doc["norms"][-1]
 
 
 # gain and presets ------------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_matrix(args: argparse.Namespace) -> int:
-    from initlab.engine.probe import random_matrix_product
+    from initlab.engine.probe import random_matrix_run
     from initlab.engine.spec import SpecError, check_value, parse_value
 
     given = given_settings(args)
@@ -41,12 +41,16 @@ def run_matrix(args: argparse.Namespace) -> int:
     raw = given.get("seed", 0)
     seed = parse_value("seed", raw)
     check_value("seed", seed)
-    norms = random_matrix_product(4, 100, seed)
+    run = random_matrix_run(4, 100, seed)
+    norms = run["norms"]
     if wants_json(args):
-        print_json({"experiment": "random-matrix", "n": 4, "steps": 100, "seed": seed, "norms": norms})
+        print_json({"experiment": "random-matrix", "n": 4, "steps": 100, "seed": seed, **run})
     else:
         for i in (0, 9, 24, 49, 74, 99):
             print(f"after {i + 1:3d} products: norm {norms[i]:.3e}")
+        print(f"largest |entry| after 100 products: {run['max_entry']:.3e} (seed {seed})")
+        print(f"over {run['draws']} products drawn alike: median {run['max_entry_median']:.2e}, "
+              f"10% to 90% of them {run['max_entry_p10']:.2e} to {run['max_entry_p90']:.2e}")
     return 0
 
 
