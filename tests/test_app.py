@@ -95,6 +95,9 @@ async def test_stop_ends_a_training_within_half_a_second():
         assert time.monotonic() - t_stop < 0.5
         assert app.last_result["stopped"] == "cancelled"
         assert "train stopped" in app.log_pane.messages()
+        await pilot.press("s")          # nothing runs now: said in the log, not silently ignored
+        await pilot.pause()
+        assert app.log_pane.messages()[-1].startswith("nothing is running")
 
 
 @pilot_test
@@ -116,7 +119,8 @@ async def test_invalid_field_blocks_running_and_keys_go_to_the_field():
         await pilot.pause()
         assert app.last_kind == "" and not app.bridge.running
         assert app.log_pane.entries[-1][1:] == ("error", "cannot run: depth: '12pt' is not allowed; "
-                                                         "an integer in [1, 10000]")
+                                                         "an integer in [1, 10000] (the cursor is in depth now; "
+                                                         "escape leaves it)")
         depth.value = "4"
         await pilot.pause()
         assert not depth.has_class("-refused")
@@ -274,6 +278,13 @@ async def test_every_preset_from_the_palette_runs_to_completion():
             if preset.kind == "train":
                 assert app.last_result["stopped"] in ("finished", "nonfinite")
                 assert len(app.last_result.get("runs", [None])) == max(1, len(preset.seeds))
+                if preset.seeds:        # each run's ending is logged by its seed, and the legend names the seeds
+                    ends = [(r["config"]["seed"], r["epochs"][-1]) for r in app.last_result["runs"]]
+                    assert app.log_pane.messages()[-1] == "runs: " + "; ".join(
+                        f"seed {seed}: train {e['train_loss']:.4g}, test {e['test_loss']:.4g}" for seed, e in ends)
+                    app.charts.show_tab("training")
+                    await pilot.pause()
+                    assert f"test seed {preset.seeds[1]}" in app.charts.chart("training").render().plain
             else:
                 assert len(app.last_result["layers"]) == preset.config.depth
 

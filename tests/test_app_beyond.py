@@ -65,6 +65,17 @@ async def test_sweep_of_the_vary_field_fills_table_and_heatmap_with_the_engines_
         cols, rows = app.charts.query_one("#numbers").shown
         assert cols[:3] == ["depth", "init", "verdict"] and len(rows) == 4
         assert any(m.startswith("[4/4] depth=4 init=orthogonal") for m in app.log_pane.messages())
+        assert "sweep depth x init: 4 points" in app.log_pane.messages()
+        # a new sweep clears the tab at once: the last one's points are not shown as if they were its own
+        await pilot.press("n")
+        app.extras.set_value("vary", "depth=3,5,6")
+        app.action_sweep("field")
+        data = app.charts.chart("sweep").data
+        assert data.state == "starting" and data.summary["done"] == 0 and data.summary["total"] == 3
+        assert data.summary["points"] == [] and "0/3 points" in app.charts.chart("sweep").render().plain
+        assert app.log_pane.messages()[-1] == "sweep depth: 3 points"
+        await settle(pilot, app)
+        assert app.charts.chart("sweep").data.summary["done"] == 3
 
 
 @pilot_test

@@ -149,6 +149,11 @@ def test_charts_draw_and_tabulate_without_an_app():
     tr.data = TrainingData(({"epoch": 1, "run": 0, "train_loss": 1.0, "test_loss": 2.0},
                             {"epoch": 2, "run": 0, "train_loss": 0.1, "test_loss": 0.5}), total_epochs=4)
     assert "train" in tr.draw(60, 16).plain and tr.table()[1][1][2] == "0.1"
+    two = TrainingData(({"epoch": 1, "run": 0, "train_loss": 1.0, "test_loss": 2.0},
+                        {"epoch": 1, "run": 1, "train_loss": 3.0, "test_loss": 4.0}), seeds=(420, 29))
+    tr.data = two
+    pic = tr.draw(100, 16).plain
+    assert "train seed 420" in pic and "test seed 29" in pic and "run 1" not in pic
     act = ActivationChart()
     act.data = CurveReady("tanh", 0.01, [-1.0, 0.0, 1.0], [-0.76, 0.0, 0.76], [0.42, 1.0, 0.42], 1.0, 5 / 3, 1.59)
     assert "torch gain 1.667" in act.draw(60, 16).plain

@@ -121,7 +121,8 @@ class InitlabApp(BeyondMixin, App):
         self.set_reactive(InitlabApp.device_name, self.initial_config.device)
         self._starting = 0          # start requests not yet seen as Started events
         self.preset_name = ""       # the preset last loaded into the form
-        self._configs: deque[Config | None] = deque()    # configs of jobs started, not yet seen as Started
+        self._jobs: deque[Any] = deque()                  # jobs started, not yet seen as Started
+        self.run_seeds: tuple[int, ...] = ()              # the seeds of a several-run training, for its legend
         self.run_config: Config | None = None            # the config of the job whose statistics are shown
         self._switch_interval = sys.getswitchinterval()  # Python's, restored on unmount
 
@@ -216,17 +217,19 @@ class InitlabApp(BeyondMixin, App):
         return cfg if self.extras_valid() else None
 
     def refuse(self, message: str, field: str | None = None) -> None:
-        self.log_pane.add("error", message)
-        self.notify(message, severity="error", timeout=4)
         if field and field in self.form.values():
+            # the cursor moves to the refused field: said, so that the next keys are not typed there unawares
+            message += f" (the cursor is in {field} now; escape leaves it)"
             self.set_class(True, "show-config")
             self.form.focus_field(field)
+        self.log_pane.add("error", message)
+        self.notify(message, severity="error", timeout=4)
 
     def start_job(self, job: Any, kind: str) -> None:
         if self.bridge.running or self._starting:
             self.log_pane.add("info", f"a {self.last_kind or 'job'} was running; it is stopped and replaced by a {kind}")
         self.last_kind = kind
-        self._configs.append(getattr(job, "config", None))
+        self._jobs.append(job)
         self._starting += 1
         self.run_state = "starting " + kind
         # Session.start waits for a running job to stop: that wait happens on a worker thread, not here.
@@ -269,6 +272,7 @@ class InitlabApp(BeyondMixin, App):
 
     def action_stop(self) -> None:
         if not self.bridge.running and not self._starting:
+            self.log_pane.add("info", "nothing is running: s stops a probe, a training or a sweep while it runs")
             self.notify("nothing is running", timeout=2)
             return
         self.run_state = "stopping"
@@ -325,7 +329,8 @@ class InitlabApp(BeyondMixin, App):
             if snap.epochs or base:
                 total = max([e.epochs for e in snap.epochs] + [snap.progress.epochs if snap.progress else 0])
                 self.charts.set_data("training", TrainingData(tuple(epoch_row(e) for e in snap.epochs),
-                                                              base.epochs if base else (), total_epochs=total))
+                                                              base.epochs if base else (), total_epochs=total,
+                                                              seeds=self.run_seeds))
             if snap.heat:
                 self.charts.set_data("heatmap", snap.heat)
 
@@ -335,8 +340,10 @@ class InitlabApp(BeyondMixin, App):
         self.drain(force=isinstance(ev, (Finished, Failed, Cancelled)))
         if isinstance(ev, Started):
             self._starting = max(0, self._starting - 1)
-            if self._configs:
-                self.run_config = self._configs.popleft()
+            if self._jobs:
+                job = self._jobs.popleft()
+                self.run_config = getattr(job, "config", None)
+                self.run_seeds = tuple(getattr(job, "seeds", ()) or ())
             self.run_state = "probing" if ev.job == "probe" else ("training" if ev.job == "train" else ev.job)
         elif isinstance(ev, LogLine):
             self.log_pane.add(ev.level, ev.message)
@@ -370,6 +377,14 @@ class InitlabApp(BeyondMixin, App):
             self.log_pane.add("info", f"training {stopped} after {ev.result.get('steps_done', 0)} steps, "
                                       f"{len(epochs)} epochs; train loss {_g(last.get('train_loss'))}, "
                                       f"test loss {_g(last.get('test_loss'))} ({ev.seconds:.1f} s)")
+            runs = ev.result.get("runs") or []
+            if len(runs) > 1:       # the line above is the first run's; each run's own ending, by its seed
+                ends = []
+                for r in runs:
+                    end = (r.get("epochs") or [{}])[-1]
+                    ends.append(f"seed {r.get('config', {}).get('seed')}: train {_g(end.get('train_loss'))}, "
+                                f"test {_g(end.get('test_loss'))}")
+                self.log_pane.add("info", "runs: " + "; ".join(ends))
         else:
             self.run_state = "idle"
 

@@ -74,8 +74,8 @@ class BeyondMixin:
         if not errors:
             return True
         name, msg = next(iter(errors.items()))
-        self.refuse(f"cannot run: {msg}")
         self.open_field(name)
+        self.refuse(f"cannot run: {msg} (the cursor is in {name} now; escape leaves it)")
         return False
 
     def open_field(self, name: str) -> None:
@@ -132,13 +132,17 @@ class BeyondMixin:
                 return
             label = " x ".join(vary) if which == "field" else "depth x init"
         try:
-            point_configs(base, vary)           # every point checked before any runs
+            points = point_configs(base, vary)          # every point checked before any runs
         except SpecError as e:
             self.refuse(f"cannot run the sweep: {e}")
             return
         job = LiveSweepJob(base, vary)
         self._live_sweep, self._live_done, self._sweep_label = job, -1, label
+        # the last sweep's points leave the tab at once: until the first point ends, it shows the new sweep empty
+        self.charts.set_data("sweep", SweepData({"done": 0, "total": len(points), "mode": "probe", "vary": vary,
+                                                 "points": []}, label, "starting"))
         self.charts.show_tab("sweep")
+        self.log_pane.add("info", f"sweep {label}: {len(points)} points")
         self.start_job(job, "sweep")
 
     def action_jacobian(self) -> None:

@@ -20,6 +20,7 @@ class TrainingData:
     baseline: tuple[Epoch, ...] = ()
     label: str = ""
     total_epochs: int = 0               # the run's planned epochs: the axis spans them from the start
+    seeds: tuple[int, ...] = ()         # a several-run training's seeds, by run: the legend names runs by them
 
 
 def epoch_row(ev: Any) -> Epoch:
@@ -45,7 +46,8 @@ class TrainingChart(PlotWidget):
         lines: list[tuple[str, str, list[float], list[float | None], tuple[int, int, int]]] = []
         for k, run in enumerate(runs_of(d.epochs)):
             es = [e for e in d.epochs if int(e.get("run", 0)) == run]
-            tag = f" run {run}" if len(runs_of(d.epochs)) > 1 else ""
+            tag = ("" if len(runs_of(d.epochs)) == 1 else f" seed {d.seeds[run]}" if run < len(d.seeds)
+                   else f" run {run}")
             xs = [e["epoch"] for e in es]
             lines.append((f"train{tag}", TRAIN_GLYPHS[k % 3], xs, [log10_or_none(e.get("train_loss")) for e in es],
                           c["primary"]))
