@@ -110,8 +110,11 @@ def test_distribution_edges_mark_values_beyond_the_axis_and_a_symlog_axis_labels
     # a vanishing net: boxes a thousand times apart get the symmetric log axis, and its 0 is a labelled tick
     qs = tuple({"activation": [s * v for v in (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0)]} for s in (1e3, 1.0, 1e-3))
     dist.data = LayerData(layers, distributions=qs)
-    labels = [line[:LABEL_W - 1].strip() for line in dist.draw(40, 20).plain.splitlines()[1:18]]
-    assert "symmetric log axis" in dist.draw(40, 20).plain.splitlines()[0] and "0" in labels
+    lines = dist.draw(40, 20).plain.splitlines()
+    assert lines[1].startswith("symmetric log axis")          # too long for one line beside the title at 40
+    labels = [line[:LABEL_W - 1].strip() for line in lines[2:18]]
+    assert "0" in labels
+    assert dist.draw(200, 20).plain.splitlines()[0].endswith("; k switches; symmetric log axis, linear within 0.002")
 
 
 def test_heatmap_levels_span_the_range():
@@ -157,6 +160,13 @@ def test_charts_draw_and_tabulate_without_an_app():
     act = ActivationChart()
     act.data = CurveReady("tanh", 0.01, [-1.0, 0.0, 1.0], [-0.76, 0.0, 0.76], [0.42, 1.0, 0.42], 1.0, 5 / 3, 1.59)
     assert "torch gain 1.667" in act.draw(60, 16).plain
+    from initlab.engine.theory import mean_field
+    from initlab.tui.messages import TheoryReady
+
+    act.set_theory(TheoryReady(mean_field("tanh", 1.0, 0.0), "xavier_uniform"))
+    narrow, wide = act.draw(70, 20).plain.splitlines(), act.draw(200, 20).plain.splitlines()
+    assert narrow[2].startswith("mean field") and narrow[3].startswith("depth scales")    # cut nowhere
+    assert "depth scales" in wide[2] and len(narrow) == len(wide) == 20
 
 
 def test_form_values_read_back_as_the_same_config():

@@ -13,12 +13,14 @@ THEORY_ROWS = (("q*", "q_star"), ("chi_1", "chi1"), ("phase", "phase"), ("c*", "
                ("depth scale forward", "depth_scale_forward"), ("depth scale backward", "depth_scale_backward"))
 
 
-def theory_line(m: TheoryReady) -> str:
-    """One line of mean-field numbers for the scaled-normal init at the form's sigma_w and sigma_b."""
+def theory_line(m: TheoryReady, width: int = 1000) -> str:
+    """Mean-field numbers for the scaled-normal init at the form's sigma_w and sigma_b: one line, or two where
+    one would be cut at `width`."""
     t = m.theory
-    return (f"mean field, scaled_normal init, sigma_w {fmt(t['sigma_w'])}, sigma_b {fmt(t['sigma_b'])}: "
-            f"q* {fmt(t['q_star'])}  chi_1 {fmt(t['chi1'])} ({t['phase']})  depth scales "
-            f"{fmt(t['depth_scale_forward'], 3)} forward, {fmt(t['depth_scale_backward'], 3)} backward")
+    head = (f"mean field, scaled_normal init, sigma_w {fmt(t['sigma_w'])}, sigma_b {fmt(t['sigma_b'])}: "
+            f"q* {fmt(t['q_star'])}  chi_1 {fmt(t['chi1'])} ({t['phase']})")
+    tail = f"depth scales {fmt(t['depth_scale_forward'], 3)} forward, {fmt(t['depth_scale_backward'], 3)} backward"
+    return head + "  " + tail if len(head) + 2 + len(tail) <= width else head + "\n" + tail
 
 
 class ActivationChart(PlotWidget):
@@ -56,9 +58,10 @@ class ActivationChart(PlotWidget):
         out.append("\n")
         out.append(self.summary(), style="", )
         out.append("\n")
-        if self.theory is not None:
-            out.append(theory_line(self.theory) + "\n")
-        out.append_text(build_plot(width, height - 3 - (self.theory is not None), draw))
+        theory = theory_line(self.theory, width) if self.theory is not None else ""
+        if theory:
+            out.append(theory + "\n")
+        out.append_text(build_plot(width, height - 3 - (theory.count("\n") + 1 if theory else 0), draw))
         out.append("\n")
         out.append_text(legend(("⠒", "f(x)", c["primary"]), ("·", "f'(x)", c["accent"])))
         return out

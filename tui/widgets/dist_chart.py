@@ -115,14 +115,17 @@ class DistributionChart(LayerChart):
         t = linthresh(raw)
         qs = [[symlog(v, t) for v in q] if usable(q) else [math.nan] * 7 for q in raw]
         lo, hi = y_range(qs)
-        rows = max(2, height - 3)
+        head = f"{self.title}: {self.kind} quantiles per layer{self.label()}; k switches"
+        axis = f"symmetric log axis, linear within {fmt(t, 2)}" if t is not None else ""
+        # the axis note goes on a line of its own where the title would be cut
+        two = bool(axis) and len(head) + 2 + len(axis) > width
+        rows = max(2, height - 3 - two)
         plot_w = max(4, width - LABEL_W - 1)
         shown = sample(len(qs), plot_w)
         cw = max(1, plot_w // max(1, len(shown)))
         box_w = cw - 1 if cw >= 3 else cw
-        axis = f", symmetric log axis, linear within {fmt(t, 2)}" if t is not None else ""
-        out = Text(f"{self.title}: {self.kind} quantiles per layer{axis}{self.label()}; k switches", style="bold",
-                   no_wrap=True, overflow="ellipsis")
+        out = Text(head + ("\n" + axis if two else "; " + axis if axis else ""), style="bold", no_wrap=True,
+                   overflow="ellipsis")
         styles = {"━": f"bold {_rgb(c['accent'])}", "█": _rgb(c["primary"]), "│": _rgb(c["foreground"]),
                   "·": _rgb(c["foreground"]), "▲": _rgb(c["warning"]), "▼": _rgb(c["warning"]), "×": "dim"}
         step = (hi - lo) / rows

@@ -153,13 +153,13 @@ class BackwardChart(LayerChart):
 
 
 class GlorotChart(LayerChart):
-    title = "Glorot: Var(z)/Var(x) and Var(dL/dx)/Var(dL/dz) per layer, log10 (0 is kept)"
+    title = "Glorot: variance ratios per layer, log10 (0: the variance is kept)"
 
     def draw(self, width: int, height: int) -> Text:
         c = theme_rgb(self)
         d: LayerData = self.data
-        series = [Series("forward ratio", logs(d.layers, "fwd_var_ratio"), "▆", c["primary"], bars=True),
-                  Series("backward ratio", logs(d.layers, "bwd_var_ratio"), "•", c["accent"])]
+        series = [Series("forward Var(z)/Var(x)", logs(d.layers, "fwd_var_ratio"), "▆", c["primary"], bars=True),
+                  Series("backward Var(dL/dx)/Var(dL/dz)", logs(d.layers, "bwd_var_ratio"), "•", c["accent"])]
         refs = [("ratio 1", 0.0, "─", c["success"])]
         return draw_log_bars(width, height, self.title + self.label(), series, refs,
                              nonfinite_note(d.layers, "fwd_var_ratio", "Glorot" + self.label()))

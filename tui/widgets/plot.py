@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 import time
 from typing import Any, Callable, Iterable
 
@@ -139,7 +140,9 @@ class PlotWidget(Widget):
             if self.has_data() and w >= 10 and h >= 4:
                 self._picture = self.draw(w, h)
             else:
-                self._picture = Text(self.empty if not self.has_data() else "too small", style="dim")
+                # the empty state's hint wraps: the chart's own no-wrap style would cut its key names off
+                words = self.empty if not self.has_data() else "too small"
+                self._picture = Text("\n".join(textwrap.wrap(words, max(10, w))), style="dim")
             self.last_build_ms = (time.perf_counter() - t0) * 1000
             self.builds += 1
             self._key = key
