@@ -191,7 +191,7 @@ def _allowed(info: FieldInfo) -> str:
     if info.choices:
         return "one of " + ", ".join(info.choices)
     if info.kind is bool:
-        return "true or false"
+        return "true or false (or yes/no, on/off, 1/0)"
     if info.kind is tuple:
         return "comma-separated finite numbers"
     if info.low is not None or info.high is not None:

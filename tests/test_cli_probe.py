@@ -291,3 +291,15 @@ def test_help_names_what_each_flag_allows_and_its_default(capsys):
     assert "--optimizer OPTIMIZER optimiser: one of sgd, adam, adamw, rmsprop; default sgd" in text
     assert "--bias, --no-bias Linear layers have a bias (default on)" in text
     assert "or empty for auto; default auto" in text                                  # --gain
+
+
+@pytest.mark.parametrize("argv, line", [
+    (["probe", "--bias", "yes"], "bias: 'yes' is not allowed; --bias takes no value (a switch: --bias or --no-bias)"),
+    (["train", "--json", "true"], "json: 'true' is not allowed; --json takes no value (a switch: --json alone)"),
+    (["probe", "--depth", "3", "extra"], "unrecognized arguments: extra"),
+])
+def test_a_value_after_a_switch_is_named_with_the_switch(capsys, argv, line):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    _out, err = capsys.readouterr()
+    assert e.value.code == 2 and err == f"initlab: error: {line}\n"

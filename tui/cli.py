@@ -23,9 +23,37 @@ class OneLineParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
         self._negative_number_matcher = re.compile(r"^-(\d|\.\d|inf|nan)", re.IGNORECASE)
 
+    argv: list[str] = []        # the arguments being parsed, so that a refusal can say which flag a value follows
+
     def error(self, message: str) -> None:   # type: ignore[override]
-        sys.stderr.write(f"initlab: error: {one_line(message)}\n")
+        sys.stderr.write(f"initlab: error: {one_line(self._with_flag(message))}\n")
         raise SystemExit(2)
+
+    def _with_flag(self, message: str) -> str:
+        """"unrecognized arguments: yes" after a switch (--bias yes) becomes what the switch takes."""
+        prefix = "unrecognized arguments: "
+        if not message.startswith(prefix) or not self.argv:
+            return message
+        extra = message[len(prefix):].split(" ")[0]
+        at = self.argv.index(extra) if extra in self.argv else -1
+        flag = self.argv[at - 1] if at > 0 else ""
+        action = next((a for a in self._switches() if flag in a.option_strings), None)
+        if action is None:
+            return message
+        how = (" or ".join(action.option_strings) if isinstance(action, argparse.BooleanOptionalAction)
+               else f"{flag} alone")
+        return f"{action.dest}: {extra!r} is not allowed; {flag} takes no value (a switch: {how})"
+
+    def _switches(self) -> list[argparse.Action]:
+        """Every flag that takes no value, in this parser and its subcommands."""
+        out = []
+        for a in self._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                for p in a.choices.values():
+                    out += [b for b in p._actions if b.nargs == 0 and b.option_strings]
+            elif a.nargs == 0 and a.option_strings:
+                out.append(a)
+        return out
 
 
 def build_parser() -> OneLineParser:
@@ -43,6 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .app_main import run_app
 
         return run_app()
+    parser.argv = argv
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
