@@ -50,7 +50,8 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
            "2 -> 2 -> 1, sigmoid, no bias, all-zero weights, SGD 0.03, 5 epochs: the hidden units never separate",
            Config(**{**_POLY_NET, "width": 2, "init": "zeros"}, depth=2, activation="sigmoid", bias=False, epochs=5)),
     Preset("sigmoid-deep-train", "train",
-           "sigmoid, 3 hidden layers of 4, SGD 0.03, 20 epochs: the first layer learns 10x+ slower than the last",
+           "sigmoid, 3 hidden layers of 4, SGD 0.03, 20 epochs: the first layer's mean |dW| stays 100x to 400x "
+           "below the last's over each epoch (one batch's ratio swings from 1x to 4000x)",
            Config(**_POLY_NET, depth=4, activation="sigmoid", epochs=20)),
     Preset("tanh-deep-train", "train",
            "tanh, 4 hidden layers of 4, 20 epochs: uneven, spiking gradients across layers",
