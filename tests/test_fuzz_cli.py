@@ -282,9 +282,11 @@ def check_contract(argv: list[str], code, out: str, err: str) -> None:
         if lines:
             assert len(lines) == 1 and lines[0].startswith("initlab: error:"), where
             assert not any(f"initlab: error: {name}:" in lines[0] for name in INTERNAL), where
-        else:
+        elif "--json" in argv:
             doc = strict_json(out)
             assert "nonfinite" in [r["stopped"] for r in doc.get("runs", [doc])], where
+        else:           # written as to a terminal: the tables, then where the run stopped
+            assert "non-finite" in out, where
     if code == 0 and "--json" in argv and "-h" not in argv and "--help" not in argv:
         doc = strict_json(out)
         assert isinstance(doc, dict), where
