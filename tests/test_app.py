@@ -346,6 +346,29 @@ async def test_narrow_terminal_collapses_the_configuration():
 
 
 @pilot_test
+async def test_log_lines_wrap_in_a_pane_narrower_than_78_columns():
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, app)
+        log = app.log_pane
+        assert log.size.width < 78
+        app.log_pane.add("error", "a refusal long enough to need two lines in this pane: " + "x" * 40 + " end")
+        await pilot.pause()
+        assert log.virtual_size.width <= log.size.width          # wrapped, not cut at the edge
+        assert any("end" in line.text for line in log.lines)
+
+
+@pilot_test
+async def test_tab_from_nowhere_lands_on_the_first_field():
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("escape", "tab")
+        await pilot.pause()
+        assert app.focused is not None and app.focused.id == "preset"      # not the form's scroll container
+
+
+@pilot_test
 async def test_help_and_distribution_kinds():
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:

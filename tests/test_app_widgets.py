@@ -164,9 +164,13 @@ def test_charts_draw_and_tabulate_without_an_app():
     from initlab.tui.messages import TheoryReady
 
     act.set_theory(TheoryReady(mean_field("tanh", 1.0, 0.0), "xavier_uniform"))
-    narrow, wide = act.draw(70, 20).plain.splitlines(), act.draw(200, 20).plain.splitlines()
-    assert narrow[2].startswith("mean field") and narrow[3].startswith("depth scales")    # cut nowhere
-    assert "depth scales" in wide[2] and len(narrow) == len(wide) == 20
+    narrow, wide = act.draw(58, 24).plain.splitlines(), act.draw(200, 24).plain.splitlines()
+    assert "depth scales" in wide[2] and len(narrow) == len(wide) == 24
+    # at 58 columns every figure is whole, on lines of their own where they do not fit together
+    text = "\n".join(narrow[:8])
+    for figure in ("empirical gain std(x)/std(f(x)) 1.59", "q* 0", "chi_1 1 (critical)", "depth scales"):
+        assert figure in text, figure
+    assert all(len(line) <= 58 for line in narrow)
 
 
 def test_form_values_read_back_as_the_same_config():

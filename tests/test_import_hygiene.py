@@ -29,3 +29,20 @@ def test_engine_does_not_import_textual_or_rich():
 def test_session_events_jobs_leave_torch_unloaded():
     mods = ["initlab.engine.session", "initlab.engine.events", "initlab.engine.jobs"]
     assert loaded_after(mods, ["torch", "textual", "rich"]) == []
+
+
+def test_every_package_folder_is_packaged():
+    """A regular (non-editable) install ships only the packages pyproject.toml lists: every source folder with an
+    __init__.py must be among them, mapped to its folder, or the installed command line cannot import it."""
+    import os
+
+    import pytest
+
+    tomllib = pytest.importorskip("tomllib")      # Python 3.11 and later
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "pyproject.toml"), "rb") as f:
+        tool = tomllib.load(f)["tool"]["setuptools"]
+    folders = {os.path.relpath(d, root) for top in ("engine", "tui") for d, _dirs, files in os.walk(os.path.join(root, top))
+               if "__init__.py" in files}
+    mapped = {tool["package-dir"][p] for p in tool["packages"]}
+    assert folders == mapped

@@ -6,7 +6,7 @@ from typing import Any
 from rich.text import Text
 
 from ..messages import CurveReady, TheoryReady
-from .plot import PlotWidget, Row, build_plot, fmt, legend, theme_rgb
+from .plot import packed, PlotWidget, Row, build_plot, fmt, legend, theme_rgb
 
 
 THEORY_ROWS = (("q*", "q_star"), ("chi_1", "chi1"), ("phase", "phase"), ("c*", "c_star"),
@@ -14,13 +14,13 @@ THEORY_ROWS = (("q*", "q_star"), ("chi_1", "chi1"), ("phase", "phase"), ("c*", "
 
 
 def theory_line(m: TheoryReady, width: int = 1000) -> str:
-    """Mean-field numbers for the scaled-normal init at the form's sigma_w and sigma_b: one line, or two where
-    one would be cut at `width`."""
+    """Mean-field numbers for the scaled-normal init at the form's sigma_w and sigma_b, wrapped at `width` between
+    its figures (a figure is never cut)."""
     t = m.theory
-    head = (f"mean field, scaled_normal init, sigma_w {fmt(t['sigma_w'])}, sigma_b {fmt(t['sigma_b'])}: "
-            f"q* {fmt(t['q_star'])}  chi_1 {fmt(t['chi1'])} ({t['phase']})")
-    tail = f"depth scales {fmt(t['depth_scale_forward'], 3)} forward, {fmt(t['depth_scale_backward'], 3)} backward"
-    return head + "  " + tail if len(head) + 2 + len(tail) <= width else head + "\n" + tail
+    parts = [f"mean field, scaled_normal init, sigma_w {fmt(t['sigma_w'])}, sigma_b {fmt(t['sigma_b'])}:",
+             f"q* {fmt(t['q_star'])}", f"chi_1 {fmt(t['chi1'])} ({t['phase']})",
+             f"depth scales {fmt(t['depth_scale_forward'], 3)} forward, {fmt(t['depth_scale_backward'], 3)} backward"]
+    return packed(parts, width)
 
 
 class ActivationChart(PlotWidget):
@@ -38,10 +38,11 @@ class ActivationChart(PlotWidget):
     def has_data(self) -> bool:
         return isinstance(self.data, CurveReady)
 
-    def summary(self) -> str:
+    def summary(self, width: int = 1000) -> str:
         d: CurveReady = self.data
         tg = fmt(d.torch_gain) if d.torch_gain is not None else "none"
-        return f"max f' {fmt(d.max_derivative)}   torch gain {tg}   empirical gain std(x)/std(f(x)) {fmt(d.empirical_gain)}"
+        return packed([f"max f' {fmt(d.max_derivative)}", f"torch gain {tg}",
+                       f"empirical gain std(x)/std(f(x)) {fmt(d.empirical_gain)}"], width, gap="   ")
 
     def draw(self, width: int, height: int) -> Text:
         c = theme_rgb(self)
@@ -56,12 +57,13 @@ class ActivationChart(PlotWidget):
         out = Text(f"{self.title}: {d.name}" + (f" (slope {d.slope:g})" if d.name == "leaky_relu" else ""),
                    style="bold", no_wrap=True, overflow="ellipsis")
         out.append("\n")
-        out.append(self.summary(), style="", )
-        out.append("\n")
+        summary = self.summary(width)
+        out.append(summary + "\n")
         theory = theory_line(self.theory, width) if self.theory is not None else ""
         if theory:
             out.append(theory + "\n")
-        out.append_text(build_plot(width, height - 3 - (theory.count("\n") + 1 if theory else 0), draw))
+        extra = summary.count("\n") + (theory.count("\n") + 1 if theory else 0)
+        out.append_text(build_plot(width, height - 3 - extra, draw))
         out.append("\n")
         out.append_text(legend(("⠒", "f(x)", c["primary"]), ("·", "f'(x)", c["accent"])))
         return out

@@ -85,6 +85,8 @@ class ChartsPane(Vertical):
         table = self.query_one(NumbersTable)
         table.display = not table.display
         self.refresh_numbers()
+        # the whole pane is repainted: a terminal kept rows of the taller chart where the table had just appeared
+        self.refresh(layout=True, repaint=True)
         return table.display
 
     def refresh_numbers(self) -> None:

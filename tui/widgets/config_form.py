@@ -65,9 +65,10 @@ def field_widget(info: spec.FieldInfo, value: Any, devices: list[tuple[str, str]
 
 
 
-class ConfigForm(VerticalScroll):
+class ConfigForm(VerticalScroll, can_focus=False):
     """Every setting of an experiment, grouped as spec.FIELDS groups them, and a preset selector on top.
-    `raw` holds every field's value whether or not its row is mounted yet; widgets mirror it."""
+    `raw` holds every field's value whether or not its row is mounted yet; widgets mirror it. The form itself takes
+    no focus (tab goes from field to field; the form scrolls to the focused one), so that no tab lands nowhere."""
 
     @dataclass
     class Changed(Message):

@@ -6,7 +6,7 @@ from typing import Any
 
 from rich.text import Text
 
-from .plot import PlotWidget, Row, fmt, theme_rgb
+from .plot import PlotWidget, Row, fmt, packed, theme_rgb
 
 LABEL_W = 21
 
@@ -22,23 +22,42 @@ def merged(counts: list[int], edges: list[float], rows: int) -> tuple[list[int],
     return out, [edges[i] for i in range(0, len(counts), k)] + [edges[-1]]
 
 
-def extremes(r: dict[str, Any]) -> str:
+def extreme_parts(r: dict[str, Any]) -> list[str]:
     """max, min and condition number; a min below the SVD's resolution is given as that bound, not as its noise."""
     k = len(r["singular_values"])
     below = k - r.get("numerical_rank", k)
     if below and r["max"] > 0:
-        return (f"max {fmt(r['max'])}   min < {fmt(r['resolution'])} ({below} of {k} below the resolution)   "
-                f"condition number > {fmt(r['condition_at_least'])}")
-    return f"max {fmt(r['max'])}   min {fmt(r['min'])}   condition number {fmt(r['condition_number'])}"
+        return [f"max {fmt(r['max'])}", f"min < {fmt(r['resolution'])} ({below} of {k} below the resolution)",
+                f"condition number > {fmt(r['condition_at_least'])}"]
+    return [f"max {fmt(r['max'])}", f"min {fmt(r['min'])}", f"condition number {fmt(r['condition_number'])}"]
 
 
-def summary_line(r: dict[str, Any]) -> str:
-    spread = r.get("log10_spread")
-    # two lines, so that a narrow pane cuts neither the extremes nor what they were measured on
+def extremes(r: dict[str, Any]) -> str:
+    return "   ".join(extreme_parts(r))
+
+
+def summary_line(r: dict[str, Any], width: int = 1000) -> str:
+    """The extremes, the spread and what they were measured on, wrapped between figures at `width`."""
     inputs = r.get("inputs", 1)
-    return (f"{extremes(r)}\n"
-            f"log10 spread {fmt(spread, 3)}   mean s^2 {fmt(r.get('mean_squared'))}   "
-            f"({inputs} input{'s' if inputs != 1 else ''}, {r.get('dtype', '')})")
+    return packed(extreme_parts(r) + [f"log10 spread {fmt(r.get('log10_spread'), 3)}",
+                                      f"mean s^2 {fmt(r.get('mean_squared'))}",
+                                      f"({inputs} input{'s' if inputs != 1 else ''}, {r.get('dtype', '')})"],
+                  width, gap="   ")
+
+
+def footnote(r: dict[str, Any], width: int) -> str:
+    """What the bins count: every value of every input, the exact zeros and the unresolved ones apart."""
+    h, inputs = r["histogram"], r.get("inputs", 1)
+    parts = ["singular values per bin (log10)"]
+    if inputs > 1:
+        parts[0] += f" over all {inputs} inputs' {inputs * len(r['singular_values'])} values"
+    if h.get("zeros"):
+        parts.append(f"{h['zeros']} exactly zero")
+    if h.get("unresolved"):
+        parts.append(f"{h['unresolved']} below their input's resolution")
+    if len(parts) == 1:
+        parts.append("all 1 is dynamical isometry")
+    return packed([p + ";" for p in parts[:-1]] + parts[-1:], width, gap=" ")
 
 
 class JacobianChart(PlotWidget):
@@ -54,11 +73,15 @@ class JacobianChart(PlotWidget):
         c = theme_rgb(self)
         r = self.data
         cfg = r.get("config", {})
-        out = Text(f"{self.title} ({cfg.get('depth', '?')} x {cfg.get('width', '?')} {cfg.get('activation', '')}, "
-                   f"init {cfg.get('init', '')})", style="bold", no_wrap=True, overflow="ellipsis")
-        out.append("\n" + summary_line(r))
+        head = packed([self.title, f"({cfg.get('depth', '?')} x {cfg.get('width', '?')} {cfg.get('activation', '')}, "
+                                   f"init {cfg.get('init', '')})"], width, gap=" ")
+        summary = summary_line(r, width)
+        note = footnote(r, width - LABEL_W)
+        out = Text(head, style="bold", no_wrap=True, overflow="ellipsis")
+        out.append("\n" + summary)
         h = r["histogram"]
-        counts, edges = merged(h["counts"], h["edges"], height - 5)
+        used = head.count("\n") + summary.count("\n") + note.count("\n") + 3
+        counts, edges = merged(h["counts"], h["edges"], height - used)
         top = max(counts) or 1
         bar_w = max(1, width - LABEL_W - 8)
         rgb = c["primary"]
@@ -68,10 +91,8 @@ class JacobianChart(PlotWidget):
             out.append("\n" + label.rjust(LABEL_W - 1) + "│", style="dim")
             out.append("█" * round(bar_w * n / top), style=f"rgb({rgb[0]},{rgb[1]},{rgb[2]})")
             out.append(f" {n}")
-        apart = [f"{h[key]} {what}" for key, what in (("zeros", "exactly zero"), ("unresolved", "below the resolution"))
-                 if h.get(key)]
-        note = "singular values per bin (log10); " + (", ".join(apart) if apart else "all 1 is dynamical isometry")
-        out.append("\n" + " " * LABEL_W + note, style="dim")
+        for line in note.splitlines():
+            out.append("\n" + " " * LABEL_W + line, style="dim")
         return out
 
     def table(self) -> tuple[Row, list[Row]]:

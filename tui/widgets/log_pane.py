@@ -26,7 +26,9 @@ class LogPane(RichLog):
     """
 
     def __init__(self, clock: Callable[[], str] = wall_clock, **kwargs):
-        super().__init__(max_lines=MAX_LINES, wrap=True, markup=False, highlight=False, **kwargs)
+        # min_width: RichLog renders a line at least this wide (78 by default), which cut lines off in a pane
+        # narrower than that instead of wrapping them
+        super().__init__(max_lines=MAX_LINES, wrap=True, markup=False, highlight=False, min_width=20, **kwargs)
         self.clock = clock
         self.entries: deque[tuple[str, str, str]] = deque(maxlen=MAX_LINES)
 

@@ -68,6 +68,17 @@ def span(values: Iterable[float | None], *extra: float, pad: float = 0.3) -> tup
     return lo - pad, hi + pad
 
 
+def packed(parts: list[str], width: int, gap: str = "  ") -> str:
+    """The parts on as few lines as fit in `width`, never splitting a part (a part wider than that has a line)."""
+    lines: list[str] = []
+    for p in parts:
+        if lines and len(lines[-1]) + len(gap) + len(p) <= width:
+            lines[-1] += gap + p
+        else:
+            lines.append(p)
+    return "\n".join(lines)
+
+
 def theme_rgb(widget: Widget) -> dict[str, RGB]:
     """The current theme's main colours as RGB tuples, for plotext."""
     out = dict(_FALLBACK)
