@@ -65,6 +65,7 @@ def test_preset_with_several_seeds_reports_every_run(capsys):
 @pytest.mark.parametrize("args, field", [
     (["--optimizer", "lbfgs"], "optimizer"), (["--lr", "-1"], "lr"), (["--epochs", "0"], "epochs"),
     (["--schedule", "warm"], "schedule"), (["--data", "nothere.npz"], "data"), (["--preset", "linear-explode"], "preset"),
+    (["--preset", "random-matrix"], "`initlab probe --preset random-matrix`"),
     (["--config", "missing.toml"], "config"), (["--stats-every", "x"], "stats_every"),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, args, field):

@@ -85,6 +85,24 @@ def given_settings(args: argparse.Namespace) -> dict[str, Any]:
     return {**config_keys(args), **given_flags(args)}
 
 
+def preset_of_kind(name: str, kind: str, extra: tuple[str, ...] = ()):
+    """The named preset when it is of this command's kind ("probe" or "train"); else a refusal that lists this
+    command's presets (and `extra` names it also takes) and says which command runs the one named."""
+    from initlab.engine import presets
+    from initlab.engine.sweep import SWEEP_PRESETS
+
+    p = presets.PRESETS.get(name)
+    if p is not None and p.kind == kind:
+        return p
+    other = p.kind if p is not None else "sweep" if name in SWEEP_PRESETS else "probe" if name == "random-matrix" \
+        else ""
+    where = f" ({name} is a {'training' if other == 'train' else other}: `initlab {other} --preset {name}`)" \
+        if other else ""
+    names = [n for n, q in presets.PRESETS.items() if q.kind == kind] + list(extra)
+    raise spec.SpecError("preset", name, f"a {'training' if kind == 'train' else kind} preset: "
+                         + ", ".join(names) + where)
+
+
 def config_from_args(args: argparse.Namespace, base: Config | None = None) -> Config:
     """Preset, then TOML config, then flags: each later source wins, and the rules that join fields are checked on
     the result. Raises SpecError naming the field. Nothing is written: see save_config."""

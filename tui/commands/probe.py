@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import (add_config_flags, config_from_args, fmt, given_settings, print_json, save_config, table,
-                     wants_json)
+from .common import (add_config_flags, config_from_args, fmt, given_settings, preset_of_kind, print_json,
+                     save_config, table, wants_json)
 from .outputs import add_output_flags, write_outputs
 
 COLUMNS = ["index", "fan_in", "fan_out", "z_std", "a_std", "saturated_frac", "dead_frac", "grad_z_std",
@@ -71,14 +71,10 @@ def run(args: argparse.Namespace) -> int:
             raise SpecError("preset", args.preset, "a network probe with --csv or --report (random-matrix prints "
                                                    "its norms; use --json)")
         return run_matrix(args)
-    from initlab.engine import presets
     from initlab.engine.probe import run_probe
 
-    if args.preset and presets.get(args.preset).kind != "probe":
-        from initlab.engine.spec import SpecError
-
-        raise SpecError("preset", args.preset, "a probe preset: " + ", ".join(
-            n for n, p in presets.PRESETS.items() if p.kind == "probe") + ", random-matrix (see `initlab train`)")
+    if args.preset:
+        preset_of_kind(args.preset, "probe", extra=("random-matrix",))
     cfg = config_from_args(args)
     res = run_probe(cfg, distributions=False)     # the quantile boxes are the app's; the table does not show them
     save_config(args, cfg)

@@ -5,8 +5,8 @@ import argparse
 import sys
 import time
 
-from .common import (add_config_flags, config_from_args, fmt, given_settings, print_json, save_config, table,
-                     wants_json)
+from .common import (add_config_flags, config_from_args, fmt, given_settings, preset_of_kind, print_json,
+                     save_config, table, wants_json)
 from .outputs import add_output_flags, write_outputs
 
 LAYER_COLUMNS = ["index", "a_std", "saturated_frac", "dead_frac", "grad_z_std", "grad_w_absmean", "grad_to_weight",
@@ -94,17 +94,12 @@ def print_stopped(res: dict) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from initlab.engine import presets
     from initlab.engine.export import write_json
-    from initlab.engine.spec import SpecError
     from initlab.engine.train import run_training
 
     seeds: tuple[int, ...] = ()
     if args.preset:
-        p = presets.get(args.preset)
-        if p.kind != "train":
-            raise SpecError("preset", args.preset, "a training preset: " + ", ".join(
-                n for n, q in presets.PRESETS.items() if q.kind == "train") + " (see `initlab probe`)")
+        p = preset_of_kind(args.preset, "train")
         if "seed" not in given_settings(args):     # a seed given runs that seed alone
             seeds = p.seeds
     cfg = config_from_args(args)
