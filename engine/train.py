@@ -194,8 +194,10 @@ class Trainer:
 
     def run(self) -> dict[str, Any]:
         cfg = self.cfg
-        self.emit(LogLine("train", "info", f"training {cfg.depth} x {cfg.width} {cfg.activation}, init {cfg.init}, "
-                                           f"{cfg.optimizer} lr {cfg.lr:g}, {cfg.epochs} epochs of "
+        extras = "".join([f", {cfg.norm} norm" if cfg.norm != "none" else "", ", residual" if cfg.residual else "",
+                          f", dropout {cfg.dropout:g}" if cfg.dropout > 0 else ""])
+        self.emit(LogLine("train", "info", f"training {cfg.depth} x {cfg.width} {cfg.activation}{extras}, init "
+                                           f"{cfg.init}, {cfg.optimizer} lr {cfg.lr:g}, {cfg.epochs} epochs of "
                                            f"{self.per_epoch} steps on {cfg.data} ({self.device})"))
         if self.resized:
             self.emit(LogLine("train", "info", f"in_features and out_features follow the data: {cfg.in_features} "

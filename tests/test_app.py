@@ -191,6 +191,14 @@ async def test_e_writes_the_result_and_the_screen(tmp_path):
         last = app.log_pane.messages()[-1]
         assert str(js[0]) in last and str(svg[0]) in last
         assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+        assert "baseline" not in saved
+        # a pinned baseline, overlaid on the charts, goes into the file too
+        await pilot.press("b", "e")
+        await pilot.pause()
+        newest = max(tmp_path.glob("*.json"), key=lambda f: f.stat().st_mtime_ns)
+        doc = json.loads(newest.read_text())
+        assert [d["a_std"] for d in doc["baseline"]["layers"]] == [d["a_std"] for d in app.baseline.layers]
+        assert doc["baseline"]["label"] == app.baseline.label
 
 
 @pilot_test
@@ -343,6 +351,24 @@ async def test_narrow_terminal_collapses_the_configuration():
     async with wide.run_test(size=(160, 48)) as pilot:
         await pilot.pause()
         assert not wide.has_class("narrow") and wide.form.region.width > 0
+
+
+@pilot_test
+async def test_a_training_that_goes_non_finite_at_once_keeps_the_app_and_says_why_no_curve():
+    app = make_app(TRAIN)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("t")
+        await settle(pilot, app)                    # a first run: its curves are on the Training tab
+        assert app.charts.chart("training").data.epochs
+        app.form.widget_for("lr").value = "1e6"
+        await pilot.pause()
+        await pilot.press("escape", "t")
+        await settle(pilot, app)
+        assert app.run_state == "stopped: non-finite" and app.last_result["stopped"] == "nonfinite"
+        data = app.charts.chart("training").data
+        assert data.epochs == () and data.label == "no epoch finished: stopped on a non-finite value"
+        nf = app.last_result["nonfinite"]
+        assert any(m.startswith(f"non-finite {nf['tensor']} at step {nf['step']}") for m in app.log_pane.messages())
 
 
 @pilot_test

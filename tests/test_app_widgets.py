@@ -141,6 +141,16 @@ def test_charts_draw_and_tabulate_without_an_app():
     dist.kind = "weight"
     assert "━" in dist.draw(60, 20).plain and dist.table()[1][0][1:] == [fmt(v) for v in (-1, -.5, -.2, 0, .2,
                                                                                            .5, 1)]
+    # a layer whose outputs are all non-finite: its saturated and dead counts are blank, and a chart with no
+    # finite value says so instead of drawing an empty frame
+    bad = ({**layers[0], "a_std": None, "nonfinite_frac": 1.0, "saturated_frac": 0.0, "dead_frac": 0.0},)
+    fwd.data = LayerData(bad)
+    assert fwd.table()[1][0][5:] == ["-", "-"]
+    assert "no finite, positive value to draw: a_std" in fwd.draw(80, 20).plain
+    empty = TrainingChart()
+    empty.data = TrainingData((), label="no epoch finished: stopped on a non-finite value")
+    assert empty.has_data() and empty.draw(60, 16).plain == \
+        "Training: loss per epoch, log10 (no epoch finished: stopped on a non-finite value)"
     heat = HeatmapChart()
     heat.data = ((0, (-1.0, -2.0)), (10, (-1.5, None)))
     pic = heat.draw(60, 10).plain

@@ -326,11 +326,16 @@ class InitlabApp(BeyondMixin, App):
                     self.charts.set_data(tid, data)
                 if s.distributions:
                     self.charts.set_data("distributions", data)
-            if snap.epochs or base:
+            training = self.last_kind == "train"
+            if snap.epochs or base or training:
                 total = max([e.epochs for e in snap.epochs] + [snap.progress.epochs if snap.progress else 0])
+                # a training's tab shows its own run from the start, not the last run's curves
+                note = "" if snap.epochs or not training else {
+                    "stopped: non-finite": "no epoch finished: stopped on a non-finite value",
+                    "stopped": "no epoch finished: stopped"}.get(self.run_state, "no epoch finished yet")
                 self.charts.set_data("training", TrainingData(tuple(epoch_row(e) for e in snap.epochs),
-                                                              base.epochs if base else (), total_epochs=total,
-                                                              seeds=self.run_seeds))
+                                                              base.epochs if base else (), label=note,
+                                                              total_epochs=total, seeds=self.run_seeds))
             if snap.heat:
                 self.charts.set_data("heatmap", snap.heat)
 
@@ -372,6 +377,8 @@ class InitlabApp(BeyondMixin, App):
             last = epochs[-1] if epochs else {}
             if stopped == "nonfinite":
                 self.run_state = "stopped: non-finite"
+                if not epochs:
+                    self.push_charts()      # the Training tab says why it has no curve
             else:
                 self.run_state = "idle"
             self.log_pane.add("info", f"training {stopped} after {ev.result.get('steps_done', 0)} steps, "
@@ -504,7 +511,11 @@ class InitlabApp(BeyondMixin, App):
             if self.last_result is None:
                 self.log_pane.add("warning", f"no result to export yet; wrote the screen to {svg}")
                 return
-            js = export.write_json(base + ".json", self.last_result)
+            doc = dict(self.last_result)
+            if self.baseline is not None:       # what the charts overlay is in the file too
+                b = self.baseline
+                doc["baseline"] = {"label": b.label, "layers": list(b.layers), "epochs": list(b.epochs)}
+            js = export.write_json(base + ".json", doc)
         except OSError as e:
             self.refuse(f"export failed: {e.strerror or e}: {e.filename or self.export_dir}")
             return

@@ -83,6 +83,11 @@ def draw_log_bars(width: int, height: int, title: str, series: list[Series],
 
     out = Text(note or title, style="bold", no_wrap=True, overflow="ellipsis")
     out.append("\n")
+    if not any(v is not None for s in series for v in s.values):
+        # an empty frame with no ticks would say nothing: say why there is nothing to draw
+        out.append(f"no finite, positive value to draw: {', '.join(s.name for s in series)} are non-finite or zero "
+                   f"in every layer (n shows the numbers)", style="dim")
+        return out
     out.append_text(build_plot(width, height - 2, draw))
     out.append("\n")
     out.append_text(legend(*[(s.glyph, s.name, s.color) for s in series],
@@ -122,8 +127,11 @@ class ForwardChart(LayerChart):
 
     def table(self) -> tuple[Row, list[Row]]:
         cols = ["layer", "a_std", "log10", "a_mean", "z_std", "saturated", "dead"]
+        # a layer whose outputs are all NaN or inf has no saturated or dead units to count: blank, not 0
+        gone = lambda r: (r.get("nonfinite_frac") or 0) >= 1
         rows = [[str(i), fmt(r.get("a_std")), fmt(log10_or_none(r.get("a_std")), 3), fmt(r.get("a_mean")),
-                 fmt(r.get("z_std")), fmt(r.get("saturated_frac"), 3), fmt(r.get("dead_frac"), 3)]
+                 fmt(r.get("z_std")), fmt(None if gone(r) else r.get("saturated_frac"), 3),
+                 fmt(None if gone(r) else r.get("dead_frac"), 3)]
                 for i, r in enumerate(self.data.layers)]
         return cols, rows
 

@@ -38,7 +38,7 @@ class TrainingChart(PlotWidget):
     empty = "no training yet: t trains the configured net"
 
     def has_data(self) -> bool:
-        return isinstance(self.data, TrainingData) and bool(self.data.epochs or self.data.baseline)
+        return isinstance(self.data, TrainingData) and bool(self.data.epochs or self.data.baseline or self.data.label)
 
     def draw(self, width: int, height: int) -> Text:
         c = theme_rgb(self)
@@ -60,6 +60,9 @@ class TrainingChart(PlotWidget):
                           c["secondary"]))
             lines.append(("baseline test", "=", xs, [log10_or_none(e.get("test_loss")) for e in base],
                           c["secondary"]))
+        if not lines:       # a training with no epoch done (yet): the title says why
+            return Text(self.title + (f" ({d.label})" if d.label else ""), style="bold", no_wrap=True,
+                        overflow="ellipsis")
         acc = [(e["epoch"], e.get("test_acc")) for e in d.epochs if e.get("test_acc") is not None
                and int(e.get("run", 0)) == 0]
         lo, hi = span([v for *_, ys, _c in lines for v in ys], pad=0.1)
@@ -87,7 +90,7 @@ class TrainingChart(PlotWidget):
         out.append("\n")
         items = [(g, name, rgb) for name, g, _x, _y, rgb in lines]
         if acc:
-            items.append(("+", "test accuracy (right axis)", c["success"]))
+            items.append(("+", "test acc (right axis)", c["success"]))
         out.append_text(legend(*items))
         return out
 
