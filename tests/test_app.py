@@ -372,6 +372,23 @@ async def test_a_training_that_goes_non_finite_at_once_keeps_the_app_and_says_wh
 
 
 @pilot_test
+async def test_an_edited_several_seed_preset_says_it_runs_one_seed():
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app)
+        app.form.query_one("#preset").value = "seed-sensitivity"
+        await pilot.pause()
+        assert app.preset_name == "seed-sensitivity"
+        app.form.widget_for("epochs").value = "1"
+        await pilot.pause()
+        await pilot.press("escape", "t")
+        await settle(pilot, app)
+        assert "runs" not in app.last_result and app.last_result["config"]["seed"] == 420
+        assert any(m.startswith("the form no longer holds seed-sensitivity's settings: one run, seed 420")
+                   for m in app.log_pane.messages())
+
+
+@pilot_test
 async def test_log_lines_wrap_in_a_pane_narrower_than_78_columns():
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:

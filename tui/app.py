@@ -255,6 +255,9 @@ class InitlabApp(BeyondMixin, App):
         p = PRESETS.get(self.preset_name)
         if p and p.seeds and cfg.replace(device=p.config.device) == p.config:
             return p.seeds
+        if p and p.seeds:       # said, so that the preset's other runs are not dropped unawares
+            self.log_pane.add("info", f"the form no longer holds {p.name}'s settings: one run, seed {cfg.seed} "
+                                      f"(its seeds {', '.join(map(str, p.seeds))} run with its settings unchanged)")
         return ()
 
     def action_run_preset(self, name: str) -> None:
