@@ -50,7 +50,7 @@ def footnote(r: dict[str, Any], width: int) -> str:
     h, inputs = r["histogram"], r.get("inputs", 1)
     parts = ["singular values per bin (log10)"]
     if inputs > 1:
-        parts[0] += f" over all {inputs} inputs' {inputs * len(r['singular_values'])} values"
+        parts.append(f"all {inputs * len(r['singular_values'])} values of {inputs} inputs")
     if h.get("zeros"):
         parts.append(f"{h['zeros']} exactly zero")
     if h.get("unresolved"):
