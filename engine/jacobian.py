@@ -59,7 +59,8 @@ def jacobian_spectrum(cfg: Config, inputs: int = 1, bins: int = 20) -> dict[str,
     singular_values: the sorted spectra averaged over the inputs (descending); max and min of that average.
     resolution: max x max(out, in) x the dtype's epsilon, the smallest singular value the SVD can tell from zero
     here (numpy's matrix_rank tolerance); numerical_rank: how many averaged values reach it. condition_number is
-    max / min when min is resolved, else inf (numerically singular), with condition_at_least max / resolution.
+    max / min when min is resolved, else inf (singular), with condition_at_least max / resolution where the min is
+    computed above zero but below the resolution.
     histogram: counts of log10 of every resolved singular value of every input (each input against its own
     resolution); exact zeros and unresolved values counted apart."""
     validate(cfg)
@@ -105,7 +106,8 @@ def jacobian_spectrum(cfg: Config, inputs: int = 1, bins: int = 20) -> dict[str,
         "singular_values": sv, "max": smax, "min": smin, "condition_number": cond,
         "log10_spread": math.log10(cond) if 0 < cond < math.inf else None, "mean_squared": mean_sq,
         "resolution": resolution, "numerical_rank": k - below,
-        "condition_at_least": smax / resolution if singular and resolution > 0 else None,
+        # a bound only where the min is computed but unresolved; an exact zero (a dead or pruned path) is singular
+        "condition_at_least": smax / resolution if 0 < smin < resolution else None,
         "histogram": {"edges": [lo + (hi - lo) * i / bins for i in range(bins + 1)], "counts": hist,
                       "zeros": int(n_zero), "unresolved": int(n_unresolved), "log10": True},
         "inputs": inputs, "shape": [cfg.out_features, cfg.in_features], "finite": all_finite,

@@ -221,6 +221,8 @@ def parse_value(name: str, raw: Any) -> Any:
     if info.kind is bool:
         if isinstance(raw, bool):
             return raw
+        if isinstance(raw, int) and raw in (0, 1):      # a config's 1 or 0, as the refusal offers
+            return bool(raw)
         if isinstance(raw, str) and raw.strip().lower() in ("true", "yes", "on", "1"):
             return True
         if isinstance(raw, str) and raw.strip().lower() in ("false", "no", "off", "0"):

@@ -372,6 +372,17 @@ async def test_a_training_that_goes_non_finite_at_once_keeps_the_app_and_says_wh
 
 
 @pilot_test
+async def test_a_training_stopped_before_its_first_epoch_says_so_on_the_training_tab():
+    app = make_app(LONG_TRAIN.replace(n_rows=200_000))          # 14,000 steps to an epoch
+    async with app.run_test(size=(120, 40)) as pilot:
+        await start_training(pilot, app)
+        await pilot.press("s")
+        await settle(pilot, app)
+        assert app.run_state == "stopped" and app.last_result["epochs"] == []
+        assert app.charts.chart("training").data.label == "no epoch finished: stopped"
+
+
+@pilot_test
 async def test_an_edited_several_seed_preset_says_it_runs_one_seed():
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from rich.text import Text
 
 from initlab.engine.events import EpochEnd, Finished, LayerStats, LogLine, Progress, Started
 from initlab.engine.jobs import TrainJob
@@ -115,6 +116,17 @@ def test_distribution_edges_mark_values_beyond_the_axis_and_a_symlog_axis_labels
     labels = [line[:LABEL_W - 1].strip() for line in lines[2:18]]
     assert "0" in labels
     assert dist.draw(200, 20).plain.splitlines()[0].endswith("; k switches; symmetric log axis, linear within 0.002")
+
+
+def test_small_panes_cut_a_chart_at_their_height_and_never_divide_by_zero():
+    from initlab.tui.widgets.plot import fit_height
+
+    pic = Text("a\nb\nc\nd")
+    assert fit_height(pic, 2).plain == "a\nb" and fit_height(pic, 4) is pic
+    assert sample(5, 1) == [0] and sample(0, 1) == []
+    heat = HeatmapChart()
+    heat.data = ((0, (-1.0, -2.0)),)
+    assert heat.draw(40, 4).plain.startswith("Heatmap")      # one row for two layers: the first is shown
 
 
 def test_heatmap_levels_span_the_range():

@@ -300,6 +300,9 @@ def test_help_names_what_each_flag_allows_and_its_default(capsys):
     (["probe", "--bias", "yes"], "bias: 'yes' is not allowed; --bias takes no value (a switch: --bias or --no-bias)"),
     (["train", "--json", "true"], "json: 'true' is not allowed; --json takes no value (a switch: --json alone)"),
     (["probe", "--depth", "3", "extra"], "unrecognized arguments: extra"),
+    (["probe", "--no-bias", "--dpeth", "5"], "unrecognized arguments: --dpeth 5"),     # a mistyped flag of its own
+    (["probe", "--seed", "3", "--bias", "3"], "bias: '3' is not allowed; --bias takes no value (a switch: --bias or "
+                                              "--no-bias)"),
 ])
 def test_a_value_after_a_switch_is_named_with_the_switch(capsys, argv, line):
     with pytest.raises(SystemExit) as e:

@@ -160,3 +160,23 @@ def test_jacobian_text_names_a_min_below_the_resolution(capsys):
     out, _ = capsys.readouterr()
     assert "numerically singular" in out and "rounding noise" in out
     assert "below the resolution (numerically zero):" in out
+
+
+def test_exact_zero_singular_values_are_singular_not_unresolved(capsys):
+    # a sparse one-layer linear net: whole columns of W are zero, so its spectrum holds exact zeros
+    cfg = Config(depth=1, width=8, in_features=8, out_features=8, init="sparse", sparsity=0.8, activation="identity",
+                 bias=False, device="cpu", seed=0)
+    res = jacobian_spectrum(cfg)
+    torch.manual_seed(cfg.seed)
+    w = build_mlp(cfg, torch.device("cpu")).blocks[0].linear.weight.detach().double()
+    zeros = int((torch.linalg.svdvals(w) == 0).sum())
+    assert zeros > 0 and res["histogram"]["zeros"] == zeros and res["min"] == 0
+    assert math.isinf(res["condition_number"]) and res["condition_at_least"] is None
+    assert res["numerical_rank"] == int(torch.linalg.matrix_rank(w))
+    from initlab.tui.widgets.jacobian_chart import extremes
+
+    assert f"min 0 ({zeros} of 8 exactly zero)" in extremes(res) and "condition number inf (singular)" in extremes(res)
+    assert main(["jacobian", "--depth", "1", "--width", "8", "--in-features", "8", "--out-features", "8", "--init",
+                 "sparse", "--sparsity", "0.8", "--activation", "identity", "--no-bias", "--device", "cpu"]) == 0
+    out, _ = capsys.readouterr()
+    assert f"0 ({zeros} of 8 values exactly zero)" in out and "inf (singular)" in out and "rounding noise" not in out

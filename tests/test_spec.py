@@ -7,7 +7,7 @@ import math
 import pytest
 
 from initlab.engine import spec
-from initlab.engine.spec import FIELDS, Config, SpecError
+from initlab.engine.spec import FIELDS, Config, SpecError, parse_value
 
 
 def refusal(fn, *args) -> SpecError:
@@ -33,7 +33,7 @@ def test_parse_value_turns_raw_values_into_the_field_type(name, raw, want):
 
 @pytest.mark.parametrize("name, raw", [
     ("depth", "abc"), ("depth", "2.5"), ("depth", 2.5), ("depth", True), ("std", "wide"), ("std", False),
-    ("bias", "maybe"), ("bias", 1), ("activation", 3), ("poly_w", "1,nan"), ("poly_w", "1,,2"), ("poly_w", []),
+    ("bias", "maybe"), ("bias", 2), ("bias", 1.0), ("activation", 3), ("poly_w", "1,nan"), ("poly_w", "1,,2"), ("poly_w", []),
     ("poly_w", "1,inf"),
 ])
 def test_parse_value_refuses_what_does_not_parse(name, raw):
@@ -232,3 +232,8 @@ def test_toml_that_is_not_text(tmp_path):
     path.write_bytes(b"depth = 3\n\xff\xfe\x00garbage")
     e = refusal(spec.load_toml, str(path))
     assert e.field == "config" and "\n" not in str(e)
+
+
+def test_a_switch_takes_the_words_and_numbers_its_refusal_names():
+    for raw, value in (("yes", True), ("off", False), ("1", True), (1, True), (0, False), (True, True)):
+        assert parse_value("bias", raw) is value, raw

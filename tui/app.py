@@ -367,6 +367,8 @@ class InitlabApp(BeyondMixin, App):
         elif isinstance(ev, Cancelled):
             if not self._starting:
                 self.run_state = "stopped"
+                if self.last_kind == "train":
+                    self.push_charts()      # the Training tab says it stopped (before an epoch ended, if so)
             self.log_pane.add("info", f"{ev.job} stopped")
             if ev.result:
                 self.last_result = ev.result

@@ -35,9 +35,15 @@ class OneLineParser(argparse.ArgumentParser):
         if not message.startswith(prefix) or not self.argv:
             return message
         extra = message[len(prefix):].split(" ")[0]
-        at = self.argv.index(extra) if extra in self.argv else -1
-        flag = self.argv[at - 1] if at > 0 else ""
-        action = next((a for a in self._switches() if flag in a.option_strings), None)
+        if extra.startswith("-"):           # a flag of its own (mistyped, say), not a value given to a switch
+            return message
+        switches = self._switches()
+        action, flag = None, ""
+        for at in (i for i, tok in enumerate(self.argv) if tok == extra and i > 0):
+            flag = self.argv[at - 1]
+            action = next((a for a in switches if flag in a.option_strings), None)
+            if action is not None:
+                break
         if action is None:
             return message
         how = (" or ".join(action.option_strings) if isinstance(action, argparse.BooleanOptionalAction)

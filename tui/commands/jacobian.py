@@ -50,6 +50,10 @@ def min_text(res: dict) -> str:
     """The smallest singular value, or what can be said of it when it is below what the SVD resolves."""
     k = len(res["singular_values"])
     below = k - res.get("numerical_rank", k)
+    zeros = sum(1 for v in res["singular_values"] if v == 0)
+    if zeros and res["max"] > 0:
+        more = f", and {below - zeros} more below {fmt(res['resolution'])}, the resolution here" if below > zeros else ""
+        return f"0 ({zeros} of {k} values exactly zero{more})"
     if below and res["max"] > 0:
         return (f"below {fmt(res['resolution'])}, the resolution of {res['dtype']} here "
                 f"({below} of {k} values; computed {fmt(res['min'])}, rounding noise)")
@@ -59,6 +63,8 @@ def min_text(res: dict) -> str:
 def condition_text(res: dict) -> str:
     if res.get("condition_at_least") is not None:
         return f"above {fmt(res['condition_at_least'])} (numerically singular)"
+    if res["condition_number"] == float("inf") and res["max"] > 0:
+        return "inf (singular)"
     return fmt(res["condition_number"])
 
 

@@ -49,6 +49,8 @@ def sample(n: int, slots: int) -> list[int]:
     """Which of n items to show in `slots` places: all when they fit, else evenly spaced, first and last kept."""
     if n <= slots:
         return list(range(n))
+    if slots <= 1:
+        return [0] if n else []
     return sorted({round(k * (n - 1) / (slots - 1)) for k in range(slots)})
 
 

@@ -79,6 +79,13 @@ def packed(parts: list[str], width: int, gap: str = "  ") -> str:
     return "\n".join(lines)
 
 
+def fit_height(picture: Text, height: int) -> Text:
+    """The picture cut at `height` lines: a chart whose wrapped header leaves too little room in a small pane is cut
+    at the pane's edge, not drawn past it."""
+    lines = picture.split("\n", allow_blank=True)
+    return Text("\n").join(lines[:height]) if len(lines) > height else picture
+
+
 def theme_rgb(widget: Widget) -> dict[str, RGB]:
     """The current theme's main colours as RGB tuples, for plotext."""
     out = dict(_FALLBACK)
@@ -149,7 +156,7 @@ class PlotWidget(Widget):
         if key != self._key or self._picture is None:
             t0 = time.perf_counter()
             if self.has_data() and w >= 10 and h >= 4:
-                self._picture = self.draw(w, h)
+                self._picture = fit_height(self.draw(w, h), h)
             else:
                 # the empty state's hint wraps: the chart's own no-wrap style would cut its key names off
                 words = self.empty if not self.has_data() else "too small"
