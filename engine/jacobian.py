@@ -100,8 +100,7 @@ def jacobian_spectrum(cfg: Config, inputs: int = 1, bins: int = 20) -> dict[str,
     smax, smin = sv[0], sv[-1]
     resolution = smax * eps
     below = sum(1 for v in sv if v < resolution or v == 0)
-    singular = smin <= 0 or smin < resolution
-    cond = math.inf if singular else smax / smin
+    cond = math.inf if below else smax / smin       # the values descend: any below the resolution includes min
     return {
         "singular_values": sv, "max": smax, "min": smin, "condition_number": cond,
         "log10_spread": math.log10(cond) if 0 < cond < math.inf else None, "mean_squared": mean_sq,
@@ -113,6 +112,13 @@ def jacobian_spectrum(cfg: Config, inputs: int = 1, bins: int = 20) -> dict[str,
         "inputs": inputs, "shape": [cfg.out_features, cfg.in_features], "finite": all_finite,
         "dtype": str(dtype).replace("torch.", ""), "device": str(dev), "config": cfg.to_dict(),
     }
+
+
+def shortfall(res: dict[str, Any]) -> tuple[int, int]:
+    """(exactly zero, below the resolution, zeros included) among a result's averaged singular values: what its min
+    and condition number can be said to be."""
+    sv = res["singular_values"]
+    return sum(1 for v in sv if v == 0), len(sv) - res.get("numerical_rank", len(sv))
 
 
 @dataclass

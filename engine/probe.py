@@ -82,8 +82,9 @@ def run_probe(cfg: Config, distributions: bool = True) -> ProbeResult:
 
 def random_matrix_run(n: int = 4, steps: int = 100, seed: int = 0, draws: int = 1000) -> dict:
     """M = N(0,1) n x n, then steps times M = M @ N(0,1): the Frobenius norm after each product and the largest
-    |entry| at the end; and the spread of that largest entry over `draws` independent products drawn from the same seed: its 10%, 50% and 90%
-    quantiles, so that one seed's figure can be read against what the experiment gives in general. One transfer."""
+    |entry| at the end; and the spread of that largest entry over `draws` independent products drawn from the same
+    seed (its 10%, 50% and 90% quantiles), so that one seed's figure can be read against what the experiment gives
+    in general. One transfer."""
     g = torch.Generator().manual_seed(seed)
     m = torch.randn(n, n, generator=g, dtype=torch.float64)
     norms = []

@@ -22,8 +22,7 @@ class OneLineParser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._negative_number_matcher = re.compile(r"^-(\d|\.\d|inf|nan)", re.IGNORECASE)
-
-    argv: list[str] = []        # the arguments being parsed, so that a refusal can say which flag a value follows
+        self.argv: list[str] = []       # the arguments being parsed, so that a refusal can say which flag a value follows
 
     def error(self, message: str) -> None:   # type: ignore[override]
         sys.stderr.write(f"initlab: error: {one_line(self._with_flag(message))}\n")

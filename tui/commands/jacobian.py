@@ -48,9 +48,10 @@ def histogram_text(hist: dict) -> str:
 
 def min_text(res: dict) -> str:
     """The smallest singular value, or what can be said of it when it is below what the SVD resolves."""
+    from initlab.engine.jacobian import shortfall
+
     k = len(res["singular_values"])
-    below = k - res.get("numerical_rank", k)
-    zeros = sum(1 for v in res["singular_values"] if v == 0)
+    zeros, below = shortfall(res)
     if zeros and res["max"] > 0:
         more = f", and {below - zeros} more below {fmt(res['resolution'])}, the resolution here" if below > zeros else ""
         return f"0 ({zeros} of {k} values exactly zero{more})"

@@ -6,7 +6,7 @@ from typing import Any
 from rich.text import Text
 
 from ..messages import CurveReady, TheoryReady
-from .plot import packed, PlotWidget, Row, build_plot, fmt, legend, theme_rgb
+from .plot import PlotWidget, Row, build_plot, fmt, legend, packed, theme_rgb
 
 
 THEORY_ROWS = (("q*", "q_star"), ("chi_1", "chi1"), ("phase", "phase"), ("c*", "c_star"),

@@ -24,10 +24,10 @@ def merged(counts: list[int], edges: list[float], rows: int) -> tuple[list[int],
 
 def extreme_parts(r: dict[str, Any]) -> list[str]:
     """max, min and condition number; a min below the SVD's resolution is given as that bound, not as its noise."""
-    sv = r["singular_values"]
-    k = len(sv)
-    below = k - r.get("numerical_rank", k)
-    zeros = sum(1 for v in sv if v == 0)
+    from initlab.engine.jacobian import shortfall
+
+    k = len(r["singular_values"])
+    zeros, below = shortfall(r)
     if zeros and r["max"] > 0:
         more = f", {below - zeros} more below the resolution" if below > zeros else ""
         return [f"max {fmt(r['max'])}", f"min 0 ({zeros} of {k} exactly zero{more})", "condition number inf (singular)"]
