@@ -439,3 +439,22 @@ async def test_help_and_distribution_kinds():
         chart = app.charts.chart("distributions")
         assert app.charts.active == "distributions" and chart.kind == "gradient"
         assert "gradient quantiles" in chart.render().plain
+
+
+@pilot_test
+async def test_an_edit_clears_the_preset_selector_and_choosing_the_preset_again_reloads_it():
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app)
+        preset = app.form.query_one("#preset")
+        preset.value = "tanh-deep-train"
+        await pilot.pause()
+        assert app.form.values()["depth"] == str(PRESETS["tanh-deep-train"].config.depth)
+        app.form.widget_for("depth").value = "7"
+        await pilot.pause()
+        assert preset.is_blank()
+        assert "edited after loading tanh-deep-train" in str(app.form.query_one("#preset-summary").render())
+        preset.value = "tanh-deep-train"        # the same preset again: a change of the selector, so it reloads
+        await pilot.pause()
+        assert app.form.values()["depth"] == str(PRESETS["tanh-deep-train"].config.depth)
+        assert str(app.form.query_one("#preset-summary").render()).startswith("train: ")

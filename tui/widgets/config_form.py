@@ -213,7 +213,28 @@ class ConfigForm(VerticalScroll, can_focus=False):
         self.raw[name] = raw
         error = spec.field_error(name, raw)
         self._show_error(name, error)
+        self._summarise_preset()
         self.post_message(self.Changed(self, name, error))
+
+    def _summarise_preset(self) -> None:
+        """After an edit the selector no longer names the preset (the form is not it any more, and choosing the
+        preset again then reloads it); the line below says which preset the form was."""
+        try:
+            sel = self.query_one("#preset", Select)
+            line = self.query_one("#preset-summary", Static)
+        except NoMatches:
+            return
+        p = PRESETS.get(sel.value) if isinstance(sel.value, str) else None
+        if p is None:
+            return
+        try:
+            same = spec.from_mapping(self.values()).replace(device=p.config.device) == p.config
+        except spec.SpecError:
+            same = False
+        if not same:
+            with self.prevent(Select.Changed):
+                sel.clear()
+            line.update(f"edited after loading {p.name}: p and t run the form as it is")
 
     def on_input_changed(self, event: Input.Changed) -> None:
         event.stop()
