@@ -36,7 +36,8 @@ def torch_gain(name: str, slope: float = 0.01) -> float | None:
 
 def curve(name: str, lo: float = -5.0, hi: float = 5.0, n: int = 201, slope: float = 0.01):
     """x, f(x) and f'(x) (by autograd) on a grid, as plain lists."""
-    x = torch.linspace(lo, hi, n, dtype=torch.float64, requires_grad=True)
+    # lo + (hi - lo) i / (n - 1): the midpoint of a symmetric grid is exactly 0 (linspace's steps leave -2.8e-16)
+    x = (torch.arange(n, dtype=torch.float64) * (hi - lo) / max(n - 1, 1) + lo).requires_grad_()
     y = module(name, slope)(x)
     (d,) = torch.autograd.grad(y.sum(), x)
     return x.detach().tolist(), y.detach().tolist(), d.tolist()

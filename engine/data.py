@@ -88,6 +88,9 @@ def load_file(path: str) -> tuple[torch.Tensor, torch.Tensor]:
         raise
     except Exception as e:      # a corrupt or foreign file: one line, not a traceback
         raise _file_error(path, f"a readable .npz or .pt file ({type(e).__name__})") from None
+    if x.device.type == "meta" or y.device.type == "meta":
+        raise _file_error(path, "X and y holding values (these are meta tensors: shapes only)")
+    x, y = x.detach(), y.detach()       # saved with requires_grad, they would join every step's graph
     if x.dim() != 2:
         raise _file_error(path, f"X of shape (rows, features), not {tuple(x.shape)}")
     if y.dim() not in (1, 2) or y.shape[0] != x.shape[0]:
@@ -100,10 +103,11 @@ def load_file(path: str) -> tuple[torch.Tensor, torch.Tensor]:
         raise _file_error(path, f"X of a float or integer dtype, not {x.dtype}")
     x = x.float()
     if not torch.isfinite(x).all():
-        raise _file_error(path, "finite values in X")
+        raise _file_error(path, "finite values in X (as float32, |value| below 3.4e38)")
     if y.is_floating_point():
+        y = y.float()       # trained in float32: a float64 label past its range is inf there
         if not torch.isfinite(y).all():
-            raise _file_error(path, "finite values in y")
+            raise _file_error(path, "finite values in y (as float32, |value| below 3.4e38)")
     elif not (y.is_complex() or y.dtype == torch.bool):
         wide = y.double()      # torch has no min or max of its unsigned types past uint8; exact for these bounds
         if y.dim() != 1 or float(wide.min()) < 0 or float(wide.max()) >= MAX_CLASSES:
@@ -134,6 +138,9 @@ def make(cfg: Config, device: torch.device) -> Dataset:
         te = tr[-1:]
     x_tr, x_te = x[tr], x[te]
     if cfg.standardize:
+        if tr.numel() < 2:
+            raise SpecError("standardize", "on", f"off for data of {x.shape[0]} rows (its train split of 1 row has "
+                                                 "no spread to standardise by)")
         mu, sd = x_tr.mean(0, keepdim=True), x_tr.std(0, keepdim=True).clamp_min(1e-12)
         x_tr, x_te = (x_tr - mu) / sd, (x_te - mu) / sd
     # blobs has cfg.classes outputs even when a small draw leaves a class out; a file's labels say how many

@@ -6,6 +6,7 @@ import io
 import json
 import math
 import os
+import stat
 import tempfile
 from typing import Any, Iterable
 
@@ -36,9 +37,29 @@ def _umask() -> int:
     return 0o022
 
 
+def writable_file_problem(path: str) -> str | None:
+    """Why `path` cannot be written as a file initlab replaces, or None: a folder, a device, a pipe or a read-only
+    file. A symbolic link is followed (its target is what gets written)."""
+    target = os.path.realpath(path)
+    if not os.path.lexists(target):
+        return None
+    if os.path.isdir(target):
+        return "a file path, not a folder"
+    st = os.stat(target)
+    if not stat.S_ISREG(st.st_mode):
+        return "a regular file (this is a device, a pipe or a socket)"
+    if not os.access(target, os.W_OK) or not st.st_mode & 0o222:    # root passes access(): the mode says read-only
+        return f"a file you can write to ({target} is read-only)"
+    return None
+
+
 def write_text(path: str, text: str) -> str:
-    """Write text to path atomically: a temporary file in the same folder, fsync, then rename."""
-    path = os.path.abspath(path)
+    """Write text to path atomically: a temporary file in the same folder, fsync, then rename. A symbolic link is
+    written through (its target is replaced, the link stays); a device, pipe or read-only file is refused."""
+    path = os.path.realpath(path)
+    problem = writable_file_problem(path)
+    if problem:
+        raise OSError(f"{path}: not written: {problem}")
     folder = os.path.dirname(path)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
     try:

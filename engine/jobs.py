@@ -28,7 +28,7 @@ class ProbeJob:
 
         ctx.emit(LogLine(self.name, "info", f"probing {self.config.depth} x {self.config.width} "
                                            f"{self.config.activation}, init {self.config.init}"))
-        res = run_probe(self.config)
+        res = run_probe(self.config, check=ctx.check)
         ctx.emit(LayerStats(self.name, step=0, layers=tuple(res.layers),
                             distributions=tuple(res.distributions) if res.distributions else None,
                             input_std=res.input_std))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -54,8 +54,11 @@ def probe_loss(cfg: Config, out: torch.Tensor) -> torch.Tensor:
     return (out * g).sum()
 
 
-def run_probe(cfg: Config, distributions: bool = True) -> ProbeResult:
-    """Seed, build and initialise the net, draw the input batch, run forward and backward, reduce on device."""
+def run_probe(cfg: Config, distributions: bool = True, check: Callable[[], None] | None = None) -> ProbeResult:
+    """Seed, build and initialise the net, draw the input batch, run forward and backward, reduce on device.
+    `check` (which raises to cancel) is called between the stages and at every layer of the forward pass, so that a
+    very deep probe stops when asked."""
+    check = check or (lambda: None)
     validate(cfg)
     dev = devices.resolve(cfg.device)
     devices.check_fits(cfg, dev)
@@ -63,12 +66,15 @@ def run_probe(cfg: Config, distributions: bool = True) -> ProbeResult:
     torch.manual_seed(cfg.seed)
     model = build_mlp(cfg, dev)
     model.train()
+    check()
     # drawn on the CPU, then moved, so that a seed gives the same batch on every device
     x = torch.randn(cfg.batch, cfg.in_features).to(dev)
-    with Capture(model.blocks) as cap:
+    with Capture(model.blocks, check=check) as cap:
         out = model(x)
         loss = probe_loss(cfg, out)
+        check()
         loss.backward()
+        check()
         layers, extras, dists = collect(cap, model.blocks, [loss, x.float().std(correction=0)],
                                         with_distributions=distributions)
     rows = layer_rows(model, layers)

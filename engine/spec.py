@@ -305,10 +305,22 @@ def validate(cfg: Config) -> None:
         raise SpecError("batch", cfg.batch, "at least 2 when norm is batch")
 
 
+def parse_checked(name: str, raw: Any) -> Any:
+    """parse_value, then check_value; a refusal echoes the value as typed (1e400, not the inf it parses to)."""
+    value = parse_value(name, raw)
+    try:
+        check_value(name, value)
+    except SpecError as e:
+        if isinstance(raw, str) and e.field == name and raw.strip() != str(e.value):
+            raise SpecError(name, raw.strip(), e.allowed) from None
+        raise
+    return value
+
+
 def field_error(name: str, raw: Any) -> str | None:
     """The one-line refusal for a raw value of one field, or None when it is accepted (for forms)."""
     try:
-        check_value(name, parse_value(name, raw))
+        parse_checked(name, raw)
     except SpecError as e:
         return str(e)
     return None
@@ -328,7 +340,7 @@ def from_mapping(values: dict[str, Any], base: Config | None = None) -> Config:
     base = base or Config()
     changes = {}
     for k, raw in values.items():
-        changes[k] = parse_value(k, raw)
+        changes[k] = parse_checked(k, raw) if k in FIELDS else parse_value(k, raw)
     cfg = base.replace(**changes)
     validate(cfg)
     return cfg
@@ -370,8 +382,9 @@ def read_toml(path: str) -> dict[str, Any]:
         from . import presets
         from .sweep import SWEEP_PRESETS
 
-        if flat["preset"] not in presets.PRESETS and flat["preset"] not in SWEEP_PRESETS:
-            raise SpecError("preset", flat["preset"], "one of " + ", ".join([*presets.PRESETS, *SWEEP_PRESETS]))
+        known = [*presets.PRESETS, "random-matrix", *SWEEP_PRESETS]     # random-matrix: `initlab probe` only
+        if flat["preset"] not in known:
+            raise SpecError("preset", flat["preset"], "one of " + ", ".join(known))
     return flat
 
 

@@ -21,9 +21,10 @@ class Capture:
     """Context manager: for one pass, every Block reports its input, the Linear's output z, the activation's input
     and output, and its own output a, with gradients retained. The taps are always removed on exit."""
 
-    def __init__(self, blocks: nn.ModuleList, grads: bool = True):
+    def __init__(self, blocks: nn.ModuleList, grads: bool = True, check=None):
         self.blocks = list(blocks)
         self.grads = grads
+        self.check = check          # called at every block's tap (it raises to cancel a long pass)
         n = len(self.blocks)
         self.x_in: list[torch.Tensor | None] = [None] * n
         self.z: list[torch.Tensor | None] = [None] * n
@@ -39,6 +40,8 @@ class Capture:
     def __enter__(self) -> "Capture":
         for i, b in enumerate(self.blocks):
             def tap(x, z, pre, act, out, i=i):
+                if self.check is not None:
+                    self.check()
                 self.x_in[i] = self._keep(x)
                 self.z[i] = self._keep(z)
                 self.pre[i], self.act[i], self.a[i] = pre, act, out

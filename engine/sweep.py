@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Iterator
 
+from .reads import unread
 from .spec import FIELDS, Config, SpecError, check_value, parse_value, validate
 
 # Numbers every run reports; aggregate() gives each a mean and, over several seeds, a std.
@@ -122,6 +123,10 @@ def point_configs(base: Config, vary: dict[str, list[Any]], train: bool = False
         cfg = base.replace(**values)
         validate(cfg)
         out.append((values, cfg))
+    for name in vary:
+        reasons = [unread(cfg, name, train) for _, cfg in out]
+        if all(reasons):        # read nowhere: every value would draw the same runs
+            raise SpecError("vary", name, f"a setting these runs read ({reasons[0]})")
     for _, cfg in out:
         devices.check_fits(cfg, devices.resolve(cfg.device), training=train)
     if train:

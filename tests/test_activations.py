@@ -118,3 +118,9 @@ def test_saturated_tail_is_where_the_derivative_is_below_three_percent(name):
     first_free = int((~mask).nonzero()[0])
     assert not mask[first_free:].any() and mask[:first_free].all()
     assert not mask[z > 0].any()
+
+
+def test_the_curve_grid_holds_zero_exactly():
+    x, y, d = activations.curve("sigmoid")
+    assert x[100] == 0.0 and y[100] == 0.5 and d[100] == 0.25
+    assert x[0] == -5.0 and x[-1] == 5.0

@@ -458,3 +458,96 @@ async def test_an_edit_clears_the_preset_selector_and_choosing_the_preset_again_
         await pilot.pause()
         assert app.form.values()["depth"] == str(PRESETS["tanh-deep-train"].config.depth)
         assert str(app.form.query_one("#preset-summary").render()).startswith("train: ")
+
+
+@pilot_test
+async def test_during_a_training_the_distributions_tab_does_not_show_an_earlier_nets_boxes():
+    app = make_app(LONG_TRAIN.replace(depth=5))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("p")
+        await settle(pilot, app)                     # a probe: 5 layers of boxes
+        chart = app.charts.chart("distributions")
+        assert chart.has_data() and len(chart.data.distributions) == 5
+        app.form.widget_for("depth").value = "3"
+        await pilot.pause()
+        await pilot.press("escape", "4")
+        await start_training(pilot, app)
+        t0 = time.monotonic()
+        while chart.has_data() and time.monotonic() - t0 < 10:
+            await pilot.pause(0.05)
+        assert not chart.has_data() and "a training runs" in chart.empty
+        assert "a training runs" in str(chart.render())
+        await pilot.press("s")
+        await settle(pilot, app)
+        app.form.widget_for("epochs").value = "1"
+        await pilot.pause()
+        await pilot.press("escape", "t")
+        await settle(pilot, app)                     # a finished training draws its end state's boxes
+        assert chart.has_data() and len(chart.data.distributions) == 3
+
+
+@pilot_test
+async def test_a_chart_squeezed_below_a_readable_height_says_so_instead_of_drawing():
+    from initlab.tui.widgets.plot import MIN_HEIGHT
+
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("p")
+        await settle(pilot, app)
+        chart = app.charts.chart("forward")
+        assert chart.size.height >= MIN_HEIGHT and "a_std" in str(chart.render())
+        await pilot.press("n")
+        await pilot.pause()
+        assert chart.size.height < MIN_HEIGHT
+        assert str(chart.render()).startswith("too small to draw here")
+
+
+@pilot_test
+async def test_a_stopped_training_spans_the_epochs_it_ran_not_those_planned():
+    app = make_app(LONG_TRAIN.replace(n_rows=200, epochs=300))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await start_training(pilot, app)
+        chart = app.charts.chart("training")
+        t0 = time.monotonic()
+        while not (chart.data and len(chart.data.epochs) >= 2) and time.monotonic() - t0 < 30:
+            await pilot.pause(0.05)
+        assert chart.data.total_epochs == 300          # while it runs, the axis spans the planned epochs
+        await pilot.press("s")
+        await settle(pilot, app)
+        assert app.run_state == "stopped"
+        done = len(app.last_result["epochs"])
+        assert chart.data.total_epochs == 0 and 2 <= len(chart.data.epochs) == done < 300
+        await pilot.press("5")
+        await pilot.pause()
+        picture = str(chart.render())
+        assert "epoch" in picture and " 300" not in picture
+
+
+@pilot_test
+async def test_the_log_wraps_again_when_the_terminal_is_resized():
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, app)
+        log = app.log_pane
+        log.add("info", "a line long enough to be wrapped in a narrow log pane: " + "word " * 16 + "end")
+        await pilot.pause()
+        narrow = len(log.lines)
+        await pilot.resize_terminal(200, 30)
+        await pilot.pause()
+        await pilot.pause()
+        assert len(log.lines) < narrow and any(line.text.rstrip().endswith("end") for line in log.lines)
+        assert sum("a line long enough" in line.text for line in log.lines) == 1      # not written twice
+
+
+@pilot_test
+async def test_the_numbers_view_of_an_empty_tab_wraps_its_hint():
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("9", "n")                 # the Jacobian tab, not run yet
+        await pilot.pause()
+        table = app.charts.query_one("NumbersTable")
+        chart = app.charts.chart("jacobian")
+        lines = [row[0] for row in table.shown[1]]
+        assert " ".join(lines) == " ".join(chart.empty.split())
+        assert max(len(line) for line in lines) <= table.size.width

@@ -229,7 +229,7 @@ async def test_widths_view_matches_the_coordinate_check():
         assert "step 0" in text and "step 5" in text and "largest |slope|" in text
         worst = max(abs(v) for v in ref["slopes"][-1])
         assert app.log_pane.messages()[-1].startswith("widths: 16, 32, 64 over 5 steps")
-        assert f"{worst:.3g} (near 0: width-stable)" in app.log_pane.messages()[-1]
+        assert f"{worst:.3g} (0 is width-stable)" in app.log_pane.messages()[-1]
 
 
 MODEL = """

@@ -322,6 +322,30 @@ def test_an_output_in_a_folder_that_cannot_be_written_is_refused_before_the_run(
     assert code == 2 and out == "" and err.startswith("initlab: error: out: ") and "can write to" in err
 
 
+def test_an_output_through_a_symbolic_link_replaces_its_target_and_keeps_the_link(capsys, tmp_path):
+    target = tmp_path / "target.json"
+    target.write_text("old")
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    code, out, _ = run(capsys, "train", *FAST, "--out", str(link), "--json")
+    assert code == 0 and link.is_symlink()
+    assert json.loads(target.read_text())["epochs"] == json.loads(out)["epochs"]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "read-only"])
+def test_an_output_onto_a_pipe_or_a_read_only_file_is_refused_before_the_run(capsys, tmp_path, kind):
+    target = tmp_path / "run.json"
+    if kind == "fifo":
+        os.mkfifo(target)
+    else:
+        target.write_text("keep me")
+        target.chmod(0o444)
+    code, out, err = run(capsys, "train", *FAST, "--out", str(target))
+    assert code == 2 and out == "" and err.startswith(f"initlab: error: out: '{target}' is not allowed; ")
+    assert len(err.strip().splitlines()) == 1
+    assert ("device, a pipe" in err) if kind == "fifo" else ("read-only" in err and target.read_text() == "keep me")
+
+
 def test_an_empty_preset_is_refused(capsys):
     code, out, err = run(capsys, "probe", "--preset", "")
     assert code == 2 and err.startswith("initlab: error: preset: '' is not allowed")
@@ -339,3 +363,48 @@ def test_a_preset_of_several_seeds_keeps_them_when_saved_and_in_a_sweep(capsys, 
     code, out, _ = run(capsys, "sweep", "--train", "--preset", "seed-sensitivity", "--epochs", "1",
                        "--vary", "lr=0.01,0.02", "--json")
     assert code == 0 and [p["runs"] for p in json.loads(out)["points"]] == [2, 2]
+
+
+def test_a_config_saved_from_a_preset_loads_into_the_other_commands(capsys, tmp_path):
+    probe_saved, train_saved = tmp_path / "probe.toml", tmp_path / "train.toml"
+    assert run(capsys, "probe", "--preset", "tanh-naive", "--depth", "6", "--save-config", str(probe_saved),
+               "--json")[0] == 0
+    code, out, err = run(capsys, "train", "--config", str(probe_saved), "--epochs", "1", "--n-rows", "100", "--json")
+    assert code == 0, err
+    conf = json.loads(out)["config"]
+    assert conf["depth"] == 6 and conf["activation"] == "tanh"          # the probe preset's settings, as saved
+    assert run(capsys, "train", "--preset", "zero-init-symmetry", "--epochs", "1", "--save-config",
+               str(train_saved), "--json")[0] == 0
+    code, out, err = run(capsys, "probe", "--config", str(train_saved), "--json")
+    assert code == 0, err
+    assert json.loads(out)["config"]["init"] == "zeros"
+    # a --preset flag still names a preset of the command's own kind
+    code, _, err = run(capsys, "train", "--preset", "tanh-naive")
+    assert code == 2 and "(tanh-naive is a probe: `initlab probe --preset tanh-naive`)" in err
+
+
+def test_file_data_past_float32_meta_or_with_grad_is_handled_before_training(capsys, tmp_path):
+    g = np.random.default_rng(0)
+    huge = tmp_path / "huge.npz"
+    np.savez(huge, X=g.normal(size=(40, 3)), y=np.full(40, 1e300))        # finite in float64, inf in float32
+    code, out, err = run(capsys, "train", "--data", str(huge), "--epochs", "1")
+    assert code == 2 and out == "" and "finite values in y (as float32" in err and err.count("\n") == 1
+    meta = tmp_path / "meta.pt"
+    torch.save({"X": torch.empty(40, 3, device="meta"), "y": torch.empty(40, device="meta")}, meta)
+    code, _, err = run(capsys, "train", "--data", str(meta), "--epochs", "1")
+    assert code == 2 and "meta tensors" in err and err.count("\n") == 1
+    grad = tmp_path / "grad.pt"
+    torch.save({"X": torch.randn(40, 3, requires_grad=True), "y": torch.randn(40)}, grad)
+    code, out, err = run(capsys, "train", "--data", str(grad), "--epochs", "2", "--json")
+    assert code == 0, err
+    assert json.loads(out)["stopped"] == "finished"
+
+
+def test_standardising_a_train_split_of_one_row_is_refused(capsys, tmp_path):
+    two = tmp_path / "two.npz"
+    np.savez(two, X=np.array([[0.0, 1.0], [2.0, 3.0]]), y=np.array([0.5, 1.5]))
+    code, out, err = run(capsys, "train", "--data", str(two), "--standardize", "--epochs", "1")
+    assert code == 2 and err.startswith("initlab: error: standardize: 'on' is not allowed; off for data of 2 rows")
+    assert "Warning" not in err
+    code, out, err = run(capsys, "train", "--data", str(two), "--epochs", "1", "--json")
+    assert code == 0

@@ -132,3 +132,29 @@ def test_events_are_frozen():
     ev = Progress("train", step=1)
     with pytest.raises(Exception):
         ev.step = 2  # type: ignore[misc]
+
+
+def test_a_probe_is_cancelled_between_its_layers():
+    """A probe checks for a stop at every layer of its forward pass: a deep one stops when asked, not at its end."""
+    from initlab.engine.probe import run_probe
+    from initlab.engine.session import JobCancelled
+
+    calls = []
+
+    def check():
+        calls.append(1)
+        if len(calls) == 3:
+            raise JobCancelled()
+
+    cfg = Config(depth=6, width=8, in_features=8, out_features=8, device="cpu")
+    with pytest.raises(JobCancelled):
+        run_probe(cfg, check=check)
+    assert len(calls) == 3
+    assert len(run_probe(cfg).layers) == 6         # the taps were taken off: a next probe runs whole
+    events = []
+    s = Session(events.append)
+    s.start(ProbeJob(Config(depth=1500, width=256, batch=64, device="cpu")))
+    time.sleep(0.3)
+    assert s.cancel(wait=True)
+    assert isinstance(events[-1], Cancelled) and not any(isinstance(e, Finished) for e in events)
+    assert not job_threads()

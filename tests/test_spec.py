@@ -237,3 +237,8 @@ def test_toml_that_is_not_text(tmp_path):
 def test_a_switch_takes_the_words_and_numbers_its_refusal_names():
     for raw, value in (("yes", True), ("off", False), ("1", True), (1, True), (0, False), (True, True)):
         assert parse_value("bias", raw) is value, raw
+
+
+@pytest.mark.parametrize("raw, shown", [("1e400", "'1e400'"), ("-1", "'-1'"), ("-1.0", "-1.0"), ("0", "'0'")])
+def test_a_refusal_echoes_the_value_as_typed(raw, shown):
+    assert spec.field_error("lr", raw).startswith(f"lr: {shown} is not allowed; ")

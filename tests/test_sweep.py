@@ -317,3 +317,26 @@ def test_a_point_too_big_for_memory_is_refused_before_any_run(capsys, tmp_path):
     assert code == 2 and out == "" and err.count("\n") == 1      # no run's line before the refusal
     assert err.startswith("initlab: error: width: 1048576 is not allowed; a network that fits in memory")
     assert not saved.exists()
+
+
+@pytest.mark.parametrize("vary, train, why", [
+    ("sigma_w=0.5,2", False, "init xavier_uniform does not read sigma_w; init scaled_normal does"),
+    ("lr=0.1,0.2", False, "a probe does not read lr"),
+    ("poly_w=1,2;3,4", False, "a probe does not read poly_w"),
+    ("target=0,1", True, "a training does not read target"),
+    ("momentum=0,0.9", True, "optimizer adam does not read momentum"),
+])
+def test_a_setting_no_point_reads_is_refused_before_any_runs(vary, train, why):
+    base = Config(depth=3, width=8, optimizer="adam" if "momentum" in vary else "sgd")
+    with pytest.raises(SpecError) as e:
+        sweep.point_configs(base, sweep.parse_vary([vary]), train)
+    assert e.value.field == "vary" and why in str(e.value)
+
+
+def test_a_setting_read_at_some_points_of_the_grid_is_varied():
+    """sigma_w beside init: the scaled_normal points read it, so the two inits' sigma_w points are the grid."""
+    plan = sweep.point_configs(Config(depth=3, width=8),
+                               sweep.parse_vary(["sigma_w=0.5,2", "init=scaled_normal,xavier_uniform"]))
+    assert len(plan) == 4
+    same = [run_probe(c, distributions=False).layers[0]["a_std"] for v, c in plan if v["init"] == "scaled_normal"]
+    assert same[0] != same[1]

@@ -212,3 +212,23 @@ def test_correlations_are_not_reported_where_their_quadrature_errs():
         mf = theory.mean_field(act, sw, sb)
         assert mf["q_star"] > theory.PAIR_MAX_Q and mf["chi1"] is not None
         assert mf["c_star"] is None and mf["chi_c"] is None and mf["depth_scale_forward"] is None
+
+
+@pytest.mark.parametrize("q", [1.2424e-4, 0.01, 0.5, 3.0])
+def test_selu_chi1_matches_its_closed_form_across_the_kink(q):
+    """E[f'(sqrt(q) z)^2] for SELU is lambda^2 (1/2 + alpha^2 e^{2q} Phi(-2 sqrt(q))): f' jumps at 0, which a rule
+    with nodes on both sides of the kink gets wrong by about 1e-5 at small q."""
+    lam, alpha = theory.SELU_SCALE, theory.SELU_ALPHA
+    phi = 0.5 * math.erfc(2.0 * math.sqrt(q) / math.sqrt(2.0))
+    exact = 0.7 ** 2 * lam ** 2 * (0.5 + alpha ** 2 * math.exp(2.0 * q) * phi)
+    _, fp = theory.functions("selu")
+    assert theory.chi1(fp, 0.7, q) == pytest.approx(exact, rel=1e-12)
+
+
+def test_selu_edge_of_chaos_without_bias_is_its_closed_form():
+    """With sigma_b = 0, q* goes to 0 and chi_1 to sigma_w^2 (f'(0-)^2 + f'(0+)^2) / 2."""
+    lam, alpha = theory.SELU_SCALE, theory.SELU_ALPHA
+    edge = 1.0 / math.sqrt(lam ** 2 * (1.0 + alpha ** 2) / 2.0)
+    assert theory.critical_sigma_w("selu", 0.0) == pytest.approx(edge, rel=1e-6)
+    assert theory.mean_field("selu", edge * 1.005, 0.0)["phase"] == "chaotic"
+    assert theory.mean_field("selu", edge * 0.995, 0.0)["phase"] == "ordered"

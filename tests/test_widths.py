@@ -133,11 +133,22 @@ def test_widths_job_on_a_session_reports_each_width():
 
 @pytest.mark.parametrize("flag, value", [("--width", "32"), ("--epochs", "3"), ("--stats-every", "2")])
 def test_widths_refuses_the_flags_it_would_ignore(capsys, tmp_path, flag, value):
-    conf = tmp_path / "w.toml"
-    conf.write_text(f"{flag[2:].replace('-', '_')} = {value}\n")
-    assert main(["widths", "--widths", "8,16", "--config", str(conf)]) == 2        # from a config file too
-    capsys.readouterr()
     assert main(["widths", "--widths", "8,16", flag, value]) == 2
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1 and "not with widths" in err
     assert err.startswith(f"initlab: error: {flag[2:].replace('-', '_')}: ")
+
+
+def test_a_config_saved_by_widths_or_probe_loads_into_widths(capsys, tmp_path):
+    """A config file holds every setting, width and epochs among them: widths passes over those it does not read."""
+    saved = tmp_path / "w.toml"
+    args = ["--depth", "3", "--widths", "8,16", "--steps", "1", "--json"]
+    assert main(["widths", *args, "--save-config", str(saved)]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert "width = " in saved.read_text()
+    assert main(["widths", "--config", str(saved), "--widths", "8,16", "--steps", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["mean_abs_a"] == first["mean_abs_a"]
+    probe_saved = tmp_path / "p.toml"
+    assert main(["probe", "--depth", "3", "--width", "8", "--json", "--save-config", str(probe_saved)]) == 0
+    capsys.readouterr()
+    assert main(["widths", "--config", str(probe_saved), "--widths", "8,16", "--steps", "1", "--json"]) == 0

@@ -327,11 +327,13 @@ class InitlabApp(BeyondMixin, App):
                 data = LayerData(tuple(s.layers), s.input_std, base.layers if same else (), label, s.distributions)
                 for tid in ("forward", "backward", "glorot"):
                     self.charts.set_data(tid, data)
-                if s.distributions:
+                if s.distributions or s.job == "train":
                     self.charts.set_data("distributions", data)
             training = self.last_kind == "train"
             if snap.epochs or base or training:
-                total = max([e.epochs for e in snap.epochs] + [snap.progress.epochs if snap.progress else 0])
+                # while it runs the axis spans the planned epochs; once stopped, the epochs it ran
+                total = max([e.epochs for e in snap.epochs] + [snap.progress.epochs if snap.progress else 0]) \
+                    if self.run_state.startswith("training") else 0
                 # a training's tab shows its own run from the start, not the last run's curves
                 note = "" if snap.epochs or not training else {
                     "stopped: non-finite": "no epoch finished: stopped on a non-finite value",
@@ -382,8 +384,7 @@ class InitlabApp(BeyondMixin, App):
             last = epochs[-1] if epochs else {}
             if stopped == "nonfinite":
                 self.run_state = "stopped: non-finite"
-                if not epochs:
-                    self.push_charts()      # the Training tab says why it has no curve
+                self.push_charts()      # the Training tab spans the epochs run, or says why it has no curve
             else:
                 self.run_state = "idle"
             self.log_pane.add("info", f"training {stopped} after {ev.result.get('steps_done', 0)} steps, "

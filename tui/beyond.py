@@ -208,7 +208,9 @@ class BeyondMixin:
     def show_result(self, job: str, result: dict[str, Any], how: str) -> None:
         if job == "sweep":
             self._live_sweep = None
-            state = how if how == "finished" else f"stopped: the {result.get('done', 0)} points done are kept"
+            done = result.get("done", 0)
+            state = how if how == "finished" else \
+                f"stopped: the {done} point{'' if done == 1 else 's'} done {'is' if done == 1 else 'are'} kept"
             self.charts.set_data("sweep", SweepData(result, self._sweep_label, state))
             if result.get("heatmap") and result.get("critical_line"):
                 self.log_pane.add("info", "sweep: the heatmap's bar marks chi_1 = 1, the mean-field edge of chaos")
@@ -221,7 +223,7 @@ class BeyondMixin:
                 worst = max(last) if last else float("nan")
                 self.log_pane.add("info", f"widths: {', '.join(map(str, result['widths']))} over {result['steps']} "
                                           f"steps; the largest |slope| of mean |a| against width at the last step is "
-                                          f"{worst:.3g} (near 0: width-stable)")
+                                          f"{worst:.3g} (0 is width-stable)")
 
     # -- theory --------------------------------------------------------------------------------------------------
     def on_ready(self) -> None:

@@ -9,6 +9,7 @@ import tempfile
 from typing import Any, Iterable
 
 from initlab.engine import spec
+from initlab.engine.export import writable_file_problem
 from initlab.engine.spec import FIELDS, Config, SpecError
 from initlab.engine.textplot import fmt
 
@@ -46,7 +47,10 @@ def check_output_path(name: str, path: str) -> None:
     """Refuse, before any work, an output path that is empty, a folder, or in a folder that does not exist."""
     if not path or os.path.isdir(path):
         raise SpecError(name, path, "a file path, not a folder")
-    folder = os.path.dirname(os.path.abspath(path))
+    problem = writable_file_problem(path)
+    if problem:
+        raise SpecError(name, path, problem)
+    folder = os.path.dirname(os.path.realpath(path))
     if not os.path.isdir(folder):
         raise SpecError(name, path, f"a file in an existing folder (no folder {folder})")
     try:        # the way the file will be written: a temporary file beside it (root passes any access() test)
@@ -73,6 +77,7 @@ def prepare(args: argparse.Namespace) -> None:
     args.config_keys = raw
     if "preset" in raw and getattr(args, "preset", None) is None:
         args.preset = raw["preset"]
+        args.preset_from_config = True
 
 
 def config_keys(args: argparse.Namespace) -> dict[str, Any]:
@@ -83,6 +88,19 @@ def config_keys(args: argparse.Namespace) -> dict[str, Any]:
 def given_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The settings given by the --config file or a flag (a flag wins), without the config's preset."""
     return {**config_keys(args), **given_flags(args)}
+
+
+def command_preset(args: argparse.Namespace, kind: str, extra: tuple[str, ...] = ()):
+    """The preset this command starts from, or None. A --preset flag must be of the command's kind; a config file's
+    preset key may name any network preset, whose settings are then the base (a file saved by `probe --preset X
+    --save-config` loads into train as well); only a training preset brings its seeds."""
+    from initlab.engine import presets
+
+    if not args.preset:
+        return None
+    if getattr(args, "preset_from_config", False) and args.preset in presets.PRESETS:
+        return presets.PRESETS[args.preset]
+    return preset_of_kind(args.preset, kind, extra)
 
 
 def preset_of_kind(name: str, kind: str, extra: tuple[str, ...] = ()):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import (add_config_flags, config_from_args, fmt, given_settings, preset_of_kind, print_json,
+from .common import (add_config_flags, config_from_args, fmt, given_settings, command_preset, print_json,
                      save_config, table, wants_json)
 from .outputs import add_output_flags, write_outputs
 
@@ -73,8 +73,7 @@ def run(args: argparse.Namespace) -> int:
         return run_matrix(args)
     from initlab.engine.probe import run_probe
 
-    if args.preset:
-        preset_of_kind(args.preset, "probe", extra=("random-matrix",))
+    command_preset(args, "probe", extra=("random-matrix",))
     cfg = config_from_args(args)
     res = run_probe(cfg, distributions=False)     # the quantile boxes are the app's; the table does not show them
     save_config(args, cfg)

@@ -5,7 +5,7 @@ import argparse
 import sys
 import time
 
-from .common import (add_config_flags, config_from_args, fmt, given_settings, preset_of_kind, print_json,
+from .common import (add_config_flags, config_from_args, fmt, given_settings, command_preset, print_json,
                      save_config, table, wants_json)
 from .outputs import add_output_flags, write_outputs
 
@@ -98,10 +98,9 @@ def run(args: argparse.Namespace) -> int:
     from initlab.engine.train import run_training
 
     seeds: tuple[int, ...] = ()
-    if args.preset:
-        p = preset_of_kind(args.preset, "train")
-        if "seed" not in given_settings(args):     # a seed given runs that seed alone
-            seeds = p.seeds
+    p = command_preset(args, "train")
+    if p is not None and p.kind == "train" and "seed" not in given_settings(args):     # a seed given runs it alone
+        seeds = p.seeds
     cfg = config_from_args(args)
     interactive = not wants_json(args)
     bar = Bar() if interactive else None

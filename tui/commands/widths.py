@@ -4,10 +4,11 @@ from __future__ import annotations
 import argparse
 
 from .outputs import add_output_flags, write_outputs
-from .common import (add_config_flags, config_from_args, fmt, given_settings, print_json, save_config, table,
+from .common import (add_config_flags, config_from_args, fmt, given_flags, print_json, save_config, table,
                      wants_json)
 
-# settings the width check does not read, refused rather than silently ignored
+# settings the width check does not read, refused as flags rather than silently ignored (a config file holds every
+# setting, so there they are passed over: a file saved by any command loads here)
 UNUSED = {"width": "the widths come from --widths", "epochs": "it trains --steps steps",
           "stats_every": "it records every step"}
 
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from initlab.engine.spec import parse_widths
     from initlab.engine.widths import MAX_STEPS, width_check
 
-    for name, value in given_settings(args).items():
+    for name, value in given_flags(args).items():
         if name in UNUSED:
             raise SpecError(name, value, f"not with widths: {UNUSED[name]}")
     cfg = config_from_args(args)

@@ -1,6 +1,7 @@
 """The centre pane: ten chart tabs (keys 1-9 and 0) and, one key away, the numbers behind the visible chart."""
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
 from textual.app import ComposeResult
@@ -97,7 +98,9 @@ class ChartsPane(Vertical):
         if chart.has_data():
             table.show(*chart.table())
         else:
-            table.show(["-"], [[chart.empty]])
+            # a cell does not wrap: the hint goes a line to a row, wrapped at the pane's width
+            width = max(20, (table.size.width or self.size.width or 80) - 4)
+            table.show(["-"], [[line] for line in textwrap.wrap(chart.empty, width)])
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         self.refresh_numbers()

@@ -82,8 +82,16 @@ def cell(q: list[float], top: float, bottom: float) -> str | None:
 
 class DistributionChart(LayerChart):
     title = "Distributions"
-    empty = "no distributions yet: a probe records them (p)"
     kind = "activation"
+
+    @property
+    def empty(self) -> str:
+        if self.data is not None and self.data.layers and not self.data.distributions:
+            # a training's sampled steps carry no boxes: the boxes of an earlier run (another net, maybe) are not
+            # shown as if they were this one's
+            return (f"a training runs ({self.data.label}): its quantile boxes come at its end, of the trained net; "
+                    f"p probes the configured net's now")
+        return "no distributions yet: a probe records them (p)"
 
     def has_data(self) -> bool:
         return super().has_data() and bool(self.data.distributions)

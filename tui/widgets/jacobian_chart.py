@@ -26,7 +26,8 @@ def extreme_parts(r: dict[str, Any]) -> list[str]:
     """max, min and condition number; a min below the SVD's resolution is given as that bound, not as its noise."""
     from initlab.engine.jacobian import shortfall
 
-    k = len(r["singular_values"])
+    # over several inputs the extremes are of the mean spectrum (k values), the histogram of every input's values
+    k = len(r["singular_values"]) if r.get("inputs", 1) == 1 else f"the {len(r['singular_values'])} mean values"
     zeros, below = shortfall(r)
     if zeros and r["max"] > 0:
         more = f", {below - zeros} more below the resolution" if below > zeros else ""

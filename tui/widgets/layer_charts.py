@@ -59,21 +59,29 @@ def draw_log_bars(width: int, height: int, title: str, series: list[Series],
     """Title, a plotext chart of log10 values per layer (bars and lines) with horizontal reference lines, legend."""
     n = max((len(s.values) for s in series), default=0)
     lo, hi = span([v for s in series for v in s.values], *[r[1] for r in refs if r[1] is not None])
+    # a row's worth more below, so that the lowest value stands a row above the floor: on an axis of many decades
+    # a bar shorter than a row (or a baseline mark on the floor) would not show at all
+    lo -= (hi - lo) / max(1, height - 8)
+
+    def points(s: Series) -> tuple[list[int], list[float]]:
+        pts = [(i, v) for i, v in enumerate(s.values) if v is not None]
+        return [p[0] for p in pts], [p[1] for p in pts]
 
     def draw(plt: Any) -> None:
+        # bars, then the reference lines, then the marked series (a baseline, a second statistic): a mark on the
+        # row of a reference line stays visible
         for s in series:
-            pts = [(i, v) for i, v in enumerate(s.values) if v is not None]
-            if not pts:
-                continue
-            xs, ys = [p[0] for p in pts], [p[1] for p in pts]
-            if s.bars:
+            xs, ys = points(s)
+            if s.bars and xs:
                 # from the axis floor, so that a bar's length grows with its value (a log axis has no zero)
                 plt.bar(xs, ys, marker=s.glyph, color=s.color, width=0.8, minimum=lo)
-            else:
-                plt.plot(xs, ys, marker=s.glyph, color=s.color)
         for _name, y, glyph, rgb in refs:
             if y is not None:
                 plt.plot([-0.5, n - 0.5], [y, y], marker=glyph, color=rgb)
+        for s in series:
+            xs, ys = points(s)
+            if not s.bars and xs:
+                plt.plot(xs, ys, marker=s.glyph, color=s.color)
         ticks, labels = log_ticks(lo, hi, most=max(2, (height - 4) // 2))
         plt.yticks(ticks, labels)
         plt.ylim(lo, hi)

@@ -6,6 +6,7 @@ from collections import deque
 from typing import Callable
 
 from rich.text import Text
+from textual.events import Resize
 from textual.widgets import RichLog
 
 from .plot import theme_rgb
@@ -31,16 +32,30 @@ class LogPane(RichLog):
         super().__init__(max_lines=MAX_LINES, wrap=True, markup=False, highlight=False, min_width=20, **kwargs)
         self.clock = clock
         self.entries: deque[tuple[str, str, str]] = deque(maxlen=MAX_LINES)
+        self._wrapped_at = 0        # the width the lines were last wrapped at
+
+    def _line(self, stamp: str, level: str, message: str) -> Text:
+        c = theme_rgb(self)
+        colour = {"warning": c["warning"], "error": c["error"]}.get(level)
+        style = f"bold rgb({colour[0]},{colour[1]},{colour[2]})" if colour else "dim"
+        return Text.assemble((stamp + " ", "dim"), (LEVEL_WORD.get(level, level[:5].ljust(5)), style), " ",
+                             (message, "bold" if colour else ""))
 
     def add(self, level: str, message: str) -> None:
         stamp = self.clock()
         self.entries.append((stamp, level, message))
-        c = theme_rgb(self)
-        colour = {"warning": c["warning"], "error": c["error"]}.get(level)
-        style = f"bold rgb({colour[0]},{colour[1]},{colour[2]})" if colour else "dim"
-        line = Text.assemble((stamp + " ", "dim"), (LEVEL_WORD.get(level, level[:5].ljust(5)), style), " ",
-                             (message, "bold" if colour else ""))
-        self.write(line, expand=True)     # wrap at the pane's width, not the console's
+        self._wrapped_at = self.scrollable_content_region.width
+        self.write(self._line(stamp, level, message), expand=True)     # wrap at the pane's width, not the console's
+
+    def on_resize(self, event: Resize) -> None:
+        # RichLog wraps a line once, when written: after the terminal is resized, wrap them all again at the new width
+        # (before the first size is known, RichLog itself holds the lines back and writes them at that size)
+        width = self.scrollable_content_region.width
+        if self._size_known and self.entries and width and width != self._wrapped_at:
+            self._wrapped_at = width
+            self.clear()
+            for entry in self.entries:
+                self.write(self._line(*entry), expand=True)
 
     def messages(self) -> list[str]:
         return [m for _t, _l, m in self.entries]

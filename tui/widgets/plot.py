@@ -120,6 +120,10 @@ def legend(*items: tuple[str, str, RGB | None]) -> Text:
     return out
 
 
+# below this a chart has no room for a scale: a title, a legend and two or three rows whose bars all look alike
+MIN_WIDTH, MIN_HEIGHT = 10, 10
+
+
 class PlotWidget(Widget):
     """Base of every chart: set_data() stores the data and asks for a repaint; render() builds the picture only
     when the widget is on screen (a hidden tab is never rendered) and only when data, size or theme changed."""
@@ -155,11 +159,12 @@ class PlotWidget(Widget):
         key = (self.version, w, h, self.app.theme)
         if key != self._key or self._picture is None:
             t0 = time.perf_counter()
-            if self.has_data() and w >= 10 and h >= 4:
+            if self.has_data() and w >= MIN_WIDTH and h >= MIN_HEIGHT:
                 self._picture = fit_height(self.draw(w, h), h)
             else:
                 # the empty state's hint wraps: the chart's own no-wrap style would cut its key names off
-                words = self.empty if not self.has_data() else "too small"
+                words = self.empty if not self.has_data() else \
+                    "too small to draw here: a larger terminal, or n to hide the numbers, makes room"
                 self._picture = Text("\n".join(textwrap.wrap(words, max(10, w))), style="dim")
             self.last_build_ms = (time.perf_counter() - t0) * 1000
             self.builds += 1

@@ -170,7 +170,7 @@ def heatmap_lines(hm: dict[str, Any], line: list[dict[str, Any]] | None, width: 
     legend.append(f" {fmt(-m, 3)} vanishing ", style=f"{ink(lo)} on rgb({lo[0]},{lo[1]},{lo[2]})")
     legend.append(" 0 ", style=f"{ink(NEUTRAL)} on rgb({NEUTRAL[0]},{NEUTRAL[1]},{NEUTRAL[2]})")
     legend.append(f" {fmt(m, 3)} exploding ", style=f"{ink(hi)} on rgb({hi[0]},{hi[1]},{hi[2]})")
-    legend.append("   · not run yet or not finite", style="dim")
+    legend.append("   · pending, or no finite ratio", style="dim")
     out.append(legend)
     return out
 

@@ -1,0 +1,41 @@
+"""Which settings a run reads: a sweep that varies one no point reads would draw the same run at every value."""
+from __future__ import annotations
+
+from .spec import BUILTIN_DATA, Config
+
+# init parameter -> the schemes that read it
+INIT_PARAMS = {
+    "gain": ("xavier_uniform", "xavier_normal", "orthogonal"), "std": ("normal", "sparse"), "bound": ("uniform",),
+    "value": ("constant",), "sigma_w": ("scaled_normal",), "sigma_b": ("scaled_normal",),
+    "mode": ("kaiming_uniform", "kaiming_normal"), "sparsity": ("sparse",), "lsuv_tol": ("lsuv",),
+}
+PROBE_ONLY = ("loss", "target")                     # a training's loss follows its data
+TRAIN_ONLY = ("data", "n_rows", "deg", "poly_w", "poly_bias", "classes", "standardize", "optimizer", "lr",
+              "momentum", "nesterov", "weight_decay", "clip", "schedule", "epochs", "stats_every")
+POLY_ONLY = ("deg", "poly_w", "poly_bias")
+OPTIMISER_PARAMS = {"momentum": ("sgd", "rmsprop"), "nesterov": ("sgd",)}
+
+
+def unread(cfg: Config, name: str, train: bool) -> str | None:
+    """Why a run of cfg (a training if `train`, else a probe) does not read the setting `name`; None if it does."""
+    if name in INIT_PARAMS and cfg.init not in INIT_PARAMS[name]:
+        return f"init {cfg.init} does not read {name}; init {', '.join(INIT_PARAMS[name])} does"
+    if name == "sigma_b" and not cfg.bias:
+        return "a net without bias does not read sigma_b"
+    if name == "slope" and cfg.activation != "leaky_relu":
+        return f"activation {cfg.activation} does not read slope; leaky_relu does"
+    if not train and name in TRAIN_ONLY:
+        return f"a probe does not read {name}; a training does (--train)"
+    if train and name in PROBE_ONLY:
+        return f"a training does not read {name}: its loss follows the data"
+    if train and name in ("in_features", "out_features"):
+        return f"a training's {name} follows its data"
+    if train and name in POLY_ONLY and cfg.data != "poly":
+        return f"data {cfg.data} does not read {name}; poly does"
+    if train and name == "classes" and cfg.data != "blobs":
+        return f"data {cfg.data} does not read classes; blobs does"
+    if train and name == "n_rows" and cfg.data not in BUILTIN_DATA:
+        return "a data file has its own rows"
+    if train and name in OPTIMISER_PARAMS and cfg.optimizer not in OPTIMISER_PARAMS[name]:
+        return f"optimizer {cfg.optimizer} does not read {name}; {', '.join(OPTIMISER_PARAMS[name])} does"
+    return None
