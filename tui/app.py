@@ -66,6 +66,8 @@ class Baseline:
 # The form's first settings: the engine's defaults, but statistics every 5 steps, so that the short default training
 # (55 steps) draws a live heatmap; the engine's default of 100 keeps long headless runs within 5% of a plain loop.
 APP_DEFAULTS = Config(stats_every=5)
+# the footer's words are short, so that every key fits in 80 columns; the palette has room for the longer name
+PALETTE_NAMES = {"baseline": "Baseline", "numbers": "Numbers"}
 QUIT_CONFIRM_SECONDS = 5.0
 
 
@@ -79,9 +81,9 @@ class InitlabApp(BeyondMixin, App):
         Binding("p", "probe", "probe", tooltip="one forward and backward pass of the configured net", id="probe"),
         Binding("t", "train", "train", tooltip="train the configured net", id="train"),
         Binding("s", "stop", "stop", tooltip="stop the running job", id="stop"),
-        Binding("b", "pin_baseline", "baseline", tooltip="pin the current run as the baseline", id="baseline"),
+        Binding("b", "pin_baseline", "pin", tooltip="pin the current run as the baseline", id="baseline"),
         Binding("e", "export", "export", tooltip="last result as JSON and the screen as SVG", id="export"),
-        Binding("n", "toggle_numbers", "numbers", tooltip="the numbers behind the visible chart", id="numbers"),
+        Binding("n", "toggle_numbers", "table", tooltip="the numbers behind the visible chart", id="numbers"),
         Binding("c", "toggle_config", "config", tooltip="show or hide the configuration", id="config"),
         Binding("k", "cycle_kind", "kind", show=False, tooltip="Distributions: weights, activations, gradients"),
         Binding("r", "run_view", "run view", show=False, id="run-view",
@@ -533,7 +535,8 @@ class InitlabApp(BeyondMixin, App):
         yield from super().get_system_commands(screen)
         for b in self.BINDINGS:
             if isinstance(b, Binding) and b.action not in ("quit", "leave_field"):
-                yield SystemCommand(f"{b.description.capitalize()} ({b.key_display or b.key})",
+                name = PALETTE_NAMES.get(b.id or "", b.description.capitalize())
+                yield SystemCommand(f"{name} ({b.key_display or b.key})",
                                     b.tooltip or b.description, partial(self.run_action, b.action))
         for p in PRESETS.values():
             yield SystemCommand(f"Preset {p.name}", f"{p.kind}: {p.summary}", partial(self.action_run_preset, p.name))
