@@ -106,7 +106,8 @@ def test_distribution_edges_mark_values_beyond_the_axis_and_a_symlog_axis_labels
           {"activation": [-60.0, -3.0, -0.5, 0.0, 0.5, 0.9, 1.0]})
     dist = DistributionChart()
     dist.data = LayerData(layers, distributions=qs)
-    grid = [line[LABEL_W:] for line in dist.draw(40, 20).plain.splitlines()[1:18]]
+    grid = [line[LABEL_W:] for line in dist.draw(40, 20).plain.splitlines()
+            if len(line) > LABEL_W and line[LABEL_W - 1] in "┤│"]          # the plot's rows, by their axis
     assert grid[0][0] == "▲" and grid[-1][-2] == "▼"
     # a vanishing net: boxes a thousand times apart get the symmetric log axis, and its 0 is a labelled tick
     qs = tuple({"activation": [s * v for v in (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0)]} for s in (1e3, 1.0, 1e-3))
@@ -199,3 +200,14 @@ def test_form_values_read_back_as_the_same_config():
     for cfg in [Config(), *(p.config for p in PRESETS.values()), Config(gain=1.5, poly_w=(0.1, -2.5, 3.0))]:
         raw = {name: raw_of(info, getattr(cfg, name)) for name, info in FIELDS.items()}
         assert Config(**{name: parse_value(name, v) for name, v in raw.items()}) == cfg
+
+
+def test_a_legend_wider_than_its_chart_wraps_between_items():
+    from initlab.tui.widgets.plot import legend
+
+    items = [("•", "train", None), ("-", "test", None), ("-", "baseline train", None), ("=", "baseline test", None),
+             ("+", "test acc (right axis)", None)]
+    lines = legend(*items, width=40).plain.splitlines()
+    assert len(lines) > 1 and all(len(line) <= 40 for line in lines)
+    assert all(name in " ".join(lines) for _, name, _ in items)
+    assert len(legend(*items).plain.splitlines()) == 1           # no width: one line, as before

@@ -129,7 +129,10 @@ class DistributionChart(LayerChart):
         axis = f"symmetric log axis, linear within {fmt(t, 2)}" if t is not None else ""
         # the axis note goes on a line of its own where the title would be cut
         two = bool(axis) and len(head) + 2 + len(axis) > width
-        rows = max(2, height - 3 - two)
+        key = legend(("█", "25-75%", c["primary"]), ("━", "median", c["accent"]), ("│", "5-95%", None),
+                     ("·", "min/max", None), ("▲▼", "beyond the axis", c["warning"]), ("×", "non-finite", None),
+                     width=width)
+        rows = max(2, height - 3 - two - key.plain.count("\n"))
         plot_w = max(4, width - LABEL_W - 1)
         shown = sample(len(qs), plot_w)
         cw = max(1, plot_w // max(1, len(shown)))
@@ -159,18 +162,17 @@ class DistributionChart(LayerChart):
                 glyph = g or " "
                 out.append(glyph * box_w, style=styles.get(glyph, ""))
                 out.append(" " * (cw - box_w))
-        out.append("\n" + " " * LABEL_W)
+        # "layer" under the value labels: after the axis it ran past the pane's edge when the boxes filled it
+        out.append("\n" + "layer".rjust(LABEL_W - 1) + " ", style="dim")
         axis = [" "] * (cw * len(shown))
         for t in layer_ticks(len(shown), max(2, plot_w // 6)):
             s = str(shown[t])
             at = t * cw
             if at + len(s) <= len(axis):
                 axis[at:at + len(s)] = list(s)
-        out.append("".join(axis) + " layer", style="dim")
+        out.append("".join(axis), style="dim")
         out.append("\n")
-        out.append_text(legend(("█", "25-75%", c["primary"]), ("━", "median", c["accent"]),
-                               ("│", "5-95%", None), ("·", "min/max", None), ("▲▼", "beyond the axis", c["warning"]),
-                               ("×", "non-finite", None)))
+        out.append_text(key)
         return out
 
     def table(self) -> tuple[Row, list[Row]]:

@@ -96,10 +96,11 @@ def draw_log_bars(width: int, height: int, title: str, series: list[Series],
         out.append(f"no finite, positive value to draw: {', '.join(s.name for s in series)} are non-finite or zero "
                    f"in every layer (n shows the numbers)", style="dim")
         return out
-    out.append_text(build_plot(width, height - 2, draw))
+    key = legend(*[(s.glyph, s.name, s.color) for s in series],
+                 *[(g, name, rgb) for name, y, g, rgb in refs if y is not None], width=width)
+    out.append_text(build_plot(width, height - 2 - key.plain.count("\n"), draw))
     out.append("\n")
-    out.append_text(legend(*[(s.glyph, s.name, s.color) for s in series],
-                           *[(g, name, rgb) for name, y, g, rgb in refs if y is not None]))
+    out.append_text(key)
     return out
 
 

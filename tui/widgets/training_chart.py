@@ -84,14 +84,15 @@ class TrainingChart(PlotWidget):
             plt.xticks(list(range(1, n_epochs + 1, step)))
             plt.xlabel("epoch")
 
-        out = Text(self.title + (f" ({d.label})" if d.label else ""), style="bold", no_wrap=True, overflow="ellipsis")
-        out.append("\n")
-        out.append_text(build_plot(width, height - 2, draw))
-        out.append("\n")
         items = [(g, name, rgb) for name, g, _x, _y, rgb in lines]
         if acc:
             items.append(("+", "test acc (right axis)", c["success"]))
-        out.append_text(legend(*items))
+        key = legend(*items, width=width)
+        out = Text(self.title + (f" ({d.label})" if d.label else ""), style="bold", no_wrap=True, overflow="ellipsis")
+        out.append("\n")
+        out.append_text(build_plot(width, height - 2 - key.plain.count("\n"), draw))
+        out.append("\n")
+        out.append_text(key)
         return out
 
     def table(self) -> tuple[Row, list[Row]]:

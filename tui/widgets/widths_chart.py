@@ -96,7 +96,7 @@ class WidthsChart(PlotWidget):
             out.append("\n")
         names = r.get("layer_names", [])
         out.append_text(legend(*[(GLYPHS[g], f"layer {l}" if l >= len(names) else names[l], colours[g])
-                                 for g, l in enumerate(layers)]))
+                                 for g, l in enumerate(layers)], width=width))
         return out
 
     def table(self) -> tuple[Row, list[Row]]:
