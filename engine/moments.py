@@ -167,7 +167,8 @@ def _pieces(tensors: list[torch.Tensor], p: _Plan, device: torch.device) -> tupl
     for r, ((i, start, k), flag) in enumerate(zip(p.pieces, p.piece_flags)):
         d = _work(0, k, torch.float64, device).copy_(tensors[i].detach().reshape(-1)[start:start + k])
         torch.sum(d, 0, out=s[r])
-        c = torch.sub(d, s[r], alpha=1.0 / k, out=_work(1, k, torch.float64, device))
+        # s / k, not s * (1 / k): the rounded reciprocal would shift a constant tensor off its own value
+        c = torch.sub(d, s[r] / k, out=_work(1, k, torch.float64, device))
         torch.dot(c, c, out=q[r])
         if flag & EXT:
             torch.amin(d, 0, out=lo[ie])

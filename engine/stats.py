@@ -62,12 +62,20 @@ def _set_tap(block: nn.Module, tap) -> None:
 _PROJECTIONS: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]] = {}
 
 
+# Directions each row is projected on. Two rows closer than the tolerance differ by no more than it on every
+# direction; two rows farther apart by d pass as one only if every projection happens to fall within it, each with a
+# chance of about tol sqrt(cols) / d. With two directions, a random 4096 x 4096 matrix lost a row in most draws (the
+# first projection, by which rows are sorted, is close for neighbours anyway); with four it would take about
+# (3.6e-4)^3 per neighbouring pair.
+DIRECTIONS = 4
+
+
 def _projection(n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """[n, 2] fixed random directions in float64, entries in [-1, 1], and their [2] Euclidean lengths."""
+    """[n, DIRECTIONS] fixed random directions in float64, entries in [-1, 1], and their Euclidean lengths."""
     key = (n, str(device))
     if key not in _PROJECTIONS:
         g = torch.Generator(device="cpu").manual_seed(1234)
-        r = (2 * torch.rand(n, 2, generator=g, dtype=torch.float64) - 1).to(device)
+        r = (2 * torch.rand(n, DIRECTIONS, generator=g, dtype=torch.float64) - 1).to(device)
         _PROJECTIONS[key] = (r, torch.linalg.vector_norm(r, dim=0))
     return _PROJECTIONS[key]
 
@@ -83,8 +91,8 @@ def distinct_units(weights: list[torch.Tensor], rel_tol: float = 1e-5,
                    row_rms: torch.Tensor | None = None) -> torch.Tensor:
     """How many rows of each matrix differ: two rows are one unit when their difference is within rel_tol of the
     matrix's root-mean-square row norm (`row_rms`, per matrix, computed here if not given). Returned as a float64
-    tensor, without a sync. Rows are projected on two fixed random directions in float64; sorted by the first, a
-    row starts a new unit where either projection moves by more than a difference within the tolerance could
+    tensor, without a sync. Rows are projected on DIRECTIONS fixed random directions in float64; sorted by the
+    first, a row starts a new unit where any projection moves by more than a difference within the tolerance could
     move it (|dw . r| <= |dw| |r|). Small matrices of one shape are projected together, large ones one by one."""
     mats = [w.detach().unsqueeze(1) if w.dim() == 1 else w.detach() for w in weights]
     device = mats[0].device
@@ -102,11 +110,11 @@ def distinct_units(weights: list[torch.Tensor], rel_tol: float = 1e-5,
                 proj[i] = p
     out = torch.empty(len(mats), device=device, dtype=torch.float64)
     for (rows, _), idx in _by_shape(proj).items():
-        p = torch.stack([proj[i] for i in idx])                      # [k, rows, 2]
+        p = torch.stack([proj[i] for i in idx])                      # [k, rows, DIRECTIONS]
         reach = torch.stack([_projection(mats[i].shape[1], device)[1] for i in idx])
-        thr = (rel_tol * row_rms[index(idx, device)]).unsqueeze(1) * reach          # [k, 2]
+        thr = (rel_tol * row_rms[index(idx, device)]).unsqueeze(1) * reach          # [k, DIRECTIONS]
         order = torch.argsort(p[..., 0], dim=1)
-        ps = torch.gather(p, 1, order.unsqueeze(2).expand(-1, -1, 2))
+        ps = torch.gather(p, 1, order.unsqueeze(2).expand(-1, -1, DIRECTIONS))
         units = 1 + ((ps[:, 1:] - ps[:, :-1]).abs() > thr.unsqueeze(1)).any(dim=2).sum(dim=1)
         out[index(idx, device)] = units.double()
     return out
@@ -147,11 +155,13 @@ def _fractions(cap: Capture, blocks: list[nn.Module], n: int) -> tuple[torch.Ten
 
 
 def layer_table(cap: Capture, blocks: nn.ModuleList, distinct: bool = True,
-                weights: list[torch.Tensor] | None = None, updates: list[torch.Tensor] | None = None) -> torch.Tensor:
+                weights: list[torch.Tensor] | None = None, updates: list[torch.Tensor] | None = None,
+                grads: list[torch.Tensor] | None = None) -> torch.Tensor:
     """[layers, len(STAT_NAMES)]: every statistic of every layer as one float64 tensor on the device, from one
     batched reduction whatever the depth. Without `distinct`, distinct_units is NaN (it costs a sort per layer).
     `weights` stand in for the Linear weights (copies taken before an update); with `updates` (each layer's
-    W_after - W_before) two columns follow: update_to_weight_log10 and weights_finite (1 or 0, after the update)."""
+    W_after - W_before) two columns follow: update_to_weight_log10 and weights_finite (1 or 0, after the update).
+    `grads` stand in for the weight gradients (copies taken before clipping)."""
     blocks = list(blocks)
     n = len(blocks)
     device = cap.z[0].device
@@ -164,8 +174,10 @@ def layer_table(cap: Capture, blocks: nn.ModuleList, distinct: bool = True,
         x = cap.x_in[i]
         own = i > 0 and not b.residual and x is not None and x.grad is not None
         gx.append(x.grad if own else (z.grad @ w.detach() if z.grad is not None else missing))
+    if grads is None:
+        grads = [b.linear.weight.grad for b in blocks]
     kinds = [cap.z, cap.a, [z.grad if z.grad is not None else missing for z in cap.z], gx, weights,
-             [b.linear.weight.grad if b.linear.weight.grad is not None else missing for b in blocks]]
+             [g if g is not None else missing for g in grads]]
     flags = [0] + [0] * n + [EXT] * n + [0] * (3 * n) + [ABS] * n
     tensors = [cap.x_in[0]] + [t for ts in kinds for t in ts]
     if updates is not None:

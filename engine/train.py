@@ -103,11 +103,18 @@ class Trainer:
         self.first_bad = torch.full((), -1, dtype=torch.int64, device=self.device)
 
     # -- one step -------------------------------------------------------------------------------------------
-    def _update(self, loss: torch.Tensor) -> None:
+    def _update(self, loss: torch.Tensor, keep_grads: bool = False) -> list[torch.Tensor] | None:
+        """Backward and, with clip, clipping; with keep_grads, copies of the weight gradients as backward gave them
+        (the statistics are of the network's own gradients; the update ratio shows what clipping let through)."""
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
+        raw = None
         if self.cfg.clip > 0:
+            grads = [b.linear.weight.grad for b in self.model.blocks]
+            if keep_grads and all(g is not None for g in grads):
+                raw = torch._foreach_mul(grads, 1.0)
             nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip)
+        return raw
 
     def _plain_step(self, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
         loss = self.crit(self.model(xb), yb)
@@ -121,13 +128,13 @@ class Trainer:
         n = len(blocks)
         with Capture(blocks) as cap:
             loss = self.crit(self.model(xb), yb)
-            self._update(loss)
+            raw = self._update(loss, keep_grads=True)
         weights = [b.linear.weight for b in blocks]
         with torch.no_grad():
             before = torch._foreach_mul(weights, 1.0)       # one copy of every weight, in one op
             self.opt.step()
             deltas = torch._foreach_sub(weights, before)
-        table = layer_table(cap, blocks, distinct=False, weights=before, updates=deltas)
+        table = layer_table(cap, blocks, distinct=False, weights=before, updates=deltas, grads=raw)
         flat = torch.cat([table.flatten(), loss.detach().double().reshape(1),
                           self.first_bad.double().reshape(1)]).tolist()          # the one transfer
         rows = _rows(flat[:-2], self.model, ("update_to_weight_log10", "weights_finite"))

@@ -232,3 +232,26 @@ def test_capture_removes_its_taps_even_on_error():
             model(torch.randn(2, 99))           # wrong input size
     assert tapped() == 0
     assert sum(len(m._forward_hooks) for m in model.modules()) == 0
+
+
+@pytest.mark.parametrize("n", [1000, 40_000, 3_000_000])
+def test_a_constant_tensor_has_a_variance_of_exactly_zero_at_any_size(n):
+    """Large tensors are reduced in chunks, each centred on its own mean: s / k, not s * (1 / k), which rounds."""
+    from initlab.engine.moments import reduce
+
+    for value in (0.01, 0.5, -3.7):
+        m = reduce([torch.full((n,), value)], [0])
+        assert m[0, 1].item() == 0.0 and m[0, 0].item() == pytest.approx(value, rel=1e-7)
+
+
+def test_distinct_units_tells_apart_every_row_of_a_wide_random_matrix():
+    """Neighbours in the sort by the first projection are close on it anyway: with two directions a random
+    4096 x 4096 matrix lost a row or more in most draws; every projection must agree for rows to be one unit."""
+    g = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        w = torch.rand(4096, 4096, generator=g) * 2 - 1
+        assert int(stats.distinct_units([w])[0]) == 4096
+    w = torch.rand(64, 32, generator=g)
+    w[5] = w[9]
+    w[7] = w[9] + 1e-9          # within the tolerance: one unit with rows 5 and 9
+    assert int(stats.distinct_units([w])[0]) == 62

@@ -331,3 +331,29 @@ def test_cancelling_a_several_seed_preset_stops_every_seed():
     p = PRESETS["seed-sensitivity"]
     res = run_training(p.config, check=check, seeds=p.seeds)
     assert [r["stopped"] for r in res["runs"]] == ["cancelled"]
+
+
+def test_under_clipping_the_gradient_statistics_are_the_networks_own():
+    """clip_grad_norm_ rescales the gradients in place before the step: the statistics are taken from the gradients
+    backward gave (what vanishes or explodes), while the update ratio shows what clipping let through."""
+    cfg = Config(depth=4, width=24, data="poly", n_rows=200, batch=32, epochs=1, stats_every=1000, lr=0.05,
+                 clip=0.1, device="cpu", seed=3)
+    tr = Trainer(cfg)
+    xb, yb = tr.data.x_train[:cfg.batch], tr.data.y_train[:cfg.batch]
+    # the same step by hand: the gradient as backward gives it, and the clipped update
+    ref = Trainer(cfg)
+    loss = ref.crit(ref.model(xb), yb)
+    loss.backward()
+    raw = [b.linear.weight.grad.double().clone() for b in ref.model.blocks]
+    w0 = [b.linear.weight.detach().double().clone() for b in ref.model.blocks]
+    torch.nn.utils.clip_grad_norm_(ref.model.parameters(), cfg.clip)
+    ref.opt.step()
+    tr._sampled_step(xb, yb, 1)
+    rows = tr.steps.latest["layers"]
+    for i, (g, w, b) in enumerate(zip(raw, w0, ref.model.blocks)):
+        assert rows[i]["grad_w_norm"] == pytest.approx(g.norm().item(), rel=1e-5)
+        assert rows[i]["grad_w_absmean"] == pytest.approx(g.abs().mean().item(), rel=1e-5)
+        dw = b.linear.weight.detach().double() - w
+        assert rows[i]["update_to_weight_log10"] == pytest.approx(
+            math.log10(dw.std(correction=0).item() / w.std(correction=0).item()), abs=1e-4)
+    assert sum(g.norm().item() ** 2 for g in raw) ** 0.5 > 10 * cfg.clip       # clipping did act
