@@ -45,7 +45,10 @@ def writable_file_problem(path: str) -> str | None:
         return None
     if os.path.isdir(target):
         return "a file path, not a folder"
-    st = os.stat(target)
+    try:
+        st = os.stat(target)
+    except OSError as e:        # a loop of symbolic links, say
+        return f"a path that leads to a file ({e.strerror or e})"
     if not stat.S_ISREG(st.st_mode):
         return "a regular file (this is a device, a pipe or a socket)"
     if not os.access(target, os.W_OK) or not st.st_mode & 0o222:    # root passes access(): the mode says read-only

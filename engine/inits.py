@@ -66,9 +66,35 @@ def init_linear(layer: nn.Linear, cfg: Config) -> None:
             nn.init.zeros_(b)
 
 
-def lsuv_(model: nn.Module, x: torch.Tensor, tol: float, max_iter: int = 10) -> list[int]:
+def _lsuv_blocks(blocks: nn.ModuleList, x: torch.Tensor, tol: float, max_iter: int, check) -> list[int]:
+    """LSUV on a chain of blocks: the input of each is computed once, from the blocks before it, already scaled
+    (a pass of the whole net per iteration made a deep net's LSUV cost grow with depth squared)."""
+    iters = []
+    h = x
+    with torch.no_grad():
+        for b in blocks:
+            check()
+            k = 0
+            for k in range(1, max_iter + 1):
+                var = b.linear(h).var(unbiased=False)
+                if not torch.isfinite(var) or var <= 0:
+                    break
+                if abs(float(var) - 1.0) < tol:
+                    break
+                b.linear.weight.div_(var.sqrt())
+            iters.append(k)
+            h = b(h)
+    return iters
+
+
+def lsuv_(model: nn.Module, x: torch.Tensor, tol: float, max_iter: int = 10, check=None) -> list[int]:
     """LSUV (Mishkin and Matas 2015): after an orthogonal start, rescale each Linear in order on the batch x
-    until the variance of its output is 1 within tol. Returns the iterations each layer took."""
+    until the variance of its output is 1 within tol. Returns the iterations each layer took. `check` is called
+    before each layer (it raises to cancel)."""
+    check = check or (lambda: None)
+    blocks = getattr(model, "blocks", None)
+    if isinstance(blocks, nn.ModuleList) and all(hasattr(b, "linear") for b in blocks):
+        return _lsuv_blocks(blocks, x, tol, max_iter, check)
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     seen: dict[int, torch.Tensor] = {}
 
@@ -78,6 +104,7 @@ def lsuv_(model: nn.Module, x: torch.Tensor, tol: float, max_iter: int = 10) -> 
     iters = []
     with torch.no_grad():
         for lin in linears:
+            check()
             handle = lin.register_forward_hook(grab)
             try:
                 k = 0
@@ -95,10 +122,13 @@ def lsuv_(model: nn.Module, x: torch.Tensor, tol: float, max_iter: int = 10) -> 
     return iters
 
 
-def apply_init(model: nn.Module, cfg: Config, sample: torch.Tensor | None = None) -> None:
-    """Initialise every Linear of the model in order; LSUV also needs a data batch (drawn N(0, 1) if none)."""
+def apply_init(model: nn.Module, cfg: Config, sample: torch.Tensor | None = None, check=None) -> None:
+    """Initialise every Linear of the model in order; LSUV also needs a data batch (drawn N(0, 1) if none).
+    `check` is called before each layer (it raises to cancel a deep net's initialisation)."""
+    check = check or (lambda: None)
     for m in model.modules():
         if isinstance(m, nn.Linear):
+            check()
             init_linear(m, cfg)
     if cfg.init == "lsuv":
         if sample is None:
@@ -107,6 +137,6 @@ def apply_init(model: nn.Module, cfg: Config, sample: torch.Tensor | None = None
         was_training = model.training
         model.eval()
         try:
-            lsuv_(model, sample, cfg.lsuv_tol)
+            lsuv_(model, sample, cfg.lsuv_tol, check=check)
         finally:
             model.train(was_training)

@@ -79,7 +79,7 @@ def parameter_count(cfg: Config) -> int:
     return n
 
 
-def build_mlp(cfg: Config, device: torch.device, sample: torch.Tensor | None = None) -> MLP:
+def build_mlp(cfg: Config, device: torch.device, sample: torch.Tensor | None = None, check=None) -> MLP:
     """The MLP on device, initialised. torch's default init is drawn on the CPU while the layers are built, in
     order, exactly as a hand-written nn.Linear stack would (so a seed gives the same net on every device); other
     schemes skip that draw and fill the weights once, on the device."""
@@ -91,5 +91,5 @@ def build_mlp(cfg: Config, device: torch.device, sample: torch.Tensor | None = N
     for m in model.modules():
         if isinstance(m, (nn.BatchNorm1d, nn.LayerNorm)):
             m.reset_parameters()
-    apply_init(model, cfg, sample)
+    apply_init(model, cfg, sample, check)
     return model

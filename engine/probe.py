@@ -64,7 +64,7 @@ def run_probe(cfg: Config, distributions: bool = True, check: Callable[[], None]
     devices.check_fits(cfg, dev)
     t0 = time.perf_counter()
     torch.manual_seed(cfg.seed)
-    model = build_mlp(cfg, dev)
+    model = build_mlp(cfg, dev, check=check)
     model.train()
     check()
     # drawn on the CPU, then moved, so that a seed gives the same batch on every device

@@ -28,6 +28,10 @@ def unread(cfg: Config, name: str, train: bool) -> str | None:
         return f"a probe does not read {name}; a training does (--train)"
     if train and name in PROBE_ONLY:
         return f"a training does not read {name}: its loss follows the data"
+    if name == "target" and cfg.loss != "mse":
+        return f"loss {cfg.loss} does not read target; mse does"
+    if name == "width" and cfg.depth == 1:
+        return "a net of one layer has no hidden width"
     if train and name in ("in_features", "out_features"):
         return f"a training's {name} follows its data"
     if train and name in POLY_ONLY and cfg.data != "poly":

@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import Any, Iterator
 
 from .reads import unread
-from .spec import FIELDS, Config, SpecError, check_value, parse_value, validate
+from .spec import FIELDS, Config, SpecError, parse_checked, validate
 
 # Numbers every run reports; aggregate() gives each a mean and, over several seeds, a std.
 METRICS = ("first_last_gradz_ratio", "log10_gradz_ratio", "first_last_grad_ratio", "last_a_std",
@@ -94,8 +94,7 @@ def parse_vary(items: list[str]) -> dict[str, list[Any]]:
             raise SpecError(name, raw, "a comma-separated list of values")
         values = []
         for p in parts:
-            v = parse_value(name, p)
-            check_value(name, v)
+            v = parse_checked(name, p)
             if v not in values:
                 values.append(v)
         out[name] = values
@@ -147,7 +146,7 @@ def theory_numbers(cfg: Config) -> dict[str, Any]:
     from . import theory
 
     sb = cfg.sigma_b if cfg.bias else 0.0
-    mf = theory.mean_field(cfg.activation, cfg.sigma_w, sb, cfg.slope)
+    mf = theory.mean_field(cfg.activation, cfg.sigma_w, sb, cfg.slope, pair=False)     # chi_1 and the phase only
     pred = theory.predicted_log10_grad_ratio(cfg.activation, cfg.sigma_w, sb, cfg.depth, cfg.sigma_w ** 2 + sb * sb,
                                              cfg.out_features / cfg.width, cfg.slope)
     return {"chi1": mf["chi1"], "phase": mf["phase"], "predicted_log10_gradz_ratio": pred}

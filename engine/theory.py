@@ -5,10 +5,10 @@ q_{l+1} = sigma_w^2 E[f(sqrt(q_l) z)^2] + sigma_b^2 and the correlation of two i
 c_{l+1} = (sigma_w^2 E[f(u1) f(u2)] + sigma_b^2) / q*, with u1 = sqrt(q*) z1, u2 = sqrt(q*) (c z1 + sqrt(1 - c^2) z2).
 chi_1 = sigma_w^2 E[f'(sqrt(q*) z)^2] is the mean squared singular value of one layer's Jacobian: below 1
 gradients vanish with depth (ordered phase), above 1 they explode (chaotic phase). Expectations are taken by
-Gauss-Hermite quadrature with an even number of nodes, so no node sits on the kink of ReLU-like activations and
-their half-line integrals are exact. Past q = 1 the one-dimensional ones switch to Gauss-Legendre panels graded
-towards 0 (symmetric, so still exact on half-lines); the two-dimensional ones (c*, chi_c) stay Gauss-Hermite,
-within 0.1% of Monte Carlo up to q* of about 6.
+Gauss-Legendre panels that meet at 0, where ReLU, ELU and SELU have their kink, graded towards 0 as the scale
+grows. The two-dimensional ones (c*, chi_c) are Gauss-Hermite for smooth activations (within 0.1% of Monte Carlo up
+to q* of about 6); for the kinked ones, panels again: in z1 meeting at 0, and in z2, for each z1, meeting where
+u2 crosses 0 (Gauss-Hermite's nodes straddle the kinks: SELU's forward depth scale came out 10% off).
 """
 from __future__ import annotations
 
@@ -90,8 +90,9 @@ def functions(name: str, slope: float = 0.01) -> tuple[Fn, Fn]:
 @lru_cache(maxsize=64)
 def _graded(scale: float) -> tuple[np.ndarray, np.ndarray]:
     """Nodes and weights on z in [-Z_MAX, Z_MAX] for E[g(scale z)] when scale is large: Gauss-Legendre panels
-    of width 0.25 / scale where g(scale z) changes fast (|z| < 8 / scale), of width 0.25 beyond, times phi(z)."""
-    inner = min(8.0 / scale, Z_MAX)
+    of width 0.25 / scale where g(scale z) changes fast (|z| < 40 / scale: sigmoid's, softplus's and SiLU's
+    e^-|u| tails are still 3e-4 at |u| = 8), of width 0.25 beyond, times phi(z)."""
+    inner = min(40.0 / scale, Z_MAX)
     edges = np.concatenate([np.linspace(0.0, inner, int(math.ceil(inner * scale / 0.25)) + 1),
                             np.linspace(inner, Z_MAX, int(math.ceil((Z_MAX - inner) / 0.25)) + 1)[1:]])
     t, tw = np.polynomial.legendre.leggauss(8)
@@ -191,8 +192,51 @@ def chi1(f_prime: Fn, sigma_w: float, q: float) -> float:
     return sigma_w ** 2 * _expect(lambda u: f_prime(u) ** 2, q)
 
 
-def _pair_expect(g: Fn, q: float, c: float, n: int = NODES_2D) -> float:
+KINKED = ("relu", "leaky_relu", "elu", "selu")     # f or f' jumps at 0
+
+
+@lru_cache(maxsize=16)
+def _split(half: float, width: float = 0.5, fine: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Legendre nodes and plain weights on [-half, half], eight to a panel, panels meeting at 0; with `fine`,
+    panels of a quarter of it out to 8 fine from 0 (what changes on that scale near 0 is resolved)."""
+    t, tw = np.polynomial.legendre.leggauss(8)
+    inner = min(8.0 * fine, half) if fine > 0 else 0.0
+    near = np.linspace(0.0, inner, 33) if inner > 0 else np.zeros(1)
+    edges = np.concatenate([near, np.linspace(inner, half, max(1, int(math.ceil((half - inner) / width))) + 1)[1:]])
+    a, b = edges[:-1, None], edges[1:, None]
+    x = (0.5 * (b - a) * t + 0.5 * (a + b)).ravel()
+    w = (0.5 * (b - a) * tw).ravel()
+    return np.concatenate([-x[::-1], x]), np.concatenate([w[::-1], w])
+
+
+def _phi(z: np.ndarray) -> np.ndarray:
+    return np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
+
+
+def _pair_expect_kinked(g: Fn, q: float, c: float) -> float:
+    """E[g(u1) g(u2)] for g with a kink at 0: panels in z1 meet at 0 (u1's kink); in z2, for each z1, they meet at
+    k = -c z1 / sqrt(1 - c^2), where u2 crosses 0 (held within [-Z_MAX, Z_MAX]: past it the kink carries no mass,
+    and z2 = k + t for t in [-2 Z_MAX, 2 Z_MAX] still covers the mass)."""
+    s = math.sqrt(max(q, Q_ZERO))
+    c = min(max(c, -1.0), 1.0)
+    sc = math.sqrt(1.0 - c * c)
+    # the inner expectation changes on a scale of sqrt(1 - c^2) / c in z1 about 0, where the kink of u2 passes
+    z1, t1 = _split(Z_MAX, fine=round(sc / max(abs(c), 1e-12), 6) if sc < 1.0 else 0.0)
+    w1 = t1 * _phi(z1)
+    g1 = g(s * z1)
+    if sc < 1e-12:
+        return float(np.dot(w1, g1 * g(s * z1)))
+    k = np.clip(-c * z1 / sc, -Z_MAX, Z_MAX)
+    t, tw = _split(2.0 * Z_MAX)
+    z2 = k[:, None] + t[None, :]
+    w2 = tw[None, :] * _phi(z2)
+    return float(np.dot(w1, g1 * (w2 * g(s * (c * z1[:, None] + sc * z2))).sum(axis=1)))
+
+
+def _pair_expect(g: Fn, q: float, c: float, n: int = NODES_2D, kinked: bool = False) -> float:
     """E[g(u1) g(u2)] for u1 = sqrt(q) z1, u2 = sqrt(q) (c z1 + sqrt(1 - c^2) z2), z1, z2 independent N(0, 1)."""
+    if kinked:
+        return _pair_expect_kinked(g, q, c)
     x, w = _nodes(n)
     s = math.sqrt(max(q, Q_ZERO))
     c = min(max(c, -1.0), 1.0)
@@ -201,21 +245,21 @@ def _pair_expect(g: Fn, q: float, c: float, n: int = NODES_2D) -> float:
     return float(w @ (g(u1[:, 0])[:, None] * g(u2)) @ w)
 
 
-def c_map(c: float, f: Fn, sigma_w: float, sigma_b: float, q: float) -> float:
+def c_map(c: float, f: Fn, sigma_w: float, sigma_b: float, q: float, kinked: bool = False) -> float:
     """One layer of the correlation map at the variance fixed point q. The denominator is the same quadrature
     at c = 1 (which is q itself at the fixed point), so that c = 1 maps to 1 exactly whatever the rounding."""
     if q == 0:
         return 1.0
-    return (sigma_w ** 2 * _pair_expect(f, q, c) + sigma_b ** 2) / (sigma_w ** 2 * _pair_expect(f, q, 1.0)
-                                                                     + sigma_b ** 2)
+    return (sigma_w ** 2 * _pair_expect(f, q, c, kinked=kinked) + sigma_b ** 2) / (
+        sigma_w ** 2 * _pair_expect(f, q, 1.0, kinked=kinked) + sigma_b ** 2)
 
 
-def fixed_point_c(f: Fn, sigma_w: float, sigma_b: float, q: float, chi_1: float) -> float:
+def fixed_point_c(f: Fn, sigma_w: float, sigma_b: float, q: float, chi_1: float, kinked: bool = False) -> float:
     """The stable correlation fixed point: 1 in the ordered phase; in the chaotic phase the other root in [0, 1)
     (the map is a power series in c with non-negative coefficients, so convex there: the root is unique)."""
     if not math.isfinite(q) or q == 0 or chi_1 <= 1.0 + PHASE_TOL:
         return 1.0
-    h = lambda c: c_map(c, f, sigma_w, sigma_b, q) - c
+    h = lambda c: c_map(c, f, sigma_w, sigma_b, q, kinked) - c
     lo, hi = 0.0, 1.0 - 1e-6
     if h(hi) >= 0:
         return 1.0
@@ -227,9 +271,9 @@ def fixed_point_c(f: Fn, sigma_w: float, sigma_b: float, q: float, chi_1: float)
     return 0.5 * (lo + hi)
 
 
-def chi_c(f_prime: Fn, sigma_w: float, q: float, c: float) -> float:
+def chi_c(f_prime: Fn, sigma_w: float, q: float, c: float, kinked: bool = False) -> float:
     """sigma_w^2 E[f'(u1) f'(u2)] at correlation c: the slope of the correlation map there."""
-    return sigma_w ** 2 * _pair_expect(f_prime, q, c)
+    return sigma_w ** 2 * _pair_expect(f_prime, q, c, kinked=kinked)
 
 
 def depth_scale(chi: float) -> float:
@@ -248,8 +292,8 @@ def phase(chi_1: float) -> str:
     return "ordered" if chi_1 < 1.0 else "chaotic"
 
 
-def mean_field(activation: str, sigma_w: float, sigma_b: float, slope: float = 0.01, q0: float = 1.0
-               ) -> dict[str, Any]:
+def mean_field(activation: str, sigma_w: float, sigma_b: float, slope: float = 0.01, q0: float = 1.0,
+               pair: bool = True) -> dict[str, Any]:
     """Everything the mean-field theory says about one (activation, sigma_w, sigma_b), in plain floats.
 
     q_star: the variance fixed point (inf when the variance grows without bound; chi1 is then taken at Q_CEIL,
@@ -258,15 +302,17 @@ def mean_field(activation: str, sigma_w: float, sigma_b: float, slope: float = 0
     map's two-dimensional quadrature errs (by 1e-3 in chi_c at q* = 12.5 for tanh, 0.1 at q* = 43).
     depth_scale_forward = -1/ln(chi_c) (correlations between inputs), depth_scale_backward = -1/ln(chi1)
     (gradients; negative in the chaotic phase, where they grow). Both are inf at criticality (null in JSON).
+    Without `pair`, c_star, chi_c and depth_scale_forward are None (they cost a two-dimensional quadrature each).
     """
     f, fp = functions(activation, slope)
     q = fixed_point_q(f, sigma_w, sigma_b, q0)
     q_eval = Q_CEIL if math.isinf(q) else q
     x1 = chi1(fp, sigma_w, q_eval)
     c = xc = None
-    if q <= PAIR_MAX_Q:     # past it the two-dimensional quadrature of the correlation map is not to be trusted
-        c = fixed_point_c(f, sigma_w, sigma_b, q, x1)
-        xc = x1 if c == 1.0 else chi_c(fp, sigma_w, q_eval, c)
+    kinked = activation in KINKED
+    if pair and q <= PAIR_MAX_Q:     # past it the two-dimensional quadrature of the correlation map errs
+        c = fixed_point_c(f, sigma_w, sigma_b, q, x1, kinked)
+        xc = x1 if c == 1.0 else chi_c(fp, sigma_w, q_eval, c, kinked)
     return {
         "activation": activation, "sigma_w": float(sigma_w), "sigma_b": float(sigma_b),
         "q_star": q, "c_star": c, "chi1": x1, "chi_c": xc, "phase": phase(x1),

@@ -408,3 +408,25 @@ def test_standardising_a_train_split_of_one_row_is_refused(capsys, tmp_path):
     assert "Warning" not in err
     code, out, err = run(capsys, "train", "--data", str(two), "--epochs", "1", "--json")
     assert code == 0
+
+
+def test_an_abbreviated_flag_is_not_taken_for_another(capsys):
+    """probe has no --out: argparse's abbreviations read it as --out-features; they are off."""
+    for argv in (["probe", "--depth", "2", "--width", "4", "--out", "x.json"], ["probe", "--dep", "2"]):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 2
+        assert f"unrecognized arguments: {' '.join(argv[-2:])}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["trailing-slash", "link-loop"])
+def test_an_output_path_that_cannot_be_a_file_is_refused_in_one_line(capsys, tmp_path, kind):
+    if kind == "trailing-slash":
+        target = str(tmp_path / "nod") + os.sep
+    else:
+        (tmp_path / "a").symlink_to(tmp_path / "b")
+        (tmp_path / "b").symlink_to(tmp_path / "a")
+        target = str(tmp_path / "a")
+    code, out, err = run(capsys, "train", *FAST, "--out", target)
+    assert code == 2 and err.startswith(f"initlab: error: out: {target!r} is not allowed; ") and err.count("\n") == 1
+    assert not (tmp_path / "nod").exists()

@@ -158,3 +158,22 @@ def test_a_probe_is_cancelled_between_its_layers():
     assert s.cancel(wait=True)
     assert isinstance(events[-1], Cancelled) and not any(isinstance(e, Finished) for e in events)
     assert not job_threads()
+
+
+def test_a_probe_is_cancelled_while_its_net_is_initialised():
+    """LSUV scales each layer in turn on a batch: a deep net takes a while before its pass; it checks per layer."""
+    from initlab.engine.probe import run_probe
+    from initlab.engine.session import JobCancelled
+
+    calls = []
+
+    def check():
+        calls.append(1)
+        if len(calls) == 40:
+            raise JobCancelled()
+
+    cfg = Config(depth=30, width=16, in_features=16, out_features=16, init="lsuv", device="cpu")
+    with pytest.raises(JobCancelled):
+        run_probe(cfg, check=check)
+    assert len(calls) == 40         # 30 layers initialised, then stopped in LSUV's tenth layer
+    assert len(run_probe(cfg).layers) == 30

@@ -340,3 +340,27 @@ def test_a_setting_read_at_some_points_of_the_grid_is_varied():
     assert len(plan) == 4
     same = [run_probe(c, distributions=False).layers[0]["a_std"] for v, c in plan if v["init"] == "scaled_normal"]
     assert same[0] != same[1]
+
+
+def test_a_config_saved_from_a_sweep_preset_brings_back_its_grid(capsys, tmp_path):
+    saved = tmp_path / "eoc.toml"
+    small = ["--depth", "3", "--width", "8", "--in-features", "8", "--out-features", "8", "--json"]
+    assert main(["sweep", "--preset", "edge-of-chaos-tanh", *small, "--save-config", str(saved)]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert 'preset = "edge-of-chaos-tanh"' in saved.read_text()
+    assert main(["sweep", "--config", str(saved), "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["vary"] == first["vary"] and len(again["points"]) == len(first["points"])
+
+
+def test_a_varied_value_is_refused_as_typed(capsys):
+    assert main(["sweep", "--init", "normal", "--vary", "std=1,1e400"]) == 2
+    assert capsys.readouterr().err.startswith("initlab: error: std: '1e400' is not allowed; ")
+
+
+@pytest.mark.parametrize("vary, why", [("target=0,1", "loss signal does not read target"),
+                                       ("width=8,16", "a net of one layer has no hidden width")])
+def test_more_settings_no_point_reads(vary, why):
+    with pytest.raises(SpecError) as e:
+        sweep.point_configs(Config(depth=1, width=8), sweep.parse_vary([vary]))
+    assert why in str(e.value)

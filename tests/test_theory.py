@@ -232,3 +232,60 @@ def test_selu_edge_of_chaos_without_bias_is_its_closed_form():
     assert theory.critical_sigma_w("selu", 0.0) == pytest.approx(edge, rel=1e-6)
     assert theory.mean_field("selu", edge * 1.005, 0.0)["phase"] == "chaotic"
     assert theory.mean_field("selu", edge * 0.995, 0.0)["phase"] == "ordered"
+
+
+@pytest.mark.parametrize("c", [-0.5, 0.0, 0.3, 0.9, 0.999])
+def test_the_pair_expectation_of_relu_is_the_arc_cosine_kernel(c):
+    """E[relu(u1) relu(u2)] = q (sqrt(1 - c^2) + (pi - arccos c) c) / (2 pi), E[relu'(u1) relu'(u2)] =
+    (pi - arccos c) / (2 pi): both jump or bend at 0, where a rule with nodes on both sides errs."""
+    q = 2.0
+    f, fp = theory.functions("relu")
+    kernel = q * (math.sqrt(1 - c * c) + (math.pi - math.acos(c)) * c) / (2 * math.pi)
+    assert theory._pair_expect(f, q, c, kinked=True) == pytest.approx(kernel, rel=1e-10)
+    assert theory._pair_expect(fp, q, c, kinked=True) == pytest.approx((math.pi - math.acos(c)) / (2 * math.pi),
+                                                                        rel=1e-10)
+
+
+def test_selu_correlation_fixed_point_and_its_slope():
+    """At sigma_w 1.2, sigma_b 0.3 (q* = 7.0, chaotic): c* is a root of the correlation map and chi_c its slope, both
+    against the map evaluated by a finer rule of its own (400 panels in z2, split at u2's kink)."""
+    mf = theory.mean_field("selu", 1.2, 0.3)
+    q, c = mf["q_star"], mf["c_star"]
+    f, fp = theory.functions("selu")
+    t, w = np.polynomial.legendre.leggauss(16)
+
+    def fine(g, c):
+        sc = math.sqrt(1 - c * c)
+        e = np.linspace(-10, 10, 201)
+        z1 = (0.5 * (e[1:, None] - e[:-1, None]) * t + 0.5 * (e[1:, None] + e[:-1, None])).ravel()
+        w1 = (0.5 * (e[1:, None] - e[:-1, None]) * w).ravel() * np.exp(-z1 * z1 / 2) / math.sqrt(2 * math.pi)
+        total = 0.0
+        for a, wa in zip(z1, w1):
+            k = -c * a / sc
+            e2 = np.concatenate([np.linspace(k - 20, k, 201), np.linspace(k, k + 20, 201)[1:]])
+            z2 = (0.5 * (e2[1:, None] - e2[:-1, None]) * t + 0.5 * (e2[1:, None] + e2[:-1, None])).ravel()
+            w2 = (0.5 * (e2[1:, None] - e2[:-1, None]) * w).ravel() * np.exp(-z2 * z2 / 2) / math.sqrt(2 * math.pi)
+            s = math.sqrt(q)
+            total += wa * g(np.array(s * a)) * np.dot(w2, g(s * (c * a + sc * z2)))
+        return float(total)
+
+    assert mf["phase"] == "chaotic" and 0.4 < c < 0.6
+    assert (1.2 ** 2 * fine(f, c) + 0.3 ** 2) / q == pytest.approx(c, abs=1e-9)
+    assert mf["chi_c"] == pytest.approx(1.2 ** 2 * fine(fp, c), rel=1e-9)
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "softplus", "silu"])
+def test_chi1_at_a_very_large_variance_keeps_the_tails_of_f_prime(name):
+    """At q = 3e6, f'(u) of these approaches its limits like e^-|u|: still 3e-4 at |u| = 8, so the quadrature must
+    resolve |u| up to tens. Reference: a dense trapezoid in u over [-80, 80] plus the Gaussian mass beyond."""
+    q = 2.98e6
+    s = math.sqrt(q)
+    _, fp = theory.functions(name)
+    u = np.linspace(-80.0, 80.0, 1_600_001)
+    dens = np.exp(-0.5 * (u / s) ** 2) / (s * math.sqrt(2 * math.pi))
+    y = fp(u) ** 2 * dens
+    inside = float(np.sum((y[1:] + y[:-1]) * 0.5 * (u[1] - u[0])))
+    beyond = 0.5 * math.erfc(80.0 / s / math.sqrt(2.0))
+    right, left = float(fp(np.array([1e9]))[0] ** 2), float(fp(np.array([-1e9]))[0] ** 2)
+    exact = inside + beyond * (right + left)
+    assert theory.chi1(fp, 1.0, q) == pytest.approx(exact, rel=1e-8)

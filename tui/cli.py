@@ -20,6 +20,8 @@ class OneLineParser(argparse.ArgumentParser):
     with a minus and a digit, a point or inf/nan (-1,2 or -1e3 or -inf) as a value, not as an unknown flag."""
 
     def __init__(self, *args, **kwargs) -> None:
+        # no abbreviations: `probe --out x.json` was taken as --out-features (probe has no --out)
+        kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
         self._negative_number_matcher = re.compile(r"^-(\d|\.\d|inf|nan)", re.IGNORECASE)
         self.argv: list[str] = []       # the arguments being parsed, so that a refusal can say which flag a value follows

@@ -45,7 +45,7 @@ def given_flags(args: argparse.Namespace) -> dict[str, Any]:
 
 def check_output_path(name: str, path: str) -> None:
     """Refuse, before any work, an output path that is empty, a folder, or in a folder that does not exist."""
-    if not path or os.path.isdir(path):
+    if not path or os.path.isdir(path) or path.endswith(os.sep) or (os.altsep and path.endswith(os.altsep)):
         raise SpecError(name, path, "a file path, not a folder")
     problem = writable_file_problem(path)
     if problem:
@@ -138,9 +138,13 @@ def save_config(args: argparse.Namespace, cfg: Config) -> None:
         from initlab.engine import presets
         from initlab.engine.export import write_text
 
+        from initlab.engine.sweep import SWEEP_PRESETS
+
         lines = spec.to_toml(cfg).splitlines()
-        name = getattr(args, "preset", None)
-        if name in presets.PRESETS:
+        name = getattr(args, "preset", None) or getattr(args, "sweep_preset", None)
+        if name in SWEEP_PRESETS:
+            lines.insert(1, f"preset = {spec.toml_string(name)}")
+        elif name in presets.PRESETS:
             # the preset is named, and a preset of several seeds keeps them: its seed is left out unless one was given
             lines.insert(1, f"preset = {spec.toml_string(name)}")
             if len(presets.PRESETS[name].seeds) > 1 and "seed" not in given_settings(args):

@@ -45,7 +45,7 @@ def plan(args: argparse.Namespace):
     if args.preset in sweep.SWEEP_PRESETS:
         sp = sweep.get_preset(args.preset)
         base, vary = sp.config, {k: list(v) for k, v in sp.vary.items()}
-        args.preset = None
+        args.sweep_preset, args.preset = args.preset, None     # named in a saved config, whose grid it brings
     cfg = config_from_args(args, base)
     vary.update(sweep.parse_vary(args.vary))
     seeds = PRESETS[args.preset].seeds if args.preset in PRESETS else ()

@@ -89,8 +89,8 @@ class DistributionChart(LayerChart):
         if self.data is not None and self.data.layers and not self.data.distributions:
             # a training's sampled steps carry no boxes: the boxes of an earlier run (another net, maybe) are not
             # shown as if they were this one's
-            return (f"a training runs ({self.data.label}): its quantile boxes come at its end, of the trained net; "
-                    f"p probes the configured net's now")
+            return (f"no quantile boxes for this training ({self.data.label}): they come with its end state when "
+                    f"it finishes (a training stopped early has none); p probes the configured net")
         return "no distributions yet: a probe records them (p)"
 
     def has_data(self) -> bool:

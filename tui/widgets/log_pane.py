@@ -53,9 +53,19 @@ class LogPane(RichLog):
         width = self.scrollable_content_region.width
         if self._size_known and self.entries and width and width != self._wrapped_at:
             self._wrapped_at = width
+            # a log scrolled back stays where it was read (as a share of its length), not at its end
+            # within a row of the end: the old lines, wider than the new pane, can lend it a scrollbar row meanwhile
+            at_end = self.scroll_y >= self.max_scroll_y - 1
+            share = self.scroll_y / self.max_scroll_y if self.max_scroll_y else 1.0
+            follow, self.auto_scroll = self.auto_scroll, at_end
             self.clear()
             for entry in self.entries:
                 self.write(self._line(*entry), expand=True)
+            self.auto_scroll = follow
+            if at_end:
+                self.call_after_refresh(self.scroll_end, animate=False, immediate=True)
+            else:
+                self.scroll_to(y=round(share * self.max_scroll_y), animate=False)
 
     def messages(self) -> list[str]:
         return [m for _t, _l, m in self.entries]

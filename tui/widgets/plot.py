@@ -128,7 +128,7 @@ def legend(*items: tuple[str, str, RGB | None], width: int = 0) -> Text:
 
 
 # below this a chart has no room for a scale: a title, a legend and two or three rows whose bars all look alike
-MIN_WIDTH, MIN_HEIGHT = 10, 10
+MIN_WIDTH, MIN_HEIGHT = 10, 9
 
 
 class PlotWidget(Widget):
@@ -171,7 +171,7 @@ class PlotWidget(Widget):
             else:
                 # the empty state's hint wraps: the chart's own no-wrap style would cut its key names off
                 words = self.empty if not self.has_data() else \
-                    "too small to draw here: a larger terminal, or n to hide the numbers, makes room"
+                    f"too small to draw here: a chart needs {MIN_HEIGHT} rows (n shows or hides the table of numbers)"
                 self._picture = Text("\n".join(textwrap.wrap(words, max(10, w))), style="dim")
             self.last_build_ms = (time.perf_counter() - t0) * 1000
             self.builds += 1
