@@ -91,9 +91,12 @@ def functions(name: str, slope: float = 0.01) -> tuple[Fn, Fn]:
 def _graded(scale: float) -> tuple[np.ndarray, np.ndarray]:
     """Nodes and weights on z in [-Z_MAX, Z_MAX] for E[g(scale z)] when scale is large: Gauss-Legendre panels
     of width 0.25 / scale where g(scale z) changes fast (|z| < 40 / scale: sigmoid's, softplus's and SiLU's
-    e^-|u| tails are still 3e-4 at |u| = 8), of width 0.25 beyond, times phi(z)."""
+    e^-|u| tails are still 3e-4 at |u| = 8; past |u| = 8, where only those smooth tails change, panels of 1 / scale),
+    of width 0.25 beyond, times phi(z)."""
+    near = min(8.0 / scale, Z_MAX)
     inner = min(40.0 / scale, Z_MAX)
-    edges = np.concatenate([np.linspace(0.0, inner, int(math.ceil(inner * scale / 0.25)) + 1),
+    edges = np.concatenate([np.linspace(0.0, near, int(math.ceil(near * scale / 0.25)) + 1),
+                            np.linspace(near, inner, int(math.ceil((inner - near) * scale)) + 1)[1:],
                             np.linspace(inner, Z_MAX, int(math.ceil((Z_MAX - inner) / 0.25)) + 1)[1:]])
     t, tw = np.polynomial.legendre.leggauss(8)
     a, b = edges[:-1, None], edges[1:, None]
