@@ -15,6 +15,10 @@ class Preset:
     seeds: tuple[int, ...] = ()     # several runs, one per seed (seed-sensitivity)
     extra: dict = field(default_factory=dict)
 
+    def held_by(self, cfg: Config) -> bool:
+        """Whether cfg is this preset's settings (on whatever device)."""
+        return cfg.replace(device=self.config.device) == self.config
+
 
 # seed 2: each figure of the reference lands in its band at this seed on the CPU (a GPU's generator draws other
 # weights from it). At 100 layers of 256 a draw wanders: at seed 0 tanh-naive ends at 0.060 against the

@@ -87,6 +87,20 @@ def functions(name: str, slope: float = 0.01) -> tuple[Fn, Fn]:
     raise SpecError("activation", name, "one of " + ", ".join(ACTIVATIONS))
 
 
+def _panels(edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Legendre nodes, eight to a panel, on the panels between `edges` (from 0 up) and their mirror images
+    below 0, with plain weights (times a density by the caller)."""
+    t, tw = np.polynomial.legendre.leggauss(8)
+    a, b = edges[:-1, None], edges[1:, None]
+    x = (0.5 * (b - a) * t + 0.5 * (a + b)).ravel()
+    w = (0.5 * (b - a) * tw).ravel()
+    return np.concatenate([-x[::-1], x]), np.concatenate([w[::-1], w])
+
+
+def _phi(z: np.ndarray) -> np.ndarray:
+    return np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
+
+
 @lru_cache(maxsize=64)
 def _graded(scale: float) -> tuple[np.ndarray, np.ndarray]:
     """Nodes and weights on z in [-Z_MAX, Z_MAX] for E[g(scale z)] when scale is large: Gauss-Legendre panels
@@ -95,14 +109,10 @@ def _graded(scale: float) -> tuple[np.ndarray, np.ndarray]:
     of width 0.25 beyond, times phi(z)."""
     near = min(8.0 / scale, Z_MAX)
     inner = min(40.0 / scale, Z_MAX)
-    edges = np.concatenate([np.linspace(0.0, near, int(math.ceil(near * scale / 0.25)) + 1),
-                            np.linspace(near, inner, int(math.ceil((inner - near) * scale)) + 1)[1:],
-                            np.linspace(inner, Z_MAX, int(math.ceil((Z_MAX - inner) / 0.25)) + 1)[1:]])
-    t, tw = np.polynomial.legendre.leggauss(8)
-    a, b = edges[:-1, None], edges[1:, None]
-    x = (0.5 * (b - a) * t + 0.5 * (a + b)).ravel()
-    w = (0.5 * (b - a) * tw).ravel() * np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
-    return np.concatenate([-x[::-1], x]), np.concatenate([w[::-1], w])
+    x, w = _panels(np.concatenate([np.linspace(0.0, near, int(math.ceil(near * scale / 0.25)) + 1),
+                                   np.linspace(near, inner, int(math.ceil((inner - near) * scale)) + 1)[1:],
+                                   np.linspace(inner, Z_MAX, int(math.ceil((Z_MAX - inner) / 0.25)) + 1)[1:]]))
+    return x, w * _phi(x)
 
 
 def _expect(g: Fn, q: float) -> float:
@@ -202,18 +212,10 @@ KINKED = ("relu", "leaky_relu", "elu", "selu")     # f or f' jumps at 0
 def _split(half: float, width: float = 0.5, fine: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Gauss-Legendre nodes and plain weights on [-half, half], eight to a panel, panels meeting at 0; with `fine`,
     panels of a quarter of it out to 8 fine from 0 (what changes on that scale near 0 is resolved)."""
-    t, tw = np.polynomial.legendre.leggauss(8)
     inner = min(8.0 * fine, half) if fine > 0 else 0.0
     near = np.linspace(0.0, inner, 33) if inner > 0 else np.zeros(1)
-    edges = np.concatenate([near, np.linspace(inner, half, max(1, int(math.ceil((half - inner) / width))) + 1)[1:]])
-    a, b = edges[:-1, None], edges[1:, None]
-    x = (0.5 * (b - a) * t + 0.5 * (a + b)).ravel()
-    w = (0.5 * (b - a) * tw).ravel()
-    return np.concatenate([-x[::-1], x]), np.concatenate([w[::-1], w])
-
-
-def _phi(z: np.ndarray) -> np.ndarray:
-    return np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
+    return _panels(np.concatenate([near, np.linspace(inner, half,
+                                                     max(1, int(math.ceil((half - inner) / width))) + 1)[1:]]))
 
 
 def _pair_expect_kinked(g: Fn, q: float, c: float) -> float:
@@ -227,8 +229,8 @@ def _pair_expect_kinked(g: Fn, q: float, c: float) -> float:
     z1, t1 = _split(Z_MAX, fine=round(sc / max(abs(c), 1e-12), 6) if sc < 1.0 else 0.0)
     w1 = t1 * _phi(z1)
     g1 = g(s * z1)
-    if sc < 1e-12:
-        return float(np.dot(w1, g1 * g(s * z1)))
+    if sc < 1e-12:     # u2 = c u1
+        return float(np.dot(w1, g1 * g(s * c * z1)))
     k = np.clip(-c * z1 / sc, -Z_MAX, Z_MAX)
     t, tw = _split(2.0 * Z_MAX)
     z2 = k[:, None] + t[None, :]

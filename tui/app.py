@@ -255,7 +255,7 @@ class InitlabApp(BeyondMixin, App):
     def preset_seeds(self, cfg: Config) -> tuple[int, ...]:
         """A several-seed preset keeps its seeds while the form still holds exactly its config."""
         p = PRESETS.get(self.preset_name)
-        if p and p.seeds and cfg.replace(device=p.config.device) == p.config:
+        if p and p.seeds and p.held_by(cfg):
             return p.seeds
         if p and p.seeds:       # said, so that the preset's other runs are not dropped unawares
             self.log_pane.add("info", f"the form no longer holds {p.name}'s settings: one run, seed {cfg.seed} "

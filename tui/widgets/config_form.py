@@ -228,7 +228,7 @@ class ConfigForm(VerticalScroll, can_focus=False):
         if p is None:
             return
         try:
-            same = spec.from_mapping(self.values()).replace(device=p.config.device) == p.config
+            same = p.held_by(spec.from_mapping(self.values()))
         except spec.SpecError:
             same = False
         if not same:
