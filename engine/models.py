@@ -40,14 +40,16 @@ class Block(nn.Module):
 class MLP(nn.Module):
     """in_features -> (depth - 1) hidden layers of width -> out_features, one Block per Linear."""
 
-    def __init__(self, cfg: Config):
+    def __init__(self, cfg: Config, check=None):
         super().__init__()
         sizes = [cfg.in_features] + [cfg.width] * (cfg.depth - 1) + [cfg.out_features]
         last = cfg.depth - 1
-        self.blocks = nn.ModuleList(
-            Block(sizes[i], sizes[i + 1], cfg, with_activation=(i < last or cfg.last_activation))
-            for i in range(cfg.depth)
-        )
+        check = check or (lambda: None)
+        blocks = []
+        for i in range(cfg.depth):
+            check()     # torch's default init draws each layer as it is built: a deep net's build can be cancelled
+            blocks.append(Block(sizes[i], sizes[i + 1], cfg, with_activation=(i < last or cfg.last_activation)))
+        self.blocks = nn.ModuleList(blocks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for b in self.blocks:
@@ -84,7 +86,7 @@ def build_mlp(cfg: Config, device: torch.device, sample: torch.Tensor | None = N
     order, exactly as a hand-written nn.Linear stack would (so a seed gives the same net on every device); other
     schemes skip that draw and fill the weights once, on the device."""
     if cfg.init == "default":
-        return MLP(cfg).to(device)
+        return MLP(cfg, check).to(device)
     with torch.device("meta"):
         model = MLP(cfg)
     model = model.to_empty(device=device)

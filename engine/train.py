@@ -80,7 +80,8 @@ class Trainer:
         self.cfg = train_config(cfg, self.data)
         self.resized = (cfg.in_features, cfg.out_features) != (self.cfg.in_features, self.cfg.out_features)
         devices.check_fits(self.cfg, self.device, training=True)
-        self.model: MLP = build_mlp(self.cfg, self.device, sample=self.data.x_train[: max(cfg.batch, 16)])
+        self.model: MLP = build_mlp(self.cfg, self.device, sample=self.data.x_train[: max(cfg.batch, 16)],
+                                    check=self.check)
         self.model.train()
         self.opt = make_optimizer(self.cfg, self.model.parameters())
         self.n_train = int(self.data.x_train.shape[0])

@@ -211,3 +211,27 @@ def test_a_legend_wider_than_its_chart_wraps_between_items():
     assert len(lines) > 1 and all(len(line) <= 40 for line in lines)
     assert all(name in " ".join(lines) for _, name, _ in items)
     assert len(legend(*items).plain.splitlines()) == 1           # no width: one line, as before
+
+
+def test_a_short_pane_keeps_the_plot_and_its_key_within_its_rows():
+    """At the 9 rows a chart needs, a key that would wrap onto more lines than fit runs on one line and is cut, and
+    the Activation chart leaves out its theory line (in n's table too): nothing falls off the bottom."""
+    from initlab.engine.theory import mean_field
+    from initlab.tui.messages import TheoryReady
+    from initlab.tui.widgets.plot import MIN_HEIGHT, legend
+
+    items = [("•", f"series {i}", None) for i in range(8)]
+    assert len(legend(*items, width=30, rows=2).plain.splitlines()) == 2
+    assert len(legend(*items, width=30).plain.splitlines()) > 2
+    tr = TrainingChart()
+    tr.data = TrainingData(tuple({"epoch": e, "run": r, "train_loss": 1.0 / e, "test_loss": 2.0 / e}
+                                 for r in range(2) for e in (1, 2)), seeds=(420, 29), total_epochs=4)
+    act = ActivationChart()
+    act.data = CurveReady("tanh", 0.01, [-1.0, 0.0, 1.0], [-0.76, 0.0, 0.76], [0.42, 1.0, 0.42], 1.0, 5 / 3, 1.59)
+    act.set_theory(TheoryReady(mean_field("tanh", 1.0, 0.0), "xavier_uniform"))
+    for chart, key, last in ((tr, "train seed 420", "seed"), (act, "f(x)", "f(x)")):
+        for width in (24, 40, 80):
+            lines = chart.draw(width, MIN_HEIGHT).plain.splitlines()
+            assert len(lines) <= MIN_HEIGHT, (type(chart).__name__, width, lines)
+            assert any(key in line for line in lines) and last in lines[-1], (type(chart).__name__, width, lines)
+    assert "depth scales" in "\n".join(act.draw(200, 24).plain.splitlines())       # room enough: the theory line

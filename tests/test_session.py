@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+import torch
 
 from initlab.engine.events import (Cancelled, EpochEnd, Failed, Finished, LayerStats, LogLine, Progress,
                                    Started)
@@ -177,3 +178,22 @@ def test_a_probe_is_cancelled_while_its_net_is_initialised():
         run_probe(cfg, check=check)
     assert len(calls) == 40         # 30 layers initialised, then stopped in LSUV's tenth layer
     assert len(run_probe(cfg).layers) == 30
+
+
+def test_a_net_with_torchs_default_init_is_cancelled_while_it_is_built():
+    """torch's default init draws each layer as it is built; the build checks for a stop before each layer."""
+    from initlab.engine.models import build_mlp
+    from initlab.engine.session import JobCancelled
+
+    calls = []
+
+    def check():
+        calls.append(1)
+        if len(calls) == 5:
+            raise JobCancelled()
+
+    cfg = Config(depth=30, width=16, in_features=16, out_features=16, init="default", device="cpu")
+    with pytest.raises(JobCancelled):
+        build_mlp(cfg, torch.device("cpu"), check=check)
+    assert len(calls) == 5          # stopped before its fifth layer was built
+    assert len(build_mlp(cfg, torch.device("cpu")).blocks) == 30

@@ -333,6 +333,23 @@ def test_cancelling_a_several_seed_preset_stops_every_seed():
     assert [r["stopped"] for r in res["runs"]] == ["cancelled"]
 
 
+def test_a_training_is_cancelled_while_its_net_is_built():
+    """A deep net's build checks for a stop before each layer, under any init (torch's default draws as it builds)."""
+    from initlab.engine.session import JobCancelled
+
+    for init in ("default", "kaiming_normal"):
+        calls = []
+
+        def check():
+            calls.append(1)
+            if len(calls) == 4:
+                raise JobCancelled()
+
+        with pytest.raises(JobCancelled):
+            Trainer(Config(depth=40, width=8, data="poly", n_rows=50, init=init, device="cpu"), check=check)
+        assert len(calls) == 4, init
+
+
 def test_under_clipping_the_gradient_statistics_are_the_networks_own():
     """clip_grad_norm_ rescales the gradients in place before the step: the statistics are taken from the gradients
     backward gave (what vanishes or explodes), while the update ratio shows what clipping let through."""

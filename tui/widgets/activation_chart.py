@@ -58,8 +58,14 @@ class ActivationChart(PlotWidget):
                    style="bold", no_wrap=True, overflow="ellipsis")
         out.append("\n")
         summary = self.summary(width)
-        out.append(summary + "\n")
         theory = theory_line(self.theory, width) if self.theory is not None else ""
+        # a short pane keeps the curve (5 rows) and its key: the theory line goes (n's table has it too), then the
+        # figures run on one line, cut at the edge
+        if height - 3 - summary.count("\n") - (theory.count("\n") + 1 if theory else 0) < 5:
+            theory = ""
+        if height - 3 - summary.count("\n") < 5:
+            summary = self.summary()
+        out.append(summary + "\n")
         if theory:
             out.append(theory + "\n")
         extra = summary.count("\n") + (theory.count("\n") + 1 if theory else 0)

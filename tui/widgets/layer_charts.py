@@ -97,7 +97,8 @@ def draw_log_bars(width: int, height: int, title: str, series: list[Series],
                    f"in every layer (n shows the numbers)", style="dim")
         return out
     key = legend(*[(s.glyph, s.name, s.color) for s in series],
-                 *[(g, name, rgb) for name, y, g, rgb in refs if y is not None], width=width)
+                 *[(g, name, rgb) for name, y, g, rgb in refs if y is not None], width=width,
+                 rows=max(1, height - 6))       # the plot keeps its 5 rows
     out.append_text(build_plot(width, height - 2 - key.plain.count("\n"), draw))
     out.append("\n")
     out.append_text(key)

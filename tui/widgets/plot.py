@@ -110,16 +110,16 @@ def build_plot(width: int, height: int, draw: Callable[[Any], None]) -> Text:
     return Text.from_ansi(plt.build().rstrip("\n"), no_wrap=True)
 
 
-def legend(*items: tuple[str, str, RGB | None], width: int = 0) -> Text:
+def legend(*items: tuple[str, str, RGB | None], width: int = 0, rows: int = 0) -> Text:
     """Glyph, then name, per series (glyphs differ so the line reads without colour); with a width, on as many
-    lines as it takes, never splitting an item."""
+    lines as it takes (at most `rows`, if given: then the last line runs on and is cut), never splitting an item."""
     out = Text(no_wrap=True, overflow="ellipsis")
-    used = 0
+    used, lines = 0, 1
     for glyph, name, rgb in items:
         size = len(glyph) + len(name) + 3
-        if width and used and used + size > width:
+        if width and used and used + size > width and (not rows or lines < rows):
             out.append("\n")
-            used = 0
+            used, lines = 0, lines + 1
         style = f"rgb({rgb[0]},{rgb[1]},{rgb[2]})" if rgb else ""
         out.append(f" {glyph} ", style=style)
         out.append(name + " ")

@@ -87,7 +87,7 @@ class TrainingChart(PlotWidget):
         items = [(g, name, rgb) for name, g, _x, _y, rgb in lines]
         if acc:
             items.append(("+", "test acc (right axis)", c["success"]))
-        key = legend(*items, width=width)
+        key = legend(*items, width=width, rows=max(1, height - 6))     # the plot keeps its 5 rows
         out = Text(self.title + (f" ({d.label})" if d.label else ""), style="bold", no_wrap=True, overflow="ellipsis")
         out.append("\n")
         out.append_text(build_plot(width, height - 2 - key.plain.count("\n"), draw))

@@ -51,21 +51,25 @@ class WidthsChart(PlotWidget):
         c = theme_rgb(self)
         r = self.data
         widths, steps = r["widths"], r["steps"] + 1
+        layers = sample(r["layers"], len(GLYPHS))
+        colours = [c["primary"], c["accent"], c["success"], c["error"], c["warning"], c["secondary"]]
+        names = r.get("layer_names", [])
+        key = legend(*[(GLYPHS[g], f"layer {l}" if l >= len(names) else names[l], colours[g])
+                       for g, l in enumerate(layers)], width=width, rows=max(1, height - 8))   # a panel keeps 5 rows
+        spare = 3 + key.plain.count("\n")     # title, slope line, the key's lines: the panels get the rest
         max_cols = max(1, width // PANEL_W)
-        grid_rows = 2 if height >= 2 * PANEL_H + 4 else 1
+        grid_rows = 2 if height >= 2 * PANEL_H + spare else 1
         panels = min(steps, max_cols * grid_rows)
         if panels <= max_cols:
             grid_rows = 1
         shown_steps = sample(steps, panels) if panels > 1 else [steps - 1]
-        layers = sample(r["layers"], len(GLYPHS))
-        colours = [c["primary"], c["accent"], c["success"], c["error"], c["warning"], c["secondary"]]
         xs = [math.log2(w) for w in widths]
         ys_all = [log10_or_none(r["mean_abs_a"][i][t][l]) for t in shown_steps for l in layers
                   for i in range(len(widths))]
         lo, hi = span(ys_all, pad=0.1)
         cols = -(-len(shown_steps) // grid_rows)
         pw = width // cols
-        ph = (height - 4) // grid_rows
+        ph = (height - spare) // grid_rows
 
         def panel(t: int) -> Text:
             def draw(plt: Any) -> None:
@@ -94,9 +98,7 @@ class WidthsChart(PlotWidget):
         for block in rows:
             out.append_text(block)
             out.append("\n")
-        names = r.get("layer_names", [])
-        out.append_text(legend(*[(GLYPHS[g], f"layer {l}" if l >= len(names) else names[l], colours[g])
-                                 for g, l in enumerate(layers)], width=width))
+        out.append_text(key)
         return out
 
     def table(self) -> tuple[Row, list[Row]]:
