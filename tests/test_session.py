@@ -135,17 +135,26 @@ def test_events_are_frozen():
         ev.step = 2  # type: ignore[misc]
 
 
-def test_a_probe_is_cancelled_between_its_layers():
-    """A probe checks for a stop at every layer of its forward pass: a deep one stops when asked, not at its end."""
-    from initlab.engine.probe import run_probe
+def stop_at(n: int):
+    """A job's check that cancels on its n-th call, and the list of its calls."""
     from initlab.engine.session import JobCancelled
 
     calls = []
 
     def check():
         calls.append(1)
-        if len(calls) == 3:
+        if len(calls) == n:
             raise JobCancelled()
+
+    return calls, check
+
+
+def test_a_probe_is_cancelled_between_its_layers():
+    """A probe checks for a stop at every layer of its forward pass: a deep one stops when asked, not at its end."""
+    from initlab.engine.probe import run_probe
+    from initlab.engine.session import JobCancelled
+
+    calls, check = stop_at(3)
 
     cfg = Config(depth=6, width=8, in_features=8, out_features=8, device="cpu")
     with pytest.raises(JobCancelled):
@@ -166,12 +175,7 @@ def test_a_probe_is_cancelled_while_its_net_is_initialised():
     from initlab.engine.probe import run_probe
     from initlab.engine.session import JobCancelled
 
-    calls = []
-
-    def check():
-        calls.append(1)
-        if len(calls) == 40:
-            raise JobCancelled()
+    calls, check = stop_at(40)
 
     cfg = Config(depth=30, width=16, in_features=16, out_features=16, init="lsuv", device="cpu")
     with pytest.raises(JobCancelled):
@@ -185,12 +189,7 @@ def test_a_net_with_torchs_default_init_is_cancelled_while_it_is_built():
     from initlab.engine.models import build_mlp
     from initlab.engine.session import JobCancelled
 
-    calls = []
-
-    def check():
-        calls.append(1)
-        if len(calls) == 5:
-            raise JobCancelled()
+    calls, check = stop_at(5)
 
     cfg = Config(depth=30, width=16, in_features=16, out_features=16, init="default", device="cpu")
     with pytest.raises(JobCancelled):
