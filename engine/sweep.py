@@ -158,10 +158,10 @@ def _log10(x: float | None) -> float | None:
     return math.log10(x)
 
 
-def _layer_metrics(layers: list[dict[str, Any]], input_std: float | None) -> dict[str, Any]:
+def _layer_metrics(layers: list[dict[str, Any]], input_std: float | None, batch: int) -> dict[str, Any]:
     from .verdict import verdict
 
-    v = verdict(layers, input_std)
+    v = verdict(layers, input_std, batch)
     return {"verdict": v["kind"], "from_layer": v["from_layer"],
             "first_last_gradz_ratio": v["first_last_gradz_ratio"],
             "log10_gradz_ratio": _log10(v["first_last_gradz_ratio"]),
@@ -173,7 +173,7 @@ def probe_point(cfg: Config) -> dict[str, Any]:
     from .probe import run_probe
 
     res = run_probe(cfg, distributions=False)
-    return {**_layer_metrics(res.layers, res.input_std), "device": res.device}
+    return {**_layer_metrics(res.layers, res.input_std, cfg.batch), "device": res.device}
 
 
 def train_point(cfg: Config) -> dict[str, Any]:
@@ -186,7 +186,7 @@ def train_point(cfg: Config) -> dict[str, Any]:
     res = run_training(cfg)
     layers = res["final"]["layers"]
     x = datasets.make(cfg, torch.device("cpu")).x_train[: cfg.batch]
-    out = _layer_metrics(layers, float(x.std(correction=0))) if layers else {"verdict": "nonfinite"}
+    out = _layer_metrics(layers, float(x.std(correction=0)), cfg.batch) if layers else {"verdict": "nonfinite"}
     if res["stopped"] == "nonfinite":
         out["verdict"] = "nonfinite"
     last = res["epochs"][-1] if res["epochs"] else {}

@@ -32,9 +32,10 @@ def first_nonfinite(layers: list[dict[str, Any]]) -> int | None:
     return None
 
 
-def verdict(layers: list[dict[str, Any]], input_std: float | None) -> dict[str, Any]:
+def verdict(layers: list[dict[str, Any]], input_std: float | None, batch: int | None = None) -> dict[str, Any]:
     """Forward: each layer's a_std against the input's std. Backward: each layer's dL/dz RMS against the last
-    layer's. Both are read, so a net that is dead both ways (first and last weight gradients alike) still shows."""
+    layer's. Both are read, so a net that is dead both ways (first and last weight gradients alike) still shows.
+    With the batch size, a layer of one unit seen on a batch of one is not read forward: one value has no spread."""
     out: dict[str, Any] = {
         "kind": "stable", "from_layer": None,
         "first_last_grad_ratio": ratio(layers[0].get("grad_w_absmean"), layers[-1].get("grad_w_absmean")),
@@ -49,11 +50,13 @@ def verdict(layers: list[dict[str, Any]], input_std: float | None) -> dict[str, 
         return out
     ref_f = _log(input_std)
     fwd = [_log(d.get("a_std")) for d in layers]
+    one_value = [batch is not None and batch * d.get("fan_out", 0) == 1 for d in layers]
     # RMS rather than std: a one-unit output seen on a batch of one has a dL/dz but no spread
     ref_b = _log(layers[-1].get("grad_z_rms"))
     bwd = [_log(d.get("grad_z_rms")) for d in layers]
     # A log of None means the std is exactly 0: as vanished as it gets.
-    f_dev = [(-math.inf if v is None else v - ref_f) for v in fwd] if ref_f is not None else []
+    f_dev = [(0.0 if one else -math.inf if v is None else v - ref_f)
+             for v, one in zip(fwd, one_value)] if ref_f is not None else []
     b_dev = [(-math.inf if v is None else v - ref_b) for v in bwd] if ref_b is not None else []
     worst_f = min(f_dev, key=lambda v: -abs(v)) if f_dev else 0.0
     worst_b = min(b_dev, key=lambda v: -abs(v)) if b_dev else 0.0

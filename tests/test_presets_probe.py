@@ -9,7 +9,7 @@ import torch
 from initlab.engine import presets
 from initlab.engine.presets import PRESETS
 from initlab.engine.probe import random_matrix_run, run_probe
-from initlab.engine.spec import SpecError, validate
+from initlab.engine.spec import Config, SpecError, validate
 
 
 def probe(name: str):
@@ -186,3 +186,15 @@ def test_random_matrix_product_reaches_the_references_1e25_to_1e27():
     assert top[99] <= run["max_entry_p10"] <= top[100] and top[899] <= run["max_entry_p90"] <= top[900]
 
 
+
+
+def test_a_one_unit_output_on_a_batch_of_one_is_not_read_as_vanished():
+    """One value has no spread: its std of 0 says nothing about the signal, so the forward verdict passes over it
+    (a batch of two reads it again; a zero net still vanishes)."""
+    from initlab.engine.probe import run_probe
+
+    base = Config(depth=2, width=16, in_features=16, out_features=1, device="cpu")
+    one = run_probe(base.replace(batch=1), distributions=False)
+    assert one.layers[-1]["a_std"] == 0.0 and one.verdict["kind"] == "stable"
+    assert run_probe(base.replace(batch=2), distributions=False).verdict["kind"] == "stable"
+    assert run_probe(base.replace(batch=1, init="zeros"), distributions=False).verdict["kind"] == "vanishing"

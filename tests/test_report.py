@@ -125,6 +125,20 @@ def test_a_bad_output_path_is_refused_before_the_run(tmp_path, capsys, flag, whe
     assert os.listdir(tmp_path) == []
 
 
+def test_two_outputs_naming_one_file_are_refused_before_the_run(tmp_path, capsys):
+    """The later write would replace the earlier one's file (a history lost under its CSV): one line, exit 2."""
+    os.symlink(tmp_path / "r.md", tmp_path / "link.md")
+    for flags, words in ((["--csv", "r.md", "--report", "r.md"], "report: 'r.md' is not allowed; a file other than "
+                                                                "--csv's"),
+                         (["--save-config", "r.md", "--report", "link.md"], "a file other than --save-config's"),
+                         (["--report", ""], "report: '' is not allowed; a file path, not an empty one")):
+        code = main(["probe", *SMALL, *[f if f.startswith("--") or not f else str(tmp_path / f) for f in flags]])
+        out, err = capsys.readouterr()
+        words = words.replace("'r.md'", repr(str(tmp_path / "r.md")))
+        assert code == 2 and out == "" and err.count("\n") == 1 and words in err, err
+    assert os.listdir(tmp_path) == ["link.md"]
+
+
 # atomic writes ---------------------------------------------------------------------------------------------------
 
 def test_a_failed_write_leaves_the_previous_files_and_no_temporary(tmp_path, capsys, monkeypatch):

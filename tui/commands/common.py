@@ -45,7 +45,9 @@ def given_flags(args: argparse.Namespace) -> dict[str, Any]:
 
 def check_output_path(name: str, path: str) -> None:
     """Refuse, before any work, an output path that is empty, a folder, or in a folder that does not exist."""
-    if not path or os.path.isdir(path) or path.endswith(os.sep) or (os.altsep and path.endswith(os.altsep)):
+    if not path.strip():
+        raise SpecError(name, path, "a file path, not an empty one")
+    if os.path.isdir(path) or path.endswith(os.sep) or (os.altsep and path.endswith(os.altsep)):
         raise SpecError(name, path, "a file path, not a folder")
     problem = writable_file_problem(path)
     if problem:
@@ -64,10 +66,16 @@ def prepare(args: argparse.Namespace) -> None:
     """Before any work: refuse output paths that cannot be written (--out, --save-config, --csv, --report), read
     --config, and take its `preset` key where no --preset flag is given (flags win over the config, which wins over
     the preset)."""
+    taken: dict[str, str] = {}
     for name in ("out", "save_config", "csv", "report"):
         path = getattr(args, name, None)
         if path is not None:
             check_output_path(name, path)
+            real = os.path.realpath(path)
+            if real in taken:       # the later write would replace the earlier one's file
+                flag = "--" + taken[real].replace("_", "-")
+                raise SpecError(name, path, f"a file other than {flag}'s (each output needs its own)")
+            taken[real] = name
     if getattr(args, "preset", None) is not None and not args.preset.strip():
         raise SpecError("preset", args.preset, "a preset's name (see `initlab presets`)")
     path = getattr(args, "config", None)
