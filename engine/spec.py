@@ -235,7 +235,7 @@ def parse_value(name: str, raw: Any) -> Any:
             return raw
         if isinstance(raw, float) and raw.is_integer():
             return int(raw)
-        if isinstance(raw, str):
+        if isinstance(raw, str) and plain_number(raw):
             try:
                 return int(raw.strip())
             except ValueError:
@@ -249,7 +249,7 @@ def parse_value(name: str, raw: Any) -> Any:
                 return float(raw)
             except OverflowError:       # an integer beyond float's range, as TOML allows
                 raise SpecError(name, raw, _allowed(info)) from None
-        if isinstance(raw, str):
+        if isinstance(raw, str) and plain_number(raw):
             try:
                 return float(raw.strip())
             except ValueError:
@@ -262,6 +262,8 @@ def parse_value(name: str, raw: Any) -> Any:
         out = []
         for it in items:
             try:
+                if isinstance(it, str) and not plain_number(it):
+                    raise ValueError(it)
                 v = float(it.strip()) if isinstance(it, str) else float(it)
             except (TypeError, ValueError, OverflowError):
                 raise SpecError(name, raw, _allowed(info)) from None
@@ -429,11 +431,17 @@ def to_toml(cfg: Config) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plain_number(s: str) -> bool:
+    """Digits as typed on a keyboard: Python's int() and float() also take '1_0' and full-width digits, which a
+    setting should not silently read as 10 or 3."""
+    return s.isascii() and "_" not in s
+
+
 def parse_widths(raw: str) -> list[int]:
     """"64,128,256" -> [64, 128, 256]; each a valid width, at least two, no repeats."""
     allowed = "comma-separated integers in [1, 1048576], at least two, each once"
     try:
-        ws = [int(p.strip()) for p in str(raw).split(",")]
+        ws = [int(p.strip()) if plain_number(p) else int("x") for p in str(raw).split(",")]
     except ValueError:
         raise SpecError("widths", raw, allowed) from None
     if len(ws) < 2 or len(set(ws)) != len(ws):

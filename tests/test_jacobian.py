@@ -180,3 +180,16 @@ def test_exact_zero_singular_values_are_singular_not_unresolved(capsys):
                  "sparse", "--sparsity", "0.8", "--activation", "identity", "--no-bias", "--device", "cpu"]) == 0
     out, _ = capsys.readouterr()
     assert f"0 ({zeros} of 8 values exactly zero)" in out and "inf (singular)" in out and "rounding noise" not in out
+
+
+def test_histogram_labels_differ_however_narrow_the_spread():
+    """An orthogonal linear net's values spread over 1e-7 decades: each bin's edges are still told apart."""
+    from initlab.tui.commands.jacobian import histogram_text
+
+    res = jacobian_spectrum(Config(depth=2, width=4, in_features=4, out_features=4, init="orthogonal",
+                                   activation="identity", device="cpu"), bins=3)
+    labels = [line.split(")")[0] for line in histogram_text(res["histogram"]).splitlines()[1:]]
+    assert len(labels) == 3 and len(set(labels)) == 3, labels
+    edges = [float(x) for lab in labels for x in lab.strip("[ ").split(",")]
+    assert edges[1:-1:2] == edges[2::2]            # a bin ends where the next begins
+    assert max(abs(a - b) for a, b in zip(edges[::2], res["histogram"]["edges"])) < 1e-8

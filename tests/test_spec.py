@@ -34,7 +34,8 @@ def test_parse_value_turns_raw_values_into_the_field_type(name, raw, want):
 @pytest.mark.parametrize("name, raw", [
     ("depth", "abc"), ("depth", "2.5"), ("depth", 2.5), ("depth", True), ("std", "wide"), ("std", False),
     ("bias", "maybe"), ("bias", 2), ("bias", 1.0), ("activation", 3), ("poly_w", "1,nan"), ("poly_w", "1,,2"), ("poly_w", []),
-    ("poly_w", "1,inf"),
+    ("poly_w", "1,inf"), ("depth", "\uff13"), ("depth", "1_0"), ("lr", "1_0.5"), ("poly_w", "1,2_0"),
+    ("lr", "\uff11e-3"),
 ])
 def test_parse_value_refuses_what_does_not_parse(name, raw):
     e = refusal(spec.parse_value, name, raw)

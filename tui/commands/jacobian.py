@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from .outputs import add_output_flags, write_outputs
 from .common import add_config_flags, config_from_args, fmt, print_json, save_config, wants_json
@@ -24,21 +25,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+ALLOWED = {"inputs": "an integer in [1, 256]", "bins": "an integer in [1, 1000]"}
+
+
 def _int(name: str, raw: str) -> int:
-    from initlab.engine.spec import SpecError
+    from initlab.engine.spec import SpecError, plain_number
 
     try:
+        if not plain_number(str(raw)):
+            raise ValueError(raw)
         return int(str(raw).strip())
     except ValueError:
-        raise SpecError(name, raw, "an integer") from None
+        raise SpecError(name, raw, ALLOWED[name]) from None
 
 
 def histogram_text(hist: dict) -> str:
     counts, edges = hist["counts"], hist["edges"]
     top = max(counts + [1])
+    # as many decimals as it takes for neighbouring edges to differ (a spread of 1e-7 is not one label repeated)
+    step = min((b - a for a, b in zip(edges[:-1], edges[1:]) if b > a), default=1.0)
+    dec = min(12, max(2, 1 - math.floor(math.log10(step)))) if step > 0 and math.isfinite(step) else 2
+    w = dec + 5
     lines = ["log10(singular value)   count"]
     for c, a, b in zip(counts, edges[:-1], edges[1:]):
-        lines.append(f"[{a:7.2f}, {b:7.2f})  {'#' * round(BAR * c / top):<{BAR}} {c}")
+        lines.append(f"[{a:{w}.{dec}f}, {b:{w}.{dec}f})  {'#' * round(BAR * c / top):<{BAR}} {c}")
     if hist["zeros"]:
         lines.append(f"exactly zero: {hist['zeros']}")
     if hist.get("unresolved"):
