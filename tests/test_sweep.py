@@ -121,6 +121,22 @@ def test_heatmap_places_each_point_at_its_coordinates():
     assert sweep.heatmap(rows, {"depth": [2, 4, 6]}) is None
 
 
+def test_heatmap_cells_keep_small_values_apart_from_zero():
+    """A first/last gradient ratio of 1e-5 printed with two decimals read as 0.00, as if nothing flowed back."""
+    from initlab.tui.commands.sweep import heatmap_text
+    from initlab.tui.widgets.sweep_chart import fit_number
+
+    hm = {"x_field": "sigma_w", "y_field": "sigma_b", "x": [0.5, 1.0], "y": [0.0], "metric": "first_last_gradz_ratio",
+          "values": [[1.234e-5, 0.0]]}
+    row = heatmap_text(hm).splitlines()[-1].split()
+    assert row[1:] == ["1.234e-05", "0"]
+    for v, widths in ((1.234e-5, (4, 5, 6)), (-3.4e-7, (5, 6)), (0.004, (4, 5, 6))):
+        for w in widths:
+            text = fit_number(v, w)
+            assert len(text) <= w and float(text) != 0 and float(text) == pytest.approx(v, rel=0.5), (v, w, text)
+    assert fit_number(0.5, 4) == "0.50" and fit_number(0.0, 4) == "0.00" and fit_number(-3.4e-7, 4) == "####"
+
+
 def test_edge_of_chaos_preset_and_its_critical_line():
     p = sweep.get_preset("edge-of-chaos-tanh")
     assert p.config.init == "scaled_normal" and p.config.activation == "tanh"

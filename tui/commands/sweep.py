@@ -88,7 +88,7 @@ def heatmap_text(hm: dict) -> str:
     sq = lambda f, v: v * v if f in SQUARED else v
     xs = [fmt(sq(hm["x_field"], v)) for v in hm["x"]]
     ys = [fmt(sq(hm["y_field"], v)) for v in hm["y"]]
-    cells = [[("-" if v is None else f"{v:.2f}") for v in row] for row in hm["values"]]
+    cells = [[fmt(v) for v in row] for row in hm["values"]]      # significant figures: a 1e-5 ratio is no 0.00
     w = max([len(s) for s in xs] + [len(c) for row in cells for c in row] + [5])
     yw = max(len(s) for s in ys + [yname])
     lines = [f"{hm['metric']} ({yname} down, {xname} across)",

@@ -83,7 +83,10 @@ def ink(rgb: RGB) -> str:
 
 
 def fit_number(v: float, w: int) -> str:
-    for text in (f"{v:.2f}", f"{v:.1f}", f"{v:.0f}"):
+    """v in at most w characters, never rounded to a 0 it is not (a gradient ratio of 1e-5 is no 0.00)."""
+    short = lambda t: t.replace("e-0", "e-").replace("e+0", "e").replace("e+", "e")
+    fixed = (f"{v:.2f}", f"{v:.1f}", f"{v:.0f}") if v == 0 or abs(v) >= 0.005 else ()
+    for text in (*fixed, short(f"{v:.1e}"), short(f"{v:.0e}")):
         if len(text) <= w:
             return text
     return "#" * w
