@@ -367,6 +367,12 @@ def test_a_config_saved_from_a_sweep_preset_brings_back_its_grid(capsys, tmp_pat
     assert main(["sweep", "--config", str(saved), "--json"]) == 0
     again = json.loads(capsys.readouterr().out)
     assert again["vary"] == first["vary"] and len(again["points"]) == len(first["points"])
+    # the other commands take the file's settings: the net the sweep's points vary around
+    assert main(["probe", "--config", str(saved), "--json"]) == 0
+    probed = json.loads(capsys.readouterr().out)
+    assert probed["config"]["depth"] == 3 and probed["config"]["width"] == 8 and len(probed["layers"]) == 3
+    assert main(["jacobian", "--config", str(saved), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["shape"] == [8, 8]
 
 
 def test_a_varied_value_is_refused_as_typed(capsys):

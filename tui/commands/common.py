@@ -84,8 +84,12 @@ def prepare(args: argparse.Namespace) -> None:
     raw = spec.read_toml(path)
     args.config_keys = raw
     if "preset" in raw and getattr(args, "preset", None) is None:
-        args.preset = raw["preset"]
-        args.preset_from_config = True
+        from initlab.engine.sweep import SWEEP_PRESETS
+
+        # a sweep preset's name brings its grid to a sweep; the file's settings are the whole net for the others
+        if not (raw["preset"] in SWEEP_PRESETS and getattr(args, "command", "sweep") != "sweep"):
+            args.preset = raw["preset"]
+            args.preset_from_config = True
 
 
 def config_keys(args: argparse.Namespace) -> dict[str, Any]:
