@@ -80,6 +80,9 @@ def test_ipv6_address_gets_a_bracketed_public_url(no_serving):
     (["--port", "0"], "port"), (["--port", "65536"], "port"), (["--port", "eighty"], "port"),
     (["--port", "nan"], "port"), (["--port", ""], "port"), (["--port=-1"], "port"),
     (["--host", ""], "host"), (["--host", "a b"], "host"),
+    (["--public-url", "notaurl"], "public_url"), (["--public-url", "ftp://x"], "public_url"),
+    (["--public-url", "http://"], "public_url"), (["--public-url", "http://h:99999"], "public_url"),
+    (["--public-url", ""], "public_url"),
 ])
 def test_bad_address_is_one_line_exit_2(argv, field, no_serving, capsys):
     assert main(["serve", *argv]) == 2

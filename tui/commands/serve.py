@@ -49,6 +49,24 @@ def check_host(raw: Any) -> str:
     return host
 
 
+def check_public_url(raw: str | None) -> str | None:
+    """The address browsers open: an http(s) URL with a host (the page loads its scripts and socket from it)."""
+    if raw is None:
+        return None
+    from urllib.parse import urlsplit
+
+    url = raw.strip()
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and not any(c.isspace() for c in url)
+        parts.port      # raises on a port that is not a number in range
+    except ValueError:
+        ok = False
+    if not ok:
+        raise SpecError("public_url", raw, "an http:// or https:// URL with a host, such as http://localhost:8000")
+    return url.rstrip("/")
+
+
 def is_local(host: str) -> bool:
     """True when only this machine can connect: localhost or a loopback address."""
     if host.lower() in ("localhost", "localhost."):
@@ -78,7 +96,7 @@ def app_command() -> str:
 
 def make_server(host: Any = "127.0.0.1", port: Any = 8000, public_url: str | None = None):
     """A textual-serve Server for the app, not yet serving; MissingExtra when textual-serve is absent."""
-    host, port = check_host(host), parse_port(port)
+    host, port, public_url = check_host(host), parse_port(port), check_public_url(public_url)
     try:
         from textual_serve.server import Server
     except ImportError:
