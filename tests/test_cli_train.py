@@ -430,3 +430,18 @@ def test_an_output_path_that_cannot_be_a_file_is_refused_in_one_line(capsys, tmp
     code, out, err = run(capsys, "train", *FAST, "--out", target)
     assert code == 2 and err.startswith(f"initlab: error: out: {target!r} is not allowed; ") and err.count("\n") == 1
     assert not (tmp_path / "nod").exists()
+
+
+def test_a_flag_the_run_does_not_read_gets_a_note(capsys):
+    """It ran, but not as the flag asked: momentum under adam, gain under kaiming. A config file's settings are not
+    named (a file holds every setting)."""
+    assert main(["train", "--depth", "2", "--width", "4", "--epochs", "1", "--optimizer", "adam", "--momentum", "0.5",
+                 "--no-bias", "--json"]) == 0
+    notes = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("initlab: note: ")]
+    assert notes == ["initlab: note: optimizer adam does not read momentum; sgd, rmsprop does; --momentum 0.5 was "
+                     "not used"]
+    assert main(["probe", "--depth", "2", "--width", "4", "--init", "kaiming_normal", "--gain", "2",
+                 "--json"]) == 0
+    notes = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("initlab: note: ")]
+    assert notes == ["initlab: note: init kaiming_normal does not read gain; init xavier_uniform, xavier_normal, "
+                     "orthogonal does; --gain 2 was not used"]

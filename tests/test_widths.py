@@ -131,12 +131,22 @@ def test_widths_job_on_a_session_reports_each_width():
     assert done["mean_abs_a"] == width_check(cfg, [8, 16, 32], steps=1)["mean_abs_a"]
 
 
-@pytest.mark.parametrize("flag, value", [("--width", "32"), ("--epochs", "3"), ("--stats-every", "2")])
+@pytest.mark.parametrize("flag, value", [("--width", "32"), ("--epochs", "3"), ("--stats-every", "2"),
+                                         ("--loss", "mse"), ("--target", "2"), ("--schedule", "cosine")])
 def test_widths_refuses_the_flags_it_would_ignore(capsys, tmp_path, flag, value):
     assert main(["widths", "--widths", "8,16", flag, value]) == 2
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1 and "not with widths" in err
     assert err.startswith(f"initlab: error: {flag[2:].replace('-', '_')}: ")
+
+
+def test_widths_help_leaves_out_the_flags_it_refuses(capsys):
+    with pytest.raises(SystemExit):
+        main(["widths", "--help"])
+    text = capsys.readouterr().out
+    assert "--widths" in text and "--lr" in text and "--depth" in text
+    for flag in ("--width ", "--epochs", "--stats-every", "--loss", "--target", "--schedule"):
+        assert flag not in text, flag
 
 
 def test_a_config_saved_by_widths_or_probe_loads_into_widths(capsys, tmp_path):

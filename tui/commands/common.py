@@ -18,11 +18,17 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def add_config_flags(p: argparse.ArgumentParser, groups: Iterable[str] | None = None) -> None:
-    """One flag per Config field (in the given groups); values stay strings until parse_value."""
+def add_config_flags(p: argparse.ArgumentParser, groups: Iterable[str] | None = None,
+                     hidden: Iterable[str] = ()) -> None:
+    """One flag per Config field (in the given groups); values stay strings until parse_value. Flags in `hidden`
+    exist (so that the command refuses them in its own words) but are left out of the help."""
     defaults = Config()
     for name, info in FIELDS.items():
         if groups is not None and info.group not in groups:
+            continue
+        if name in hidden:
+            p.add_argument(flag(name), dest=name, default=None, help=argparse.SUPPRESS,
+                           **({"action": argparse.BooleanOptionalAction} if info.kind is bool else {}))
             continue
         default = getattr(defaults, name)
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
@@ -41,6 +47,22 @@ def add_config_flags(p: argparse.ArgumentParser, groups: Iterable[str] | None = 
 
 def given_flags(args: argparse.Namespace) -> dict[str, Any]:
     return {name: getattr(args, name) for name in FIELDS if getattr(args, name, None) is not None}
+
+
+def unread_notes(args: argparse.Namespace, cfg: Config, train: bool, skip: tuple[str, ...] = ()) -> list[str]:
+    """A note per flag given that the run does not read (momentum under adam, std under xavier): it ran, but not
+    as the flag asked. Settings from a config file are not named: a file holds every setting."""
+    from initlab.engine.reads import unread
+
+    notes = []
+    for name, value in given_flags(args).items():
+        why = None if name in skip else unread(cfg, name, train)
+        if why:
+            flag_name = name.replace("_", "-")
+            given = (f"--{flag_name}" if value else f"--no-{flag_name}") if isinstance(value, bool) \
+                else f"--{flag_name} {value}"
+            notes.append(f"initlab: note: {why}; {given} was not used")
+    return notes
 
 
 def check_output_path(name: str, path: str) -> None:

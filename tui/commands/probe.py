@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from .common import (add_config_flags, config_from_args, fmt, given_settings, command_preset, print_json,
-                     save_config, table, wants_json)
+                     save_config, table, unread_notes, wants_json)
 from .outputs import add_output_flags, write_outputs
 
 COLUMNS = ["index", "fan_in", "fan_out", "z_std", "a_std", "saturated_frac", "dead_frac", "grad_z_std",
@@ -78,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
     res = run_probe(cfg, distributions=False)     # the quantile boxes are the app's; the table does not show them
     save_config(args, cfg)
     write_outputs(args, "probe", res.to_json())
+    for note in unread_notes(args, cfg, train=False):
+        sys.stderr.write(note + "\n")
     if wants_json(args):
         out = res.to_json()
         out.pop("distributions")

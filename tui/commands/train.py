@@ -6,7 +6,7 @@ import sys
 import time
 
 from .common import (add_config_flags, config_from_args, fmt, given_settings, command_preset, print_json,
-                     save_config, table, wants_json)
+                     save_config, table, unread_notes, wants_json)
 from .outputs import add_output_flags, write_outputs
 
 LAYER_COLUMNS = ["index", "a_std", "saturated_frac", "dead_frac", "grad_z_std", "grad_w_absmean", "grad_to_weight",
@@ -128,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
     for k in ("in_features", "out_features"):
         if k in given and str(given[k]).strip() != str(res["config"][k]):
             sys.stderr.write(f"initlab: note: {k} follows the data ({res['config'][k]}); {given[k]} was not used\n")
+    for note in unread_notes(args, cfg, train=True, skip=("in_features", "out_features")):
+        sys.stderr.write(note + "\n")
     stopped = [r["stopped"] for r in res.get("runs", [res])]
     if "cancelled" in stopped:
         return 130

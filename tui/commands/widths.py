@@ -10,13 +10,14 @@ from .common import (add_config_flags, config_from_args, fmt, given_flags, print
 # settings the width check does not read, refused as flags rather than silently ignored (a config file holds every
 # setting, so there they are passed over: a file saved by any command loads here)
 UNUSED = {"width": "the widths come from --widths", "epochs": "it trains --steps steps",
-          "stats_every": "it records every step"}
+          "stats_every": "it records every step", "schedule": "its few steps keep one learning rate",
+          "loss": "it fits N(0, 1) targets with MSE", "target": "it fits N(0, 1) targets with MSE"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("widths", help="coordinate check: per-layer mean |a| against width over the first steps",
                        description=__doc__ + " Slope is d log(mean |a|) / d log(width): near 0 is width-stable.")
-    add_config_flags(p, groups=("model", "init", "probe", "train", "run"))
+    add_config_flags(p, groups=("model", "init", "probe", "train", "run"), hidden=UNUSED)
     p.add_argument("--widths", default="64,128,256,512,1024", metavar="W1,W2,...",
                    help="hidden widths to compare (default 64,128,256,512,1024)")
     p.add_argument("--steps", default="5", metavar="N", help="training steps on one fixed N(0, 1) batch: an integer in [0, 1000] (default 5)")
@@ -40,7 +41,7 @@ def step_table(res: dict, key: str, slope_key: str, t: int) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from initlab.engine.spec import SpecError
-    from initlab.engine.spec import parse_widths
+    from initlab.engine.spec import parse_widths, plain_number
     from initlab.engine.widths import MAX_STEPS, width_check
 
     for name, value in given_flags(args).items():
@@ -49,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     widths = parse_widths(args.widths)
     try:
+        if not plain_number(str(args.steps)):
+            raise ValueError(args.steps)
         steps = int(str(args.steps).strip())
     except ValueError:
         raise SpecError("steps", args.steps, f"an integer in [0, {MAX_STEPS}]") from None
