@@ -123,7 +123,9 @@ def point_configs(base: Config, vary: dict[str, list[Any]], train: bool = False
         validate(cfg)
         out.append((values, cfg))
     for name in vary:
-        reasons = [unread(cfg, name, train) for _, cfg in out]
+        # a point keeps the end state and the epoch losses: the sampled steps between are not part of it
+        reasons = ["a sweep's point reads its end state, not the steps sampled on the way" if name == "stats_every"
+                   else unread(cfg, name, train) for _, cfg in out]
         if all(reasons):        # read nowhere: every value would draw the same runs
             raise SpecError("vary", name, f"a setting these runs read ({reasons[0]})")
     for _, cfg in out:

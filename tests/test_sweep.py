@@ -386,3 +386,10 @@ def test_more_settings_no_point_reads(vary, why):
     with pytest.raises(SpecError) as e:
         sweep.point_configs(Config(depth=1, width=8), sweep.parse_vary([vary]))
     assert why in str(e.value)
+
+
+def test_a_training_sweep_does_not_vary_stats_every():
+    """A point keeps its end state and epoch losses: stats_every=1,2 drew the same point twice."""
+    with pytest.raises(SpecError) as e:
+        sweep.point_configs(Config(depth=3, width=8), sweep.parse_vary(["stats_every=1,2"]), True)
+    assert "reads its end state" in str(e.value)
