@@ -162,3 +162,19 @@ def test_a_config_saved_by_widths_or_probe_loads_into_widths(capsys, tmp_path):
     assert main(["probe", "--depth", "3", "--width", "8", "--json", "--save-config", str(probe_saved)]) == 0
     capsys.readouterr()
     assert main(["widths", "--config", str(probe_saved), "--widths", "8,16", "--steps", "1", "--json"]) == 0
+
+
+def test_a_width_that_goes_non_finite_gets_a_note_naming_when(capsys):
+    """The table's nan cells say a width blew up; the note says when: at its initialisation or after some steps."""
+    assert main(["widths", "--depth", "3", "--widths", "8,16", "--steps", "3", "--lr", "1e9", "--init", "normal",
+                 "--std", "100", "--activation", "identity", "--json"]) == 0
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    notes = err.splitlines()
+    assert len(notes) == 2 and all(n.startswith("initlab: note: width ") for n in notes)
+    for w, note in zip((8, 16), notes):
+        i = doc["widths"].index(w)
+        t = next(t for t, row in enumerate(doc["mean_abs_a"][i]) if any(v is None or not math.isfinite(v) for v in row))
+        assert f"width {w} is non-finite at step {t}" in note and t > 0 and "a smaller lr" in note
+    assert main(["widths", "--depth", "3", "--widths", "8,16", "--steps", "1", "--json"]) == 0
+    assert capsys.readouterr().err == ""

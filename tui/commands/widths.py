@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import math
+import sys
 
 from .outputs import add_output_flags, write_outputs
 from .common import (add_config_flags, config_from_args, fmt, given_flags, print_json, save_config, table,
@@ -25,6 +27,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_output_flags(p, csv_help="write a row per width, step and layer as CSV",
                      report_help="settings, mean |a| per layer against width at each step, the slopes")
     p.set_defaults(func=run)
+
+
+def nonfinite_notes(res: dict) -> list[str]:
+    """Per width whose training went non-finite, where it first did: the table's nan cells say it, this says when."""
+    notes = []
+    for i, w in enumerate(res["widths"]):
+        for t, row in enumerate(res["mean_abs_a"][i]):
+            bad = [l for l, v in enumerate(row) if v is None or not math.isfinite(v)]
+            if bad:
+                when, fix = ("at step 0, before training", "another init or gain") if t == 0 else \
+                    (f"at step {t}", "a smaller lr")
+                notes.append(f"initlab: note: width {w} is non-finite {when} (mean |a| of layer {bad[0]}); "
+                             f"{fix} keeps it finite")
+                break
+    return notes
 
 
 def step_table(res: dict, key: str, slope_key: str, t: int) -> str:
@@ -57,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
         raise SpecError("steps", args.steps, f"an integer in [0, {MAX_STEPS}]") from None
     res = width_check(cfg, widths, steps)
     save_config(args, cfg)
+    for note in nonfinite_notes(res):
+        sys.stderr.write(note + "\n")
     write_outputs(args, "widths", res)
     if wants_json(args):
         print_json(res)
