@@ -1,6 +1,8 @@
 """Device choice and memory checks: auto, cpu, cuda, cuda:N, mps; refuse what does not exist or will not fit."""
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from .spec import Config, SpecError
@@ -54,16 +56,35 @@ def estimate_bytes(cfg: Config, training: bool = False) -> int:
 
     params = parameter_count(cfg)
     per_param = 4 * (4 if training else 2)        # weight, gradient (+ optimiser state and a copy)
-    acts = cfg.batch * (cfg.in_features + cfg.width * cfg.depth + cfg.out_features) * 4 * 6
+    acts = cfg.batch * (cfg.in_features + cfg.width * (cfg.depth - 1) + cfg.out_features) * 4 * 6
     return params * per_param + acts
 
 
-def check_fits(cfg: Config, device: torch.device, training: bool = False) -> None:
-    """Refuse, before allocating, a network whose estimate is over the device's free memory."""
+SIZE_FIELDS = ("width", "depth", "batch", "in_features", "out_features")
+
+
+def check_fits(cfg: Config, device: torch.device, training: bool = False, fields: tuple[str, ...] = SIZE_FIELDS,
+               names: dict[str, tuple[str, Any]] | None = None) -> None:
+    """Refuse, before allocating, a network whose estimate is over the device's free memory. The refusal names
+    the setting (of `fields`, those the command takes) that would shrink it and stands furthest above its default:
+    the one that makes the net too big. `names` gives a field as the command calls it: field -> (name, value as given)."""
     need = estimate_bytes(cfg, training)
     free = free_bytes(device)
-    if need > 0.9 * free:
-        raise SpecError(
-            "width", cfg.width,
-            f"a network that fits in memory (depth {cfg.depth} x width {cfg.width} with batch {cfg.batch} needs "
-            f"about {need / 2**30:.1f} GiB on {device}, {free / 2**30:.1f} GiB is free): lower width, depth or batch")
+    if need <= 0.9 * free:
+        return
+    # of the settings that would make the net smaller, the one furthest above its default is the one to name
+    saved = {f: need - estimate_bytes(cfg.replace(**{f: max(1, getattr(cfg, f) // 2)}), training) for f in fields}
+    usual = Config()
+    field = max((f for f in fields if saved[f] > 0), key=lambda f: getattr(cfg, f) / getattr(usual, f),
+                default=fields[0])
+    names = names or {}
+    shown, value = names.get(field, (field, getattr(cfg, field)))
+    others = ", ".join(names.get(f, (f,))[0] for f in fields if f != field and saved[f] > 0)
+    raise SpecError(
+        shown, value, f"a network that fits in memory ({_sizes(cfg)} needs about {need / 2**30:.1f} GiB on {device}, "
+        f"{free / 2**30:.1f} GiB is free): lower {shown}" + (f" (or {others})" if others else ""))
+
+
+def _sizes(cfg: Config) -> str:
+    hidden = f" x width {cfg.width}" if cfg.depth > 1 else ""
+    return f"depth {cfg.depth}{hidden}, {cfg.in_features} in, {cfg.out_features} out, batch {cfg.batch}"

@@ -99,7 +99,9 @@ def width_check(cfg: Config, widths: list[int] | tuple[int, ...] = DEFAULT_WIDTH
     if not 0 <= steps <= MAX_STEPS:
         raise SpecError("steps", steps, f"an integer in [0, {MAX_STEPS}]")
     dev = devices.resolve(cfg.device)
-    devices.check_fits(cfg.replace(width=max(widths)), dev, training=True)
+    devices.check_fits(cfg.replace(width=max(widths)), dev, training=True,
+                       fields=("width", "depth", "batch", "in_features", "out_features"),
+                       names={"width": ("widths", ",".join(map(str, widths)))})
     x, y = fixed_batch(cfg, dev)
     t0 = time.perf_counter()
     mean_abs, delta, losses = [], [], []

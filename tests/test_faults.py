@@ -191,7 +191,7 @@ def test_a_width_too_large_is_refused_before_allocating(rec, job):
     assert isinstance(evs[-1], Failed)
     assert evs[-1].message.startswith(
         "width: 300000 is not allowed; a network that fits in memory (depth 3 x width 300000")
-    assert "lower width, depth or batch" in evs[-1].message
+    assert "lower width (or depth, batch" in evs[-1].message
     rec.next_run_works("width refused")
 
 
