@@ -31,6 +31,14 @@ class SpecError(ValueError):
         super().__init__(f"{field_name}: {value!r} is not allowed; {allowed}")
 
 
+class MissingSetting(SpecError):
+    """A setting that this run needs and that was not given: names the field and what it takes."""
+
+    def __init__(self, field_name: str, allowed: str):
+        super().__init__(field_name, None, allowed)
+        ValueError.__init__(self, f"{field_name}: none given, and this run needs one; {allowed}")
+
+
 @dataclass(frozen=True)
 class Config:
     """Every setting of an experiment; the names are the command line's flags and the TOML keys."""

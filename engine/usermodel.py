@@ -19,7 +19,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from .spec import SpecError, check_value, parse_value
+from .spec import MissingSetting, SpecError, check_value, parse_value
 
 SPEC_FORM = "FILE.py:FACTORY or package.module:FACTORY"
 SHAPE_FORM = "comma-separated positive integers such as 16,3,32,32"
@@ -262,8 +262,8 @@ def load_model(spec: UserSpec, device: torch.device) -> UserModel:
     if spec.input_shape is not None:
         inputs = torch.randn(spec.input_shape).to(device=device, dtype=_model_dtype(module))
     elif inputs is None:
-        raise SpecError("input_shape", None, f"{SHAPE_FORM} (the factory returned no inputs, so the probe needs "
-                                             "a shape to draw them)")
+        raise MissingSetting("input_shape", f"{SHAPE_FORM} (the factory returned a module without inputs: the "
+                                            "probe draws N(0, 1) inputs of this shape)")
     else:
         _check_inputs(spec.model, inputs)
         inputs = _move(inputs, device)

@@ -391,7 +391,7 @@ def one_line_refusal(capsys, *argv: str) -> str:
     (["--model", "{models}:bad_inputs"], ["model:", "a tensor, a tuple of tensors or a dict"]),
     (["--model", "{models}:bad_loss"], ["model:", "a loss_fn returning a floating scalar", "shape [4, 3]"]),
     (["--model", "{cnn}:make", "--input-shape", "4,5,8,8"], ["model:", "forward runs on the inputs", "RuntimeError"]),
-    (["--model", "{cnn}:make"], ["input_shape:", "the factory returned no inputs"]),
+    (["--model", "{cnn}:make"], ["input_shape: none given", "the factory returned a module without inputs"]),
     (["--model", "{cnn}:make", "--input-shape", "4,x,8"], ["input_shape:", "positive integers"]),
     (["--model", "{cnn}:make", "--input-shape", "4,0,8,8"], ["input_shape:", "positive integers"]),
     (["--model", "{models}:transformer", "--layers", "("], ["layers:", "regular expression"]),
