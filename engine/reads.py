@@ -1,6 +1,8 @@
 """Which settings a run reads: a sweep that varies one no point reads would draw the same run at every value."""
 from __future__ import annotations
 
+from typing import Iterable
+
 from .spec import BUILTIN_DATA, Config
 
 # init parameter -> the schemes that read it
@@ -43,3 +45,18 @@ def unread(cfg: Config, name: str, train: bool) -> str | None:
     if train and name in OPTIMISER_PARAMS and cfg.optimizer not in OPTIMISER_PARAMS[name]:
         return f"optimizer {cfg.optimizer} does not read {name}; {', '.join(OPTIMISER_PARAMS[name])} does"
     return None
+
+
+def read_nowhere(cfgs: Iterable[Config], name: str, train: bool) -> str | None:
+    """Why none of these runs (a sweep's points) reads `name`, varied across them; None when one of them does. A
+    sweep's point keeps its end state: the steps sampled on the way are not part of it."""
+    if name == "stats_every":
+        return "a sweep's point reads its end state, not the steps sampled on the way"
+    first = None
+    for cfg in cfgs:        # lazily: a setting the first point reads costs one Config, not one per point
+        why = unread(cfg, name, train)
+        if why is None:
+            return None
+        first = first or why
+    return first
+

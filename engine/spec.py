@@ -28,7 +28,21 @@ class SpecError(ValueError):
         self.field = field_name
         self.value = value
         self.allowed = allowed
-        super().__init__(f"{field_name}: {value!r} is not allowed; {allowed}")
+        super().__init__(f"{field_name}: {shown(value)} is not allowed; {allowed}")
+
+
+def shown(value: Any) -> str:
+    """A refused value as its user wrote it: a string quoted, a config file's values in TOML's words (true, not
+    True; 1979-05-27, not datetime.date(1979, 5, 27))."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(shown(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {shown(v)}" for k, v in value.items()) + "}"
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return repr(value)
 
 
 class MissingSetting(SpecError):
@@ -321,7 +335,7 @@ def parse_checked(name: str, raw: Any) -> Any:
     try:
         check_value(name, value)
     except SpecError as e:
-        if isinstance(raw, str) and e.field == name and raw.strip() != str(e.value):
+        if isinstance(raw, str) and e.field == name and raw.strip() != e.value:
             raise SpecError(name, raw.strip(), e.allowed) from None
         raise
     return value

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Iterator
 
-from .reads import unread
+from .reads import read_nowhere
 from .spec import FIELDS, Config, SpecError, parse_checked, validate
 
 # Numbers every run reports; aggregate() gives each a mean and, over several seeds, a std.
@@ -123,11 +123,9 @@ def point_configs(base: Config, vary: dict[str, list[Any]], train: bool = False
         validate(cfg)
         out.append((values, cfg))
     for name in vary:
-        # a point keeps the end state and the epoch losses: the sampled steps between are not part of it
-        reasons = ["a sweep's point reads its end state, not the steps sampled on the way" if name == "stats_every"
-                   else unread(cfg, name, train) for _, cfg in out]
-        if all(reasons):        # read nowhere: every value would draw the same runs
-            raise SpecError("vary", name, f"a setting these runs read ({reasons[0]})")
+        why = read_nowhere((cfg for _, cfg in out), name, train)
+        if why:        # every value would draw the same runs
+            raise SpecError("vary", name, f"a setting these runs read ({why})")
     for _, cfg in out:
         devices.check_fits(cfg, devices.resolve(cfg.device), training=train)
     if train:

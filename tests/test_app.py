@@ -575,3 +575,60 @@ async def test_a_log_scrolled_back_stays_there_when_the_terminal_is_resized():
         await pilot.pause(0.1)
         await pilot.pause(0.1)
         assert log.scroll_y == log.max_scroll_y > 0          # one that followed the end still does
+
+
+async def from_palette(pilot, text: str) -> None:
+    """Run the palette's first match for text, typed as a user would."""
+    await pilot.press("ctrl+p")
+    await pilot.pause()
+    await pilot.press(*text)
+    await pilot.pause(0.5)          # the palette searches on a timer
+    await pilot.press("enter")
+    await pilot.pause()
+
+
+@pilot_test
+async def test_the_preset_line_describes_a_preset_loaded_from_the_palette():
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app)
+        line = app.form.query_one("#preset-summary")
+        app.form.query_one("#preset").value = "sigmoid-vanishing"
+        await settle(pilot, app)
+        await from_palette(pilot, "tanh-naive")
+        await settle(pilot, app)
+        assert app.form.query_one("#preset").value == "tanh-naive"
+        assert str(line.render()) == f"probe: {PRESETS['tanh-naive'].summary}"
+        app.form.focus_field("depth")           # an edit, then another preset from the palette
+        await pilot.press("backspace", "3")
+        await pilot.press("escape")
+        assert "edited after loading tanh-naive" in str(line.render())
+        await from_palette(pilot, "relu-kaiming")
+        await settle(pilot, app)
+        assert str(line.render()) == f"probe: {PRESETS['relu-kaiming'].summary}"
+
+
+@pilot_test
+async def test_hiding_the_configuration_takes_the_keyboard_out_of_it():
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app)
+        gain = app.form.values()["gain"]
+        await pilot.press("escape")
+        for _ in range(40):                 # tab to the init selector: c is no text for a selector, so it hides
+            if app.focused is not None and app.focused.id == "field-init":
+                break
+            await pilot.press("tab")
+        assert app.focused.id == "field-init"
+        await pilot.press("c")
+        await pilot.pause()
+        assert not app.has_class("show-config") and app.focused is None
+        await pilot.press("p")              # the footer's p: a probe, not a letter in a hidden field
+        await settle(pilot, app)
+        assert app.last_kind == "probe" and app.form.values()["gain"] == gain
+        await pilot.press("c")              # a terminal narrowed under a focused field closes the drawer over it
+        app.form.focus_field("depth")
+        await pilot.pause()
+        await pilot.resize_terminal(80, 30)
+        await pilot.pause()
+        assert not app.has_class("show-config") and app.focused is None

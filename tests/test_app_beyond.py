@@ -12,7 +12,7 @@ import pytest
 from initlab.engine import sweep
 from initlab.engine.anyprobe import run_user_probe
 from initlab.engine.jacobian import jacobian_spectrum
-from initlab.engine.spec import Config
+from initlab.engine.spec import Config, SpecError
 from initlab.engine.theory import mean_field
 from initlab.engine.usermodel import make_spec
 from initlab.engine.widths import width_check
@@ -311,3 +311,61 @@ async def test_a_preset_runs_the_built_in_mlp_even_with_a_model_in_the_field(tmp
         assert app.extras.raw["model"] == ""
         assert len(app.last_result["layers"]) == 11 and "model" not in app.last_result
         assert any("the model field is cleared" in m for m in app.log_pane.messages())
+
+
+async def type_in_vary(pilot, app: InitlabApp, text: str) -> None:
+    app.open_field("vary")
+    await pilot.pause()
+    app.focused.value = ""
+    await pilot.press(*text)
+    await pilot.pause()
+
+
+@pilot_test
+async def test_a_refusal_at_the_foot_of_the_form_is_wrapped_and_scrolled_into_view():
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app)
+        await type_in_vary(pilot, app, "foo=1,2")
+        await pilot.pause()
+        reason = app.extras.query_one(".error-vary")
+        assert str(reason.render()).startswith("'foo' is not allowed; a known setting: depth,")
+        assert reason.region.height > 1                        # wrapped, not cut at the column's edge
+        form = app.form.content_region
+        assert form.y <= reason.region.y and reason.region.bottom <= form.bottom      # all of it in the pane
+        assert form.contains_region(app.focused.region)                                   # and the field above it
+
+
+@pilot_test
+async def test_vary_refuses_what_the_sweep_would_refuse_and_r_puts_the_cursor_there():
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app)
+        await type_in_vary(pilot, app, "lr=0.1,0.2")
+        vary = app.extras.query_one("#field-vary")
+        # the engine's own refusal, beside the field, before anything runs
+        with pytest.raises(SpecError) as refused:
+            sweep.point_configs(SMALL, sweep.parse_vary(["lr=0.1,0.2"]))
+        assert str(app.extras.query_one(".error-vary").render()) == str(refused.value).split(": ", 1)[1]
+        await pilot.press("escape", "8", "r")
+        await pilot.pause()
+        assert app.focused is vary and app.last_kind == ""
+        assert "cannot run the sweep: vary: 'lr'" in app.log_pane.messages()[-1]
+        assert app.log_pane.messages()[-1].endswith("(the cursor is in vary now; escape leaves it)")
+        await pilot.press("backspace", "e", "p", "t")         # the correction is typed, no export, probe, training
+        await pilot.pause()
+        assert vary.value == "lr=0.1,0.ept" and app.last_kind == ""
+        # whether a setting is read follows the form: gain is read by orthogonal weights, not by kaiming's
+        await type_in_vary(pilot, app, "gain=1,2")
+        app.form.widget_for("init").value = "kaiming_normal"
+        await pilot.pause()
+        assert "init kaiming_normal does not read gain" in str(app.extras.query_one(".error-vary").render())
+        await pilot.press("escape", "p")                        # a grid the sweep would not read stops the sweep alone
+        await settle(pilot, app)
+        assert app.last_kind == "probe"
+        app.form.widget_for("init").value = "orthogonal"
+        await pilot.pause()
+        assert not app.extras.query(".error-vary")
+        await pilot.press("escape", "r")
+        await settle(pilot, app)
+        assert app.last_kind == "sweep" and app.last_result["done"] == 2

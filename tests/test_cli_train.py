@@ -136,7 +136,7 @@ def test_negative_values_in_list_and_exponent_form_are_values_not_flags(capsys):
                          "--json")
     assert code == 0 and json.loads(out)["config"]["value"] == -1000.0
     code, out, err = run(capsys, "probe", "--gain", "-inf")
-    assert code == 2 and err.startswith("initlab: error: gain: -inf is not allowed")
+    assert code == 2 and err.startswith("initlab: error: gain: '-inf' is not allowed")
 
 
 def test_a_config_files_preset_and_seed_are_honoured(capsys, tmp_path):

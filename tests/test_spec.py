@@ -40,7 +40,7 @@ def test_parse_value_turns_raw_values_into_the_field_type(name, raw, want):
 def test_parse_value_refuses_what_does_not_parse(name, raw):
     e = refusal(spec.parse_value, name, raw)
     assert e.field == name and e.value == raw
-    assert str(e).startswith(f"{name}: {raw!r} is not allowed; ")
+    assert str(e).startswith(f"{name}: {spec.shown(raw)} is not allowed; ")
 
 
 def test_parse_value_refuses_an_unknown_setting_and_lists_the_known_ones():
@@ -240,6 +240,16 @@ def test_a_switch_takes_the_words_and_numbers_its_refusal_names():
         assert parse_value("bias", raw) is value, raw
 
 
-@pytest.mark.parametrize("raw, shown", [("1e400", "'1e400'"), ("-1", "'-1'"), ("-1.0", "-1.0"), ("0", "'0'")])
+@pytest.mark.parametrize("raw, shown", [("1e400", "'1e400'"), ("-1", "'-1'"), ("-1.0", "'-1.0'"), ("0", "'0'"),
+                                        ("nan", "'nan'")])
 def test_a_refusal_echoes_the_value_as_typed(raw, shown):
     assert spec.field_error("lr", raw).startswith(f"lr: {shown} is not allowed; ")
+
+
+def test_a_config_files_refused_value_is_shown_in_tomls_words():
+    import datetime
+
+    assert spec.shown(True) == "true" and spec.shown([1, True]) == "[1, true]"
+    assert spec.shown(datetime.date(1979, 5, 27)) == "1979-05-27" and spec.shown({"a": 1}) == "{a = 1}"
+    assert str(SpecError("seed", datetime.date(1979, 5, 27), "an integer")) == \
+        "seed: 1979-05-27 is not allowed; an integer"

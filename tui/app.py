@@ -12,13 +12,15 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable, Iterable
 
+from textual import events
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.reactive import var
 from textual.screen import Screen
-from textual.widgets import Footer, Select
+from textual.widget import Widget
+from textual.widgets import Footer
 from textual.worker import Worker, WorkerState
 
 from initlab.engine import export
@@ -176,7 +178,7 @@ class InitlabApp(BeyondMixin, App):
 
     def _narrow(self, narrow: bool) -> None:
         self.set_class(narrow, "narrow")
-        self.set_class(not narrow, "show-config")
+        self.show_config(not narrow)
         try:
             footer = self.query_one(Footer)
         except NoMatches:       # not composed yet: compose sizes the footer
@@ -265,8 +267,7 @@ class InitlabApp(BeyondMixin, App):
     def action_run_preset(self, name: str) -> None:
         p = PRESETS[name]
         self.preset_name = name
-        with self.form.prevent(Select.Changed):     # shown in the selector without loading it twice
-            self.form.query_one("#preset", Select).value = name
+        self.form.show_preset(name)
         self.form.load(p.config)
         self.leave_own_model(name)
         self.log_pane.add("info", f"preset {name}: {p.summary}")
@@ -482,7 +483,22 @@ class InitlabApp(BeyondMixin, App):
         self.charts.toggle_numbers()
 
     def action_toggle_config(self) -> None:
-        self.toggle_class("show-config")
+        self.show_config(not self.has_class("show-config"))
+
+    def show_config(self, shown: bool) -> None:
+        """Show or hide the configuration; hiding it takes the keyboard out of it first: Textual hands a hidden
+        widget's focus to a sibling, hidden too, where keys would go unseen instead of to the footer's actions."""
+        focused = self.focused
+        if not shown and focused is not None and any(n.id == "config" for n in focused.ancestors_with_self):
+            self.set_focus(None)
+        self.set_class(shown, "show-config")
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        # the same hand-over within a hidden pane (narrow drawer, collapsed group): no key may go where none shows;
+        # only the panes' own widgets (the palette, say, is hidden while it opens)
+        nodes = [n for n in event.widget.ancestors_with_self if isinstance(n, Widget)]
+        if any(n.id == "main" for n in nodes) and not all(n.display for n in nodes):
+            self.set_focus(None)
 
     def action_cycle_kind(self) -> None:
         kind = self.charts.cycle_kind()

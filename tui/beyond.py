@@ -134,7 +134,12 @@ class BeyondMixin:
         try:
             points = point_configs(base, vary)          # every point checked before any runs
         except SpecError as e:
-            self.refuse(f"cannot run the sweep: {e}")
+            if e.field == "vary" or (which == "field" and e.field in vary):
+                # a grid's value (or the grid): the cursor goes to the vary field, as to a refused field of the form
+                self.open_field("vary")
+                self.refuse(f"cannot run the sweep: {e} (the cursor is in vary now; escape leaves it)")
+            else:
+                self.refuse(f"cannot run the sweep: {e}", e.field)
             return
         job = LiveSweepJob(base, vary)
         self._live_sweep, self._live_done, self._sweep_label = job, -1, label

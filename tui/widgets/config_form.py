@@ -106,7 +106,7 @@ class ConfigForm(VerticalScroll, can_focus=False):
         yield Static("", id="preset-summary")
         for group, title in GROUPS:
             yield Collapsible(title=title, collapsed=group not in OPEN_GROUPS, id=f"group-{group}")
-        yield ExtraFields(id="group-extras")
+        yield ExtraFields(self._config_or_none(), id="group-extras")
 
     def on_mount(self) -> None:
         self.call_after_refresh(self._mount_next_group)
@@ -157,6 +157,20 @@ class ConfigForm(VerticalScroll, can_focus=False):
         """The validated Config the form describes; raises SpecError with the first refusal."""
         return spec.from_mapping(self.values())
 
+    def _config_or_none(self) -> spec.Config | None:
+        try:
+            return self.config()
+        except spec.SpecError:
+            return None
+
+    def _follow_extras(self) -> None:
+        """The app's own fields below are checked against the form as it is now (a sweep starts from it)."""
+        try:
+            extras = self.query_one(ExtraFields)
+        except NoMatches:
+            return
+        extras.set_base(self._config_or_none())
+
     def focus_field(self, name: str) -> None:
         """Open the field's group and put the cursor in it."""
         w = self.widget_for(name)
@@ -183,6 +197,18 @@ class ConfigForm(VerticalScroll, can_focus=False):
             self._show_error(name, None)
             if before.get(name) != self.raw[name]:
                 self.post_message(self.Changed(self, name, None))
+        self._follow_extras()
+
+    def show_preset(self, name: str) -> None:
+        """Name a preset loaded by other means (the palette) in the selector, without loading it again, and
+        describe it in the line below, as choosing it there does."""
+        with self.prevent(Select.Changed):
+            self.query_one("#preset", Select).value = name
+        self._describe_preset(name)
+
+    def _describe_preset(self, name: str) -> None:
+        p = PRESETS[name]
+        self.query_one("#preset-summary", Static).update(f"{p.kind}: {p.summary}")
 
     def set_devices(self, devices: list[tuple[str, str]]) -> str | None:
         """Offer auto and the devices present; returns a warning when the chosen one is not among them."""
@@ -213,6 +239,7 @@ class ConfigForm(VerticalScroll, can_focus=False):
         self.raw[name] = raw
         error = spec.field_error(name, raw)
         self._show_error(name, error)
+        self._follow_extras()
         self._summarise_preset()
         self.post_message(self.Changed(self, name, error))
 
@@ -249,8 +276,7 @@ class ConfigForm(VerticalScroll, can_focus=False):
         event.stop()
         if event.select.id == "preset":
             if event.value in PRESETS:
-                p = PRESETS[event.value]
-                self.query_one("#preset-summary", Static).update(f"{p.kind}: {p.summary}")
-                self.post_message(self.PresetChosen(self, p.name))
+                self._describe_preset(event.value)
+                self.post_message(self.PresetChosen(self, event.value))
             return
         self._changed(event.select.name, event.value)

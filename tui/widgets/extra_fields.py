@@ -12,7 +12,7 @@ from textual.containers import Grid
 from textual.message import Message
 from textual.widgets import Collapsible, Input, Label, Static
 
-from initlab.engine.spec import SpecError, parse_widths
+from initlab.engine.spec import Config, SpecError, parse_widths
 
 from .refusal import show_refusal
 
@@ -78,6 +78,19 @@ def parse_vary(raw: str) -> dict[str, list[Any]]:
     return vary
 
 
+def unread_by_sweep(vary: dict[str, list[Any]], base: Config) -> str | None:
+    """The refusal engine.sweep.point_configs gives the app's sweep (a probe at every point) when it varies a setting
+    no point reads, found without torch as the field is typed; None when every varied setting is read somewhere."""
+    from initlab.engine.reads import read_nowhere
+    from initlab.engine.sweep import grid
+
+    for name in vary:
+        why = read_nowhere((base.replace(**values) for values in grid(vary)), name, False)
+        if why:
+            return str(SpecError("vary", name, f"a setting these runs read ({why})"))
+    return None
+
+
 @dataclass(frozen=True)
 class Extra:
     """One app-only field: its name, starting text, help, placeholder and parser (raises SpecError)."""
@@ -121,8 +134,9 @@ class ExtraFields(Collapsible):
         name: str
         error: str | None
 
-    def __init__(self, **kwargs: Any):
+    def __init__(self, base: Config | None = None, **kwargs: Any):
         self.raw = {x.name: x.default for x in EXTRAS.values()}
+        self.base = base        # the form's configuration, a sweep's base; None while the form refuses a field
         rows: list[Any] = []
         for x in EXTRAS.values():
             rows += [Label(x.name, classes="field-name"),
@@ -136,12 +150,26 @@ class ExtraFields(Collapsible):
         return dict(self.raw)
 
     def errors(self) -> dict[str, str]:
+        """The fields that do not parse: they stop every run. (A grid the sweep would not read is shown beside its
+        field but stops the sweep alone, which checks it again.)"""
         out = {}
         for name, raw in self.raw.items():
             msg = extra_error(name, raw)
             if msg:
                 out[name] = msg
         return out
+
+    def _error(self, name: str, raw: str) -> str | None:
+        error = extra_error(name, raw)
+        if error is None and name == "vary" and self.base is not None:
+            error = unread_by_sweep(parse_vary(raw), self.base)
+        return error
+
+    def set_base(self, base: Config | None) -> None:
+        """Follow the form: whether the sweep reads a varied setting depends on its settings (init, bias, ...)."""
+        self.base = base
+        if self.is_mounted:
+            self._show_error("vary", self._error("vary", self.raw["vary"]))
 
     def parsed(self, name: str) -> Any:
         """The field's parsed value; raises SpecError when it is refused."""
@@ -159,7 +187,7 @@ class ExtraFields(Collapsible):
         if name not in EXTRAS or self.raw.get(name) == raw:
             return
         self.raw[name] = raw
-        error = extra_error(name, raw)
+        error = self._error(name, raw)
         self._show_error(name, error)
         self.post_message(self.Changed(self, name, error))
 

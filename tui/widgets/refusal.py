@@ -20,6 +20,10 @@ def show_refusal(boxes: dict[str, tuple[Label, Static]], widget: Widget, name: s
             widget.parent.mount(*row, after=widget)
         else:
             row[1].update(reason)
+        if widget.has_focus:
+            # a field near the form's foot would have its reason wrapped below the pane, out of sight; scrolled to
+            # once laid out, at its new height
+            widget.call_after_refresh(row[1].scroll_visible, animate=False)
     elif row is not None:
         for b in row:
             b.remove()
