@@ -261,6 +261,7 @@ async def test_failed_jobs_are_logged_and_notified_and_the_next_run_works(tmp_pa
         await pilot.press("p")
         await settle(pilot, app)
         assert app.run_state == "failed"
+        assert not app.charts.chart("forward").has_data()         # nothing before it: no chart to mark
         level, message = app.log_pane.entries[-1][1:]
         assert level == "error" and message.startswith("probe failed: model: ")
         assert "RuntimeError: the forward pass broke" in message
@@ -274,6 +275,7 @@ async def test_failed_jobs_are_logged_and_notified_and_the_next_run_works(tmp_pa
         assert app.log_pane.entries[-1][1:] == ("error", "train failed: RuntimeError: the forward pass broke at "
                                                          f"step {app.snapshot.progress.step}")
         assert app.snapshot.stats is not None and app.charts.chart("forward").has_data()
+        assert app.charts.chart("forward").data.label.endswith("; then it failed")
         assert sum(n.title == "train failed" for n in app._notifications) == 1
         # the app goes on: keys still act, and the next run finishes
         await pilot.press("5")
@@ -286,3 +288,11 @@ async def test_failed_jobs_are_logged_and_notified_and_the_next_run_works(tmp_pa
         await pilot.press("p")
         await settle(pilot, app)
         assert app.run_state == "idle" and len(app.last_result["layers"]) == TRAIN.depth
+        assert app.charts.chart("forward").data.label == "probe"
+        # a probe refused by the engine (the model again): the charts hold the probe before it, and say so
+        app.extras.set_value("model", f"{path}:broken")
+        await pilot.press("p")
+        await settle(pilot, app)
+        assert app.run_state == "failed"
+        assert app.charts.chart("glorot").data.label == "probe; the probe after it failed"
+        assert "the probe after it failed" in app.charts.chart("forward").draw(160, 20).plain.splitlines()[0]

@@ -163,7 +163,7 @@ def test_charts_draw_and_tabulate_without_an_app():
     empty = TrainingChart()
     empty.data = TrainingData((), label="no epoch finished: stopped on a non-finite value")
     assert empty.has_data() and empty.draw(60, 16).plain == \
-        "Training: loss per epoch, log10 (no epoch finished: stopped on a non-finite value)"
+        "Training: loss per epoch, log scale (no epoch finished: stopped on a non-finite value)"
     heat = HeatmapChart()
     heat.data = ((0, (-1.0, -2.0)), (10, (-1.5, None)))
     pic = heat.draw(60, 10).plain
@@ -235,3 +235,12 @@ def test_a_short_pane_keeps_the_plot_and_its_key_within_its_rows():
             assert len(lines) <= MIN_HEIGHT, (type(chart).__name__, width, lines)
             assert any(key in line for line in lines) and last in lines[-1], (type(chart).__name__, width, lines)
     assert "depth scales" in "\n".join(act.draw(200, 24).plain.splitlines())       # room enough: the theory line
+
+
+def test_a_pinned_baseline_is_drawn_beneath_the_current_run():
+    """Where the baseline and the current run coincide (the same settings, trained again), the current run shows."""
+    same = tuple({"epoch": e, "run": 0, "train_loss": 1.0 / e, "test_loss": 2.0 / e} for e in (1, 2, 3))
+    tr = TrainingChart()
+    tr.data = TrainingData(same, baseline=same, total_epochs=3)
+    plot = "\n".join(tr.draw(80, 20).plain.splitlines()[1:-1])
+    assert "•" in plot and "-" not in plot.replace("─", "")

@@ -8,7 +8,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Callable, Iterable
 
@@ -124,6 +124,8 @@ class InitlabApp(BeyondMixin, App):
         self._quit_asked = -math.inf                    # when q was last pressed while a training ran
         self.set_reactive(InitlabApp.device_name, self.initial_config.device)
         self._starting = 0          # start requests not yet seen as Started events
+        self._runs = 0              # jobs started so far, and the one whose statistics the per-layer charts hold
+        self._charted = 0
         self.preset_name = ""       # the preset last loaded into the form
         self._jobs: deque[Any] = deque()                  # jobs started, not yet seen as Started
         self.run_seeds: tuple[int, ...] = ()              # the seeds of a several-run training, for its legend
@@ -323,11 +325,12 @@ class InitlabApp(BeyondMixin, App):
         with self.batch_update():
             if snap.stats is not None:
                 s = snap.stats
-                label = "probe" if s.job == "probe" else (f"{s.job}, end state after {s.step} steps" if s.final
+                label = "probe" if s.job == "probe" else (f"{s.job} end state, step {s.step}" if s.final
                                                            else f"{s.job} step {s.step}")
                 # a baseline of another depth has no layer to stand beside: it is overlaid on the Training chart only
                 same = base is not None and len(base.layers) == len(s.layers)
                 data = LayerData(tuple(s.layers), s.input_std, base.layers if same else (), label, s.distributions)
+                self._charted = self._runs
                 for tid in ("forward", "backward", "glorot"):
                     self.charts.set_data(tid, data)
                 if s.distributions or s.job == "train":
@@ -352,6 +355,7 @@ class InitlabApp(BeyondMixin, App):
         ev = message.event
         self.drain(force=isinstance(ev, (Finished, Failed, Cancelled)))
         if isinstance(ev, Started):
+            self._runs += 1
             self._starting = max(0, self._starting - 1)
             if self._jobs:
                 job = self._jobs.popleft()
@@ -367,6 +371,7 @@ class InitlabApp(BeyondMixin, App):
             self._finished(ev)
         elif isinstance(ev, Failed):
             self.run_state = "failed"
+            self._mark_earlier(ev.job)
             self.log_pane.add("error", f"{ev.job} failed: {ev.message}")
             self.notify(ev.message, title=f"{ev.job} failed", severity="error", timeout=6)
         elif isinstance(ev, Cancelled):
@@ -377,6 +382,15 @@ class InitlabApp(BeyondMixin, App):
             self.log_pane.add("info", f"{ev.job} stopped")
             if ev.result:
                 self.last_result = ev.result
+
+    def _mark_earlier(self, job: str) -> None:
+        """After a failed job the per-layer charts hold the run before it, or the failed one's last statistics:
+        their titles say which."""
+        note = "then it failed" if self._charted == self._runs else f"the {job} after it failed"
+        for tid in ("forward", "backward", "glorot", "distributions"):
+            data = self.charts.chart(tid).data
+            if isinstance(data, LayerData) and data.layers and "failed" not in data.label:
+                self.charts.set_data(tid, replace(data, label=f"{data.label}; {note}"))
 
     def _finished(self, ev: Finished) -> None:
         self.last_result = ev.result

@@ -20,8 +20,8 @@ from .training_chart import TrainingChart
 from .widths_chart import WidthsChart
 
 TABS: tuple[tuple[str, str, type[PlotWidget], str], ...] = (
-    ("forward", "Forward", ForwardChart, "activation std per layer, log10, with level 1 and the input's std"),
-    ("backward", "Backward", BackwardChart, "mean |dL/dW| and std of dL/dz per layer, log10"),
+    ("forward", "Forward", ForwardChart, "activation std per layer on a log scale, with level 1 and the input's std"),
+    ("backward", "Backward", BackwardChart, "mean |dL/dW| and std of dL/dz per layer on a log scale"),
     ("glorot", "Glorot", GlorotChart, "forward and backward variance ratios per layer around 1"),
     ("distributions", "Distributions", DistributionChart, "quantile boxes of weights, activations or gradients"),
     ("training", "Training", TrainingChart, "train and test loss per epoch, a pinned baseline overlaid"),

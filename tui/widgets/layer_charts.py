@@ -120,7 +120,7 @@ class LayerChart(PlotWidget):
 
 
 class ForwardChart(LayerChart):
-    title = "Forward: activation std per layer, log10"
+    title = "Forward: activation std per layer, log scale"
 
     def draw(self, width: int, height: int) -> Text:
         c = theme_rgb(self)
@@ -147,7 +147,7 @@ class ForwardChart(LayerChart):
 
 
 class BackwardChart(LayerChart):
-    title = "Backward: mean |dL/dW| and std dL/dz per layer, log10"
+    title = "Backward: mean |dL/dW| and std dL/dz per layer, log scale"
 
     def draw(self, width: int, height: int) -> Text:
         c = theme_rgb(self)
@@ -171,14 +171,14 @@ class BackwardChart(LayerChart):
 
 
 class GlorotChart(LayerChart):
-    title = "Glorot: variance ratios per layer, log10 (0: the variance is kept)"
+    title = "Glorot: variance ratios per layer, log scale"
 
     def draw(self, width: int, height: int) -> Text:
         c = theme_rgb(self)
         d: LayerData = self.data
         series = [Series("forward Var(z)/Var(x)", logs(d.layers, "fwd_var_ratio"), "▆", c["primary"], bars=True),
                   Series("backward Var(dL/dx)/Var(dL/dz)", logs(d.layers, "bwd_var_ratio"), "•", c["accent"])]
-        refs = [("ratio 1", 0.0, "─", c["success"])]
+        refs = [("ratio 1: the variance is kept", 0.0, "─", c["success"])]
         return draw_log_bars(width, height, self.title + self.label(), series, refs,
                              nonfinite_note(d.layers, "fwd_var_ratio", "Glorot" + self.label()))
 

@@ -34,7 +34,7 @@ def runs_of(epochs: tuple[Epoch, ...]) -> list[int]:
 
 
 class TrainingChart(PlotWidget):
-    title = "Training: loss per epoch, log10"
+    title = "Training: loss per epoch, log scale"
     empty = "no training yet: t trains the configured net"
 
     def has_data(self) -> bool:
@@ -69,7 +69,8 @@ class TrainingChart(PlotWidget):
         n_epochs = max([e["epoch"] for e in d.epochs + d.baseline] + [d.total_epochs, 1])
 
         def draw(plt: Any) -> None:
-            for _name, glyph, xs, ys, rgb in lines:
+            # the baseline first, beneath: where the two runs coincide the current one is the one seen
+            for _name, glyph, xs, ys, rgb in sorted(lines, key=lambda ln: not ln[0].startswith("baseline")):
                 pts = [(x, y) for x, y in zip(xs, ys) if y is not None]
                 if pts:
                     plt.plot([p[0] for p in pts], [p[1] for p in pts], marker=glyph, color=rgb)
