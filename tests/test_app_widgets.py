@@ -244,3 +244,16 @@ def test_a_pinned_baseline_is_drawn_beneath_the_current_run():
     tr.data = TrainingData(same, baseline=same, total_epochs=3)
     plot = "\n".join(tr.draw(80, 20).plain.splitlines()[1:-1])
     assert "•" in plot and "-" not in plot.replace("─", "")
+
+
+def test_the_widths_chart_says_which_steps_fit_when_some_do_not():
+    from initlab.engine.widths import width_check
+    from initlab.tui.widgets.widths_chart import WidthsChart
+
+    chart = WidthsChart()
+    chart.data = width_check(Config(depth=3, width=16, batch=8, in_features=8, out_features=4, device="cpu"),
+                             [8, 16, 32], 5)
+    narrow = chart.draw(88, 36).plain.splitlines()
+    assert narrow[0].startswith("Widths: ") and narrow[0].endswith("steps fit: 0, 2, 3, 5; n lists all)")
+    assert sum(line.count("step ") for line in narrow[2:]) == 4         # 4 panels, each titled with its step
+    assert "steps fit" not in chart.draw(240, 60).plain.splitlines()[0]

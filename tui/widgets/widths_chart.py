@@ -41,7 +41,7 @@ def side_by_side(panels: list[Text], width: int) -> Text:
 class WidthsChart(PlotWidget):
     """Data: engine.widths.width_check's dict."""
 
-    title = "Widths: mean |a| per layer against width, one panel per step, log10"
+    title = "Widths: mean |a| per layer against width, log scale"
     empty = "no width check yet: r trains the configured net at each width of the widths field (also in ctrl+p)"
 
     def has_data(self) -> bool:
@@ -92,7 +92,10 @@ class WidthsChart(PlotWidget):
         # the other charts, which share its one global figure
         rows = [side_by_side([panel(t) for t in shown_steps[k:k + cols]], pw)
                 for k in range(0, len(shown_steps), cols)]
-        out = Text(self.title, style="bold", no_wrap=True, overflow="ellipsis")
+        # panels that do not fit are left out: said, since the log counts every step
+        shown = "" if len(shown_steps) == steps else \
+            f" ({len(shown_steps)} of {steps} steps fit: {', '.join(map(str, shown_steps))}; n lists all)"
+        out = Text(self.title + shown, style="bold", no_wrap=True, overflow="ellipsis")
         out.append("\n" + slope_line(r), style="")
         out.append("\n")
         for block in rows:
