@@ -202,6 +202,20 @@ async def test_e_writes_the_result_and_the_screen(tmp_path):
 
 
 @pilot_test
+async def test_an_export_that_cannot_be_written_names_the_folder_not_a_temporary_file(tmp_path):
+    gone = tmp_path / "gone"
+    app = make_app(export_dir=str(gone))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("p")
+        await settle(pilot, app)
+        await pilot.press("e")
+        await pilot.pause()
+        level, message = app.log_pane.entries[-1][1:]
+        assert level == "error" and message.startswith("export failed: No such file or directory: cannot write ")
+        assert f"in {gone} (exports go to the folder initlab started in)" in message and ".tmp" not in message
+
+
+@pilot_test
 async def test_training_fills_training_and_heatmap_with_the_run():
     app = make_app(TRAIN)
     async with app.run_test(size=(160, 48)) as pilot:

@@ -555,7 +555,10 @@ class InitlabApp(BeyondMixin, App):
                 doc["baseline"] = {"label": b.label, "layers": list(b.layers), "epochs": list(b.epochs)}
             js = export.write_json(base + ".json", doc)
         except OSError as e:
-            self.refuse(f"export failed: {e.strerror or e}: {e.filename or self.export_dir}")
+            # the folder, not the temporary file the atomic write tried beside the target
+            where = os.path.abspath(self.export_dir)
+            self.refuse(f"export failed: {e.strerror or e}: cannot write {os.path.basename(base)}.svg and .json in "
+                        f"{where} (exports go to the folder initlab started in)")
             return
         self.log_pane.add("info", f"exported the {kind} result to {js} and the screen to {svg}")
         self.notify(f"wrote {os.path.basename(js)} and {os.path.basename(svg)}", timeout=3)
