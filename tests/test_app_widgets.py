@@ -257,3 +257,16 @@ def test_the_widths_chart_says_which_steps_fit_when_some_do_not():
     assert narrow[0].startswith("Widths: ") and narrow[0].endswith("steps fit: 0, 2, 3, 5; n lists all)")
     assert sum(line.count("step ") for line in narrow[2:]) == 4         # 4 panels, each titled with its step
     assert "steps fit" not in chart.draw(240, 60).plain.splitlines()[0]
+
+
+def test_a_narrow_sweep_table_drops_the_columns_others_imply_before_cutting_one():
+    from initlab.tui.widgets.sweep_chart import table_lines
+
+    head = ["sigma_w^2", "sigma_b^2", "verdict", "dL/dz first/last", "log10", "|dW| first/last", "last a std"]
+    rows = [["1", "0.05", "vanishing", "1.234e-05", "-4.909", "2.345e-05", "0.3456"]]
+    wide = table_lines(head, rows, 200, 10)
+    assert wide[0].plain.split() == ["sigma_w^2", "sigma_b^2", "verdict", "dL/dz", "first/last", "log10", "|dW|",
+                                     "first/last", "last", "a", "std"]
+    narrow = [t.plain for t in table_lines(head, rows, 80, 10)]
+    assert "log10" not in narrow[0] and "last a std" in narrow[0] and len(narrow[0]) <= 80
+    assert narrow[1].split()[-1] == "0.3456" and "-4.909" not in narrow[1]

@@ -173,9 +173,12 @@ def heatmap_lines(hm: dict[str, Any], line: list[dict[str, Any]] | None, width: 
     legend.append(f" {fmt(-m, 3)} vanishing ", style=f"{ink(lo)} on rgb({lo[0]},{lo[1]},{lo[2]})")
     legend.append(" 0 ", style=f"{ink(NEUTRAL)} on rgb({NEUTRAL[0]},{NEUTRAL[1]},{NEUTRAL[2]})")
     legend.append(f" {fmt(m, 3)} exploding ", style=f"{ink(hi)} on rgb({hi[0]},{hi[1]},{hi[2]})")
-    legend.append("   · pending, or no finite ratio", style="dim")
+    legend.append("  · pending or not finite", style="dim")
     out.append(legend)
     return out
+
+
+SPARE_COLUMNS = ("log10", "|dW| first/last", "seeds")     # the log of the column before it; a second ratio; runs
 
 
 def table_lines(head: Row, rows: list[Row], width: int, room: int) -> list[Text]:
@@ -183,6 +186,14 @@ def table_lines(head: Row, rows: list[Row], width: int, room: int) -> list[Text]
     if room < 2 or not rows:
         return []
     widths = [max(len(h), *(len(r[k]) for r in rows)) for k, h in enumerate(head)]
+    # where the columns do not all fit, those the others imply go first (n's table keeps every column)
+    for name in SPARE_COLUMNS:
+        if sum(widths) + 2 * (len(widths) - 1) <= width:
+            break
+        if name in head:
+            k = head.index(name)
+            head, widths = head[:k] + head[k + 1:], widths[:k] + widths[k + 1:]
+            rows = [r[:k] + r[k + 1:] for r in rows]
     line = lambda cells: "  ".join(s.rjust(w) for s, w in zip(cells, widths))
     out = [Text(line(head), style="bold", no_wrap=True, overflow="ellipsis")]
     shown = rows if len(rows) <= room - 1 else rows[-(room - 2):]
