@@ -270,3 +270,15 @@ def test_a_narrow_sweep_table_drops_the_columns_others_imply_before_cutting_one(
     narrow = [t.plain for t in table_lines(head, rows, 80, 10)]
     assert "log10" not in narrow[0] and "last a std" in narrow[0] and len(narrow[0]) <= 80
     assert narrow[1].split()[-1] == "0.3456" and "-4.909" not in narrow[1]
+
+
+def test_the_distributions_axis_labels_the_last_layer_when_boxes_fill_the_pane():
+    """A hundred layers in 69 columns: the last box sits at the pane's edge and its number still shows beneath."""
+    n = 100
+    layers = tuple({"a_std": 1.0, "nonfinite_frac": 0.0} for _ in range(n))
+    qs = tuple({"activation": [-1.0, -0.9, -0.5, 0.0, 0.5, 0.9, 1.0]} for _ in range(n))
+    dist = DistributionChart()
+    dist.data = LayerData(layers, distributions=qs)
+    for width in (80, 120):
+        axis = [line for line in dist.draw(width, 30).plain.splitlines() if line.lstrip().startswith("layer")][0]
+        assert axis.split()[1] == "0" and axis.split()[-1] == str(n - 1), axis

@@ -165,10 +165,11 @@ class DistributionChart(LayerChart):
         # "layer" under the value labels: after the axis it ran past the pane's edge when the boxes filled it
         out.append("\n" + "layer".rjust(LABEL_W - 1) + " ", style="dim")
         axis = [" "] * (cw * len(shown))
-        for t in layer_ticks(len(shown), max(2, plot_w // 6)):
+        # the last layer's label first, ending at the last box: a label that would touch one placed goes
+        for t in reversed(layer_ticks(len(shown), max(2, plot_w // 6))):
             s = str(shown[t])
-            at = t * cw
-            if at + len(s) <= len(axis):
+            at = max(0, min(t * cw, len(axis) - len(s)))
+            if "".join(axis[max(0, at - 1):at + len(s) + 1]).strip() == "":
                 axis[at:at + len(s)] = list(s)
         out.append("".join(axis), style="dim")
         out.append("\n")
