@@ -6,7 +6,7 @@ from typing import Any
 from rich.text import Text
 
 from ..messages import CurveReady, TheoryReady
-from .plot import PlotWidget, Row, build_plot, fmt, legend, packed, theme_rgb
+from .plot import linear_ticks, PlotWidget, Row, build_plot, fmt, legend, packed, theme_rgb
 
 
 THEORY_ROWS = (("q*", "q_star"), ("chi_1", "chi1"), ("phase", "phase"), ("c*", "c_star"),
@@ -52,24 +52,28 @@ class ActivationChart(PlotWidget):
             plt.plot(d.x, d.f, marker="braille", color=c["primary"])
             plt.plot(d.x, d.df, marker="·", color=c["accent"])
             plt.plot([d.x[0], d.x[-1]], [0, 0], marker="┈", color=c["foreground"])
-            plt.xlabel("x")
+            lo, hi = min(min(d.f), min(d.df), 0.0), max(max(d.f), max(d.df), 0.0)
+            plt.yticks(linear_ticks(lo, hi, most=max(3, (rows - 3) // 2)))
+            if rows >= 10:      # below that the row is worth more to the curve than to the axis's name
+                plt.xlabel("x")
 
         out = Text(f"{self.title}: {d.name}" + (f" (slope {d.slope:g})" if d.name == "leaky_relu" else ""),
                    style="bold", no_wrap=True, overflow="ellipsis")
         out.append("\n")
         summary = self.summary(width)
         theory = theory_line(self.theory, width) if self.theory is not None else ""
-        # a short pane keeps the curve (5 rows) and its key: the theory line goes (n's table has it too), then the
-        # figures run on one line, cut at the edge
-        if height - 3 - summary.count("\n") - (theory.count("\n") + 1 if theory else 0) < 5:
+        # a short pane keeps the curve (7 rows: three of them data) and its key: the theory line goes (n's table
+        # has it too), then the figures run on one line, cut at the edge
+        if height - 3 - summary.count("\n") - (theory.count("\n") + 1 if theory else 0) < 7:
             theory = ""
-        if height - 3 - summary.count("\n") < 5:
+        if height - 3 - summary.count("\n") < 7:
             summary = self.summary()
         out.append(summary + "\n")
         if theory:
             out.append(theory + "\n")
         extra = summary.count("\n") + (theory.count("\n") + 1 if theory else 0)
-        out.append_text(build_plot(width, height - 3 - extra, draw))
+        rows = max(5, height - 3 - extra)
+        out.append_text(build_plot(width, rows, draw))
         out.append("\n")
         out.append_text(legend(("⠒", "f(x)", c["primary"]), ("·", "f'(x)", c["accent"])))
         return out

@@ -53,6 +53,19 @@ def log_ticks(lo: float, hi: float, most: int = 6) -> tuple[list[float], list[st
     return vs, [f"{10.0 ** v:.3g}" for v in vs]
 
 
+def linear_ticks(lo: float, hi: float, most: int = 6) -> list[float]:
+    """At most `most` ticks from lo to hi on a 1-2-5 step, 0 among them where it lies inside: on a short chart
+    plotext's own spread four labels over five rows unevenly (1, 0.67, 0, -0.33, -1)."""
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
+        return [lo]
+    raw = (hi - lo) / max(1, most - 1)
+    base = 10.0 ** math.floor(math.log10(raw))
+    step = next(m * base for m in (1, 2, 5, 10) if m * base >= raw)
+    first = math.ceil(lo / step - 1e-9)
+    ticks = [k * step for k in range(first, math.floor(hi / step + 1e-9) + 1)]
+    return [0.0 if abs(t) < step * 1e-9 else t for t in ticks] or [lo]
+
+
 def finite(values: Iterable[float | None]) -> list[float]:
     return [v for v in values if v is not None and math.isfinite(v)]
 
