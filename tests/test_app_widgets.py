@@ -282,3 +282,15 @@ def test_the_distributions_axis_labels_the_last_layer_when_boxes_fill_the_pane()
     for width in (80, 120):
         axis = [line for line in dist.draw(width, 30).plain.splitlines() if line.lstrip().startswith("layer")][0]
         assert axis.split()[1] == "0" and axis.split()[-1] == str(n - 1), axis
+
+
+def test_linear_ticks_step_one_two_five_and_hold_zero():
+    from initlab.tui.widgets.plot import linear_ticks
+
+    assert linear_ticks(-1.0, 1.0, 5) == [-1.0, -0.5, 0.0, 0.5, 1.0]
+    assert linear_ticks(-1.0, 1.0, 3) == [-1.0, 0.0, 1.0]
+    for lo, hi, most in ((-0.23, 1.07, 4), (0.0, 10.5, 5), (-3e-5, 2e-5, 4), (-7.0, 123.0, 6)):
+        ticks = linear_ticks(lo, hi, most)
+        steps = {round(b - a, 12) for a, b in zip(ticks, ticks[1:])}
+        assert 2 <= len(ticks) <= most and all(lo <= t <= hi for t in ticks) and len(steps) == 1, (lo, hi, ticks)
+        assert (lo <= 0 <= hi) == (0.0 in ticks)
