@@ -81,10 +81,11 @@ def check_fits(cfg: Config, device: torch.device, training: bool = False, fields
     shown, value = names.get(field, (field, getattr(cfg, field)))
     others = ", ".join(names.get(f, (f,))[0] for f in fields if f != field and saved[f] > 0)
     raise SpecError(
-        shown, value, f"a network that fits in memory ({_sizes(cfg)} needs about {need / 2**30:.1f} GiB on {device}, "
+        shown, value, f"a network that fits in memory ({_sizes(cfg, 'batch' in fields)} needs about {need / 2**30:.1f} GiB on {device}, "
         f"{free / 2**30:.1f} GiB is free): lower {shown}" + (f" (or {others})" if others else ""))
 
 
-def _sizes(cfg: Config) -> str:
+def _sizes(cfg: Config, batch: bool = True) -> str:
     hidden = f" x width {cfg.width}" if cfg.depth > 1 else ""
-    return f"depth {cfg.depth}{hidden}, {cfg.in_features} in, {cfg.out_features} out, batch {cfg.batch}"
+    return f"depth {cfg.depth}{hidden}, {cfg.in_features} in, {cfg.out_features} out" + \
+        (f", batch {cfg.batch}" if batch else "")

@@ -71,7 +71,8 @@ def jacobian_spectrum(cfg: Config, inputs: int = 1, bins: int = 20) -> dict[str,
     dev = devices.resolve(cfg.device)
     dtype = torch.float32 if dev.type == "mps" else torch.float64
     _check_size(cfg, inputs, dev, torch.finfo(dtype).bits // 8)
-    devices.check_fits(cfg, dev, fields=("width", "depth", "in_features", "out_features"))     # no batch here
+    # no batch here: its inputs are counted by _check_size
+    devices.check_fits(cfg.replace(batch=1), dev, fields=("width", "depth", "in_features", "out_features"))
     torch.manual_seed(cfg.seed)
     model = build_mlp(cfg, dev).to(dtype).eval()
     x = torch.randn(inputs, cfg.in_features, device=dev, dtype=dtype)

@@ -79,7 +79,8 @@ class Trainer:
         self.data = datasets.make(cfg, self.device)
         self.cfg = train_config(cfg, self.data)
         self.resized = (cfg.in_features, cfg.out_features) != (self.cfg.in_features, self.cfg.out_features)
-        devices.check_fits(self.cfg, self.device, training=True)
+        # in and out features follow the data: the refusal names what the user can lower
+        devices.check_fits(self.cfg, self.device, training=True, fields=("width", "depth", "batch"))
         self.model: MLP = build_mlp(self.cfg, self.device, sample=self.data.x_train[: max(cfg.batch, 16)],
                                     check=self.check)
         self.model.train()

@@ -32,10 +32,19 @@ def first_nonfinite(layers: list[dict[str, Any]]) -> int | None:
     return None
 
 
+def _one_value(d: dict[str, Any], batch: int | None) -> bool:
+    """Whether the layer's output is a single number: its shape says so (a user's module), or the batch and fan_out."""
+    shape = d.get("shape")
+    if isinstance(shape, (list, tuple)) and shape and all(isinstance(k, int) for k in shape):
+        return math.prod(shape) == 1
+    return batch is not None and batch * d.get("fan_out", 0) == 1
+
+
 def verdict(layers: list[dict[str, Any]], input_std: float | None, batch: int | None = None) -> dict[str, Any]:
     """Forward: each layer's a_std against the input's std. Backward: each layer's dL/dz RMS against the last
     layer's. Both are read, so a net that is dead both ways (first and last weight gradients alike) still shows.
-    With the batch size, a layer of one unit seen on a batch of one is not read forward: one value has no spread."""
+    A layer whose output is one value (one unit seen on a batch of one: by its shape, or by `batch` and its fan_out)
+    is not read forward: one value has no spread."""
     out: dict[str, Any] = {
         "kind": "stable", "from_layer": None,
         "first_last_grad_ratio": ratio(layers[0].get("grad_w_absmean"), layers[-1].get("grad_w_absmean")),
@@ -50,7 +59,7 @@ def verdict(layers: list[dict[str, Any]], input_std: float | None, batch: int | 
         return out
     ref_f = _log(input_std)
     fwd = [_log(d.get("a_std")) for d in layers]
-    one_value = [batch is not None and batch * d.get("fan_out", 0) == 1 for d in layers]
+    one_value = [_one_value(d, batch) for d in layers]
     # RMS rather than std: a one-unit output seen on a batch of one has a dL/dz but no spread
     ref_b = _log(layers[-1].get("grad_z_rms"))
     bwd = [_log(d.get("grad_z_rms")) for d in layers]

@@ -216,6 +216,22 @@ async def test_an_export_that_cannot_be_written_names_the_folder_not_a_temporary
 
 
 @pilot_test
+async def test_an_export_from_a_folder_since_removed_is_refused_not_a_crash(tmp_path, monkeypatch):
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    app = make_app(export_dir=".")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("p")
+        await settle(pilot, app)
+        here.rmdir()            # the folder initlab started in is gone: getcwd() fails
+        await pilot.press("e")
+        await pilot.pause()
+        level, message = app.log_pane.entries[-1][1:]
+        assert level == "error" and message.startswith("export failed: ") and "in . (exports go to" in message
+
+
+@pilot_test
 async def test_training_fills_training_and_heatmap_with_the_run():
     app = make_app(TRAIN)
     async with app.run_test(size=(160, 48)) as pilot:

@@ -294,3 +294,15 @@ def test_linear_ticks_step_one_two_five_and_hold_zero():
         steps = {round(b - a, 12) for a, b in zip(ticks, ticks[1:])}
         assert 2 <= len(ticks) <= most and all(lo <= t <= hi for t in ticks) and len(steps) == 1, (lo, hi, ticks)
         assert (lo <= 0 <= hi) == (0.0 in ticks)
+
+
+def test_a_per_layer_chart_at_nine_rows_keeps_four_rows_of_bars():
+    from initlab.tui.widgets.plot import MIN_HEIGHT
+
+    layers = tuple({"fwd_var_ratio": r, "bwd_var_ratio": 1.0 / r} for r in (0.05, 1.0, 3.5))
+    chart = GlorotChart()
+    chart.data = LayerData(layers)
+    lines = chart.draw(40, MIN_HEIGHT).plain.splitlines()
+    top = next(i for i, ln in enumerate(lines) if "┌" in ln)
+    bottom = next(i for i, ln in enumerate(lines) if "└" in ln)
+    assert len(lines) <= MIN_HEIGHT and bottom - top - 1 >= 4, lines

@@ -328,3 +328,28 @@ def test_a_net_too_big_for_memory_names_the_setting_that_makes_it_so(capsys, arg
     assert err.startswith("initlab: error: " + head) and "fits in memory" in err and err.count("\n") == 1, err
     if argv[0] == "jacobian":
         assert "batch" not in err.split("lower")[1]
+
+
+def test_jacobian_is_not_refused_for_a_batch_it_does_not_use(capsys, tmp_path):
+    """A config saved by `probe --batch N` holds a batch; the Jacobian's estimate leaves it out."""
+    path = tmp_path / "b.toml"
+    path.write_text("batch = 1048576\n")
+    assert main(["jacobian", "--config", str(path), "--depth", "3", "--width", "16", "--in-features", "4",
+                 "--out-features", "4", "--device", "cpu", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["shape"] == [4, 4]
+
+
+def test_a_training_too_big_for_memory_names_what_the_user_can_lower(tmp_path, monkeypatch):
+    """A training's in and out features follow its data: the refusal names width, depth or batch."""
+    import numpy as np
+
+    from initlab.engine import device as devices
+    from initlab.engine.spec import Config, SpecError
+    from initlab.engine.train import Trainer
+
+    path = tmp_path / "wide.npz"
+    np.savez(path, X=np.zeros((40, 3000), dtype=np.float32), y=np.zeros(40, dtype=np.float32))
+    monkeypatch.setattr(devices, "free_bytes", lambda device: 1 << 20)
+    with pytest.raises(SpecError) as e:
+        Trainer(Config(data=str(path), depth=3, width=64, batch=16, epochs=1, device="cpu"))
+    assert e.value.field in ("width", "depth", "batch") and "in_features" not in str(e.value).split("lower")[1]

@@ -445,3 +445,22 @@ def test_a_flag_the_run_does_not_read_gets_a_note(capsys):
     notes = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("initlab: note: ")]
     assert notes == ["initlab: note: init kaiming_normal does not read gain; init xavier_uniform, xavier_normal, "
                      "orthogonal does; --gain 2 was not used"]
+
+
+@pytest.mark.parametrize("argv", [
+    ["jacobian", "--depth", "3", "--width", "16", "--in-features", "4", "--out-features", "4"],
+    ["widths", "--depth", "2", "--widths", "4,8", "--steps", "1"],
+    ["sweep", "--vary", "depth=2,3", "--width", "8", "--in-features", "4", "--out-features", "4"],
+])
+def test_every_command_notes_an_init_flag_its_init_does_not_read(capsys, argv):
+    assert main([*argv, "--init", "kaiming_normal", "--gain", "3", "--device", "cpu", "--json"]) == 0
+    notes = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("initlab: note: ")]
+    assert notes == ["initlab: note: init kaiming_normal does not read gain; init xavier_uniform, xavier_normal, "
+                     "orthogonal does; --gain 3 was not used"]
+
+
+def test_a_sweep_notes_a_flag_only_when_no_point_reads_it(capsys):
+    argv = ["sweep", "--depth", "2", "--width", "8", "--in-features", "4", "--out-features", "4", "--device", "cpu",
+            "--json", "--init", "kaiming_normal", "--gain", "3"]
+    assert main([*argv, "--vary", "init=kaiming_normal,orthogonal"]) == 0        # orthogonal reads gain
+    assert "initlab: note:" not in capsys.readouterr().err

@@ -490,3 +490,14 @@ def test_make_spec_refuses_in_one_line():
     with pytest.raises(SpecError) as e:
         make_spec(":make")
     assert e.value.field == "model"
+
+
+def test_a_users_one_unit_output_on_one_input_is_not_read_as_vanished(tmp_path):
+    """As for the built-in net: one value has no spread, so its std of 0 is no verdict (two inputs read it)."""
+    path = tmp_path / "um.py"
+    path.write_text("from torch import nn\n\ndef make():\n    return nn.Sequential(nn.Linear(4, 8), nn.Tanh(), "
+                    "nn.Linear(8, 1))\n")
+    one = probe(f"{path}:make", "1,4")
+    assert one.layers[-1]["a_std"] == 0.0 and one.layers[-1]["shape"] == [1, 1]
+    assert one.verdict["kind"] == "stable"
+    assert probe(f"{path}:make", "2,4").verdict["kind"] == "stable"

@@ -556,7 +556,10 @@ class InitlabApp(BeyondMixin, App):
             js = export.write_json(base + ".json", doc)
         except OSError as e:
             # the folder, not the temporary file the atomic write tried beside the target
-            where = os.path.abspath(self.export_dir)
+            try:
+                where = os.path.abspath(self.export_dir)
+            except OSError:     # the folder it started in is gone: getcwd() fails too
+                where = self.export_dir
             self.refuse(f"export failed: {e.strerror or e}: cannot write {os.path.basename(base)}.svg and .json in "
                         f"{where} (exports go to the folder initlab started in)")
             return

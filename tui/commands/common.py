@@ -49,14 +49,17 @@ def given_flags(args: argparse.Namespace) -> dict[str, Any]:
     return {name: getattr(args, name) for name in FIELDS if getattr(args, name, None) is not None}
 
 
-def unread_notes(args: argparse.Namespace, cfg: Config, train: bool, skip: tuple[str, ...] = ()) -> list[str]:
+def unread_notes(args: argparse.Namespace, cfg: Config, train: bool, skip: tuple[str, ...] = (),
+                 points: list[Config] | None = None) -> list[str]:
     """A note per flag given that the run does not read (momentum under adam, std under xavier): it ran, but not
-    as the flag asked. Settings from a config file are not named: a file holds every setting."""
-    from initlab.engine.reads import unread
+    as the flag asked; for a sweep (its `points`), a flag none of them reads. Settings from a config file are not
+    named: a file holds every setting."""
+    from initlab.engine.reads import read_nowhere, unread
 
     notes = []
     for name, value in given_flags(args).items():
-        why = None if name in skip else unread(cfg, name, train)
+        why = None if name in skip else read_nowhere(points, name, train) if points is not None \
+            else unread(cfg, name, train)
         if why:
             flag_name = name.replace("_", "-")
             given = (f"--{flag_name}" if value else f"--no-{flag_name}") if isinstance(value, bool) \

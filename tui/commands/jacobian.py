@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 
 from .outputs import add_output_flags, write_outputs
-from .common import add_config_flags, config_from_args, fmt, print_json, save_config, wants_json
+from .common import add_config_flags, config_from_args, fmt, print_json, save_config, unread_notes, wants_json
 
 BAR = 40
 
@@ -85,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     res = jacobian_spectrum(cfg, _int("inputs", args.inputs), _int("bins", args.bins))
     save_config(args, cfg)
+    for note in unread_notes(args, cfg, train=False):
+        sys.stderr.write(note + "\n")
     write_outputs(args, "jacobian", res)
     if wants_json(args):
         print_json(res)

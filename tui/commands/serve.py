@@ -32,8 +32,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def parse_port(raw: Any) -> int:
+    from initlab.engine.spec import plain_number
+
     try:
-        port = int(str(raw).strip())
+        port = int(str(raw).strip()) if plain_number(str(raw)) else -1
     except ValueError:
         port = -1
     if not 1 <= port <= 65535:
@@ -58,12 +60,13 @@ def check_public_url(raw: str | None) -> str | None:
     url = raw.strip()
     try:
         parts = urlsplit(url)
-        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and not any(c.isspace() for c in url)
-        parts.port      # raises on a port that is not a number in range
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and not any(c.isspace() for c in url) \
+            and not parts.query and not parts.fragment and parts.port != 0     # .port raises past 65535
     except ValueError:
         ok = False
     if not ok:
-        raise SpecError("public_url", raw, "an http:// or https:// URL with a host, such as http://localhost:8000")
+        raise SpecError("public_url", raw, "an http:// or https:// URL with a host and no query, such as "
+                                           "http://localhost:8000")
     return url.rstrip("/")
 
 

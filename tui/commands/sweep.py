@@ -8,7 +8,7 @@ from initlab.engine.sweep import METRICS, SQUARED
 
 from .outputs import add_output_flags, write_outputs
 from .common import (add_config_flags, config_from_args, fmt, given_settings, print_json, save_config, table,
-                     wants_json)
+                     unread_notes, wants_json)
 
 
 
@@ -102,8 +102,10 @@ def run(args: argparse.Namespace) -> int:
     from initlab.engine import sweep
 
     cfg, vary = plan(args)
-    sweep.point_configs(cfg, vary, args.train)      # every point checked before the settings are saved
+    points = [c for _, c in sweep.point_configs(cfg, vary, args.train)]     # every point checked before saving
     save_config(args, cfg)
+    for note in unread_notes(args, cfg, train=args.train, skip=tuple(vary), points=points):
+        sys.stderr.write(note + "\n")
     runs: list[dict] = []
     interrupted = False
     try:

@@ -7,7 +7,7 @@ import sys
 
 from .outputs import add_output_flags, write_outputs
 from .common import (add_config_flags, config_from_args, fmt, given_flags, print_json, save_config, table,
-                     wants_json)
+                     unread_notes, wants_json)
 
 # settings the width check does not read, refused as flags rather than silently ignored (a config file holds every
 # setting, so there they are passed over: a file saved by any command loads here)
@@ -36,7 +36,7 @@ def nonfinite_notes(res: dict) -> list[str]:
         for t, row in enumerate(res["mean_abs_a"][i]):
             bad = [l for l, v in enumerate(row) if v is None or not math.isfinite(v)]
             if bad:
-                when, fix = ("at step 0, before training", "another init or gain") if t == 0 else \
+                when, fix = ("at step 0, before training", "another init, or a smaller scale") if t == 0 else \
                     (f"at step {t}", "a smaller lr")
                 notes.append(f"initlab: note: width {w} is non-finite {when} (mean |a| of layer {bad[0]}); "
                              f"{fix} keeps it finite")
@@ -74,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
         raise SpecError("steps", args.steps, f"an integer in [0, {MAX_STEPS}]") from None
     res = width_check(cfg, widths, steps)
     save_config(args, cfg)
+    for note in unread_notes(args, cfg, train=True, skip=("in_features", "out_features")):     # its own batch
+        sys.stderr.write(note + "\n")
     for note in nonfinite_notes(res):
         sys.stderr.write(note + "\n")
     write_outputs(args, "widths", res)

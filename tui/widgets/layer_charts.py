@@ -87,7 +87,8 @@ def draw_log_bars(width: int, height: int, title: str, series: list[Series],
         plt.ylim(lo, hi)
         plt.xlim(-0.5, n - 0.5)
         plt.xticks(layer_ticks(n, max(2, width // 8)))
-        plt.xlabel("layer")
+        if height >= 12:        # below that the row is worth more to the bars than to the axis's name
+            plt.xlabel("layer")
 
     out = Text(note or title, style="bold", no_wrap=True, overflow="ellipsis")
     out.append("\n")
@@ -98,7 +99,7 @@ def draw_log_bars(width: int, height: int, title: str, series: list[Series],
         return out
     key = legend(*[(s.glyph, s.name, s.color) for s in series],
                  *[(g, name, rgb) for name, y, g, rgb in refs if y is not None], width=width,
-                 rows=max(1, height - 6))       # the plot keeps its 5 rows
+                 rows=max(1, height - 8))       # the plot keeps 7 rows: 4 of them data
     out.append_text(build_plot(width, height - 2 - key.plain.count("\n"), draw))
     out.append("\n")
     out.append_text(key)

@@ -83,12 +83,13 @@ class TrainingChart(PlotWidget):
             plt.xlim(0.5, max(1.5, n_epochs + 0.5))
             step = max(1, round(n_epochs / max(2, width // 8)))
             plt.xticks(list(range(1, n_epochs + 1, step)))
-            plt.xlabel("epoch")
+            if height >= 12:    # below that the row is worth more to the curves than to the axis's name
+                plt.xlabel("epoch")
 
         items = [(g, name, rgb) for name, g, _x, _y, rgb in lines]
         if acc:
             items.append(("+", "test acc (right axis)", c["success"]))
-        key = legend(*items, width=width, rows=max(1, height - 6))     # the plot keeps its 5 rows
+        key = legend(*items, width=width, rows=max(1, height - 8))     # the plot keeps 7 rows: 4 of them data
         out = Text(self.title + (f" ({d.label})" if d.label else ""), style="bold", no_wrap=True, overflow="ellipsis")
         out.append("\n")
         out.append_text(build_plot(width, height - 2 - key.plain.count("\n"), draw))
