@@ -175,6 +175,11 @@ async def test_theory_readout_follows_activation_and_sigmas():
         await pilot.pause()
         _cols, rows = app.charts.query_one("#numbers").shown
         assert ["chi_1", f"{ref['chi1']:.4g}", ""] in rows
+        # with the table open, a new sigma_w's figures reach it too, not only the line above the curve
+        app.form.widget_for("sigma_w").value = "2"
+        await settle(pilot, app)
+        _cols, rows = app.charts.query_one("#numbers").shown
+        assert ["chi_1", f"{mean_field('tanh', 2.0, 0.3)['chi1']:.4g}", ""] in rows
 
 
 @pilot_test

@@ -265,5 +265,7 @@ class BeyondMixin:
     def on_theory_ready(self, message: TheoryReady) -> None:
         try:
             self.charts.chart("activation").set_theory(message)
+            if self.charts.active == "activation":
+                self.charts.refresh_numbers()       # the table lists the same figures as the line above the curve
         except NoMatches:
             pass
