@@ -1,6 +1,8 @@
 """Activation: f and f' of the configured activation, its largest slope, torch's gain beside the empirical one."""
 from __future__ import annotations
 
+import math
+
 from typing import Any
 
 from rich.text import Text
@@ -21,6 +23,16 @@ def theory_line(m: TheoryReady, width: int = 1000) -> str:
              f"q* {fmt(t['q_star'])}", f"chi_1 {fmt(t['chi1'])} ({t['phase']})",
              f"depth scales {fmt(t['depth_scale_forward'], 3)} forward, {fmt(t['depth_scale_backward'], 3)} backward"]
     return packed(parts, width)
+
+
+def zero_on_a_row(lo: float, hi: float, rows: int) -> float:
+    """A top for the y range that puts 0 on a row of its own: where 0 falls half-way between two rows, the zero line
+    and an f' of 0.0002 were drawn a row apart."""
+    if rows < 2 or not lo < 0 < hi:
+        return hi
+    at = -lo / (hi - lo) * (rows - 1)       # 0's row, counted from the bottom
+    k = max(1, math.floor(at))
+    return lo + -lo * (rows - 1) / k
 
 
 class ActivationChart(PlotWidget):
@@ -49,11 +61,18 @@ class ActivationChart(PlotWidget):
         d: CurveReady = self.data
 
         def draw(plt: Any) -> None:
+            # the zero line first, beneath: f' of 0.2 (leaky_relu) or f's tails share its row on a short chart
+            plt.plot([d.x[0], d.x[-1]], [0, 0], marker="┈", color=c["foreground"])
             plt.plot(d.x, d.f, marker="braille", color=c["primary"])
             plt.plot(d.x, d.df, marker="·", color=c["accent"])
-            plt.plot([d.x[0], d.x[-1]], [0, 0], marker="┈", color=c["foreground"])
             lo, hi = min(min(d.f), min(d.df), 0.0), max(max(d.f), max(d.df), 0.0)
-            plt.yticks(linear_ticks(lo, hi, most=max(3, (rows - 3) // 2)))
+            data_rows = rows - (4 if rows >= 10 else 3)
+            hi = zero_on_a_row(lo, hi, data_rows)
+            # on a few rows a 1-2-5 tick would fall between two and label the wrong one: the ends and 0 instead
+            ticks = linear_ticks(lo, hi, most=max(3, (rows - 3) // 2)) if data_rows > 5 else \
+                sorted({lo, hi} | ({0.0} if lo < 0 < hi else set()))
+            plt.yticks(ticks, [f"{t:.2g}" for t in ticks])
+            plt.ylim(lo, hi)
             if rows >= 10:      # below that the row is worth more to the curve than to the axis's name
                 plt.xlabel("x")
 

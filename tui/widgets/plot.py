@@ -60,10 +60,20 @@ def linear_ticks(lo: float, hi: float, most: int = 6) -> list[float]:
         return [lo]
     raw = (hi - lo) / max(1, most - 1)
     base = 10.0 ** math.floor(math.log10(raw))
-    step = next(m * base for m in (1, 2, 5, 10) if m * base >= raw)
-    first = math.ceil(lo / step - 1e-9)
-    ticks = [k * step for k in range(first, math.floor(hi / step + 1e-9) + 1)]
-    return [0.0 if abs(t) < step * 1e-9 else t for t in ticks] or [lo]
+    steps = [m * base for m in (0.1, 0.2, 0.5, 1, 2, 5, 10)]
+
+    def on(step: float) -> list[float]:
+        first = math.ceil(lo / step - 1e-9)
+        return [0.0 if abs(k * step) < step * 1e-9 else k * step
+                for k in range(first, math.floor(hi / step + 1e-9) + 1)]
+
+    at = next(i for i, st in enumerate(steps) if st >= raw)
+    # the finest 1-2-5 step within `most` ticks; a finer one where that leaves fewer than two inside
+    for step in reversed(steps[:at + 1]):
+        ticks = on(step)
+        if len(ticks) >= 2 or step == steps[0]:
+            return ticks if len(ticks) <= max(most, 2) else on(steps[at])
+    return [lo]
 
 
 def finite(values: Iterable[float | None]) -> list[float]:
