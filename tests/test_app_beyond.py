@@ -237,6 +237,25 @@ async def test_widths_view_matches_the_coordinate_check():
         assert f"{worst:.3g} (0 is width-stable)" in app.log_pane.messages()[-1]
 
 
+@pilot_test
+async def test_b_pins_the_run_the_charts_show_after_a_width_check():
+    """A width check after a training leaves the training on the Forward and Training tabs: b pins that."""
+    cfg = SMALL.replace(depth=3, in_features=8, out_features=4, batch=8, epochs=2)
+    app = make_app(cfg)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("t")
+        await settle(pilot, app)
+        shown = app.charts.chart("forward").data.layers
+        app.extras.set_value("widths", "16,32")
+        await pilot.press("0", "r")
+        await settle(pilot, app)
+        await pilot.press("b")
+        await pilot.pause()
+        assert app.baseline is not None and app.baseline.layers == shown and len(app.baseline.epochs) == 2
+        assert app.log_pane.messages()[-1].startswith("pinned the current train ")
+
+
 MODEL = """
 import torch
 

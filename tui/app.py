@@ -126,6 +126,7 @@ class InitlabApp(BeyondMixin, App):
         self._starting = 0          # start requests not yet seen as Started events
         self._runs = 0              # jobs started so far, and the one whose statistics the per-layer charts hold
         self._charted = 0
+        self._pinnable: Baseline | None = None
         self.preset_name = ""       # the preset last loaded into the form
         self._jobs: deque[Any] = deque()                  # jobs started, not yet seen as Started
         self.run_seeds: tuple[int, ...] = ()              # the seeds of a several-run training, for its legend
@@ -331,6 +332,10 @@ class InitlabApp(BeyondMixin, App):
                 same = base is not None and len(base.layers) == len(s.layers)
                 data = LayerData(tuple(s.layers), s.input_std, base.layers if same else (), label, s.distributions)
                 self._charted = self._runs
+                cfg = self.run_config
+                # what b pins: the run these charts show, whatever job (a width check, a Jacobian) came after
+                self._pinnable = Baseline(f"{s.job} {cfg.activation} {cfg.init}" if cfg is not None else s.job,
+                                          tuple(s.layers), tuple(epoch_row(e) for e in snap.epochs))
                 for tid in ("forward", "backward", "glorot"):
                     self.charts.set_data(tid, data)
                 if s.distributions or s.job == "train":
@@ -526,14 +531,11 @@ class InitlabApp(BeyondMixin, App):
         self.set_focus(None)
 
     def action_pin_baseline(self) -> None:
-        snap = self.snapshot
-        if snap is None or snap.stats is None:
+        if self._pinnable is None:
             self.notify("nothing to pin yet: run a probe (p) or a training (t)", severity="warning", timeout=3)
             return
-        cfg = self.run_config
-        label = f"{snap.stats.job} {cfg.activation} {cfg.init}" if cfg is not None else snap.stats.job
-        self.baseline = Baseline(label, tuple(snap.stats.layers), tuple(epoch_row(e) for e in snap.epochs))
-        self.log_pane.add("info", f"pinned the current {label} as the baseline")
+        self.baseline = self._pinnable
+        self.log_pane.add("info", f"pinned the current {self.baseline.label} as the baseline")
         self.push_charts()
 
     def action_export(self) -> None:
