@@ -662,3 +662,14 @@ async def test_hiding_the_configuration_takes_the_keyboard_out_of_it():
         await pilot.resize_terminal(80, 30)
         await pilot.pause()
         assert not app.has_class("show-config") and app.focused is None
+
+
+@pilot_test
+async def test_the_palettes_screenshot_saves_where_exports_go(tmp_path):
+    app = make_app(export_dir=str(tmp_path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app)
+        await from_palette(pilot, "Screenshot")
+        await pilot.pause(0.5)
+        svgs = list(tmp_path.glob("*.svg"))
+        assert len(svgs) == 1 and svgs[0].read_text().lstrip().startswith("<svg")

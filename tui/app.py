@@ -538,6 +538,9 @@ class InitlabApp(BeyondMixin, App):
         self.log_pane.add("info", f"pinned the current {self.baseline.label} as the baseline")
         self.push_charts()
 
+    def _palette_screenshot(self) -> None:
+        self.deliver_screenshot(path=self.export_dir)
+
     def action_export(self) -> None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         kind = self.last_kind or "screen"
@@ -570,7 +573,14 @@ class InitlabApp(BeyondMixin, App):
 
     # -- command palette ---------------------------------------------------------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        for command in super().get_system_commands(screen):
+            if command.title == "Screenshot":
+                # Textual's saves to a Downloads folder, which a server reached over SSH often lacks: here, where e
+                # writes its exports
+                yield SystemCommand("Screenshot", f"Save an SVG of the screen in {self.export_dir} (e also saves "
+                                    "the result)", lambda: self.set_timer(0.1, self._palette_screenshot))
+            else:
+                yield command
         for b in self.BINDINGS:
             if isinstance(b, Binding) and b.action not in ("quit", "leave_field"):
                 name = PALETTE_NAMES.get(b.id or "", b.description.capitalize())
