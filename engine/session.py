@@ -20,6 +20,7 @@ class Context:
         self.emit = emit
         self._stop = stop
         self.partial: dict[str, Any] = {}   # a job keeps its result so far here; a cancel hands it out
+        self.stopped = False                # check() raised: the job stopped short (it may still return)
 
     @property
     def cancelled(self) -> bool:
@@ -27,6 +28,7 @@ class Context:
 
     def check(self) -> None:
         if self._stop.is_set():
+            self.stopped = True
             raise JobCancelled()
 
 
@@ -117,7 +119,9 @@ class Session:
         except BaseException as exc:   # a job's failure is an event; the session and the app go on
             self._emit(Failed(job.name, message=describe_error(exc)))
             return
-        if stop.is_set():
+        if ctx.stopped:
+            # it stopped short and returned what it had (a training's steps so far); a job that ran to its end
+            # before the stop was asked for finished, and says so
             self._emit(Cancelled(job.name, result=result))
         else:
             self._emit(Finished(job.name, result=result, seconds=time.perf_counter() - t0))

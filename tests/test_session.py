@@ -196,3 +196,38 @@ def test_a_net_with_torchs_default_init_is_cancelled_while_it_is_built():
         build_mlp(cfg, torch.device("cpu"), check=check)
     assert len(calls) == 5          # stopped before its fifth layer was built
     assert len(build_mlp(cfg, torch.device("cpu")).blocks) == 30
+
+
+def test_a_job_that_ran_to_its_end_finishes_even_if_a_stop_came_late():
+    """A stop asked for after the job's last check (a new job replacing one that had just ended) is no cancel: the
+    job finished, and says so; a job that stopped short at a check and returned its partial result is cancelled."""
+    from initlab.engine.session import JobCancelled
+
+    events = []
+    s = Session(events.append)
+
+    class EndsThenStopped:
+        name = "probe"
+
+        def run(self, ctx):
+            ctx.check()
+            s.cancel(wait=False)        # the stop lands after the job's last check
+            return {"done": True}
+
+    class StopsShort:
+        name = "train"
+
+        def run(self, ctx):
+            s.cancel(wait=False)
+            try:
+                ctx.check()
+            except JobCancelled:
+                return {"stopped": "cancelled"}
+            return {"stopped": "finished"}
+
+    s.start(EndsThenStopped())
+    assert s.wait(10)
+    assert isinstance(events[-1], Finished) and events[-1].result == {"done": True}
+    s.start(StopsShort())
+    assert s.wait(10)
+    assert isinstance(events[-1], Cancelled) and events[-1].result == {"stopped": "cancelled"}

@@ -234,7 +234,7 @@ class InitlabApp(BeyondMixin, App):
 
     def start_job(self, job: Any, kind: str) -> None:
         if self.bridge.running or self._starting:
-            self.log_pane.add("info", f"a {self.last_kind or 'job'} was running; it is stopped and replaced by a {kind}")
+            self.log_pane.add("info", f"a {self.last_kind or 'job'} was running; a {kind} replaces it")
         self.last_kind = kind
         self._jobs.append(job)
         self._starting += 1
