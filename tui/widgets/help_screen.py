@@ -23,7 +23,7 @@ KEYS = (
     ("escape", "leave a field (keys act on the app again)"),
     ("ctrl+p", "command palette: every action and every preset"),
     ("?", "this help"),
-    ("q", "quit"),
+    ("q", "quit (while a run goes on, q twice: the first asks; ctrl+q too)"),
 )
 
 
