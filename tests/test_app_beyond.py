@@ -298,6 +298,9 @@ async def test_model_field_probes_your_own_model_and_refusals_leave_the_app_usab
         ref = run_user_probe(make_spec(f"{path}:cnn", seed=SMALL.seed, device="cpu"))
         layers = app.charts.chart("forward").data.layers
         assert [d["name"] for d in layers] == [d["name"] for d in ref.layers] == ["0", "1", "2", "3"]
+        await pilot.press("b")          # a user's model is pinned by its factory's name
+        await pilot.pause()
+        assert app.baseline is not None and app.baseline.label == f"probe {path}:cnn"
         assert [d["a_std"] for d in layers] == pytest.approx([d["a_std"] for d in ref.layers], rel=1e-6)
         assert app.last_result["model"] == "Sequential" and app.run_state == "idle"
         # a model without inputs takes the input shape field

@@ -334,8 +334,10 @@ class InitlabApp(BeyondMixin, App):
                 self._charted = self._runs
                 cfg = self.run_config
                 # what b pins: the run these charts show, whatever job (a width check, a Jacobian) came after
-                self._pinnable = Baseline(f"{s.job} {cfg.activation} {cfg.init}" if cfg is not None else s.job,
-                                          tuple(s.layers), tuple(epoch_row(e) for e in snap.epochs))
+                # a user's model has no activation or init to name: its factory names it
+                named = [str(getattr(cfg, k)) for k in ("activation", "init", "model") if getattr(cfg, k, None)]
+                self._pinnable = Baseline(" ".join([s.job, *named]), tuple(s.layers),
+                                          tuple(epoch_row(e) for e in snap.epochs))
                 for tid in ("forward", "backward", "glorot"):
                     self.charts.set_data(tid, data)
                 if s.distributions or s.job == "train":
