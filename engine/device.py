@@ -64,14 +64,21 @@ SIZE_FIELDS = ("width", "depth", "batch", "in_features", "out_features")
 
 
 def check_fits(cfg: Config, device: torch.device, training: bool = False, fields: tuple[str, ...] = SIZE_FIELDS,
-               names: dict[str, tuple[str, Any]] | None = None) -> None:
+               names: dict[str, tuple[str, Any]] | None = None, fixed: tuple[str, Any] | None = None) -> None:
     """Refuse, before allocating, a network whose estimate is over the device's free memory. The refusal names
     the setting (of `fields`, those the command takes) that would shrink it and stands furthest above its default:
-    the one that makes the net too big. `names` gives a field as the command calls it: field -> (name, value as given)."""
+    the one that makes the net too big. `names` gives a field as the command calls it: field -> (name, value as
+    given). `fixed` (name, value) is named instead when no setting of `fields` could make the net fit (a training
+    whose data's features alone are too many)."""
     need = estimate_bytes(cfg, training)
     free = free_bytes(device)
     if need <= 0.9 * free:
         return
+    sizes = f"{_sizes(cfg, 'batch' in fields)} needs about {need / 2**30:.1f} GiB on {device}, " \
+            f"{free / 2**30:.1f} GiB is free"
+    if fixed is not None and estimate_bytes(cfg.replace(**{f: 1 for f in fields}), training) > 0.9 * free:
+        raise SpecError(fixed[0], fixed[1], f"a network that fits in memory ({sizes}); at width, depth and batch 1 "
+                                            f"it would not: its in and out features are too many")
     # of the settings that would make the net smaller, the one furthest above its default is the one to name
     saved = {f: need - estimate_bytes(cfg.replace(**{f: max(1, getattr(cfg, f) // 2)}), training) for f in fields}
     usual = Config()
@@ -80,9 +87,8 @@ def check_fits(cfg: Config, device: torch.device, training: bool = False, fields
     names = names or {}
     shown, value = names.get(field, (field, getattr(cfg, field)))
     others = ", ".join(names.get(f, (f,))[0] for f in fields if f != field and saved[f] > 0)
-    raise SpecError(
-        shown, value, f"a network that fits in memory ({_sizes(cfg, 'batch' in fields)} needs about {need / 2**30:.1f} GiB on {device}, "
-        f"{free / 2**30:.1f} GiB is free): lower {shown}" + (f" (or {others})" if others else ""))
+    raise SpecError(shown, value, f"a network that fits in memory ({sizes}): lower {shown}"
+                    + (f" (or {others})" if others else ""))
 
 
 def _sizes(cfg: Config, batch: bool = True) -> str:

@@ -80,7 +80,8 @@ class Trainer:
         self.cfg = train_config(cfg, self.data)
         self.resized = (cfg.in_features, cfg.out_features) != (self.cfg.in_features, self.cfg.out_features)
         # in and out features follow the data: the refusal names what the user can lower
-        devices.check_fits(self.cfg, self.device, training=True, fields=("width", "depth", "batch"))
+        devices.check_fits(self.cfg, self.device, training=True, fields=("width", "depth", "batch"),
+                           fixed=("data", cfg.data))
         self.model: MLP = build_mlp(self.cfg, self.device, sample=self.data.x_train[: max(cfg.batch, 16)],
                                     check=self.check)
         self.model.train()

@@ -35,7 +35,7 @@ def first_nonfinite(layers: list[dict[str, Any]]) -> int | None:
 def _one_value(d: dict[str, Any], batch: int | None) -> bool:
     """Whether the layer's output is a single number: its shape says so (a user's module), or the batch and fan_out."""
     shape = d.get("shape")
-    if isinstance(shape, (list, tuple)) and shape and all(isinstance(k, int) for k in shape):
+    if isinstance(shape, (list, tuple)) and all(isinstance(k, int) for k in shape):     # [] is a 0-d scalar
         return math.prod(shape) == 1
     return batch is not None and batch * d.get("fan_out", 0) == 1
 

@@ -183,6 +183,27 @@ async def test_theory_readout_follows_activation_and_sigmas():
 
 
 @pilot_test
+async def test_a_pinned_run_keeps_its_own_settings_after_a_jacobian_of_others():
+    """The Jacobian sends no statistics: the charts keep the probe, and b names the probe's settings, not the form's
+    new ones."""
+    app = make_app(SMALL.replace(activation="tanh"))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("p")
+        await settle(pilot, app)
+        probed = app.charts.chart("forward").data.layers
+        app.form.widget_for("activation").value = "relu"
+        await pilot.pause()
+        await pilot.press("9", "r")
+        await settle(pilot, app)
+        await pilot.press("b")
+        await pilot.pause()
+        await pilot.press("b")
+        await pilot.pause()
+        assert app.baseline.layers == probed and app.baseline.label == f"probe tanh {SMALL.init}"
+
+
+@pilot_test
 async def test_jacobian_view_of_an_orthogonal_linear_net_is_isometric():
     cfg = SMALL.replace(depth=10, activation="identity", init="orthogonal", bias=False)
     app = make_app(cfg)

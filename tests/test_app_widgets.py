@@ -306,3 +306,26 @@ def test_a_per_layer_chart_at_nine_rows_keeps_four_rows_of_bars():
     top = next(i for i, ln in enumerate(lines) if "┌" in ln)
     bottom = next(i for i, ln in enumerate(lines) if "└" in ln)
     assert len(lines) <= MIN_HEIGHT and bottom - top - 1 >= 4, lines
+
+
+def test_zero_falls_on_a_row_and_the_range_still_holds_the_curve():
+    from initlab.tui.widgets.activation_chart import zero_on_a_row
+
+    for lo, hi in ((-0.01, 1.0), (-1.0, 3.0), (-1.0, 1.0), (-0.17, 5.0), (-1.76, 5.0), (-0.9993, 0.9993)):
+        for rows in range(3, 30):
+            a, b = zero_on_a_row(lo, hi, rows)
+            assert a <= lo and b >= hi, (lo, hi, rows, a, b)            # nothing of the curve is cut
+            at = -a / (b - a) * (rows - 1)
+            assert abs(at - round(at)) < 1e-9 or (a, b) == (lo, hi), (lo, hi, rows, at)
+            assert b - a <= 2 * (hi - lo) + 1e-12 or rows < 5, (lo, hi, rows, a, b)
+    assert zero_on_a_row(0.0, 1.0, 10) == (0.0, 1.0) and zero_on_a_row(-1.0, 1.0, 2) == (-1.0, 1.0)
+
+
+def test_linear_ticks_never_fail_on_extreme_ranges():
+    from initlab.tui.widgets.plot import linear_ticks
+
+    for lo, hi, most in ((-1.7e308, 1.7e308, 6), (1e-320, 2e-320, 2), (-5e-324, 5e-324, 3), (-1.0, 1.0, 2),
+                         (-3.0, -1.0, 2)):
+        ticks = linear_ticks(lo, hi, most)
+        assert len(ticks) >= 2 and all(lo <= t <= hi for t in ticks), (lo, hi, ticks)
+    assert linear_ticks(1.0, 1.0) == [1.0] and linear_ticks(float("nan"), 1.0) == [1.0]

@@ -353,3 +353,20 @@ def test_a_training_too_big_for_memory_names_what_the_user_can_lower(tmp_path, m
     with pytest.raises(SpecError) as e:
         Trainer(Config(data=str(path), depth=3, width=64, batch=16, epochs=1, device="cpu"))
     assert e.value.field in ("width", "depth", "batch") and "in_features" not in str(e.value).split("lower")[1]
+
+
+def test_a_training_whose_data_alone_is_too_big_names_the_data(tmp_path, monkeypatch):
+    """At width, depth and batch 1 a one-layer net of 3000 in and 2000 out still would not fit: lowering them
+    would not help, so the refusal names the data."""
+    import numpy as np
+
+    from initlab.engine import device as devices
+    from initlab.engine.spec import Config, SpecError
+    from initlab.engine.train import Trainer
+
+    path = tmp_path / "wide.npz"
+    np.savez(path, X=np.zeros((20, 3000), dtype=np.float32), y=np.zeros((20, 2000), dtype=np.float32))
+    monkeypatch.setattr(devices, "free_bytes", lambda device: 20 << 20)
+    with pytest.raises(SpecError) as e:
+        Trainer(Config(data=str(path), depth=1, batch=8, epochs=1, device="cpu"))
+    assert e.value.field == "data" and "its in and out features are too many" in str(e.value)

@@ -84,6 +84,7 @@ def test_ipv6_address_gets_a_bracketed_public_url(no_serving):
     (["--public-url", "http://"], "public_url"), (["--public-url", "http://h:99999"], "public_url"),
     (["--public-url", ""], "public_url"), (["--public-url", "http://h:0"], "public_url"),
     (["--public-url", "http://h/?x=1"], "public_url"), (["--public-url", "http://h#x"], "public_url"),
+    (["--public-url", "http://h?"], "public_url"), (["--public-url", "http://h#"], "public_url"),
     (["--port", "8_000"], "port"), (["--port", "\uff18\uff10\uff10\uff10"], "port"),
 ])
 def test_bad_address_is_one_line_exit_2(argv, field, no_serving, capsys):

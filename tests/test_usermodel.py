@@ -501,3 +501,13 @@ def test_a_users_one_unit_output_on_one_input_is_not_read_as_vanished(tmp_path):
     assert one.layers[-1]["a_std"] == 0.0 and one.layers[-1]["shape"] == [1, 1]
     assert one.verdict["kind"] == "stable"
     assert probe(f"{path}:make", "2,4").verdict["kind"] == "stable"
+
+
+def test_a_users_scalar_output_is_one_value_not_a_vanished_signal(tmp_path):
+    path = tmp_path / "um.py"
+    path.write_text("import torch\nfrom torch import nn\n\nclass Sum(nn.Module):\n    def forward(self, x):\n"
+                    "        return x.sum()\n\ndef make():\n    return nn.Sequential(nn.Linear(4, 8), nn.Tanh(), "
+                    "nn.Linear(8, 1), Sum())\n")
+    res = probe(f"{path}:make", "16,4")
+    assert res.layers[-1]["shape"] == [] and res.layers[-1]["a_std"] == 0.0
+    assert res.verdict["kind"] == "stable"

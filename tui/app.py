@@ -127,6 +127,7 @@ class InitlabApp(BeyondMixin, App):
         self._runs = 0              # jobs started so far, and the one whose statistics the per-layer charts hold
         self._charted = 0
         self._pinnable: Baseline | None = None
+        self._snap_run, self._snap_config = 0, None     # the run the snapshot's statistics came from, its settings
         self.preset_name = ""       # the preset last loaded into the form
         self._jobs: deque[Any] = deque()                  # jobs started, not yet seen as Started
         self.run_seeds: tuple[int, ...] = ()              # the seeds of a several-run training, for its legend
@@ -310,6 +311,9 @@ class InitlabApp(BeyondMixin, App):
         snap = self.bridge.take()
         if snap is not None:
             self.snapshot = snap
+            # a job that sends no statistics (a Jacobian, a width check) leaves the last run's on the charts: they
+            # stay that run's, under its settings
+            self._snap_run, self._snap_config = self._runs, self.run_config
             self._charts_stale = True
             if snap.progress is not None and self.bridge.running:
                 self.run_state = progress_state(snap.progress)
@@ -331,8 +335,8 @@ class InitlabApp(BeyondMixin, App):
                 # a baseline of another depth has no layer to stand beside: it is overlaid on the Training chart only
                 same = base is not None and len(base.layers) == len(s.layers)
                 data = LayerData(tuple(s.layers), s.input_std, base.layers if same else (), label, s.distributions)
-                self._charted = self._runs
-                cfg = self.run_config
+                self._charted = self._snap_run
+                cfg = self._snap_config
                 # what b pins: the run these charts show, whatever job (a width check, a Jacobian) came after
                 # a user's model has no activation or init to name: its factory names it
                 named = [str(getattr(cfg, k)) for k in ("activation", "init", "model") if getattr(cfg, k, None)]

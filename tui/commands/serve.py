@@ -61,7 +61,7 @@ def check_public_url(raw: str | None) -> str | None:
     try:
         parts = urlsplit(url)
         ok = parts.scheme in ("http", "https") and bool(parts.hostname) and not any(c.isspace() for c in url) \
-            and not parts.query and not parts.fragment and parts.port != 0     # .port raises past 65535
+            and not {"?", "#"} & set(url) and parts.port != 0     # .port raises past 65535
     except ValueError:
         ok = False
     if not ok:

@@ -25,14 +25,21 @@ def theory_line(m: TheoryReady, width: int = 1000) -> str:
     return packed(parts, width)
 
 
-def zero_on_a_row(lo: float, hi: float, rows: int) -> float:
-    """A top for the y range that puts 0 on a row of its own: where 0 falls half-way between two rows, the zero line
-    and an f' of 0.0002 were drawn a row apart."""
-    if rows < 2 or not lo < 0 < hi:
-        return hi
+def zero_on_a_row(lo: float, hi: float, rows: int) -> tuple[float, float]:
+    """A y range holding [lo, hi] in which 0 falls on a row of its own (where 0 fell half-way between two rows,
+    the zero line and an f' of 0.0002 were drawn a row apart): the top raised or the bottom lowered, whichever
+    adds less."""
+    if rows < 3 or not lo < 0 < hi:
+        return lo, hi
     at = -lo / (hi - lo) * (rows - 1)       # 0's row, counted from the bottom
-    k = max(1, math.floor(at))
-    return lo + -lo * (rows - 1) / k
+    options = []
+    if math.floor(at) >= 1:                 # 0 down onto a row below it: the top goes up
+        options.append((lo, lo - lo * (rows - 1) / math.floor(at)))
+    if math.ceil(at) <= rows - 2:           # 0 up onto a row above it: the bottom goes down
+        k = math.ceil(at)
+        options.append((-k * hi / (rows - 1 - k), hi))
+    options = [(a, b) for a, b in options if a <= lo and b >= hi]
+    return min(options, key=lambda o: o[1] - o[0]) if options else (lo, hi)
 
 
 class ActivationChart(PlotWidget):
@@ -67,7 +74,7 @@ class ActivationChart(PlotWidget):
             plt.plot(d.x, d.df, marker="·", color=c["accent"])
             lo, hi = min(min(d.f), min(d.df), 0.0), max(max(d.f), max(d.df), 0.0)
             data_rows = rows - (4 if rows >= 10 else 3)
-            hi = zero_on_a_row(lo, hi, data_rows)
+            lo, hi = zero_on_a_row(lo, hi, data_rows)
             # on a few rows a 1-2-5 tick would fall between two and label the wrong one: the ends and 0 instead
             ticks = linear_ticks(lo, hi, most=max(3, (rows - 3) // 2)) if data_rows > 5 else \
                 sorted({lo, hi} | ({0.0} if lo < 0 < hi else set()))

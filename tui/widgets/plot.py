@@ -54,12 +54,20 @@ def log_ticks(lo: float, hi: float, most: int = 6) -> tuple[list[float], list[st
 
 
 def linear_ticks(lo: float, hi: float, most: int = 6) -> list[float]:
-    """At most `most` ticks from lo to hi on a 1-2-5 step, 0 among them where it lies inside: on a short chart
-    plotext's own spread four labels over five rows unevenly (1, 0.67, 0, -0.33, -1)."""
-    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
+    """About `most` ticks from lo to hi on a 1-2-5 step, 0 among them where it lies inside, and at least two where
+    the range has two (lo and hi themselves where no step fits): on a short chart plotext's own spread four labels
+    over five rows unevenly (1, 0.67, 0, -0.33, -1)."""
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return [v for v in (lo, hi) if math.isfinite(v)][:1]
+    if hi <= lo:
         return [lo]
-    raw = (hi - lo) / max(1, most - 1)
-    base = 10.0 ** math.floor(math.log10(raw))
+    try:
+        raw = (hi - lo) / max(1, most - 1)
+        base = 10.0 ** math.floor(math.log10(raw))
+    except (OverflowError, ValueError):     # a range past float's, or below its smallest step
+        return [lo, hi]
+    if not (math.isfinite(raw) and base > 0):
+        return [lo, hi]
     steps = [m * base for m in (0.1, 0.2, 0.5, 1, 2, 5, 10)]
 
     def on(step: float) -> list[float]:
@@ -67,13 +75,12 @@ def linear_ticks(lo: float, hi: float, most: int = 6) -> list[float]:
         return [0.0 if abs(k * step) < step * 1e-9 else k * step
                 for k in range(first, math.floor(hi / step + 1e-9) + 1)]
 
-    at = next(i for i, st in enumerate(steps) if st >= raw)
-    # the finest 1-2-5 step within `most` ticks; a finer one where that leaves fewer than two inside
-    for step in reversed(steps[:at + 1]):
+    at = next((i for i, st in enumerate(steps) if st >= raw), len(steps) - 1)
+    for step in reversed(steps[:at + 1]):   # the widest step within about `most`; finer where it gives one tick
         ticks = on(step)
-        if len(ticks) >= 2 or step == steps[0]:
-            return ticks if len(ticks) <= max(most, 2) else on(steps[at])
-    return [lo]
+        if len(ticks) >= 2:
+            return ticks
+    return [lo, hi]
 
 
 def finite(values: Iterable[float | None]) -> list[float]:
