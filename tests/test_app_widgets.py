@@ -329,3 +329,34 @@ def test_linear_ticks_never_fail_on_extreme_ranges():
         ticks = linear_ticks(lo, hi, most)
         assert len(ticks) >= 2 and all(lo <= t <= hi for t in ticks), (lo, hi, ticks)
     assert linear_ticks(1.0, 1.0) == [1.0] and linear_ticks(float("nan"), 1.0) == [1.0]
+
+
+def test_a_numbers_table_too_wide_for_its_pane_closes_up_its_columns():
+    """With a space either side each column would run past the pane's edge, where a cut number reads as another
+    (a max of 0.03038 as 0): the columns close up to one space between them."""
+    import asyncio
+
+    from textual.app import App
+
+    from initlab.tui.widgets.numbers import NumbersTable
+
+    class One(App):
+        CSS = "NumbersTable { width: 70; }"
+
+        def compose(self):
+            yield NumbersTable()
+
+    async def run():
+        app = One()
+        async with app.run_test(size=(80, 20)) as pilot:
+            table = app.query_one(NumbersTable)
+            cols = ["layer", "min", "5%", "25%", "median", "75%", "95%", "max"]
+            table.show(cols, [["12", "-0.03523", "-0.02101", "-0.00512", "0.0001234", "0.005188", "0.01839",
+                               "0.03038"]])
+            await pilot.pause()
+            assert table.cell_padding == 0 and table.virtual_size.width <= 70
+            table.show(cols[:3], [["1", "-0.5", "0.2"]])
+            await pilot.pause()
+            assert table.cell_padding == 1
+
+    asyncio.run(run())
