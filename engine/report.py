@@ -148,9 +148,14 @@ def _train_run(r: dict[str, Any]) -> str:
                                [e.get(key) for e in epochs]))
     if final:
         figs.append(layer_figures(final))
+    # a run that stopped short has no end state: its last sampled step stands in, and says so
+    steps = r.get("steps") or []
+    head = "### Final per-layer statistics" if r.get("stopped") == "finished" else \
+        f"### Per-layer statistics of the last sampled step (step {steps[-1].get('step')}; the run stopped " \
+        f"{r.get('stopped')})" if steps else "### Per-layer statistics"
     return "\n\n".join([
         "\n\n".join(outcome), "### Epochs\n\n" + md_table(epochs, EPOCH_COLUMNS),
-        "### Final per-layer statistics\n\n" + md_table(final, TRAIN_LAYER_COLUMNS)] + figs)
+        f"{head}\n\n" + md_table(final, TRAIN_LAYER_COLUMNS)] + figs)
 
 
 def train_markdown(res: dict[str, Any]) -> str:
@@ -181,7 +186,7 @@ def sweep_csv(res: dict[str, Any]) -> list[dict[str, Any]]:
 def sweep_markdown(res: dict[str, Any]) -> str:
     points, vary = _sweep_points(res), res.get("vary", {})
     axes = [k for k in vary if k != "seed"]          # a point holds every seed: its mean and spread
-    keys = axes + [k for p in points[:1] for k in p if k not in vary]
+    keys = axes + list(dict.fromkeys(k for p in points for k in p if k not in vary))     # as the CSV: every key
     labels = [" ".join(f"{k}={p.get(k)}" for k in axes) for p in points]
     metric = (res.get("heatmap") or {}).get("metric", "log10_gradz_ratio")
     sections = [
@@ -226,7 +231,10 @@ def jacobian_markdown(res: dict[str, Any]) -> str:
         ("Settings", settings_table(res.get("config", {}))),
         ("Spectrum", settings_table({k: res.get(k) for k in ("max", "min", "condition_number", "log10_spread",
                                                               "mean_squared", "resolution", "numerical_rank",
-                                                              "condition_at_least") if k in res})),
+                                                              "condition_at_least", "inputs") if k in res}
+                                    # the histogram bins the resolved values: the rest are counted here
+                                    | {f"{k} (not in the histogram)": h.get(k) for k in ("zeros", "unresolved")
+                                       if h.get(k)})),
         ("Figures", figure(f"singular values per bin of {unit}", labels, counts, log=False) if counts else ""),
     ])
 

@@ -249,3 +249,41 @@ def test_a_narrow_spread_still_spans_a_decade():
 def test_grid_lays_out_rows_and_columns():
     text = grid(["r1", "r2"], [1, 2], [[0.5, None], [1e-5, 2.0]])
     assert text.splitlines() == ["            1  2", "r1        0.5  -", "r2  1.000e-05  2"]
+
+
+def test_report_fixes_from_reading_every_output(tmp_path, capsys):
+    # a sweep's Verdicts table has every key a point has, as the CSV does (not only the first point's)
+    res = {"mode": "train", "vary": {"lr": [0.001, 1000.0]}, "done": 2, "total": 2, "base": {},
+           "points": [{"lr": 0.001, "verdict": "stable"}, {"lr": 1000.0, "verdict": "nonfinite", "nonfinite_runs": 1}]}
+    assert "nonfinite_runs" in report.sweep_markdown(res).split("## Verdicts")[1].splitlines()[2]
+    # a training that stopped short says whose statistics its last table holds
+    doc, _ = run_json(capsys, "train", "--depth", "3", "--width", "8", "--epochs", "1", "--lr", "1e6",
+                      "--stats-every", "3", "--json")
+    md = report.markdown("train", doc)
+    assert doc["stopped"] == "nonfinite" and "### Final per-layer statistics" not in md
+    assert f"### Per-layer statistics of the last sampled step (step {doc['steps'][-1]['step']}; the run stopped " \
+           f"nonfinite)" in md
+    # the Jacobian's report counts the values its histogram leaves out
+    jac = {"singular_values": [1.0, 1e-20], "histogram": {"edges": [0.0, 0.1], "counts": [1], "zeros": 0,
+                                                          "unresolved": 1, "log10": True}, "numerical_rank": 1}
+    assert "| unresolved (not in the histogram) | 1 |" in report.markdown("jacobian", jac)
+
+
+def test_a_saved_training_config_reloads_without_notes_and_with_its_data_found_anywhere(tmp_path, capsys,
+                                                                                         monkeypatch):
+    import numpy as np
+
+    monkeypatch.chdir(tmp_path)
+    np.savez(tmp_path / "d.npz", X=np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32),
+             y=np.zeros(40, dtype=np.float32))
+    saved = tmp_path / "t.toml"
+    assert main(["train", "--data", "d.npz", "--depth", "2", "--width", "4", "--epochs", "1", "--json",
+                 "--save-config", str(saved)]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert f'data = "{tmp_path / "d.npz"}"' in saved.read_text()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["train", "--config", str(saved), "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert "note" not in err and json.loads(out)["epochs"] == first["epochs"]

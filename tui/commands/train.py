@@ -5,8 +5,8 @@ import argparse
 import sys
 import time
 
-from .common import (add_config_flags, config_from_args, fmt, given_settings, command_preset, print_json,
-                     save_config, table, unread_notes, wants_json)
+from .common import (add_config_flags, config_from_args, fmt, given_flags, given_settings, command_preset,
+                     print_json, save_config, table, unread_notes, wants_json)
 from .outputs import add_output_flags, write_outputs
 
 LAYER_COLUMNS = ["index", "a_std", "saturated_frac", "dead_frac", "grad_z_std", "grad_w_absmean", "grad_to_weight",
@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
         print_stopped(res)
         if args.out:
             print(f"history written to {args.out}")
-    given = given_settings(args)
+    given = given_flags(args)       # a config file holds every setting: its sizes are not the user's ask
     for k in ("in_features", "out_features"):
         if k in given and str(given[k]).strip() != str(res["config"][k]):
             sys.stderr.write(f"initlab: note: {k} follows the data ({res['config'][k]}); {given[k]} was not used\n")
