@@ -370,9 +370,10 @@ def from_mapping(values: dict[str, Any], base: Config | None = None) -> Config:
     return cfg
 
 
-def read_toml(path: str) -> dict[str, Any]:
+def read_toml(path: str, extra: tuple[str, ...] = ()) -> dict[str, Any]:
     """The settings of a TOML experiment as raw values, keyed by field (and `preset`): top-level keys, or keys in
-    one level of tables ([model], [train], ...). Unknown keys, deeper tables and a key given twice are refused."""
+    one level of tables ([model], [train], ...). Unknown keys, deeper tables and a key given twice are refused;
+    `extra` names keys taken as they are (a command's own settings, such as widths' widths)."""
     if not path:
         raise SpecError("config", path, "a TOML file path")
     if not os.path.exists(path):
@@ -395,8 +396,8 @@ def read_toml(path: str) -> dict[str, Any]:
             if isinstance(value, dict):
                 raise SpecError("config", where, "settings at the top level or in one level of tables "
                                                  "([model], [train], ...), not a table inside a table")
-            if key not in FIELDS and key != "preset":
-                raise SpecError("config", where, "a known setting: preset, " + ", ".join(FIELDS))
+            if key not in FIELDS and key != "preset" and key not in extra:
+                raise SpecError("config", where, "a known setting: preset, " + ", ".join([*FIELDS, *extra]))
             if key in flat:
                 raise SpecError("config", where, f"each setting once ({key} is given twice)")
             flat[key] = value

@@ -287,3 +287,26 @@ def test_a_saved_training_config_reloads_without_notes_and_with_its_data_found_a
     assert main(["train", "--config", str(saved), "--json"]) == 0
     out, err = capsys.readouterr()
     assert "note" not in err and json.loads(out)["epochs"] == first["epochs"]
+
+
+@pytest.mark.parametrize("argv, key", [
+    (["widths", "--widths", "16,32", "--steps", "2", "--depth", "3"], "mean_abs_a"),
+    (["sweep", "--vary", "sigma_w=0.5,1", "--vary", "seed=0,1", "--init", "scaled_normal", "--depth", "4",
+      "--width", "8", "--in-features", "8", "--out-features", "8"], "points"),
+    (["jacobian", "--depth", "4", "--width", "32", "--inputs", "3", "--bins", "5"], "histogram"),
+])
+def test_a_commands_own_settings_are_saved_and_read_back(tmp_path, capsys, argv, key):
+    """widths' widths and steps, a sweep's grid, the Jacobian's inputs and bins go into --save-config and come back
+    with --config; a flag given beside the file wins; the other commands pass over them."""
+    saved = tmp_path / "own.toml"
+    assert main([*argv, "--device", "cpu", "--json", "--save-config", str(saved)]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert main([argv[0], "--config", str(saved), "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    pick = lambda doc: [p["log10_gradz_ratio"] for p in doc["points"]] if key == "points" else doc[key]
+    assert pick(again) == pick(first)
+    assert main(["probe", "--config", str(saved), "--json"]) == 0
+    capsys.readouterr()
+    if argv[0] == "widths":
+        assert main(["widths", "--config", str(saved), "--widths", "8,16", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["widths"] == [8, 16]

@@ -80,6 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_app()
     parser.argv = argv
     args = parser.parse_args(argv)
+    args.argv = argv            # which of a command's own flags were given: those win over its config file
     if args.command is None:
         parser.print_help()
         return 0

@@ -87,6 +87,64 @@ def check_output_path(name: str, path: str) -> None:
         raise SpecError(name, path, f"a file in a folder you can write to ({e.strerror or e})") from None
 
 
+# each command's own settings (not a Config's), saved with --save-config and read back by that command; the other
+# commands pass over them, so that any saved file loads anywhere
+OWN_KEYS = {"widths": ("widths", "steps"), "jacobian": ("inputs", "bins"), "sweep": ("vary", "train", "metric")}
+_OWN_KINDS = {"widths": str, "steps": int, "inputs": int, "bins": int, "vary": list, "train": bool, "metric": str}
+
+
+def _flag_given(argv: list[str], key: str) -> bool:
+    flag = "--" + key.replace("_", "-")
+    return any(a == flag or a.startswith(flag + "=") for a in argv)
+
+
+def _own_value(key: str, value: Any) -> Any:
+    """A config file's value of a command's own setting, as its flag would hold it."""
+    kind = _OWN_KINDS[key]
+    if key == "widths" and isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool)
+                                                            for v in value):
+        return ",".join(map(str, value))
+    if kind is int and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if kind is list and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return list(value)
+    if kind in (str, bool) and type(value) is kind:
+        return value
+    words = {str: "a string", int: "an integer", bool: "true or false", list: "a list of NAME=V1,V2,... strings"}
+    raise SpecError(key, value, f"{words[kind]} (in the config file)")
+
+
+def _take_own_keys(args: argparse.Namespace, raw: dict[str, Any]) -> dict[str, Any]:
+    """The config's settings without the commands' own; this command's own fill its flags not given."""
+    own = OWN_KEYS.get(getattr(args, "command", ""), ())
+    argv = list(getattr(args, "argv", None) or [])
+    out = {}
+    for key, value in raw.items():
+        if key not in _OWN_KINDS:
+            out[key] = value
+        elif key in own and not _flag_given(argv, key):
+            setattr(args, key, _own_value(key, value))
+    return out
+
+
+def own_toml_lines(args: argparse.Namespace) -> list[str]:
+    """This command's own settings as TOML lines, for --save-config."""
+    lines = []
+    for key in OWN_KEYS.get(getattr(args, "command", ""), ()):
+        v = getattr(args, key, None)
+        if v is None or (key == "vary" and not v):
+            continue
+        if key == "vary":
+            lines.append("vary = [" + ", ".join(spec.toml_string(x) for x in v) + "]")
+        elif _OWN_KINDS[key] is int:
+            lines.append(f"{key} = {int(str(v).strip())}")
+        elif _OWN_KINDS[key] is bool:
+            lines.append(f"{key} = {'true' if v else 'false'}")
+        else:
+            lines.append(f"{key} = {spec.toml_string(str(v))}")
+    return lines
+
+
 def prepare(args: argparse.Namespace) -> None:
     """Before any work: refuse output paths that cannot be written (--out, --save-config, --csv, --report), read
     --config, and take its `preset` key where no --preset flag is given (flags win over the config, which wins over
@@ -106,7 +164,7 @@ def prepare(args: argparse.Namespace) -> None:
     path = getattr(args, "config", None)
     if path is None:
         return
-    raw = spec.read_toml(path)
+    raw = _take_own_keys(args, spec.read_toml(path, extra=tuple(_OWN_KINDS)))
     args.config_keys = raw
     if "preset" in raw and getattr(args, "preset", None) is None:
         from initlab.engine.sweep import SWEEP_PRESETS
@@ -188,6 +246,7 @@ def save_config(args: argparse.Namespace, cfg: Config) -> None:
             lines.insert(1, f"preset = {spec.toml_string(name)}")
             if len(presets.PRESETS[name].seeds) > 1 and "seed" not in given_settings(args):
                 lines = [ln for ln in lines if not ln.startswith("seed = ")]
+        lines[1:1] = own_toml_lines(args)       # at the top level, before any table a later edit might add
         write_text(args.save_config, "\n".join(lines) + "\n")
 
 
