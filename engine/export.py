@@ -100,8 +100,18 @@ def csv_text(rows: Iterable[dict[str, Any]]) -> str:
         w = csv.DictWriter(buf, fieldnames=names)
         w.writeheader()
         for r in rows:
-            w.writerow({k: ("" if v is None else v) for k, v in clean_json(r).items()})
+            w.writerow({k: _csv_cell(v) for k, v in r.items()})
     return buf.getvalue()
+
+
+def _csv_cell(v: Any) -> Any:
+    """A CSV cell: empty for a value that is missing; inf, -inf and nan as such (a reader parses them as floats),
+    so that an infinite depth scale is not taken for one never computed."""
+    if v is None:
+        return ""
+    if isinstance(v, float) and not math.isfinite(v):
+        return "nan" if v != v else "inf" if v > 0 else "-inf"
+    return clean_json(v)
 
 
 def write_csv(path: str, rows: Iterable[dict[str, Any]]) -> str:

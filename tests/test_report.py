@@ -310,3 +310,10 @@ def test_a_commands_own_settings_are_saved_and_read_back(tmp_path, capsys, argv,
     if argv[0] == "widths":
         assert main(["widths", "--config", str(saved), "--widths", "8,16", "--json"]) == 0
         assert json.loads(capsys.readouterr().out)["widths"] == [8, 16]
+
+
+def test_csv_cells_tell_an_infinite_value_from_a_missing_one():
+    text = export.csv_text([{"a": float("inf"), "b": None, "c": float("nan"), "d": -float("inf"), "e": 1.5}])
+    row = next(csv.DictReader(text.splitlines()))
+    assert row == {"a": "inf", "b": "", "c": "nan", "d": "-inf", "e": "1.5"}
+    assert float(row["a"]) == float("inf")
