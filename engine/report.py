@@ -243,13 +243,15 @@ def widths_csv(res: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per (width, step, layer): mean |a| and mean |a - a_0|."""
     rows = []
     names = res.get("layer_names", [])
-    deltas = res.get("mean_abs_delta", [])
+    deltas, losses = res.get("mean_abs_delta", []), res.get("loss", [])
     for wi, w in enumerate(res.get("widths", [])):
         for step, per_layer in enumerate(res.get("mean_abs_a", [])[wi]):
+            loss = losses[wi][step] if wi < len(losses) and step < len(losses[wi]) else None
             for li, v in enumerate(per_layer):
                 d = deltas[wi][step][li] if wi < len(deltas) else None
                 rows.append({"width": w, "step": step, "layer": li,
-                             "name": names[li] if li < len(names) else None, "mean_abs_a": v, "mean_abs_delta": d})
+                             "name": names[li] if li < len(names) else None, "mean_abs_a": v, "mean_abs_delta": d,
+                             "loss": loss})      # the width's loss at that step, on each of its layers' rows
     return rows
 
 
@@ -263,12 +265,19 @@ def widths_markdown(res: dict[str, Any]) -> str:
             vals = [res["mean_abs_a"][wi][step][li] for wi in range(len(widths))]
             figs.append(figure(f"mean |a| of {name} against width, step {step}", widths, vals))
     table = [{"step": s, **{n: v for n, v in zip(names, row)}} for s, row in enumerate(slopes)]
+    moved = [{"step": s, **{n: v for n, v in zip(names, row)}} for s, row in enumerate(res.get("delta_slopes", []))
+             if s > 0]      # step 0 has not moved yet
+    loss = [{"width": w, **{f"step {s}": v for s, v in enumerate(row)}} for w, row in zip(widths, res.get("loss", []))]
     return document("initlab width check report", [
         ("Settings", settings_table({"widths": widths, "optimizer": res.get("optimizer"), "lr": res.get("lr"),
                                      "device": res.get("device")}) + "\n\nBase settings:\n\n"
          + settings_table(res.get("config", {}))),
         ("Slopes", "log-log slope of mean |a| against width per layer (flat near 0 is width-stable)\n\n"
-         + md_table(table, ["step"] + list(names))),
+         + md_table(table, ["step"] + list(names))
+         + ("\n\nlog-log slope of mean |a - a_0| against width (how training's move grows with width)\n\n"
+            + md_table(moved, ["step"] + list(names)) if moved else "")),
+        ("Loss", "loss at each step, per width\n\n"
+         + md_table(loss, ["width"] + [f"step {s}" for s in range(steps)]) if loss else ""),
         ("Figures", "\n\n".join(figs)),
     ])
 

@@ -317,3 +317,16 @@ def test_csv_cells_tell_an_infinite_value_from_a_missing_one():
     row = next(csv.DictReader(text.splitlines()))
     assert row == {"a": "inf", "b": "", "c": "nan", "d": "-inf", "e": "1.5"}
     assert float(row["a"]) == float("inf")
+
+
+def test_widths_outputs_carry_the_loss_and_the_move_slopes(tmp_path, capsys):
+    c, m = tmp_path / "w.csv", tmp_path / "w.md"
+    doc, _ = run_json(capsys, "widths", "--widths", "16,32", "--steps", "2", "--depth", "3", "--device", "cpu",
+                      "--csv", str(c), "--report", str(m), "--json")
+    rows = list(csv.DictReader(c.read_text().splitlines()))
+    for r in rows:
+        wi = doc["widths"].index(int(r["width"]))
+        assert float(r["loss"]) == doc["loss"][wi][int(r["step"])]
+    md = m.read_text()
+    assert "## Loss" in md and "log-log slope of mean |a - a_0|" in md
+    assert report.fmt(doc["delta_slopes"][2][0]) in md.split("mean |a - a_0|")[1]
