@@ -67,7 +67,9 @@ def document(title: str, sections: Sequence[tuple[str, str]]) -> str:
 
 
 def layer_figures(layers: Sequence[dict[str, Any]]) -> str:
-    labels = [f"{r.get('index')} {r.get('name', '')}".rstrip() for r in layers]
+    # a module named by its position ("0") is not labelled "0 0"
+    labels = [str(r.get("index")) if str(r.get("name", "")) in ("", str(r.get("index")))
+              else f"{r.get('index')} {r.get('name')}" for r in layers]
     figs = [figure(title, labels, [r.get(k) for r in layers]) for k, title in LAYER_FIGURES
             if any(r.get(k) is not None for r in layers)]
     return "\n\n".join(figs)
@@ -154,7 +156,9 @@ def _train_run(r: dict[str, Any]) -> str:
         f"### Per-layer statistics of the last sampled step (step {steps[-1].get('step')}; the run stopped " \
         f"{r.get('stopped')})" if steps else "### Per-layer statistics"
     return "\n\n".join([
-        "\n\n".join(outcome), "### Epochs\n\n" + md_table(epochs, EPOCH_COLUMNS),
+        "\n\n".join(outcome), "### Epochs\n\n" + md_table(epochs, [c for c in EPOCH_COLUMNS
+                                                                 if any(e.get(c) is not None for e in epochs)
+                                                                 or not c.endswith("_acc")]),
         f"{head}\n\n" + md_table(final, TRAIN_LAYER_COLUMNS)] + figs)
 
 
@@ -162,7 +166,10 @@ def train_markdown(res: dict[str, Any]) -> str:
     runs = _runs(res)
     body = [(f"Run {i + 1} (seed {r.get('config', {}).get('seed')})" if len(runs) > 1 else "Outcome", _train_run(r))
             for i, r in enumerate(runs)]
-    return document("initlab training report", [("Settings", settings_table(res.get("config", {})))] + body)
+    settings = dict(res.get("config", {}))
+    if len(runs) > 1:       # the runs' own seeds, not only the first's
+        settings["seed"] = ", ".join(str(r.get("config", {}).get("seed")) for r in runs)
+    return document("initlab training report", [("Settings", settings_table(settings))] + body)
 
 
 # -- sweep, theory, jacobian, widths ----------------------------------------------------------------------------
@@ -187,7 +194,9 @@ def sweep_markdown(res: dict[str, Any]) -> str:
     points, vary = _sweep_points(res), res.get("vary", {})
     axes = [k for k in vary if k != "seed"]          # a point holds every seed: its mean and spread
     keys = axes + list(dict.fromkeys(k for p in points for k in p if k not in vary))     # as the CSV: every key
-    labels = [" ".join(f"{k}={p.get(k)}" for k in axes) for p in points]
+    # as the tables write them (sigma_w=1, not 1.0); a grid of seeds alone has one point, all of them
+    labels = [" ".join(f"{k}={fmt(p.get(k)) if isinstance(p.get(k), float) else p.get(k)}" for k in axes)
+              or "all seeds" for p in points]
     metric = (res.get("heatmap") or {}).get("metric", "log10_gradz_ratio")
     sections = [
         ("Settings", settings_table({"mode": res.get("mode"), **{f"vary {k}": v for k, v in vary.items()},

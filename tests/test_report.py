@@ -330,3 +330,15 @@ def test_widths_outputs_carry_the_loss_and_the_move_slopes(tmp_path, capsys):
     md = m.read_text()
     assert "## Loss" in md and "log-log slope of mean |a - a_0|" in md
     assert report.fmt(doc["delta_slopes"][2][0]) in md.split("mean |a - a_0|")[1]
+
+
+def test_report_labels_read_as_the_tables_do(capsys, tmp_path):
+    m = tmp_path / "s.md"
+    run_json(capsys, "sweep", "--vary", "sigma_w=1,2", "--init", "scaled_normal", *SMALL, "--report", str(m), "--json")
+    assert "sigma_w=1 |" in m.read_text() and "sigma_w=1.0" not in m.read_text()
+    run_json(capsys, "sweep", "--vary", "seed=0,1", *SMALL, "--report", str(m), "--json")
+    assert "all seeds |" in m.read_text()
+    doc, _ = run_json(capsys, "train", "--preset", "seed-sensitivity", "--epochs", "1", "--json")
+    md = report.markdown("train", doc)
+    assert "| seed | 420, 29 |" in md and "train_acc" not in md          # a regression has no accuracy
+    assert report.layer_figures([{"index": 0, "name": "0", "a_std": 1.0}]).count("0 0") == 0
