@@ -111,9 +111,9 @@ def run(args: argparse.Namespace) -> int:
         restore()
     if bar is not None:
         sys.stderr.write("\n")
+    write_outputs(args, "train", res)      # built before any is written: a failure there leaves --out as it was
     if args.out:
         write_json(args.out, res)
-    write_outputs(args, "train", res)
     if wants_json(args):
         print_json(res)
     else:
