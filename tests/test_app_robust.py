@@ -296,3 +296,24 @@ async def test_failed_jobs_are_logged_and_notified_and_the_next_run_works(tmp_pa
         assert app.run_state == "failed"
         assert app.charts.chart("glorot").data.label == "probe; the probe after it failed"
         assert "the probe after it failed" in app.charts.chart("forward").draw(160, 20).plain.splitlines()[0]
+
+
+@pilot_test
+async def test_statistics_taken_before_their_jobs_start_is_handled_belong_to_that_job():
+    """The bridge may hand over a job's first statistics before the app has handled its Started event: they are
+    that job's (its settings name a pinned baseline; a failure says they are the failed job's), not the last's."""
+    from initlab.engine.events import LayerStats, Started
+
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app)
+        cfg = Config(activation="relu", init="kaiming_normal")
+        app._jobs.append(type("Queued", (), {"config": cfg})())
+        app.bridge._on_event(Started("probe", config=cfg.to_dict()))      # posted: handled at the next await
+        app.bridge._on_event(LayerStats("probe", step=0, layers=({"a_std": 1.0, "index": 0},)))
+        app.drain(force=True)                                             # before that Started is handled
+        assert app._snap_run == 1 and app._snap_config is cfg
+        await pilot.pause()
+        assert app._runs == 1 and app._charted == 1
+        app.action_pin_baseline()
+        assert app.baseline.label == "probe relu kaiming_normal"

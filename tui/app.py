@@ -128,6 +128,7 @@ class InitlabApp(BeyondMixin, App):
         self._charted = 0
         self._pinnable: Baseline | None = None
         self._snap_run, self._snap_config = 0, None     # the run the snapshot's statistics came from, its settings
+        self._run_configs: dict[int, Any] = {}         # settings by run, for a snapshot taken before its Started
         self.preset_name = ""       # the preset last loaded into the form
         self._jobs: deque[Any] = deque()                  # jobs started, not yet seen as Started
         self.run_seeds: tuple[int, ...] = ()              # the seeds of a several-run training, for its legend
@@ -312,8 +313,9 @@ class InitlabApp(BeyondMixin, App):
         if snap is not None:
             self.snapshot = snap
             # a job that sends no statistics (a Jacobian, a width check) leaves the last run's on the charts: they
-            # stay that run's, under its settings
-            self._snap_run, self._snap_config = self._runs, self.run_config
+            # stay that run's, under its settings (a snapshot may come before its job's Started is handled here)
+            self._snap_run = snap.run
+            self._snap_config = self._config_of(snap.run)
             self._charts_stale = True
             if snap.progress is not None and self.bridge.running:
                 self.run_state = progress_state(snap.progress)
@@ -322,6 +324,13 @@ class InitlabApp(BeyondMixin, App):
             self._charts_stale = False
             self._charts_at = now
             self.push_charts()
+
+    def _config_of(self, run: int) -> Any:
+        """The settings of the run-th job started: one whose Started is handled, or one still queued."""
+        if run in self._run_configs:
+            return self._run_configs[run]
+        ahead = run - self._runs - 1
+        return getattr(self._jobs[ahead], "config", None) if 0 <= ahead < len(self._jobs) else None
 
     def push_charts(self) -> None:
         snap, base = self.snapshot, self.baseline
@@ -372,6 +381,8 @@ class InitlabApp(BeyondMixin, App):
                 job = self._jobs.popleft()
                 self.run_config = getattr(job, "config", None)
                 self.run_seeds = tuple(getattr(job, "seeds", ()) or ())
+            self._run_configs = {k: v for k, v in self._run_configs.items() if k >= self._runs - 2}
+            self._run_configs[self._runs] = self.run_config
             self.run_state = "probing" if ev.job == "probe" else ("training" if ev.job == "train" else ev.job)
         elif isinstance(ev, LogLine):
             self.log_pane.add(ev.level, ev.message)

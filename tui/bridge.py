@@ -30,6 +30,7 @@ class Snapshot:
     epochs: tuple[EpochEnd, ...]
     heat: tuple[tuple[int, tuple[float | None, ...]], ...]   # (step, log10 std of dL/dW per layer)
     version: int
+    run: int = 0        # which job these are of: the count of jobs started when they came (1 for the first)
 
 
 class EngineBridge:
@@ -40,6 +41,7 @@ class EngineBridge:
     def __init__(self, post: Callable[[Event], None]):
         self._post = post
         self._lock = threading.Lock()
+        self._runs = 0
         self._reset()
         self.session = Session(self._on_event)
 
@@ -75,6 +77,7 @@ class EngineBridge:
         if isinstance(ev, Started):
             with self._lock:
                 self._reset()
+                self._runs += 1
         self._post(ev)
 
     def take(self, force: bool = False) -> Snapshot | None:
@@ -84,7 +87,7 @@ class EngineBridge:
                 return None
             self._taken = self._version
             return Snapshot(self._stats, self._progress, tuple(self._epochs.values()), tuple(self._heat.values()),
-                            self._version)
+                            self._version, self._runs)
 
     @property
     def pending(self) -> bool:
