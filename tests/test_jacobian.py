@@ -193,3 +193,13 @@ def test_histogram_labels_differ_however_narrow_the_spread():
     edges = [float(x) for lab in labels for x in lab.strip("[ ").split(",")]
     assert edges[1:-1:2] == edges[2::2]            # a bin ends where the next begins
     assert max(abs(a - b) for a, b in zip(edges[::2], res["histogram"]["edges"])) < 1e-8
+
+
+@pytest.mark.parametrize("argv, line", [
+    (["jacobian", "--inputs", "0"], "inputs: '0' is not allowed; an integer in [1, 256]"),
+    (["jacobian", "--bins", "0"], "bins: '0' is not allowed; an integer in [1, 1000]"),
+    (["widths", "--steps", "5000"], "steps: '5000' is not allowed; an integer in [0, 1000]"),
+])
+def test_a_commands_own_number_out_of_range_is_echoed_as_typed(capsys, argv, line):
+    assert main(argv) == 2
+    assert capsys.readouterr().err == f"initlab: error: {line}\n"

@@ -68,6 +68,12 @@ def unread_notes(args: argparse.Namespace, cfg: Config, train: bool, skip: tuple
     return notes
 
 
+def as_typed(e: SpecError, args: argparse.Namespace) -> SpecError:
+    """A refusal of a command's own flag (its range is the engine's to check) echoing the value as typed."""
+    typed = getattr(args, e.field, None)
+    return SpecError(e.field, str(typed).strip(), e.allowed) if isinstance(typed, str) else e
+
+
 def check_output_path(name: str, path: str) -> None:
     """Refuse, before any work, an output path that is empty, a folder, or in a folder that does not exist."""
     if not path.strip():
