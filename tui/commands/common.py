@@ -70,7 +70,7 @@ def unread_notes(args: argparse.Namespace, cfg: Config, train: bool, skip: tuple
 
 def as_typed(e: SpecError, args: argparse.Namespace) -> SpecError:
     """A refusal of a command's own flag (its range is the engine's to check) echoing the value as typed."""
-    typed = getattr(args, e.field, None)
+    typed = getattr(args, e.field, None) if e.field in OWN_KEYS.get(getattr(args, "command", ""), ()) else None
     return SpecError(e.field, str(typed).strip(), e.allowed) if isinstance(typed, str) else e
 
 
