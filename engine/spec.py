@@ -257,9 +257,9 @@ def parse_value(name: str, raw: Any) -> Any:
             return raw
         if isinstance(raw, float) and raw.is_integer():
             return int(raw)
-        if isinstance(raw, str) and plain_number(raw):
+        if isinstance(raw, str):
             try:
-                return int(raw.strip())
+                return plain_int(raw)
             except ValueError:
                 pass
         raise SpecError(name, raw, _allowed(info))
@@ -460,11 +460,19 @@ def plain_number(s: str) -> bool:
     return s.isascii() and "_" not in s
 
 
+def plain_int(raw: Any) -> int:
+    """int(raw) of a number as typed on a keyboard (see plain_number); ValueError otherwise."""
+    text = str(raw)
+    if not plain_number(text):
+        raise ValueError(text)
+    return int(text.strip())
+
+
 def parse_widths(raw: str) -> list[int]:
     """"64,128,256" -> [64, 128, 256]; each a valid width, at least two, no repeats."""
     allowed = "comma-separated integers in [1, 1048576], at least two, each once"
     try:
-        ws = [int(p.strip()) if plain_number(p) else int("x") for p in str(raw).split(",")]
+        ws = [plain_int(p) for p in str(raw).split(",")]
     except ValueError:
         raise SpecError("widths", raw, allowed) from None
     if len(ws) < 2 or len(set(ws)) != len(ws):

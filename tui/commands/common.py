@@ -61,9 +61,8 @@ def unread_notes(args: argparse.Namespace, cfg: Config, train: bool, skip: tuple
         why = None if name in skip else read_nowhere(points, name, train) if points is not None \
             else unread(cfg, name, train)
         if why:
-            flag_name = name.replace("_", "-")
-            given = (f"--{flag_name}" if value else f"--no-{flag_name}") if isinstance(value, bool) \
-                else f"--{flag_name} {value}"
+            given = (flag(name) if value else "--no-" + flag(name)[2:]) if isinstance(value, bool) \
+                else f"{flag(name)} {value}"
             notes.append(f"initlab: note: {why}; {given} was not used")
     return notes
 
@@ -100,8 +99,7 @@ _OWN_KINDS = {"widths": str, "steps": int, "inputs": int, "bins": int, "vary": l
 
 
 def _flag_given(argv: list[str], key: str) -> bool:
-    flag = "--" + key.replace("_", "-")
-    return any(a == flag or a.startswith(flag + "=") for a in argv)
+    return any(a == flag(key) or a.startswith(flag(key) + "=") for a in argv)
 
 
 def _own_value(key: str, value: Any) -> Any:
@@ -162,8 +160,7 @@ def prepare(args: argparse.Namespace) -> None:
             check_output_path(name, path)
             real = os.path.realpath(path)
             if real in taken:       # the later write would replace the earlier one's file
-                flag = "--" + taken[real].replace("_", "-")
-                raise SpecError(name, path, f"a file other than {flag}'s (each output needs its own)")
+                raise SpecError(name, path, f"a file other than {flag(taken[real])}'s (each output needs its own)")
             taken[real] = name
     if getattr(args, "preset", None) is not None and not args.preset.strip():
         raise SpecError("preset", args.preset, "a preset's name (see `initlab presets`)")

@@ -31,12 +31,10 @@ ALLOWED = {"inputs": "an integer in [1, 256]", "bins": "an integer in [1, 1000]"
 
 
 def _int(name: str, raw: str) -> int:
-    from initlab.engine.spec import SpecError, plain_number
+    from initlab.engine.spec import SpecError, plain_int
 
     try:
-        if not plain_number(str(raw)):
-            raise ValueError(raw)
-        return int(str(raw).strip())
+        return plain_int(raw)
     except ValueError:
         raise SpecError(name, raw, ALLOWED[name]) from None
 

@@ -32,10 +32,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def parse_port(raw: Any) -> int:
-    from initlab.engine.spec import plain_number
+    from initlab.engine.spec import plain_int
 
     try:
-        port = int(str(raw).strip()) if plain_number(str(raw)) else -1
+        port = plain_int(raw)
     except ValueError:
         port = -1
     if not 1 <= port <= 65535:

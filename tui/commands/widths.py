@@ -58,7 +58,7 @@ def step_table(res: dict, key: str, slope_key: str, t: int) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from initlab.engine.spec import SpecError
-    from initlab.engine.spec import parse_widths, plain_number
+    from initlab.engine.spec import parse_widths, plain_int
     from initlab.engine.widths import MAX_STEPS, width_check
 
     for name, value in given_flags(args).items():
@@ -67,9 +67,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     widths = parse_widths(args.widths)
     try:
-        if not plain_number(str(args.steps)):
-            raise ValueError(args.steps)
-        steps = int(str(args.steps).strip())
+        steps = plain_int(args.steps)
     except ValueError:
         raise SpecError("steps", args.steps, f"an integer in [0, {MAX_STEPS}]") from None
     try:
