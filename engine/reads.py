@@ -18,10 +18,14 @@ POLY_ONLY = ("deg", "poly_w", "poly_bias")
 OPTIMISER_PARAMS = {"momentum": ("sgd", "rmsprop"), "nesterov": ("sgd",)}
 
 
+def _who(names: tuple[str, ...]) -> str:
+    return f"{', '.join(names)} {'does' if len(names) == 1 else 'do'}"
+
+
 def unread(cfg: Config, name: str, train: bool) -> str | None:
     """Why a run of cfg (a training if `train`, else a probe) does not read the setting `name`; None if it does."""
     if name in INIT_PARAMS and cfg.init not in INIT_PARAMS[name]:
-        return f"init {cfg.init} does not read {name}; init {', '.join(INIT_PARAMS[name])} does"
+        return f"init {cfg.init} does not read {name}; init {_who(INIT_PARAMS[name])}"
     if name == "sigma_b" and not cfg.bias:
         return "a net without bias does not read sigma_b"
     if name == "slope" and cfg.activation != "leaky_relu":
@@ -43,7 +47,7 @@ def unread(cfg: Config, name: str, train: bool) -> str | None:
     if train and name == "n_rows" and cfg.data not in BUILTIN_DATA:
         return "a data file has its own rows"
     if train and name in OPTIMISER_PARAMS and cfg.optimizer not in OPTIMISER_PARAMS[name]:
-        return f"optimizer {cfg.optimizer} does not read {name}; {', '.join(OPTIMISER_PARAMS[name])} does"
+        return f"optimizer {cfg.optimizer} does not read {name}; {_who(OPTIMISER_PARAMS[name])}"
     return None
 
 

@@ -58,7 +58,7 @@ def verdict_text(v: dict[str, Any] | None) -> str:
     if kind == "stable":
         head += ": no layer's signal vanishes or explodes"
     return (f"{head}\n\n- first/last mean |dL/dW| ratio: {fmt(v.get('first_last_grad_ratio'))}\n"
-            f"- first/last dL/dz std ratio: {fmt(v.get('first_last_gradz_ratio'))}")
+            f"- first/last dL/dz RMS ratio: {fmt(v.get('first_last_gradz_ratio'))}")
 
 
 def document(title: str, sections: Sequence[tuple[str, str]]) -> str:

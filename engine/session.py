@@ -61,7 +61,7 @@ def describe_error(exc: BaseException) -> str:
         else:
             asked = "allocation failed"
         return f"out of memory: {asked}; try a smaller batch or width"
-    if type(exc).__name__ == "SpecError":
+    if any(c.__name__ == "SpecError" for c in type(exc).__mro__):       # a refusal (MissingSetting too) says it all
         return text
     return f"{type(exc).__name__}: {text}"
 

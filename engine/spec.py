@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -39,7 +40,9 @@ def shown(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(shown(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {shown(v)}" for k, v in value.items()) + "}"
+        # a key that is not bare is quoted as TOML quotes it: it may hold a newline
+        keys = [k if re.fullmatch(r"[A-Za-z0-9_-]+", str(k)) else toml_string(str(k)) for k in value]
+        return "{" + ", ".join(f"{k} = {shown(v)}" for k, v in zip(keys, value.values())) + "}"
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return repr(value)

@@ -1,6 +1,8 @@
 """On-device per-layer statistics of an MLP pass: hooks that capture tensors, and reductions stacked for one transfer."""
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -12,6 +14,17 @@ STAT_NAMES = (
     "grad_z_std", "grad_z_rms", "grad_w_std", "grad_w_absmean", "grad_w_norm", "w_std", "grad_to_weight",
     "fwd_var_ratio", "bwd_var_ratio", "distinct_units",
 )
+RATIO_NAMES = ("grad_to_weight", "fwd_var_ratio", "bwd_var_ratio", "update_to_weight_log10")
+
+
+def undefined_as_none(d: dict[str, Any]) -> dict[str, Any]:
+    """A ratio of two zero spreads (a zero-init weight, a one-value output) is not a number to show: None, as a
+    ratio the engine does not compute. Values that are themselves non-finite still show in their own columns."""
+    for k in RATIO_NAMES:
+        v = d.get(k)
+        if v is not None and v != v:
+            d[k] = None
+    return d
 QUANTILES = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
 DIST_KINDS = ("weight", "activation", "gradient")
 _QUANTILE_SAMPLE = 1024   # values sampled (strided) from a larger tensor for its quantiles
@@ -308,6 +321,7 @@ def collect(cap: Capture, blocks: nn.ModuleList, extra: list[torch.Tensor],
     layers = [dict(zip(STAT_NAMES, flat[r * K:(r + 1) * K])) for r in range(L)]
     for d in layers:
         d["distinct_units"] = int(d["distinct_units"]) if d["distinct_units"] == d["distinct_units"] else None
+        undefined_as_none(d)
     pos = L * K
     extras = flat[pos:pos + len(extra)]
     pos += len(extra)

@@ -16,7 +16,7 @@ from .models import MLP, build_mlp
 from .probe import layer_rows
 from .spec import Config, SpecError, steps_per_epoch, validate
 from .session import JobCancelled
-from .stats import STAT_NAMES, Capture, collect, layer_table
+from .stats import STAT_NAMES, Capture, collect, layer_table, undefined_as_none
 
 Emit = Callable[[Any], None]
 STEP_HISTORY = 512
@@ -61,7 +61,7 @@ def _rows(values: list[float], model: MLP, extra_names: tuple[str, ...]) -> list
         du = d.pop("distinct_units", None)
         if du is not None and du == du:     # not sampled during training: it costs a sort per layer
             d["distinct_units"] = int(du)
-        stats.append(d)
+        stats.append(undefined_as_none(d))
     return layer_rows(model, stats)
 
 

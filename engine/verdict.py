@@ -48,7 +48,8 @@ def verdict(layers: list[dict[str, Any]], input_std: float | None, batch: int | 
     out: dict[str, Any] = {
         "kind": "stable", "from_layer": None,
         "first_last_grad_ratio": ratio(layers[0].get("grad_w_absmean"), layers[-1].get("grad_w_absmean")),
-        "first_last_gradz_ratio": ratio(layers[0].get("grad_z_std"), layers[-1].get("grad_z_std")),
+        # RMS, as the backward verdict reads it: a one-value output layer has a dL/dz but no spread
+        "first_last_gradz_ratio": ratio(layers[0].get("grad_z_rms"), layers[-1].get("grad_z_rms")),
     }
     bad = first_nonfinite(layers)
     grads_bad = [i for i, d in enumerate(layers)
@@ -60,7 +61,6 @@ def verdict(layers: list[dict[str, Any]], input_std: float | None, batch: int | 
     ref_f = _log(input_std)
     fwd = [_log(d.get("a_std")) for d in layers]
     one_value = [_one_value(d, batch) for d in layers]
-    # RMS rather than std: a one-unit output seen on a batch of one has a dL/dz but no spread
     ref_b = _log(layers[-1].get("grad_z_rms"))
     bwd = [_log(d.get("grad_z_rms")) for d in layers]
     # A log of None means the std is exactly 0: as vanished as it gets.

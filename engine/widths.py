@@ -44,18 +44,30 @@ def layer_outputs(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
 def train_width(cfg: Config, x: torch.Tensor, y: torch.Tensor, steps: int, device: torch.device
                 ) -> tuple[list[list[float]], list[list[float]], list[float]]:
     """One width: (mean |a| [step][layer], mean |a - a_0| [step][layer], loss [step]) for steps 0..steps, where
-    step t is the forward pass after t updates. Reduced on the device, one transfer at the end."""
+    step t is the forward pass after t updates. Reduced on the device, one transfer at the end. With dropout the
+    figures are of a forward without it (each training forward draws new masks, which would read as movement) and
+    the update comes from a second forward with it."""
     from .train import make_optimizer
 
     torch.manual_seed(cfg.seed)
     model = build_mlp(cfg, device, sample=x)
     model.train()
     opt = make_optimizer(cfg, model.parameters())
+    dropouts = [m for m in model.modules() if isinstance(m, nn.Dropout) and m.p > 0]
     first: list[torch.Tensor] = []
     rows = []
     for t in range(steps + 1):
-        outs = layer_outputs(model, x)
-        loss = nn.functional.mse_loss(outs[-1], y)
+        if dropouts:
+            for m in dropouts:
+                m.eval()
+            with torch.no_grad():
+                outs = layer_outputs(model, x)
+                loss = nn.functional.mse_loss(outs[-1], y)
+            for m in dropouts:
+                m.train()
+        else:
+            outs = layer_outputs(model, x)
+            loss = nn.functional.mse_loss(outs[-1], y)
         if t == 0:
             first = [a.detach() for a in outs]
         rows.append(torch.stack([a.detach().abs().mean() for a in outs]
@@ -63,6 +75,8 @@ def train_width(cfg: Config, x: torch.Tensor, y: torch.Tensor, steps: int, devic
                                 + [loss.detach()]))
         if t < steps:
             opt.zero_grad(set_to_none=True)
+            if dropouts:
+                loss = nn.functional.mse_loss(layer_outputs(model, x)[-1], y)
             loss.backward()
             if cfg.clip > 0:
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)

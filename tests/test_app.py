@@ -605,6 +605,11 @@ async def test_a_log_scrolled_back_stays_there_when_the_terminal_is_resized():
         await pilot.pause(0.1)
         await pilot.pause(0.1)
         assert log.scroll_y == log.max_scroll_y > 0          # one that followed the end still does
+        # a terminal made smaller in both directions (a shorter log pane too): the newest line stays in sight
+        await pilot.resize_terminal(60, 15)
+        await pilot.pause(0.1)
+        await pilot.pause(0.1)
+        assert log.scroll_y == log.max_scroll_y > 0
 
 
 async def from_palette(pilot, text: str) -> None:

@@ -171,6 +171,11 @@ async def test_theory_readout_follows_activation_and_sigmas():
         for key in ("q_star", "chi1", "depth_scale_forward", "depth_scale_backward"):
             assert got[key] == pytest.approx(ref[key], rel=1e-12), key
         assert got["phase"] == ref["phase"] == "chaotic"
+        # the empirical gain is the figure `initlab gain` prints, to every digit
+        from initlab.engine.activations import gain_table
+
+        assert chart.data.name == "tanh"
+        assert chart.data.empirical_gain == next(r.empirical for r in gain_table() if r.name == "tanh")
         await pilot.press("n")
         await pilot.pause()
         _cols, rows = app.charts.query_one("#numbers").shown
@@ -252,7 +257,7 @@ async def test_widths_view_matches_the_coordinate_check():
         assert flat(r["mean_abs_a"]) == pytest.approx(flat(ref["mean_abs_a"]), rel=1e-6)
         assert len(flat(r["mean_abs_a"])) == 3 * 6 * 3          # widths x steps 0..5 x layers
         text = app.charts.chart("widths").render().plain
-        assert "step 0" in text and "step 5" in text and "largest |slope|" in text
+        assert "step 0" in text and "step 5" in text and "largest |slope|" in text and "steps 0 to 5: " in text
         worst = max(abs(v) for v in ref["slopes"][-1])
         assert app.log_pane.messages()[-1].startswith("widths: 16, 32, 64 over 5 steps")
         assert f"{worst:.3g} (0 is width-stable)" in app.log_pane.messages()[-1]
@@ -324,12 +329,28 @@ async def test_model_field_probes_your_own_model_and_refusals_leave_the_app_usab
         assert app.baseline is not None and app.baseline.label == f"probe {path}:cnn"
         assert [d["a_std"] for d in layers] == pytest.approx([d["a_std"] for d in ref.layers], rel=1e-6)
         assert app.last_result["model"] == "Sequential" and app.run_state == "idle"
-        # a model without inputs takes the input shape field
+        # Distributions says this probe has no boxes, rather than keep the startup MLP's under this probe's label
+        dist = app.charts.chart("distributions")
+        assert not dist.has_data() and dist.empty.startswith("no quantile boxes for a probe of your own model")
+        # a model without inputs takes the input shape field; left empty, the failure is refused there
         app.extras.set_value("model", f"{path}:bare")
+        await pilot.press("escape", "p")
+        await settle(pilot, app)
+        message = app.log_pane.entries[-1][2]
+        assert message.startswith("probe failed: input_shape: none given") and "MissingSetting" not in message
+        assert message.endswith("(the cursor is in input_shape now; escape leaves it)")
+        assert app.focused is app.extras.query_one("#field-input_shape")
+        assert "none given" in str(app.extras.query_one(".error-input_shape").render())
         app.extras.set_value("input_shape", "4,6")
-        await pilot.press("p")
+        await pilot.pause()
+        assert not app.extras.query(".error-input_shape")
+        await pilot.press("escape", "p")
         await settle(pilot, app)
         assert app.last_result["inputs"] == [[4, 6]]
+        # a Jacobian leaves the model aside: said
+        await pilot.press("9", "r")
+        await settle(pilot, app)
+        assert "the Jacobian is of the configured MLP; the model field is probed with p" in app.log_pane.messages()
         # a factory that raises: one line in the log and a notification, and the app goes on
         app.extras.set_value("model", f"{path}:raises")
         await pilot.press("p")
@@ -417,3 +438,9 @@ async def test_vary_refuses_what_the_sweep_would_refuse_and_r_puts_the_cursor_th
         await pilot.press("escape", "r")
         await settle(pilot, app)
         assert app.last_kind == "sweep" and app.last_result["done"] == 2
+        # an empty grid: refused beside the field (its placeholder reads like a grid), the cursor put there
+        await type_in_vary(pilot, app, "")
+        await pilot.press("escape", "r")
+        await pilot.pause()
+        assert app.focused is vary and str(app.extras.query_one(".error-vary").render()).startswith("'' is not")
+        assert app.log_pane.messages()[-1].endswith("(the cursor is in vary now; escape leaves it)")

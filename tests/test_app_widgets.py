@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 from rich.text import Text
@@ -156,10 +157,17 @@ def test_charts_draw_and_tabulate_without_an_app():
                                                                                            .5, 1)]
     # a layer whose outputs are all non-finite: its saturated and dead counts are blank, and a chart with no
     # finite value says so instead of drawing an empty frame
-    bad = ({**layers[0], "a_std": None, "nonfinite_frac": 1.0, "saturated_frac": 0.0, "dead_frac": 0.0},)
+    bad = ({**layers[0], "a_std": math.nan, "nonfinite_frac": 1.0, "saturated_frac": 0.0, "dead_frac": 0.0},)
     fwd.data = LayerData(bad)
     assert fwd.table()[1][0][5:] == ["-", "-"]
-    assert "no finite, positive value to draw: a_std" in fwd.draw(80, 20).plain
+    pic = fwd.draw(80, 20).plain
+    assert pic.startswith("Forward: a_std non-finite from layer 0 (1 of 1 layers)")
+    assert "nothing to draw: a_std are not measured, non-finite or zero in every layer" in pic
+    # a value not measured (a user's module without weights) is not called non-finite
+    unmeasured = ({**layers[0], "fwd_var_ratio": None, "bwd_var_ratio": None},)
+    glorot = GlorotChart()
+    glorot.data = LayerData(unmeasured)
+    assert "non-finite" not in glorot.draw(80, 20).plain.splitlines()[0]
     empty = TrainingChart()
     empty.data = TrainingData((), label="no epoch finished: stopped on a non-finite value")
     assert empty.has_data() and empty.draw(60, 16).plain == \
@@ -254,8 +262,12 @@ def test_the_widths_chart_says_which_steps_fit_when_some_do_not():
     chart.data = width_check(Config(depth=3, width=16, batch=8, in_features=8, out_features=4, device="cpu"),
                              [8, 16, 32], 5)
     narrow = chart.draw(88, 36).plain.splitlines()
-    assert narrow[0].startswith("Widths: ") and narrow[0].endswith("steps fit: 0, 2, 3, 5; n lists all)")
-    assert sum(line.count("step ") for line in narrow[2:]) == 4         # 4 panels, each titled with its step
+    assert narrow[0].startswith("Widths: ") and narrow[0].endswith("(4 of 6 steps fit; n lists all)")
+    assert len(narrow[0]) <= 88 and len(narrow[1]) <= 88          # the title and the slopes are not cut
+    assert narrow[1].startswith("largest |slope| (log-log; 0 is flat), steps 0 to 5: ")
+    slopes = [max(abs(v) for v in row) for row in chart.data["slopes"]]
+    assert narrow[1].split(": ", 1)[1] == ", ".join(f"{v:.2g}" for v in slopes)
+    assert [t for line in narrow[2:] for t in re.findall(r"step (\d)", line)] == ["0", "2", "3", "5"]
     assert "steps fit" not in chart.draw(240, 60).plain.splitlines()[0]
 
 
@@ -358,5 +370,58 @@ def test_a_numbers_table_too_wide_for_its_pane_closes_up_its_columns():
             table.show(cols[:3], [["1", "-0.5", "0.2"]])
             await pilot.pause()
             assert table.cell_padding == 1
+
+    asyncio.run(run())
+
+
+def test_a_numbers_table_too_wide_even_closed_up_shows_whole_columns_a_page_at_a_time():
+    """A sweep's table at 60 columns: the first column stays, the others come a page of whole columns at a time,
+    left and right turn the pages, and no number is cut at the edge."""
+    import asyncio
+
+    from textual.app import App
+
+    from initlab.tui.widgets.numbers import NumbersTable
+
+    class One(App):
+        CSS = "NumbersTable { width: 60; }"
+
+        def compose(self):
+            yield NumbersTable()
+
+    cols = ["point", "depth", "init", "verdict", "dL/dz first/last", "log10", "last a std", "chi_1", "phase",
+            "theory log10"]
+    rows = [[str(i), "10", "xavier_uniform", "vanishing", "1.018e-10", "-9.992", "1.018e-10", "0.7321", "ordered",
+             "-9.874"] for i in range(3)]
+
+    async def run():
+        app = One()
+        async with app.run_test(size=(80, 20)) as pilot:
+            table = app.query_one(NumbersTable)
+            table.focus()
+            table.show(cols, rows)
+            await pilot.pause()
+            seen = []
+            for _ in range(len(cols)):
+                assert table.columns_shown[0] == "point" and table.virtual_size.width <= 60
+                page = table.columns_shown[1:]
+                assert page and page == cols[cols.index(page[0]):cols.index(page[0]) + len(page)]
+                # every shown cell is the whole value, and the last column says how many are left out
+                for r, row in enumerate(rows):
+                    cells = [str(c) for c in table.get_row_at(r)]
+                    assert cells[:-1] == [row[cols.index(c)] for c in table.columns_shown]
+                labels = [str(c.label) for c in table.columns.values()]
+                assert labels[-1] == f"{len(cols) - len(table.columns_shown)} more ←→"
+                seen += [c for c in page if c not in seen]
+                await pilot.press("right")
+                await pilot.pause()
+            assert seen == cols[1:]             # the pages cover every column once turned to the end
+            for _ in range(len(cols)):
+                await pilot.press("left")
+            await pilot.pause()
+            assert table.columns_shown[1] == "depth"          # and back to the first page
+            table.show(cols[:3], [r[:3] for r in rows])     # a table that fits: every column, nothing to page
+            await pilot.pause()
+            assert table.columns_shown == cols[:3] and table.cell_padding == 1
 
     asyncio.run(run())

@@ -438,13 +438,13 @@ def test_a_flag_the_run_does_not_read_gets_a_note(capsys):
     assert main(["train", "--depth", "2", "--width", "4", "--epochs", "1", "--optimizer", "adam", "--momentum", "0.5",
                  "--no-bias", "--json"]) == 0
     notes = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("initlab: note: ")]
-    assert notes == ["initlab: note: optimizer adam does not read momentum; sgd, rmsprop does; --momentum 0.5 was "
+    assert notes == ["initlab: note: optimizer adam does not read momentum; sgd, rmsprop do; --momentum 0.5 was "
                      "not used"]
     assert main(["probe", "--depth", "2", "--width", "4", "--init", "kaiming_normal", "--gain", "2",
                  "--json"]) == 0
     notes = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("initlab: note: ")]
     assert notes == ["initlab: note: init kaiming_normal does not read gain; init xavier_uniform, xavier_normal, "
-                     "orthogonal does; --gain 2 was not used"]
+                     "orthogonal do; --gain 2 was not used"]
 
 
 @pytest.mark.parametrize("argv", [
@@ -456,7 +456,7 @@ def test_every_command_notes_an_init_flag_its_init_does_not_read(capsys, argv):
     assert main([*argv, "--init", "kaiming_normal", "--gain", "3", "--device", "cpu", "--json"]) == 0
     notes = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("initlab: note: ")]
     assert notes == ["initlab: note: init kaiming_normal does not read gain; init xavier_uniform, xavier_normal, "
-                     "orthogonal does; --gain 3 was not used"]
+                     "orthogonal do; --gain 3 was not used"]
 
 
 def test_a_sweep_notes_a_flag_only_when_no_point_reads_it(capsys):

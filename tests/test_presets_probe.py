@@ -78,6 +78,26 @@ def test_sigmoid_vanishing_reproduces_the_reference_gradients(sigmoid_vanishing)
     assert sigmoid_vanishing.verdict["first_last_grad_ratio"] == pytest.approx(first / last)
     assert 1e-11 < first / last < 1e-9
     assert sigmoid_vanishing.verdict["kind"] == "vanishing"
+
+
+def test_sigmoid_vanishing_gradz_ratio_is_read_although_the_output_is_one_value(sigmoid_vanishing):
+    """The last layer is one unit on a batch of one: its dL/dz has no spread, so the ratio is of RMS, computed here
+    on the reference's own hand-written net."""
+    torch.manual_seed(0)
+    sizes = [1] + [64] * 10 + [1]
+    linears = [torch.nn.Linear(a, b) for a, b in zip(sizes, sizes[1:])]
+    x = torch.randn(1, 1)
+    zs = []
+    for lin in linears:
+        z = lin(x)
+        z.retain_grad()
+        zs.append(z)
+        x = torch.sigmoid(z)
+    torch.nn.functional.mse_loss(x, torch.full_like(x, 0.5)).backward()
+    rms = [z.grad.double().pow(2).mean().sqrt().item() for z in zs]
+    got = sigmoid_vanishing.verdict["first_last_gradz_ratio"]
+    assert got is not None and got == pytest.approx(rms[0] / rms[-1], rel=1e-6)
+    assert 1e-11 < got < 1e-8
     assert sigmoid_vanishing.loss is not None and sigmoid_vanishing.loss > 0
 
 
@@ -98,7 +118,7 @@ def test_linear_explode_multiplies_the_std_by_sixteen_until_it_overflows(linear_
 def test_linear_scaled_keeps_the_std_near_one(linear_scaled):
     s = a_std(linear_scaled)
     assert len(s) == 100
-    assert all(0.4 <= v <= 2.5 for v in s), (min(s), max(s))
+    assert all(0.6 <= v <= 2.0 for v in s), (min(s), max(s))        # the reference: 0.6 to 2 over seeds
     assert linear_scaled.first_nonfinite_layer is None
     assert linear_scaled.verdict["kind"] == "stable"
 
@@ -118,8 +138,7 @@ def test_tanh_xavier_settles(tanh_xavier):
 
 def test_relu_kaiming_stays_of_order_one(relu_kaiming):
     s = a_std(relu_kaiming)
-    assert all(0.5 <= v <= 1.5 for v in s), (min(s), max(s))        # the reference: about 0.5 to 0.9
-    assert 0.5 <= s[-1] <= 0.9
+    assert all(0.5 <= v <= 0.9 for v in s), (min(s), max(s))        # the reference: about 0.5 to 0.9
     assert relu_kaiming.verdict["kind"] not in ("vanishing", "exploding")
     assert relu_kaiming.first_nonfinite_layer is None
 

@@ -102,7 +102,7 @@ def test_missing_extra_says_how_to_install(monkeypatch, capsys):
     assert main(["serve"]) == 2
     out, err = capsys.readouterr()
     assert out == ""
-    assert err.splitlines() == ['initlab: error: serve needs textual-serve: pip install "initlab[serve]"']
+    assert err.splitlines() == ['initlab: error: serve needs textual-serve: pip install "textual-serve>=1.1"']
     with pytest.raises(serve.MissingExtra):
         serve.make_server()
 

@@ -251,5 +251,6 @@ def test_a_config_files_refused_value_is_shown_in_tomls_words():
 
     assert spec.shown(True) == "true" and spec.shown([1, True]) == "[1, true]"
     assert spec.shown(datetime.date(1979, 5, 27)) == "1979-05-27" and spec.shown({"a": 1}) == "{a = 1}"
+    assert spec.shown({"\n": 0, "b c": [1]}) == r'{"\u000A" = 0, "b c" = [1]}'      # one line, keys as TOML quotes them
     assert str(SpecError("seed", datetime.date(1979, 5, 27), "an integer")) == \
         "seed: 1979-05-27 is not allowed; an integer"

@@ -255,3 +255,14 @@ def test_distinct_units_tells_apart_every_row_of_a_wide_random_matrix():
     w[5] = w[9]
     w[7] = w[9] + 1e-9          # within the tolerance: one unit with rows 5 and 9
     assert int(stats.distinct_units([w])[0]) == 62
+
+
+def test_a_ratio_of_two_zero_spreads_is_none():
+    # one unit in, one out, a batch of one: z, x and W each hold one value, so every variance ratio is 0 / 0
+    d = run_probe(Config(depth=1, in_features=1, out_features=1, batch=1, device="cpu"), distributions=False).layers[0]
+    assert d["z_std"] == 0 and d["w_std"] == 0
+    assert d["fwd_var_ratio"] is None and d["bwd_var_ratio"] is None and d["grad_to_weight"] is None
+    # a zero spread under a non-zero one is a ratio all the same: infinite
+    d = run_probe(Config(depth=2, width=8, init="constant", value=0.1, batch=16, device="cpu"),
+                  distributions=False).layers[0]
+    assert d["w_std"] == 0 and d["grad_w_std"] > 0 and d["grad_to_weight"] == math.inf

@@ -274,18 +274,34 @@ def test_zero_init_never_breaks_the_symmetry():
     tr = Trainer(p.config)
     res = tr.run()
     assert [l["distinct_units"] for l in res["final"]["layers"]] == [1, 1]
+    # W2's two entries are equal: std(W) = 0 = std(dW), a ratio with no value, not a nan to show
+    last = res["final"]["layers"][1]
+    assert last["w_std"] == 0 and last["grad_w_std"] == 0 and last["grad_to_weight"] is None
+    assert all(s["layers"][1]["update_to_weight_log10"] is None for s in res["steps"])
+    assert res["final"]["layers"][0]["grad_to_weight"] > 0
     w1 = tr.model.blocks[0].linear.weight.detach()
     w2 = tr.model.blocks[1].linear.weight.detach()
     assert torch.equal(w1[0], w1[1]) and w1.abs().sum() > 0        # learnt, but both rows alike
     assert torch.equal(w2[0, 0], w2[0, 1])
 
 
+def test_dropout_breaks_the_zero_init_symmetry():
+    # the reference: constant weights never separate the hidden units, dropout would (its masks differ per unit)
+    tr = Trainer(PRESETS["zero-init-symmetry"].config.replace(dropout=0.5))
+    res = tr.run()
+    assert res["stopped"] == "finished"
+    w1 = tr.model.blocks[0].linear.weight.detach()
+    assert not torch.equal(w1[0], w1[1])
+    assert res["final"]["layers"][0]["distinct_units"] == 2
+
+
 def test_sigmoid_deep_net_first_layer_learns_ten_times_slower():
     res = run_training(PRESETS["sigmoid-deep-train"].config)
     final = res["final"]["layers"]
     assert final[0]["grad_w_absmean"] * 10 <= final[-1]["grad_w_absmean"]
+    assert final[-1]["grad_w_absmean"] / final[0]["grad_w_absmean"] > 500         # the summary's 650x
     # one batch's ratio swings by orders of magnitude (the reference's 10x to 100x is one batch's look); over
-    # every epoch's sampled steps the first layer's mean |dW| stays at least 10x below the last layer's
+    # every epoch's sampled steps the first layer's mean |dW| stays below the last layer's by the summary's band
     per_epoch: dict[int, list[tuple[float, float]]] = {}
     for s in res["steps"]:
         per_epoch.setdefault(s["epoch"], []).append((s["layers"][0]["grad_w_absmean"],
@@ -293,7 +309,7 @@ def test_sigmoid_deep_net_first_layer_learns_ten_times_slower():
     assert len(per_epoch) == 20
     for pairs in per_epoch.values():
         first, last = (float(np.mean([p[k] for p in pairs])) for k in (0, 1))
-        assert 10 * first <= last
+        assert 80 * first <= last <= 450 * first
 
 
 def test_tanh_deep_net_gradients_are_uneven_and_spiking():
@@ -305,6 +321,10 @@ def test_tanh_deep_net_gradients_are_uneven_and_spiking():
               / min(s["layers"][i]["grad_w_absmean"] for i in range(n)) for s in res["steps"]]
     assert max(spikes) > 3.0            # a layer's gradient jumps well above its usual size
     assert max(spread) > 10.0           # at some step the layers differ by more than 10x
+    # the reference's unstable curve: the loss falls overall, yet some epoch ends well above the one before it
+    test = [e["test_loss"] for e in res["epochs"]]
+    assert test[-1] < test[0] / 2
+    assert max(b / a for a, b in zip(test, test[1:])) > 2.0
 
 
 def test_seed_sensitivity_gives_two_different_curves():

@@ -51,6 +51,36 @@ def test_records_match_a_hand_written_training_loop():
     assert res["mean_abs_delta"][0][0] == [0.0, 0.0, 0.0]
 
 
+def test_with_dropout_the_records_are_of_a_forward_without_it():
+    # each training forward draws new masks: read from it, |a - a_0| would show the masks, not the learning
+    cfg = net(dropout=0.5, lr=0.05)
+    res = width_check(cfg, [24, 40], steps=2)
+    c = cfg.replace(width=24)
+    x, y = fixed_batch(c, torch.device("cpu"))
+    torch.manual_seed(c.seed)
+    model = build_mlp(c, torch.device("cpu"))
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    first = None
+    for t in range(3):
+        model.eval()
+        with torch.no_grad():
+            acts, h = [], x
+            for b in model.blocks:
+                h = b(h)
+                acts.append(h)
+        first = first or acts
+        assert res["mean_abs_a"][0][t] == pytest.approx([float(a.abs().mean()) for a in acts], rel=1e-5)
+        assert res["mean_abs_delta"][0][t] == pytest.approx(
+            [float((a - a0).abs().mean()) for a, a0 in zip(acts, first)], rel=1e-4, abs=1e-7)
+        assert res["loss"][0][t] == pytest.approx(float(torch.nn.functional.mse_loss(h, y)), rel=1e-5)
+        model.train()
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(model(x), y).backward()
+        opt.step()
+    still = width_check(net(dropout=0.5, lr=1e-9), [24, 40], steps=2)
+    assert max(max(row) for w in still["mean_abs_delta"] for row in w) < 1e-6
+
+
 def test_loglog_slope_is_the_exponent():
     assert loglog_slope(WIDTHS, [3.0 * w ** 0.5 for w in WIDTHS]) == pytest.approx(0.5)
     assert loglog_slope(WIDTHS, [2.0] * 5) == pytest.approx(0.0)

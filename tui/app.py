@@ -88,6 +88,9 @@ class InitlabApp(BeyondMixin, App):
         Binding("n", "toggle_numbers", "table", tooltip="the numbers behind the visible chart", id="numbers"),
         Binding("c", "toggle_config", "config", tooltip="show or hide the configuration", id="config"),
         Binding("k", "cycle_kind", "kind", show=False, tooltip="Distributions: weights, activations, gradients"),
+        # a field or the tab bar with the cursor takes the arrows first; elsewhere they turn the table's pages
+        Binding("right", "numbers_page(1)", "next columns", show=False),
+        Binding("left", "numbers_page(-1)", "earlier columns", show=False),
         Binding("r", "run_view", "run view", show=False, id="run-view",
                 tooltip="run the visible tab's experiment: the sweep, the Jacobian or the width check"),
         *[Binding(tab_key(i), f"show_tab('{tid}')", title, show=False, id=f"tab-{tid}", tooltip=about)
@@ -256,7 +259,7 @@ class InitlabApp(BeyondMixin, App):
             return
         from initlab.engine.jobs import TrainJob
 
-        self.note_model_not_trained()
+        self.note_model_not_used("t trains")
         self.start_job(TrainJob(cfg, seeds=self.preset_seeds(cfg) if seeds is None else seeds), "train")
 
     def preset_seeds(self, cfg: Config) -> tuple[int, ...]:
@@ -351,10 +354,10 @@ class InitlabApp(BeyondMixin, App):
                 named = [str(getattr(cfg, k)) for k in ("activation", "init", "model") if getattr(cfg, k, None)]
                 self._pinnable = Baseline(" ".join([s.job, *named]), tuple(s.layers),
                                           tuple(epoch_row(e) for e in snap.epochs))
-                for tid in ("forward", "backward", "glorot"):
+                # Distributions too, with or without boxes: it says when this run has none rather than keep an
+                # earlier run's under another's label
+                for tid in ("forward", "backward", "glorot", "distributions"):
                     self.charts.set_data(tid, data)
-                if s.distributions or s.job == "train":
-                    self.charts.set_data("distributions", data)
             training = self.last_kind == "train"
             if snap.epochs or base or training:
                 # while it runs the axis spans the planned epochs; once stopped, the epochs it ran
@@ -394,7 +397,13 @@ class InitlabApp(BeyondMixin, App):
         elif isinstance(ev, Failed):
             self.run_state = "failed"
             self._mark_earlier(ev.job)
-            self.log_pane.add("error", f"{ev.job} failed: {ev.message}")
+            message = f"{ev.job} failed: {ev.message}"
+            if ev.message.startswith("input_shape: ") and self.extras.raw["model"].strip():
+                # a model whose factory gives no inputs: known only once the factory ran; refused like a field
+                self.extras.mark("input_shape", ev.message)
+                self.open_field("input_shape")
+                message += " (the cursor is in input_shape now; escape leaves it)"
+            self.log_pane.add("error", message)
             self.notify(ev.message, title=f"{ev.job} failed", severity="error", timeout=6)
         elif isinstance(ev, Cancelled):
             if not self._starting:
@@ -469,9 +478,9 @@ class InitlabApp(BeyondMixin, App):
             from initlab.engine import activations
 
             x, f, df = activations.curve(name, slope=slope)
+            # the empirical gain drawn as `initlab gain` draws it: one figure, the same digits in both
             self.post_message(CurveReady(name, slope, x, f, df, activations.max_derivative(name, slope),
-                                         activations.torch_gain(name, slope),
-                                         activations.empirical_gain(name, n=200_000, slope=slope)))
+                                         activations.torch_gain(name, slope), activations.empirical_gain(name, slope=slope)))
 
         self.helpers.run("curve", curve)
 
@@ -517,6 +526,9 @@ class InitlabApp(BeyondMixin, App):
 
     def action_toggle_numbers(self) -> None:
         self.charts.toggle_numbers()
+
+    def action_numbers_page(self, step: int) -> None:
+        self.charts.page_numbers(step)
 
     def action_toggle_config(self) -> None:
         self.show_config(not self.has_class("show-config"))

@@ -103,9 +103,10 @@ class BeyondMixin:
     def on_config_form_preset_chosen(self, message: ConfigForm.PresetChosen) -> None:
         self.leave_own_model(message.name)
 
-    def note_model_not_trained(self) -> None:
+    def note_model_not_used(self, what: str) -> None:
+        """Said when the model field names a model that this run (a training, a sweep, ...) leaves aside."""
         if self.extras.raw["model"].strip():
-            self.log_pane.add("info", "t trains the configured MLP; the model field is probed with p")
+            self.log_pane.add("info", f"{what} the configured MLP; the model field is probed with p")
 
     # -- actions -------------------------------------------------------------------------------------------------
     def action_run_view(self) -> None:
@@ -127,8 +128,11 @@ class BeyondMixin:
             base = cfg
             vary = parse_vary(DEPTH_X_INIT) if which == "depth-x-init" else self.extras.parsed("vary")
             if not vary:
-                self.refuse(f"cannot run: {SpecError('vary', '', 'a grid such as ' + DEPTH_X_INIT)}")
+                # the field's placeholder reads like a grid: the refusal is said beside it too
+                empty = str(SpecError("vary", "", "a grid such as " + DEPTH_X_INIT))
+                self.extras.mark("vary", empty)
                 self.open_field("vary")
+                self.refuse(f"cannot run the sweep: {empty} (the cursor is in vary now; escape leaves it)")
                 return
             label = " x ".join(vary) if which == "field" else "depth x init"
         try:
@@ -141,6 +145,7 @@ class BeyondMixin:
             else:
                 self.refuse(f"cannot run the sweep: {e}", e.field)
             return
+        self.note_model_not_used("the sweep probes")
         job = LiveSweepJob(base, vary)
         self._live_sweep, self._live_done, self._sweep_label = job, -1, label
         # the last sweep's points leave the tab at once: until the first point ends, it shows the new sweep empty
@@ -156,6 +161,7 @@ class BeyondMixin:
             from initlab.engine.jacobian import JacobianJob
 
             self.charts.show_tab("jacobian")
+            self.note_model_not_used("the Jacobian is of")
             self.start_job(JacobianJob(cfg, inputs=JACOBIAN_INPUTS), "jacobian")
 
     def action_widths(self) -> None:
@@ -164,6 +170,7 @@ class BeyondMixin:
             from initlab.engine.widths import WidthsJob
 
             self.charts.show_tab("widths")
+            self.note_model_not_used("the width check trains")
             self.start_job(WidthsJob(cfg, tuple(self.extras.parsed("widths")), WIDTH_STEPS), "widths")
 
     def beyond_commands(self) -> Iterable[SystemCommand]:

@@ -251,6 +251,7 @@ def save_config(args: argparse.Namespace, cfg: Config) -> None:
                 lines = [ln for ln in lines if not ln.startswith("seed = ")]
         lines[1:1] = own_toml_lines(args)       # at the top level, before any table a later edit might add
         write_text(args.save_config, "\n".join(lines) + "\n")
+        sys.stderr.write(f"wrote {args.save_config}\n")       # as --out, --csv and --report say theirs
 
 
 def stdout_is_terminal() -> bool:

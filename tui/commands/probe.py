@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     v = res.verdict
     where = f" from layer {v['from_layer']}" if v["from_layer"] is not None else ""
     print(f"\nverdict: {v['kind']}{where}; first/last |dW| ratio {fmt(v['first_last_grad_ratio'])}, "
-          f"first/last dL/dz std ratio {fmt(v['first_last_gradz_ratio'])}")
+          f"first/last dL/dz RMS ratio {fmt(v['first_last_gradz_ratio'])}")
     if res.first_nonfinite_layer is not None:
         print(f"first non-finite output: layer {res.first_nonfinite_layer}")
     if res.loss is not None:

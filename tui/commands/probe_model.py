@@ -43,7 +43,7 @@ def run_model(args: argparse.Namespace) -> int:
     v = res.verdict
     where = f" from module {v['from_layer']}" if v["from_layer"] is not None else ""
     print(f"\nverdict: {v['kind']}{where}; first/last |dW| ratio {fmt(v['first_last_grad_ratio'])}, "
-          f"first/last dL/dout std ratio {fmt(v['first_last_gradz_ratio'])}")
+          f"first/last dL/dout RMS ratio {fmt(v['first_last_gradz_ratio'])}")
     loss = f"loss {fmt(res.loss)} from {res.loss_source}" if res.loss is not None else f"loss from {res.loss_source}"
     print(f"{loss}; {len(res.params)} parameter tensors")
     for w in res.warnings:

@@ -10,7 +10,7 @@ from typing import Any
 
 from initlab.engine.spec import SpecError
 
-INSTALL_HINT = 'initlab: error: serve needs textual-serve: pip install "initlab[serve]"'
+INSTALL_HINT = 'initlab: error: serve needs textual-serve: pip install "textual-serve>=1.1"'
 
 
 class MissingExtra(Exception):
@@ -18,7 +18,7 @@ class MissingExtra(Exception):
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("serve", help="serve the app to a browser (pip install \"initlab[serve]\")",
+    p = sub.add_parser("serve", help="serve the app to a browser (needs textual-serve: the serve extra)",
                        description=__doc__ + " Each browser tab runs its own app. Over SSH, forward the port: "
                        "ssh -L 8000:localhost:8000 HOST, then open http://localhost:8000 here.")
     p.add_argument("--host", default="127.0.0.1",

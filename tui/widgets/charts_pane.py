@@ -90,6 +90,12 @@ class ChartsPane(Vertical):
         self.refresh(layout=True, repaint=True)
         return table.display
 
+    def page_numbers(self, step: int) -> None:
+        """The table's next (step 1) or earlier (-1) page of columns, while it is shown."""
+        table = self.query_one(NumbersTable)
+        if table.display:
+            table.action_page(step)
+
     def refresh_numbers(self) -> None:
         table = self.query_one(NumbersTable)
         if not table.display:

@@ -180,6 +180,11 @@ class ExtraFields(Collapsible):
         self.query_one(f"#field-{name}", Input).value = raw
         self._changed(name, raw)
 
+    def mark(self, name: str, error: str) -> None:
+        """Show a refusal beside a field that its value alone does not give (an empty grid, refused by the sweep);
+        the field's next change clears it or replaces it with its own."""
+        self._show_error(name, error)
+
     def _show_error(self, name: str, error: str | None) -> None:
         show_refusal(self._error_boxes, self.query_one(f"#field-{name}", Input), name, error)
 

@@ -47,8 +47,9 @@ def layer_ticks(n: int, most: int = 8) -> list[int]:
 
 
 def nonfinite_note(layers: Layers, key: str, name: str) -> str:
-    """A title that leads with the non-finite layers, or "" when every value is finite."""
-    bad = [i for i, d in enumerate(layers) if d.get(key) is None or not math.isfinite(d[key])]
+    """A title that leads with the non-finite layers, or "" when every value is finite. A value not measured (None:
+    a user's module without weights, a ratio of two zero spreads) is not a non-finite one."""
+    bad = [i for i, d in enumerate(layers) if d.get(key) is not None and not math.isfinite(d[key])]
     if not bad:
         return ""
     return f"{name}: {key} non-finite from layer {bad[0]} ({len(bad)} of {len(layers)} layers)"
@@ -95,7 +96,7 @@ def draw_log_bars(width: int, height: int, title: str, series: list[Series],
     out.append("\n")
     if not any(v is not None for s in series for v in s.values):
         # an empty frame with no ticks would say nothing: say why there is nothing to draw
-        out.append(f"no finite, positive value to draw: {', '.join(s.name for s in series)} are non-finite or zero "
+        out.append(f"nothing to draw: {', '.join(s.name for s in series)} are not measured, non-finite or zero "
                    f"in every layer (n shows the numbers)", style="dim")
         return out
     key = legend(*[(s.glyph, s.name, s.color) for s in series],

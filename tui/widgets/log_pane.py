@@ -33,6 +33,7 @@ class LogPane(RichLog):
         self.clock = clock
         self.entries: deque[tuple[str, str, str]] = deque(maxlen=MAX_LINES)
         self._wrapped_at = 0        # the width the lines were last wrapped at
+        self._height = 0            # the pane's height before the latest resize
 
     def _line(self, stamp: str, level: str, message: str) -> Text:
         c = theme_rgb(self)
@@ -50,12 +51,16 @@ class LogPane(RichLog):
     def on_resize(self, event: Resize) -> None:
         # RichLog wraps a line once, when written: after the terminal is resized, wrap them all again at the new width
         # (before the first size is known, RichLog itself holds the lines back and writes them at that size)
-        width = self.scrollable_content_region.width
+        width, height = self.scrollable_content_region.width, self.scrollable_content_region.height
+        # whether the log was at its end before the pane changed: its lines are still as they were, so the end it
+        # scrolled to was max_scroll_y at the old height (a shorter pane has a later end, and the newest lines
+        # would fall below it); within a row: the old lines, wider than the new pane, can lend it a scrollbar row
+        before = self.max_scroll_y + height - self._height if self._height else 0
+        at_end = self.scroll_y >= before - 1
+        self._height = height
         if self._size_known and self.entries and width and width != self._wrapped_at:
             self._wrapped_at = width
             # a log scrolled back stays where it was read (as a share of its length), not at its end
-            # within a row of the end: the old lines, wider than the new pane, can lend it a scrollbar row meanwhile
-            at_end = self.scroll_y >= self.max_scroll_y - 1
             share = self.scroll_y / self.max_scroll_y if self.max_scroll_y else 1.0
             follow, self.auto_scroll = self.auto_scroll, at_end
             self.clear()
@@ -66,6 +71,8 @@ class LogPane(RichLog):
                 self.call_after_refresh(self.scroll_end, animate=False, immediate=True)
             else:
                 self.scroll_to(y=round(share * self.max_scroll_y), animate=False)
+        elif at_end and self.entries:       # the height alone changed: the newest line stays in sight
+            self.call_after_refresh(self.scroll_end, animate=False, immediate=True)
 
     def messages(self) -> list[str]:
         return [m for _t, _l, m in self.entries]

@@ -2,33 +2,109 @@
 from __future__ import annotations
 
 from rich.cells import cell_len
+from textual.binding import Binding
+from textual.events import Resize
 from textual.widgets import DataTable
 
 
 class NumbersTable(DataTable):
-    """Shows whatever (columns, rows) the visible chart hands over; redrawn only while it is shown."""
+    """Shows whatever (columns, rows) the visible chart hands over; redrawn only while it is shown. Where the
+    columns do not fit even closed up, it shows the first column and a page of whole columns, and left and right
+    turn the pages: a column cut at the pane's edge read as another number (1.018e-10 as 1)."""
 
     DEFAULT_CSS = """
     NumbersTable { height: 1fr; }
     """
+    BINDINGS = [Binding("right", "page(1)", "next columns", show=False),
+                Binding("left", "page(-1)", "earlier columns", show=False)]
 
     def __init__(self, **kwargs):
         super().__init__(zebra_stripes=True, cursor_type="row", fixed_columns=1, **kwargs)
         self.shown: tuple[list[str], list[list[str]]] = ([], [])
+        self.columns_shown: list[str] = []  # the columns on screen: all of them, or the first and a page
+        self.page_start = 1                 # the page's first column, when the columns are paged
+        self._pages: tuple[int, int] | None = None      # (first, end) of the page shown; None: every column
+        self._version = 0                   # counts the data handed over, so that a layout is redone only for news
+        self._laid: tuple | None = None
 
     def show(self, columns: list[str], rows: list[list[str]]) -> None:
         if (columns, rows) == self.shown:
             return
+        if list(columns) != self.shown[0]:
+            self.page_start = 1
         self.shown = (list(columns), [list(r) for r in rows])
-        self.clear(columns=True)
+        self._version += 1
+        self._lay_out()
+
+    def on_resize(self, event: Resize) -> None:
+        self._lay_out()
+
+    def _widths(self) -> list[int]:
+        columns, rows = self.shown
         # widths set from the cells: auto widths are measured only when the table next goes idle, after a frame
         # may have been drawn and cached at the headers' widths (then a number shows cut until the mouse moves)
-        widths = [max([cell_len(str(label))] + [cell_len(str(r[i])) for r in rows if i < len(r)])
-                  for i, label in enumerate(columns)]
-        # where the columns do not fit with a space either side, one space between them: a column cut at the
-        # pane's edge read as another number (a max of 0.03 as 0); the first column stays when scrolled sideways
-        tight = bool(self.size.width) and sum(widths) + 2 * len(widths) > self.size.width - 1
-        self.cell_padding = 0 if tight else 1
-        for label, w in zip(columns, widths):
-            self.add_column(label, width=w + 1 if tight else w)
-        self.add_rows(rows)
+        return [max([cell_len(str(label))] + [cell_len(str(r[i])) for r in rows if i < len(r)])
+                for i, label in enumerate(columns)]
+
+    def _room(self, width: int) -> int:
+        """The cells a page's columns may take: the pane less the scrollbar and the marker column at its widest."""
+        return width - 1 - (cell_len(f"{len(self.shown[0])} more ←→") + 1)
+
+    def _page_end(self, widths: list[int], start: int, room: int) -> int:
+        """The end (exclusive) of the page of whole columns from `start` that fits beside the first column."""
+        used, end = widths[0] + 1, start
+        while end < len(widths) and used + widths[end] + 1 <= room:
+            used += widths[end] + 1
+            end += 1
+        return max(end, start + 1)          # one column at least, however narrow the pane
+
+    def _lay_out(self) -> None:
+        columns, rows = self.shown
+        width = self.size.width
+        key = (self._version, width, self.page_start)
+        if key == self._laid:
+            return
+        self._laid = key
+        widths = self._widths()
+        self.clear(columns=True)
+        # a space either side of each column where they fit so; else one space between them
+        padded = not width or sum(widths) + 2 * len(widths) <= width - 1
+        tight = not padded and sum(widths) + len(widths) <= width - 1
+        self._pages = None
+        if padded or tight or len(columns) < 3:
+            self.cell_padding = 1 if padded else 0
+            shown = list(range(len(columns)))
+            marker = None
+        else:
+            self.cell_padding = 0
+            self.page_start = min(max(1, self.page_start), len(columns) - 1)
+            end = self._page_end(widths, self.page_start, self._room(width))
+            self._pages = (self.page_start, end)
+            shown = [0] + list(range(self.page_start, end))
+            marker = f"{len(columns) - 1 - (end - self.page_start)} more ←→"       # the columns left out, either side
+        self.columns_shown = [columns[i] for i in shown]
+        extra = 0 if padded else 1
+        for i in shown:
+            self.add_column(columns[i], width=widths[i] + extra)
+        if marker is not None:
+            self.add_column(marker, width=cell_len(marker) + 1)
+        self.add_rows([[r[i] if i < len(r) else "" for i in shown] + ([""] if marker is not None else [])
+                       for r in rows])
+
+    def action_page(self, step: int) -> None:
+        """Right: the columns after the page; left: those before it. Scrolls as a table does when all fit."""
+        if self._pages is None:
+            (self.action_scroll_right if step > 0 else self.action_scroll_left)()
+            return
+        first, end = self._pages
+        if step > 0 and end < len(self.shown[0]):
+            self.page_start = end
+        elif step < 0 and first > 1:
+            widths, room = self._widths(), self._room(self.size.width)
+            start = first - 1
+            while start > 1 and self._page_end(widths, start - 1, room) >= first:
+                start -= 1
+            self.page_start = start
+        else:
+            return
+        self._lay_out()

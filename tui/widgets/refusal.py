@@ -11,7 +11,9 @@ def show_refusal(boxes: dict[str, tuple[Label, Static]], widget: Widget, name: s
     widget.set_class(bool(error), "-refused")
     row = boxes.get(name)
     if error:
-        reason = error.split(": ", 1)[-1]       # the field's name is in the row above
+        # the field's name is in the row above; another name (a setting in the vary field's grid) stays
+        head, sep, rest = error.partition(": ")
+        reason = rest if sep and head == name else error
         if row is None:
             # a class, not an id: a row just cleared may still be in the DOM, its removal pending, when fast typing
             # makes the field refused again within the same tick

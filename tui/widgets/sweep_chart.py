@@ -16,7 +16,7 @@ from .plot import RGB, PlotWidget, Row, fmt, theme_rgb
 
 NEUTRAL: RGB = (112, 112, 112)
 LINE = "┃"
-METRIC_NAMES = {"log10_gradz_ratio": "log10 of std dL/dz, first layer over last"}
+METRIC_NAMES = {"log10_gradz_ratio": "log10 of dL/dz RMS, first layer over last"}
 
 
 @dataclass(frozen=True)

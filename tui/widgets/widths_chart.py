@@ -18,10 +18,12 @@ PANEL_W, PANEL_H = 30, 10           # the smallest step panel worth drawing
 def slope_line(r: dict[str, Any]) -> str:
     """Per step, the largest |log-log slope| of mean |a| against width over the layers: 0 is flat."""
     parts = []
-    for t, row in enumerate(r["slopes"]):
+    for row in r["slopes"]:
         vals = [abs(v) for v in row if v is not None and math.isfinite(v)]
-        parts.append(f"step {t} {fmt(max(vals), 2) if vals else '-'}")
-    return "largest |slope| of log mean|a| vs log width (0 is flat): " + ", ".join(parts)
+        parts.append(fmt(max(vals), 2) if vals else "-")
+    # the steps named once, the values in their order: a line that fits a pane of 120 columns for a few steps
+    steps = "step 0" if len(parts) == 1 else f"steps 0 to {len(parts) - 1}"
+    return f"largest |slope| (log-log; 0 is flat), {steps}: " + ", ".join(parts)
 
 
 def side_by_side(panels: list[Text], width: int) -> Text:
@@ -92,9 +94,8 @@ class WidthsChart(PlotWidget):
         # the other charts, which share its one global figure
         rows = [side_by_side([panel(t) for t in shown_steps[k:k + cols]], pw)
                 for k in range(0, len(shown_steps), cols)]
-        # panels that do not fit are left out: said, since the log counts every step
-        shown = "" if len(shown_steps) == steps else \
-            f" ({len(shown_steps)} of {steps} steps fit: {', '.join(map(str, shown_steps))}; n lists all)"
+        # panels that do not fit are left out: said, since the log counts every step (each panel names its own)
+        shown = "" if len(shown_steps) == steps else f" ({len(shown_steps)} of {steps} steps fit; n lists all)"
         out = Text(self.title + shown, style="bold", no_wrap=True, overflow="ellipsis")
         out.append("\n" + slope_line(r), style="")
         out.append("\n")
