@@ -14,15 +14,18 @@ STAT_NAMES = (
     "grad_z_std", "grad_z_rms", "grad_w_std", "grad_w_absmean", "grad_w_norm", "w_std", "grad_to_weight",
     "fwd_var_ratio", "bwd_var_ratio", "distinct_units",
 )
-RATIO_NAMES = ("grad_to_weight", "fwd_var_ratio", "bwd_var_ratio", "update_to_weight_log10")
+# each ratio and the spreads of the table that are its terms (those the table holds): where they are exactly 0 a
+# NaN ratio is 0 / 0; any other NaN comes of a non-finite term, and stays to be seen as such
+ZERO_TERMS = {"grad_to_weight": ("grad_w_std", "w_std"), "fwd_var_ratio": ("z_std",),
+              "bwd_var_ratio": ("grad_z_std",), "update_to_weight_log10": ("w_std",)}
 
 
 def undefined_as_none(d: dict[str, Any]) -> dict[str, Any]:
     """A ratio of two zero spreads (a zero-init weight, a one-value output) is not a number to show: None, as a
-    ratio the engine does not compute. Values that are themselves non-finite still show in their own columns."""
-    for k in RATIO_NAMES:
+    ratio the engine does not compute. A ratio made NaN by a non-finite tensor (a net that blew up) stays NaN."""
+    for k, terms in ZERO_TERMS.items():
         v = d.get(k)
-        if v is not None and v != v:
+        if v is not None and v != v and all(d.get(t) == 0 for t in terms):
             d[k] = None
     return d
 QUANTILES = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)

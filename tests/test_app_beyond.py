@@ -341,6 +341,10 @@ async def test_model_field_probes_your_own_model_and_refusals_leave_the_app_usab
         assert message.endswith("(the cursor is in input_shape now; escape leaves it)")
         assert app.focused is app.extras.query_one("#field-input_shape")
         assert "none given" in str(app.extras.query_one(".error-input_shape").render())
+        app.extras.set_value("model", f"{path}:cnn")        # another model: the mark was the one before's
+        await pilot.pause()
+        assert not app.extras.query(".error-input_shape")
+        app.extras.set_value("model", f"{path}:bare")
         app.extras.set_value("input_shape", "4,6")
         await pilot.pause()
         assert not app.extras.query(".error-input_shape")

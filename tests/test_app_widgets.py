@@ -162,7 +162,8 @@ def test_charts_draw_and_tabulate_without_an_app():
     assert fwd.table()[1][0][5:] == ["-", "-"]
     pic = fwd.draw(80, 20).plain
     assert pic.startswith("Forward: a_std non-finite from layer 0 (1 of 1 layers)")
-    assert "nothing to draw: a_std are not measured, non-finite or zero in every layer" in pic
+    assert "nothing to draw: a_std are not measured, non-finite or zero in every layer" in pic.replace("\n", " ")
+    assert max(len(line) for line in fwd.draw(40, 20).plain.splitlines()[1:]) <= 40      # wrapped, not cut
     # a value not measured (a user's module without weights) is not called non-finite
     unmeasured = ({**layers[0], "fwd_var_ratio": None, "bwd_var_ratio": None},)
     glorot = GlorotChart()
@@ -420,6 +421,12 @@ def test_a_numbers_table_too_wide_even_closed_up_shows_whole_columns_a_page_at_a
                 await pilot.press("left")
             await pilot.pause()
             assert table.columns_shown[1] == "depth"          # and back to the first page
+            table.show(cols, rows, keys=2)          # a sweep of two settings keeps both on every page
+            await pilot.pause()
+            for _ in range(3):
+                assert table.columns_shown[:2] == ["point", "depth"] and len(table.columns_shown) > 2
+                await pilot.press("right")
+                await pilot.pause()
             table.show(cols[:3], [r[:3] for r in rows])     # a table that fits: every column, nothing to page
             await pilot.pause()
             assert table.columns_shown == cols[:3] and table.cell_padding == 1

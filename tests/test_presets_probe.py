@@ -138,7 +138,8 @@ def test_tanh_xavier_settles(tanh_xavier):
 
 def test_relu_kaiming_stays_of_order_one(relu_kaiming):
     s = a_std(relu_kaiming)
-    assert all(0.5 <= v <= 0.9 for v in s), (min(s), max(s))        # the reference: about 0.5 to 0.9
+    # the reference: about 0.5 to 0.9 (seed 14's lowest is 0.5009: a hair's margin for another CPU's rounding)
+    assert all(0.495 <= v <= 0.9 for v in s), (min(s), max(s))
     assert relu_kaiming.verdict["kind"] not in ("vanishing", "exploding")
     assert relu_kaiming.first_nonfinite_layer is None
 

@@ -266,3 +266,13 @@ def test_a_ratio_of_two_zero_spreads_is_none():
     d = run_probe(Config(depth=2, width=8, init="constant", value=0.1, batch=16, device="cpu"),
                   distributions=False).layers[0]
     assert d["w_std"] == 0 and d["grad_w_std"] > 0 and d["grad_to_weight"] == math.inf
+
+
+def test_a_ratio_made_nan_by_a_blown_up_net_stays_nan():
+    # linear-explode overflows from layer 31: its variance ratios there are inf / inf, not 0 / 0
+    from initlab.engine.presets import PRESETS
+
+    layers = run_probe(PRESETS["linear-explode"].config.replace(device="cpu"), distributions=False).layers
+    late = layers[40]
+    assert not math.isfinite(late["z_std"]) and late["fwd_var_ratio"] is not None
+    assert math.isnan(late["fwd_var_ratio"])

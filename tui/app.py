@@ -241,6 +241,8 @@ class InitlabApp(BeyondMixin, App):
         if self.bridge.running or self._starting:
             self.log_pane.add("info", f"a {self.last_kind or 'job'} was running; a {kind} replaces it")
         self.last_kind = kind
+        for name in ("input_shape", "vary"):        # a mark a run before left (its failure, its empty grid) goes
+            self.extras.recheck(name)
         self._jobs.append(job)
         self._starting += 1
         self.run_state = "starting " + kind

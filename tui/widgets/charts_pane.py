@@ -102,7 +102,7 @@ class ChartsPane(Vertical):
             return
         chart = self.visible_chart()
         if chart.has_data():
-            table.show(*chart.table())
+            table.show(*chart.table(), keys=chart.key_columns())
         else:
             # a cell does not wrap: the hint goes a line to a row, wrapped at the pane's width
             width = max(20, (table.size.width or self.size.width or 80) - 4)

@@ -89,7 +89,7 @@ class DistributionChart(LayerChart):
         if self.data is not None and self.data.layers and not self.data.distributions \
                 and self.data.label.startswith("probe"):
             return ("no quantile boxes for a probe of your own model: its tensors differ in shape from module to "
-                    "module; Forward, Backward and Glorot show its statistics (n: the numbers)")
+                    "module; Forward and Backward show its statistics (n: the numbers)")
         if self.data is not None and self.data.layers and not self.data.distributions:
             # a training's sampled steps carry no boxes: the boxes of an earlier run (another net, maybe) are not
             # shown as if they were this one's

@@ -182,8 +182,13 @@ class ExtraFields(Collapsible):
 
     def mark(self, name: str, error: str) -> None:
         """Show a refusal beside a field that its value alone does not give (an empty grid, refused by the sweep);
-        the field's next change clears it or replaces it with its own."""
+        the field's next change, or recheck, clears it or replaces it with its own."""
         self._show_error(name, error)
+
+    def recheck(self, name: str) -> None:
+        """Show the field's own refusal, or none: a mark from a run before is not this run's."""
+        if self.is_mounted:
+            self._show_error(name, self._error(name, self.raw[name]))
 
     def _show_error(self, name: str, error: str | None) -> None:
         show_refusal(self._error_boxes, self.query_one(f"#field-{name}", Input), name, error)
@@ -194,6 +199,8 @@ class ExtraFields(Collapsible):
         self.raw[name] = raw
         error = self._error(name, raw)
         self._show_error(name, error)
+        if name == "model":         # input_shape's need is the model's: a mark for the model before goes
+            self.recheck("input_shape")
         self.post_message(self.Changed(self, name, error))
 
     def on_input_changed(self, event: Input.Changed) -> None:

@@ -18,7 +18,8 @@ KEYS = (
     ("1-9, 0", "switch chart tab"),
     ("r", "run the visible view: the sweep, the Jacobian or the width check (a probe elsewhere)"),
     ("n", "show or hide the numbers behind the visible chart"),
-    ("← →", "the table's other columns, where they do not all fit (its last column says how many)"),
+    ("← →", "the table's other columns where they do not all fit (its last column says how many); a field or "
+            "the tab bar with the cursor takes the arrows itself"),
     ("k", "Distributions: switch weights, activations, gradients"),
     ("c", "show or hide the configuration"),
     ("escape", "leave a field (keys act on the app again)"),

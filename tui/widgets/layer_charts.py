@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,8 +97,10 @@ def draw_log_bars(width: int, height: int, title: str, series: list[Series],
     out.append("\n")
     if not any(v is not None for s in series for v in s.values):
         # an empty frame with no ticks would say nothing: say why there is nothing to draw
-        out.append(f"nothing to draw: {', '.join(s.name for s in series)} are not measured, non-finite or zero "
-                   f"in every layer (n shows the numbers)", style="dim")
+        # wrapped here: the picture is not wrapped, and the reason would be cut at the pane's edge
+        why = (f"nothing to draw: {', '.join(s.name for s in series)} are not measured, non-finite or zero in "
+               f"every layer (n shows the numbers)")
+        out.append(textwrap.fill(why, max(20, width)), style="dim")
         return out
     key = legend(*[(s.glyph, s.name, s.color) for s in series],
                  *[(g, name, rgb) for name, y, g, rgb in refs if y is not None], width=width,

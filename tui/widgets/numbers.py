@@ -9,8 +9,9 @@ from textual.widgets import DataTable
 
 class NumbersTable(DataTable):
     """Shows whatever (columns, rows) the visible chart hands over; redrawn only while it is shown. Where the
-    columns do not fit even closed up, it shows the first column and a page of whole columns, and left and right
-    turn the pages: a column cut at the pane's edge read as another number (1.018e-10 as 1)."""
+    columns do not fit even closed up, it shows the key columns (those that tell the rows apart: the layer, a
+    sweep's settings) and a page of whole columns, and left and right turn the pages: a column cut at the pane's
+    edge read as another number (1.018e-10 as 1)."""
 
     DEFAULT_CSS = """
     NumbersTable { height: 1fr; }
@@ -22,16 +23,20 @@ class NumbersTable(DataTable):
         super().__init__(zebra_stripes=True, cursor_type="row", fixed_columns=1, **kwargs)
         self.shown: tuple[list[str], list[list[str]]] = ([], [])
         self.columns_shown: list[str] = []  # the columns on screen: all of them, or the first and a page
+        self.keys = 1                       # the leading columns every page keeps
         self.page_start = 1                 # the page's first column, when the columns are paged
         self._pages: tuple[int, int] | None = None      # (first, end) of the page shown; None: every column
         self._version = 0                   # counts the data handed over, so that a layout is redone only for news
         self._laid: tuple | None = None
 
-    def show(self, columns: list[str], rows: list[list[str]]) -> None:
-        if (columns, rows) == self.shown:
+    def show(self, columns: list[str], rows: list[list[str]], keys: int = 1) -> None:
+        keys = max(1, min(keys, len(columns) - 1))
+        if (columns, rows) == self.shown and keys == self.keys:
             return
-        if list(columns) != self.shown[0]:
-            self.page_start = 1
+        if list(columns) != self.shown[0] or keys != self.keys:
+            self.page_start = keys
+        self.keys = keys
+        self.fixed_columns = keys
         self.shown = (list(columns), [list(r) for r in rows])
         self._version += 1
         self._lay_out()
@@ -51,8 +56,8 @@ class NumbersTable(DataTable):
         return width - 1 - (cell_len(f"{len(self.shown[0])} more ←→") + 1)
 
     def _page_end(self, widths: list[int], start: int, room: int) -> int:
-        """The end (exclusive) of the page of whole columns from `start` that fits beside the first column."""
-        used, end = widths[0] + 1, start
+        """The end (exclusive) of the page of whole columns from `start` that fits beside the key columns."""
+        used, end = sum(widths[:self.keys]) + self.keys, start
         while end < len(widths) and used + widths[end] + 1 <= room:
             used += widths[end] + 1
             end += 1
@@ -71,17 +76,17 @@ class NumbersTable(DataTable):
         padded = not width or sum(widths) + 2 * len(widths) <= width - 1
         tight = not padded and sum(widths) + len(widths) <= width - 1
         self._pages = None
-        if padded or tight or len(columns) < 3:
+        if padded or tight or len(columns) < self.keys + 2:
             self.cell_padding = 1 if padded else 0
             shown = list(range(len(columns)))
             marker = None
         else:
             self.cell_padding = 0
-            self.page_start = min(max(1, self.page_start), len(columns) - 1)
+            self.page_start = min(max(self.keys, self.page_start), len(columns) - 1)
             end = self._page_end(widths, self.page_start, self._room(width))
             self._pages = (self.page_start, end)
-            shown = [0] + list(range(self.page_start, end))
-            marker = f"{len(columns) - 1 - (end - self.page_start)} more ←→"       # the columns left out, either side
+            shown = list(range(self.keys)) + list(range(self.page_start, end))
+            marker = f"{len(columns) - len(shown)} more ←→"       # the columns left out, either side
         self.columns_shown = [columns[i] for i in shown]
         extra = 0 if padded else 1
         for i in shown:
@@ -99,10 +104,10 @@ class NumbersTable(DataTable):
         first, end = self._pages
         if step > 0 and end < len(self.shown[0]):
             self.page_start = end
-        elif step < 0 and first > 1:
+        elif step < 0 and first > self.keys:
             widths, room = self._widths(), self._room(self.size.width)
             start = first - 1
-            while start > 1 and self._page_end(widths, start - 1, room) >= first:
+            while start > self.keys and self._page_end(widths, start - 1, room) >= first:
                 start -= 1
             self.page_start = start
         else:

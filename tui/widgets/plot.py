@@ -191,6 +191,10 @@ class PlotWidget(Widget):
     def has_data(self) -> bool:
         return self.data is not None
 
+    def key_columns(self) -> int:
+        """How many leading columns of table() tell its rows apart (kept in sight when the columns are paged)."""
+        return 1
+
     def render(self) -> Text:
         w, h = self.size
         key = (self.version, w, h, self.app.theme)

@@ -234,3 +234,6 @@ class SweepChart(PlotWidget):
 
     def table(self) -> tuple[Row, list[Row]]:
         return point_rows(self.data.summary)
+
+    def key_columns(self) -> int:
+        return max(1, len([n for n in self.data.summary.get("vary", {}) if n != "seed"]))

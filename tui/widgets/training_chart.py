@@ -97,6 +97,9 @@ class TrainingChart(PlotWidget):
         out.append_text(key)
         return out
 
+    def key_columns(self) -> int:
+        return 2        # run and epoch
+
     def table(self) -> tuple[Row, list[Row]]:
         d: TrainingData = self.data
         cols = ["run", "epoch", "train loss", "test loss", "train acc", "test acc"]

@@ -105,6 +105,9 @@ class WidthsChart(PlotWidget):
         out.append_text(key)
         return out
 
+    def key_columns(self) -> int:
+        return 2        # step and layer
+
     def table(self) -> tuple[Row, list[Row]]:
         r = self.data
         cols = ["step", "layer"] + [f"w {w}" for w in r["widths"]] + ["slope"]
