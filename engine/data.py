@@ -109,9 +109,14 @@ def load_file(path: str) -> tuple[torch.Tensor, torch.Tensor]:
         if not torch.isfinite(y).all():
             raise _file_error(path, "finite values in y (as float32, |value| below 3.4e38)")
     elif not (y.is_complex() or y.dtype == torch.bool):
+        if y.dim() == 2 and y.shape[1] == 1:        # a column of labels, as a float y may be
+            y = y[:, 0]
         wide = y.double()      # torch has no min or max of its unsigned types past uint8; exact for these bounds
         if y.dim() != 1 or float(wide.min()) < 0 or float(wide.max()) >= MAX_CLASSES:
             raise _file_error(path, f"integer class labels as a 1-D y of values in [0, {MAX_CLASSES - 1}]")
+        if float(wide.max()) < 1:
+            raise _file_error(path, "class labels of at least two classes, 0 and 1 or more (this y is all 0: "
+                                    "one output, a loss of 0 whatever the net)")
         y = y.long()
     else:
         raise _file_error(path, f"y of a float or integer dtype, not {y.dtype}")
@@ -143,6 +148,9 @@ def make(cfg: Config, device: torch.device) -> Dataset:
                                                  "no spread to standardise by)")
         mu, sd = x_tr.mean(0, keepdim=True), x_tr.std(0, keepdim=True).clamp_min(1e-12)
         x_tr, x_te = (x_tr - mu) / sd, (x_te - mu) / sd
+    if cfg.norm == "batch" and tr.numel() < 2:
+        raise SpecError("norm", "batch", f"none or layer for data of {x.shape[0]} rows (a train split of 1 row gives "
+                                         "batch norm one value per channel)")
     # blobs has cfg.classes outputs even when a small draw leaves a class out; a file's labels say how many
     out = (cfg.classes if cfg.data == "blobs" else int(y.max()) + 1) if classification else int(y.shape[1])
     return Dataset(x_tr.to(device), y[tr].to(device), x_te.to(device), y[te].to(device),

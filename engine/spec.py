@@ -142,6 +142,8 @@ def _data_check(v: str) -> str | None:
         return "poly, blobs, or a path to a .npz or .pt file"
     if not (v.endswith(".npz") or v.endswith(".pt")):
         return "poly, blobs, or a path to a .npz or .pt file"
+    if os.path.isdir(v):
+        return "a .npz or .pt file, not a folder"
     if not os.path.isfile(v):
         return "an existing .npz or .pt file (no such file)"
     return None

@@ -122,6 +122,12 @@ class Trainer:
     def _plain_step(self, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
         loss = self.crit(self.model(xb), yb)
         self._update(loss)
+        if self.on_cpu:
+            # read before the update (the value is on the host already): a non-finite loss leaves the weights that
+            # gave it, for _diagnose to look at
+            self.last_loss = loss.item()
+            if not math.isfinite(self.last_loss):
+                return loss
         self.opt.step()
         return loss
 
@@ -152,10 +158,14 @@ class Trainer:
         if self.nonfinite is not None:
             return
         step = first_bad if first_bad >= 0 else self.step
+        # in the order a step computes them: activations, the loss, the gradients (from the last layer), weights
         for i, r in enumerate(rows):
             if r["nonfinite_frac"] is None or r["nonfinite_frac"] > 0 or not _finite(r["a_std"]):
                 self.nonfinite = {"step": step, "layer": i, "tensor": "activation"}
                 return
+        if not _finite(loss_v):
+            self.nonfinite = {"step": step, "layer": None, "tensor": "loss"}
+            return
         for i in reversed(range(len(rows))):
             r = rows[i]
             if not (_finite(r["grad_w_norm"]) and _finite(r["grad_z_std"])):
@@ -229,7 +239,6 @@ class Trainer:
                     else:
                         loss = self._plain_step(xb, yb)
                         if self.on_cpu:         # the value is on the host already: no device to wait for
-                            self.last_loss = loss.item()
                             if not math.isfinite(self.last_loss):
                                 self.first_bad.fill_(self.step)
                                 self._diagnose(xb, yb, epoch)
@@ -281,9 +290,18 @@ class Trainer:
         return self.result(seconds)
 
     def _diagnose(self, xb: torch.Tensor, yb: torch.Tensor, epoch: int) -> None:
-        """After a non-finite loss, one instrumented pass names the layer and the tensor."""
+        """After a non-finite loss, one instrumented pass on the weights that gave it names the layer and the tensor.
+        Weights found non-finite already were made so by an update: on the CPU, where every step's loss is read
+        before its update, the one before (whose loss was finite); on a GPU, the one of the step whose loss was
+        first non-finite, which went on unseen."""
         step = self.step
-        self.step = int(self.first_bad.item()) if int(self.first_bad.item()) >= 0 else step
+        at = int(self.first_bad.item()) if int(self.first_bad.item()) >= 0 else step
+        broken = [i for i, b in enumerate(self.model.blocks) if not bool(torch.isfinite(b.linear.weight).all())]
+        if broken:
+            self.nonfinite = ({"step": max(at - 1, 0), "layer": broken[0], "tensor": "weight"} if self.on_cpu
+                              else {"step": at, "layer": None, "tensor": "loss"})
+            return
+        self.step = at
         try:
             self._sampled_step(xb, yb, epoch)
         finally:

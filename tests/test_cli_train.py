@@ -252,6 +252,8 @@ def test_user_files_load(tmp_path):
     (lambda p: np.savez(p, X=np.zeros((4, 2)), y=np.array([0, 1, 2, 10 ** 9])), "values in [0, 1048575]"),
     (lambda p: np.savez(p, X=np.zeros((4, 2), dtype=bool), y=np.zeros(4)), "float or integer dtype, not torch.bool"),
     (lambda p: os.mkdir(p), "not a folder"),
+    (lambda p: np.savez(p, X=np.zeros((4, 2)), y=np.zeros(4, dtype=np.int64)), "at least two classes"),
+    (lambda p: np.savez(p, X=np.zeros((4, 2)), y=np.zeros((4, 2), dtype=np.int64)), "1-D y"),
 ])
 def test_bad_npz_files_get_one_line(tmp_path, make, why):
     path = str(tmp_path / "d.npz")
@@ -272,6 +274,27 @@ def test_every_integer_dtype_loads(tmp_path, x_type, y_type):
     np.savez(path, X=np.zeros((3, 2), dtype=x_type), y=np.array([0, 1, 1 << 20], dtype=np.uint32))
     with pytest.raises(SpecError, match=r"values in \[0, 1048575\]"):
         datasets.load_file(path)
+
+
+def test_a_column_of_integer_labels_loads_as_a_float_column_does(tmp_path):
+    path = str(tmp_path / "col.npz")
+    np.savez(path, X=np.zeros((6, 2)), y=np.array([[0], [1], [2], [0], [1], [2]]))
+    x, y = datasets.load_file(path)
+    assert y.shape == (6,) and y.tolist() == [0, 1, 2, 0, 1, 2]
+
+
+def test_a_folder_named_like_a_data_file_is_called_a_folder(tmp_path, capsys):
+    os.mkdir(tmp_path / "d.npz")
+    assert main(["train", "--data", str(tmp_path / "d.npz")]) == 2
+    assert "a .npz or .pt file, not a folder" in capsys.readouterr().err
+
+
+def test_batch_norm_on_a_train_split_of_one_row_is_refused(tmp_path, capsys):
+    path = str(tmp_path / "two.npz")
+    np.savez(path, X=np.zeros((2, 3)), y=np.zeros((2, 1)))
+    assert main(["train", "--data", path, "--norm", "batch"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("initlab: error: norm: 'batch' is not allowed; none or layer")
 
 
 def test_blobs_has_as_many_outputs_as_classes_even_when_a_class_is_not_drawn():
@@ -464,3 +487,35 @@ def test_a_sweep_notes_a_flag_only_when_no_point_reads_it(capsys):
             "--json", "--init", "kaiming_normal", "--gain", "3"]
     assert main([*argv, "--vary", "init=kaiming_normal,orthogonal"]) == 0        # orthogonal reads gain
     assert "initlab: note:" not in capsys.readouterr().err
+
+
+def test_the_bar_ends_where_a_stopped_run_stopped(capsys):
+    """Updates come faster than the bar redraws; the last one, held back, is drawn when the bar closes."""
+    from initlab.engine.events import Progress
+    from initlab.tui.commands.train import Bar
+
+    bar = Bar()
+    for step in (1, 2, 3, 4):
+        bar(Progress("train", step=step, total_steps=22, epoch=1, epochs=2, loss=float(step), steps_per_sec=9.0))
+    bar.close()
+    err = capsys.readouterr().err
+    assert err.endswith("\n") and " 1/22 " in err and " 2/22 " not in err      # held back while too soon
+    assert err.rstrip().rsplit("\r", 1)[-1].startswith("[#####") and " 4/22 epoch 1/2 loss 4 " in err
+
+
+def test_a_history_that_thinned_says_so(capsys, monkeypatch):
+    from initlab.engine import train as train_mod
+
+    monkeypatch.setattr(train_mod, "EPOCH_HISTORY", 8)
+    monkeypatch.setattr(train_mod, "STEP_HISTORY", 4)
+    assert main(["train", "--depth", "2", "--width", "4", "--n-rows", "10", "--epochs", "20", "--stats-every", "1",
+                 "--device", "cpu", "--json"]) == 0
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    kept_epochs, kept_steps = len(doc["epochs"]), len(doc["steps"])
+    assert kept_epochs < 20 and kept_steps < 20
+    assert [e["epoch"] for e in doc["epochs"]][0] == 1 and doc["epochs"][-1]["epoch"] == 20
+    assert f"initlab: note: the history keeps {kept_epochs} of 20 epochs and {kept_steps} of 20 sampled steps" in err
+    assert main(["train", "--depth", "2", "--width", "4", "--n-rows", "10", "--epochs", "3", "--device", "cpu",
+                 "--json"]) == 0
+    assert "history keeps" not in capsys.readouterr().err

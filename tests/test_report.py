@@ -7,6 +7,7 @@ import json
 import os
 
 import pytest
+import torch
 
 from initlab.engine import export, report
 from initlab.engine.textplot import bar_chart, grid
@@ -137,6 +138,32 @@ def test_two_outputs_naming_one_file_are_refused_before_the_run(tmp_path, capsys
         words = words.replace("'r.md'", repr(str(tmp_path / "r.md")))
         assert code == 2 and out == "" and err.count("\n") == 1 and words in err, err
     assert os.listdir(tmp_path) == ["link.md"]
+
+
+def test_an_output_naming_a_file_the_run_reads_is_refused_before_the_run(tmp_path, capsys):
+    """--out over the --data file wrote JSON into the data; --csv over the --config or the --model file alike."""
+    data = tmp_path / "d.pt"
+    torch.save({"X": torch.randn(40, 3), "y": torch.randn(40, 1)}, data)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("depth = 2\nwidth = 4\n")
+    model = tmp_path / "net.py"
+    model.write_text("from torch import nn\n\ndef make():\n    return nn.Linear(3, 2)\n")
+    before = {p: p.read_bytes() for p in (data, cfg, model)}
+    for argv, out, read in ((["train", "--data", str(data), "--epochs", "1", "--out", str(data)], "out", "--data"),
+                            (["train", "--data", str(data), "--epochs", "1", "--save-config", str(data)], "save_config",
+                             "--data"),
+                            (["probe", "--config", str(cfg), "--csv", str(cfg)], "csv", "--config"),
+                            (["probe", "--model", f"{model}:make", "--input-shape", "2,3", "--report", str(model)],
+                             "report", "--model")):
+        code = main(argv)
+        out_, err = capsys.readouterr()
+        assert code == 2 and out_ == "" and err.count("\n") == 1, err
+        assert err.startswith(f"initlab: error: {out}: ") and f"a file other than {read}'s, which this run reads" in err
+    assert {p: p.read_bytes() for p in (data, cfg, model)} == before
+    # a config rewritten by the run that read it holds settings still: allowed
+    assert main(["probe", "--config", str(cfg), "--depth", "3", "--save-config", str(cfg), "--json"]) == 0
+    capsys.readouterr()
+    assert "depth = 3" in cfg.read_text()
 
 
 # atomic writes ---------------------------------------------------------------------------------------------------

@@ -80,6 +80,47 @@ def test_nonfinite_stops_the_run_and_names_step_layer_tensor():
     assert nf["layer"] is None or 0 <= nf["layer"] < 3
 
 
+@pytest.mark.parametrize("stats_every", [10, 1])
+def test_nonfinite_names_what_went_first_whatever_the_cadence(stats_every):
+    """lr 1e6: a hand-written loop finds the first step whose loss is non-finite while every activation is finite
+    (an output of 1e21 squared overflows); the run names that step and the loss, on a sampled step or not."""
+    cfg = Config(depth=3, width=16, epochs=2, lr=1e6, stats_every=stats_every, device="cpu")
+    hand = Trainer(cfg)         # its data, model and shuffle, driven by the loop below
+    perm = torch.randperm(hand.n_train, generator=hand.shuffle)
+    for step in range(hand.per_epoch):
+        idx = perm[step * cfg.batch:(step + 1) * cfg.batch]
+        x, y = hand.data.x_train[idx], hand.data.y_train[idx]
+        acts, h = [], x
+        for b in hand.model.blocks:
+            h = b(h)
+            acts.append(h)
+        loss = hand.crit(h, y)
+        if not torch.isfinite(loss):
+            break
+        hand.opt.zero_grad()
+        loss.backward()
+        hand.opt.step()
+    else:
+        pytest.fail("the hand-written loop never met a non-finite loss")
+    assert all(bool(torch.isfinite(a).all()) for a in acts)
+    res = run_training(cfg)
+    assert res["stopped"] == "nonfinite"
+    assert res["nonfinite"] == {"step": step, "layer": None, "tensor": "loss"}
+    shown = res["steps"][-1]            # the statistics of that step, taken on the weights that gave the loss
+    assert shown["step"] == step and not math.isfinite(shown["loss"])
+    assert all(math.isfinite(d["a_std"]) for d in shown["layers"])
+
+
+def test_weights_broken_by_an_update_are_named_at_that_update():
+    # a finite loss whose update overflows the weights: the next loss is non-finite, but the weights were first
+    tr = Trainer(Config(**SMALL))
+    with torch.no_grad():
+        tr.model.blocks[1].linear.weight[0, 0] = float("inf")
+    tr.step = 7
+    tr._diagnose(tr.data.x_train[:10], tr.data.y_train[:10], 1)
+    assert tr.nonfinite == {"step": 6, "layer": 1, "tensor": "weight"}
+
+
 def test_nonfinite_is_found_on_the_device_path_too():
     tr = Trainer(Config(**SMALL, lr=1e6))
     tr.on_cpu = False                   # the path taken on a GPU: no per-step host check

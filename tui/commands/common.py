@@ -165,10 +165,9 @@ def prepare(args: argparse.Namespace) -> None:
     if getattr(args, "preset", None) is not None and not args.preset.strip():
         raise SpecError("preset", args.preset, "a preset's name (see `initlab presets`)")
     path = getattr(args, "config", None)
-    if path is None:
-        return
-    raw = _take_own_keys(args, spec.read_toml(path, extra=tuple(_OWN_KINDS)))
+    raw = _take_own_keys(args, spec.read_toml(path, extra=tuple(_OWN_KINDS))) if path is not None else {}
     args.config_keys = raw
+    _refuse_outputs_over_inputs(args, taken)
     if "preset" in raw and getattr(args, "preset", None) is None:
         from initlab.engine.sweep import SWEEP_PRESETS
 
@@ -176,6 +175,22 @@ def prepare(args: argparse.Namespace) -> None:
         if not (raw["preset"] in SWEEP_PRESETS and getattr(args, "command", "sweep") != "sweep"):
             args.preset = raw["preset"]
             args.preset_from_config = True
+
+
+def _refuse_outputs_over_inputs(args: argparse.Namespace, taken: dict[str, str]) -> None:
+    """An output that names a file the run reads (its --config, its --data, its --model's file) would replace it:
+    refused before any work. --save-config may rewrite the --config it read: both hold settings."""
+    inputs = [("config", getattr(args, "config", None)), ("data", given_settings(args).get("data"))]
+    model = getattr(args, "model", None)
+    if isinstance(model, str) and ":" in model and model.rsplit(":", 1)[0].endswith(".py"):
+        inputs.append(("model", model.rsplit(":", 1)[0]))
+    for name, path in inputs:
+        if not isinstance(path, str) or not os.path.isfile(path):
+            continue
+        real = os.path.realpath(path)
+        out = taken.get(real)
+        if out is not None and not (out == "save_config" and name == "config"):
+            raise SpecError(out, getattr(args, out), f"a file other than {flag(name)}'s, which this run reads")
 
 
 def config_keys(args: argparse.Namespace) -> dict[str, Any]:

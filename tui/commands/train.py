@@ -18,7 +18,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a network and watch its per-layer statistics", description=__doc__)
     add_config_flags(p)
     p.add_argument("--json", action="store_true", help="print one JSON object and nothing else")
-    p.add_argument("--out", default=None, metavar="FILE.json", help="write the whole history (atomically)")
+    p.add_argument("--out", default=None, metavar="FILE.json",
+                   help="write the run's history, every epoch and sampled step (a long run's series keep every other "
+                        "entry past 2048 epochs or 512 sampled steps, the first and latest always; a note says so) "
+                        "(atomically)")
     add_output_flags(p, csv_help="write a CSV of the epochs (table=epoch) and the final per-layer statistics "
                                  "(table=final_layer), one file")
     p.set_defaults(func=run)
@@ -29,6 +32,7 @@ class Bar:
 
     def __init__(self) -> None:
         self.last = 0.0
+        self.pending = None         # an update not drawn yet (too soon after the one before)
 
     def __call__(self, ev) -> None:
         from initlab.engine.events import Progress
@@ -37,13 +41,41 @@ class Bar:
             return
         now = time.monotonic()
         if now - self.last < 0.1 and ev.step < ev.total_steps:
+            self.pending = ev
             return
         self.last = now
+        self._draw(ev)
+
+    def close(self) -> None:
+        """Draw the latest update if it was held back (a run that stopped short ends where it stopped), then end
+        the line."""
+        if self.pending is not None:
+            self._draw(self.pending)
+        sys.stderr.write("\n")
+
+    def _draw(self, ev) -> None:
+        self.pending = None
         frac = ev.step / max(ev.total_steps, 1)
         done = int(30 * frac)
         sys.stderr.write(f"\r[{'#' * done}{'.' * (30 - done)}] {ev.step}/{ev.total_steps} epoch {ev.epoch}/"
                          f"{ev.epochs} loss {fmt(ev.loss)} {ev.steps_per_sec:,.0f} steps/s ")
         sys.stderr.flush()
+
+
+def thinned_note(res: dict) -> str:
+    """A note when the history kept fewer epochs or sampled steps than the run had (a bounded series thins)."""
+    ran = res["epochs"][-1]["epoch"] if res["epochs"] else 0
+    every = int(res["config"]["stats_every"])
+    sampled = -(-res["steps_done"] // every)
+    parts = []
+    if len(res["epochs"]) < ran:
+        parts.append(f"{len(res['epochs'])} of {ran} epochs")
+    if len(res["steps"]) < sampled:
+        parts.append(f"{len(res['steps'])} of {sampled} sampled steps")
+    if not parts:
+        return ""
+    return (f"initlab: note: the history keeps {' and '.join(parts)} (a series past its capacity keeps every other "
+            f"entry, the first and the latest always)")
 
 
 def print_run(res: dict) -> None:
@@ -110,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         restore()
     if bar is not None:
-        sys.stderr.write("\n")
+        bar.close()
     write_outputs(args, "train", res)      # built before any is written: a failure there leaves --out as it was
     if args.out:
         write_json(args.out, res)
@@ -130,6 +162,10 @@ def run(args: argparse.Namespace) -> int:
             sys.stderr.write(f"initlab: note: {k} follows the data ({res['config'][k]}); {given[k]} was not used\n")
     for note in unread_notes(args, cfg, train=True, skip=("in_features", "out_features")):
         sys.stderr.write(note + "\n")
+    for r in res.get("runs", [res]):
+        note = thinned_note(r)
+        if note:
+            sys.stderr.write(note + "\n")
     stopped = [r["stopped"] for r in res.get("runs", [res])]
     if "cancelled" in stopped:
         return 130
