@@ -29,6 +29,7 @@ class LayerStats(Event):
     distributions: tuple[dict[str, list[float]], ...] | None = None
     input_std: float | None = None
     final: bool = False
+    run: int = 0            # which run of a training of several seeds (0 for the first, or the only one)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Bounded history: a series that halves its resolution when full, always keeping the first and latest entries."""
 from __future__ import annotations
 
-from typing import Any, Generic, Iterator, TypeVar
+from typing import Generic, Iterator, TypeVar
 
 T = TypeVar("T")
 
@@ -42,7 +42,3 @@ class Bounded(Generic[T]):
 
     def __iter__(self) -> Iterator[T]:
         return iter(self.values())
-
-
-def as_list(b: Bounded[Any]) -> list[Any]:
-    return b.values()

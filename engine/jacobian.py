@@ -40,15 +40,21 @@ def _check_size(cfg: Config, inputs: int, dev: torch.device, itemsize: int) -> N
                         f"{free / 2**30:.1f} GiB is free on {dev}")
 
 
-def histogram(log_values: torch.Tensor, bins: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Counts of the values in `bins` equal bins from their min to their max (a one-decade window around them when
-    they are all equal), and that min and max; all on the device, no transfer."""
-    lo, hi = log_values.min(), log_values.max()
+def histogram(log_values: torch.Tensor, bins: int, mask: torch.Tensor | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Counts of the values (those where `mask` holds) in `bins` equal bins from their min to their max (a
+    one-decade window around them when they are all equal, around 0 when there are none), and that min and max; all
+    on the device, no transfer (a mask rather than an index: picking the values out would wait for their count)."""
+    if mask is None:
+        mask = torch.ones_like(log_values, dtype=torch.bool)
+    some = mask.any()
+    lo = torch.where(some, torch.where(mask, log_values, torch.inf).min(), 0.0)
+    hi = torch.where(some, torch.where(mask, log_values, -torch.inf).max(), 0.0)
     flat = (hi - lo) < 1e-9
     lo = torch.where(flat, lo - 0.5, lo)
     hi = torch.where(flat, hi + 0.5, hi)
-    idx = ((log_values - lo) / (hi - lo) * bins).floor().clamp(0, bins - 1).long()
-    return torch.bincount(idx, minlength=bins), lo, hi
+    idx = ((log_values - lo) / (hi - lo) * bins).nan_to_num(0.0).floor().clamp(0, bins - 1).long()
+    return torch.bincount(idx, weights=mask.double(), minlength=bins).round().long(), lo, hi
 
 
 def jacobian_spectrum(cfg: Config, inputs: int = 1, bins: int = 20) -> dict[str, Any]:
@@ -82,11 +88,8 @@ def jacobian_spectrum(cfg: Config, inputs: int = 1, bins: int = 20) -> dict[str,
     eps = torch.finfo(dtype).eps * max(cfg.out_features, cfg.in_features)
     flat = s.flatten()
     resolved = (s >= s[:, :1] * eps).flatten() & (flat > 0)
-    has_resolved = bool(resolved.any())
-    logs = torch.log10(flat[resolved]) if has_resolved else flat.new_zeros(1)
-    counts, lo, hi = histogram(logs, bins)
-    if not has_resolved:            # no value above zero or the resolution: no bar, only the counts apart
-        counts = torch.zeros_like(counts)
+    # no value above zero or the resolution: no bar, only the counts apart
+    counts, lo, hi = histogram(torch.log10(torch.where(resolved, flat, torch.ones_like(flat))), bins, resolved)
     zeros = (flat == 0).sum()
     unresolved = (~resolved).sum() - zeros
     finite = torch.isfinite(jac).all()

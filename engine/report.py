@@ -1,5 +1,7 @@
-"""Markdown reports and CSV rows for every result: probe (MLP or a user's model), train, sweep, theory, jacobian,
-widths. A report holds the settings, the verdict, a per-layer table and the figures as text bar charts.
+"""Markdown reports and CSV rows for every result: probe, train, sweep, theory, jacobian, widths.
+
+A report holds the settings, the verdict (a probe of the MLP or of a user's model), a per-layer table and the
+figures as text bar charts.
 
 `csv_rows(kind, result)` and `markdown(kind, result)` read the JSON a command prints; `write(kind, result, csv=...,
 report=...)` writes either file atomically through engine/export.py.

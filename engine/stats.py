@@ -25,7 +25,8 @@ def undefined_as_none(d: dict[str, Any]) -> dict[str, Any]:
     ratio the engine does not compute. A ratio made NaN by a non-finite tensor (a net that blew up) stays NaN."""
     for k, terms in ZERO_TERMS.items():
         v = d.get(k)
-        if v is not None and v != v and all(d.get(t) == 0 for t in terms):
+        # the update's own spread is not in the table: weights made non-finite by the update are, as a flag
+        if v is not None and v != v and all(d.get(t) == 0 for t in terms) and d.get("weights_finite", 1) == 1:
             d[k] = None
     return d
 QUANTILES = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)

@@ -69,11 +69,12 @@ class Trainer:
     """One training run. run() drives it to the end; check() is called between steps to allow cancelling."""
 
     def __init__(self, cfg: Config, emit: Emit | None = None, check: Callable[[], None] | None = None,
-                 run_index: int = 0, end_distributions: bool = False):
+                 run_index: int = 0, end_distributions: bool = False, runs: int = 1):
         validate(cfg)
         self.emit = emit or (lambda ev: None)
         self.check = check or (lambda: None)
         self.run_index = run_index
+        self.runs = runs            # how many seeds the training runs one after the other
         self.device = devices.resolve(cfg.device)
         torch.manual_seed(cfg.seed)
         self.data = datasets.make(cfg, self.device)
@@ -134,7 +135,6 @@ class Trainer:
     def _sampled_step(self, xb: torch.Tensor, yb: torch.Tensor, epoch: int) -> float:
         """A step that also reduces every layer's statistics and the update ratio, then makes one transfer."""
         blocks = self.model.blocks
-        n = len(blocks)
         with Capture(blocks) as cap:
             loss = self.crit(self.model(xb), yb)
             raw = self._update(loss, keep_grads=True)
@@ -150,7 +150,7 @@ class Trainer:
         ok = [r.pop("weights_finite") for r in rows]
         loss_v, first_bad = flat[-2], int(flat[-1])
         self.steps.append({"step": self.step, "epoch": epoch, "loss": loss_v, "layers": rows})
-        self.emit(LayerStats("train", step=self.step, epoch=epoch, layers=tuple(rows)))
+        self.emit(LayerStats("train", step=self.step, epoch=epoch, layers=tuple(rows), run=self.run_index))
         self._find_nonfinite(rows, ok, loss_v, first_bad)
         return loss_v
 
@@ -175,7 +175,7 @@ class Trainer:
             if ok < 1:
                 self.nonfinite = {"step": step, "layer": i, "tensor": "weight"}
                 return
-        if not _finite(loss_v) or first_bad >= 0:
+        if first_bad >= 0:        # an earlier step's loss, flagged on the device
             self.nonfinite = {"step": step, "layer": None, "tensor": "loss"}
 
     # -- epochs ---------------------------------------------------------------------------------------------
@@ -218,7 +218,9 @@ class Trainer:
                           f", dropout {cfg.dropout:g}" if cfg.dropout > 0 else ""])
         self.emit(LogLine("train", "info", f"training {cfg.depth} x {cfg.width} {cfg.activation}{extras}, init "
                                            f"{cfg.init}, {cfg.optimizer} lr {cfg.lr:g}, {cfg.epochs} epochs of "
-                                           f"{self.per_epoch} steps on {cfg.data} ({self.device})"))
+                                           f"{self.per_epoch} steps on {cfg.data} ({self.device})"
+                                           + (f"; seed {cfg.seed}, run {self.run_index + 1} of {self.runs}"
+                                              if self.runs > 1 else "")))
         if self.resized:
             self.emit(LogLine("train", "info", f"in_features and out_features follow the data: {cfg.in_features} "
                                                f"in, {cfg.out_features} out (the form's are for probes)"))
@@ -286,7 +288,7 @@ class Trainer:
         if self.final is not None:
             last_epoch = (self.epochs.latest or {}).get("epoch", 0)
             self.emit(LayerStats("train", step=self.step, epoch=last_epoch, layers=tuple(self.final), final=True,
-                                 distributions=self.final_distributions))
+                                 distributions=self.final_distributions, run=self.run_index))
         return self.result(seconds)
 
     def _diagnose(self, xb: torch.Tensor, yb: torch.Tensor, epoch: int) -> None:
@@ -295,8 +297,12 @@ class Trainer:
         before its update, the one before (whose loss was finite); on a GPU, the one of the step whose loss was
         first non-finite, which went on unseen."""
         step = self.step
-        at = int(self.first_bad.item()) if int(self.first_bad.item()) >= 0 else step
-        broken = [i for i, b in enumerate(self.model.blocks) if not bool(torch.isfinite(b.linear.weight).all())]
+        # one transfer: the flagged step and whether each layer's weights are finite
+        with torch.no_grad():
+            finite = torch.stack([torch.isfinite(b.linear.weight).all() for b in self.model.blocks])
+            flat = torch.cat([self.first_bad.reshape(1), finite.long()]).tolist()
+        at = flat[0] if flat[0] >= 0 else step
+        broken = [i for i, ok in enumerate(flat[1:]) if not ok]
         if broken:
             self.nonfinite = ({"step": max(at - 1, 0), "layer": broken[0], "tensor": "weight"} if self.on_cpu
                               else {"step": at, "layer": None, "tensor": "loss"})
@@ -339,7 +345,8 @@ def run_training(cfg: Config, emit: Emit | None = None, check: Callable[[], None
         return tr.run()
     runs = []
     for i, s in enumerate(seeds):
-        tr = Trainer(cfg.replace(seed=s), emit, check, run_index=i, end_distributions=end_distributions)
+        tr = Trainer(cfg.replace(seed=s), emit, check, run_index=i, end_distributions=end_distributions,
+                     runs=len(seeds))
         if i == 0:
             ready()
         runs.append(tr.run())

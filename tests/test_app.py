@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 
@@ -678,3 +679,55 @@ async def test_the_palettes_screenshot_saves_where_exports_go(tmp_path):
         await pilot.pause(0.5)
         svgs = list(tmp_path.glob("*.svg"))
         assert len(svgs) == 1 and svgs[0].read_text().lstrip().startswith("<svg")
+        assert svgs[0].name.startswith("initlab-screen-")
+        assert app.log_pane.messages()[-1] == f"wrote the screen to {svgs[0]}"
+        assert os.listdir(tmp_path) == [svgs[0].name]           # no temporary left beside it
+
+
+@pilot_test
+async def test_a_training_of_several_seeds_says_which_seed_the_charts_hold():
+    from initlab.engine.train import run_training
+    from initlab.tui.bridge import log10_or_none
+
+    cfg = SMALL.replace(epochs=2, n_rows=100, stats_every=2)
+    app = make_app(cfg)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, app)
+        app.action_train(seeds=(3, 5))
+        await settle(pilot, app)
+        messages = app.log_pane.messages()
+        assert any(m.endswith("; seed 3, run 1 of 2") for m in messages)
+        assert any(m.endswith("; seed 5, run 2 of 2") for m in messages)
+        assert any(m.startswith("training finished after ") and "(seed 3, the first of 2 runs)" in m
+                   for m in messages)
+        assert app.charts.chart("forward").data.label.endswith(", seed 5")       # the end state shown: the last run's
+        heat = app.charts.chart("heatmap")
+        assert heat.label == "seed 5"
+        # the heatmap holds the second seed's steps alone, not the first's joined before them
+        second = run_training(cfg, seeds=(3, 5))["runs"][1]
+        assert [step for step, _ in heat.data] == [s["step"] for s in second["steps"]]
+        assert list(heat.data[-1][1]) == pytest.approx(
+            [log10_or_none(d["grad_w_std"]) for d in second["steps"][-1]["layers"]], rel=1e-6)
+
+
+@pilot_test
+async def test_an_export_while_a_run_goes_on_writes_the_screen_alone(tmp_path):
+    app = make_app(SMALL.replace(epochs=5000, n_rows=200), export_dir=str(tmp_path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app)
+        app.action_probe()
+        await settle(pilot, app)                    # a result from before: not to be exported beside this run
+        await pilot.press("t")
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if app.bridge.running and app.charts.chart("forward").data.label.startswith("train"):
+                break
+        await pilot.press("b", "e")
+        await pilot.pause()
+        assert app.bridge.running
+        pinned, exported = app.log_pane.messages()[-2:]
+        assert pinned.startswith("pinned the current train ") and pinned.endswith(", still running) as the baseline")
+        assert exported.startswith("a train is running: wrote the screen to ")
+        assert [p.suffix for p in tmp_path.iterdir()] == [".svg"]
+        await pilot.press("s")
+        await settle(pilot, app)

@@ -1,6 +1,8 @@
-"""Pilot tests of the app's views past the textbook: sweeps (a grid, the edge of chaos, a cancel that keeps the
-points done), the mean-field readout, the Jacobian spectrum, the width check and the user's own model, each run on
-the engine for real and checked against the engine called directly."""
+"""Pilot tests of the app's views past the textbook, each run on the engine and checked against it.
+
+Sweeps (a grid, the edge of chaos, a cancel that keeps the points done), the mean-field readout, the Jacobian
+spectrum, the width check and the user's own model.
+"""
 from __future__ import annotations
 
 import math

@@ -1,5 +1,7 @@
-"""The app under abuse: random text typed into every field of the form, keys every 10 ms while a training runs,
-and jobs that fail; the app never raises, shows every refusal beside its field, loses no key and goes on working."""
+"""The app under abuse: it never raises, shows every refusal beside its field, loses no key, goes on.
+
+Random text typed into every field of the form, keys every 10 ms while a training runs, and jobs that fail.
+"""
 from __future__ import annotations
 
 import os

@@ -1,5 +1,7 @@
-"""Injected faults: a job or a model that raises, memory refused or exhausted, non-finite values at any step, an
-export killed mid-write. Each ends in one clear event (or an intact file) and the next run in the same session works.
+"""Injected faults: each ends in one clear event (or an intact file), and the next run works.
+
+A job or a model that raises, memory refused or exhausted, non-finite values at any step, an export killed
+mid-write; the next run is in the same session.
 """
 from __future__ import annotations
 

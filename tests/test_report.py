@@ -1,5 +1,8 @@
-"""CSV and Markdown reports: files written by probe and train, their content against the JSON, every result kind,
-text bar charts, and atomic writes (no temporary files left, the previous file intact when a write fails)."""
+"""CSV and Markdown reports: their content against the JSON, and atomic writes.
+
+Files written by probe and train, every result kind, text bar charts; no temporary file is left and the previous
+file stays intact when a write fails.
+"""
 from __future__ import annotations
 
 import csv

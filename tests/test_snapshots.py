@@ -1,5 +1,7 @@
-"""Snapshot tests of the app at 80x24 and 160x48: seeded runs on the CPU, a fixed clock, no cursor blink, no
-animation, timings in the log written as 0.00 s."""
+"""Snapshot tests of the app at 80x24 and 160x48, on seeded CPU runs.
+
+A fixed clock, no cursor blink, no animation, timings in the log written as 0.00 s.
+"""
 from __future__ import annotations
 
 import re

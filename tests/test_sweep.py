@@ -1,5 +1,8 @@
-"""Sweeps: --vary parsing and refusals, every run against a direct probe, seed means and stds, the edge-of-chaos
-sign change, heatmap layout, cancelling (generator, Session job, Ctrl-C) and `initlab sweep`."""
+"""Sweeps: --vary parsing and refusals, every run against a direct probe, cancelling, `initlab sweep`.
+
+Also seed means and stds, the edge-of-chaos sign change, heatmap layout; cancelling by generator, Session job and
+Ctrl-C.
+"""
 from __future__ import annotations
 
 import json
@@ -287,6 +290,9 @@ def test_the_apps_grid_field_takes_spaces_or_semicolons_between_settings():
     assert parse_vary("depth=10,20,50;init=xavier_uniform,kaiming_normal;") == want
     assert parse_vary(" ; ") == {}
     assert extra_error("vary", "depth=3,4; init=nope") is not None
+    # a tuple setting's values are separated by ';' as on the command line: a ';' ends an item only before NAME=
+    assert parse_vary("poly_w=2,-1;1,1 depth=3") == {"poly_w": [(2.0, -1.0), (1.0, 1.0)], "depth": [3]}
+    assert parse_vary("poly_w=2,-1;1,1;depth=3") == sweep.parse_vary(["poly_w=2,-1;1,1", "depth=3"])
 
 
 def test_a_bad_data_file_anywhere_in_a_training_grid_is_refused_before_any_run(capsys, tmp_path):

@@ -1,5 +1,7 @@
-"""Mean-field theory: closed forms against torch, q* and chi_1 against their known values and a Monte Carlo
-estimate, the phase boundary, the finite-depth prediction against a real probe, and `initlab theory`."""
+"""Mean-field theory against torch, known values and Monte Carlo, and `initlab theory`.
+
+Closed forms, q* and chi_1, the phase boundary, the finite-depth prediction against a real probe.
+"""
 from __future__ import annotations
 
 import json

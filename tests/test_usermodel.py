@@ -1,5 +1,7 @@
-"""The probe of a user's own model: statistics against direct computations, warnings, the loss, --layers, the
-one-line refusals of `initlab probe --model`, one transfer per probe, and the job."""
+"""The probe of a user's own model: statistics against direct computations, and its refusals.
+
+Also warnings, the loss, --layers, the one-line refusals of `initlab probe --model`, one transfer per probe, the job.
+"""
 from __future__ import annotations
 
 import json

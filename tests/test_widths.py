@@ -1,5 +1,7 @@
-"""Width check: the records against a hand-written training loop, flat lines at init under Kaiming, the Xavier
-first layer's known shrinkage, Adam's width-proportional output update, and `initlab widths`."""
+"""Width check: records against a hand-written training loop, known behaviours, `initlab widths`.
+
+Flat lines at init under Kaiming, the Xavier first layer's known shrinkage, Adam's width-proportional output update.
+"""
 from __future__ import annotations
 
 import json

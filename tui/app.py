@@ -130,6 +130,7 @@ class InitlabApp(BeyondMixin, App):
         self._runs = 0              # jobs started so far, and the one whose statistics the per-layer charts hold
         self._charted = 0
         self._pinnable: Baseline | None = None
+        self._pinnable_at = ""          # which state of its run the pinnable holds (a step, the end state)
         self._snap_run, self._snap_config = 0, None     # the run the snapshot's statistics came from, its settings
         self._run_configs: dict[int, Any] = {}         # settings by run, for a snapshot taken before its Started
         self.preset_name = ""       # the preset last loaded into the form
@@ -345,7 +346,7 @@ class InitlabApp(BeyondMixin, App):
             if snap.stats is not None:
                 s = snap.stats
                 label = "probe" if s.job == "probe" else (f"{s.job} end state, step {s.step}" if s.final
-                                                           else f"{s.job} step {s.step}")
+                                                           else f"{s.job} step {s.step}") + self._seed_note(s.run)
                 # a baseline of another depth has no layer to stand beside: it is overlaid on the Training chart only
                 same = base is not None and len(base.layers) == len(s.layers)
                 data = LayerData(tuple(s.layers), s.input_std, base.layers if same else (), label, s.distributions)
@@ -354,6 +355,7 @@ class InitlabApp(BeyondMixin, App):
                 # what b pins: the run these charts show, whatever job (a width check, a Jacobian) came after
                 # a user's model has no activation or init to name: its factory names it
                 named = [str(getattr(cfg, k)) for k in ("activation", "init", "model") if getattr(cfg, k, None)]
+                self._pinnable_at = label
                 self._pinnable = Baseline(" ".join([s.job, *named]), tuple(s.layers),
                                           tuple(epoch_row(e) for e in snap.epochs))
                 # Distributions too, with or without boxes: it says when this run has none rather than keep an
@@ -373,7 +375,14 @@ class InitlabApp(BeyondMixin, App):
                                                               base.epochs if base else (), label=note,
                                                               total_epochs=total, seeds=self.run_seeds))
             if snap.heat:
+                heat = self.charts.chart("heatmap")
+                heat.label = self._seed_note(snap.stats.run if snap.stats is not None else 0).lstrip(", ")
                 self.charts.set_data("heatmap", snap.heat)
+
+    def _seed_note(self, run: int) -> str:
+        """', seed S' for a run of a training of several seeds (they run one after the other), else ''."""
+        seeds = self.run_seeds
+        return f", seed {seeds[run]}" if len(seeds) > 1 and 0 <= run < len(seeds) else ""
 
     @while_mounted
     def on_engine_event(self, message: EngineEvent) -> None:
@@ -437,10 +446,11 @@ class InitlabApp(BeyondMixin, App):
                 self.push_charts()      # the Training tab spans the epochs run, or says why it has no curve
             else:
                 self.run_state = "idle"
-            self.log_pane.add("info", f"training {stopped} after {ev.result.get('steps_done', 0)} steps, "
-                                      f"{len(epochs)} epochs; train loss {_g(last.get('train_loss'))}, "
-                                      f"test loss {_g(last.get('test_loss'))} ({ev.seconds:.1f} s)")
             runs = ev.result.get("runs") or []
+            first = f" (seed {ev.result['config']['seed']}, the first of {len(runs)} runs)" if len(runs) > 1 else ""
+            self.log_pane.add("info", f"training {stopped} after {ev.result.get('steps_done', 0)} steps, "
+                                      f"{len(epochs)} epochs{first}; train loss {_g(last.get('train_loss'))}, "
+                                      f"test loss {_g(last.get('test_loss'))} ({ev.seconds:.1f} s)")
             if len(runs) > 1:       # the line above is the first run's; each run's own ending, by its seed
                 ends = []
                 for r in runs:
@@ -481,8 +491,9 @@ class InitlabApp(BeyondMixin, App):
 
             x, f, df = activations.curve(name, slope=slope)
             # the empirical gain drawn as `initlab gain` draws it: one figure, the same digits in both
+            gain = activations.empirical_gain(name, slope=slope)
             self.post_message(CurveReady(name, slope, x, f, df, activations.max_derivative(name, slope),
-                                         activations.torch_gain(name, slope), activations.empirical_gain(name, slope=slope)))
+                                         activations.torch_gain(name, slope), gain))
 
         self.helpers.run("curve", curve)
 
@@ -566,22 +577,55 @@ class InitlabApp(BeyondMixin, App):
             self.notify("nothing to pin yet: run a probe (p) or a training (t)", severity="warning", timeout=3)
             return
         self.baseline = self._pinnable
-        self.log_pane.add("info", f"pinned the current {self.baseline.label} as the baseline")
+        # a training still running is pinned as it stands: said, with the step, so that the pin is not taken for
+        # its end (the overlay then lies under the run it came from)
+        running = self._charted == self._runs and self.bridge.running
+        at = "" if self._pinnable_at == "probe" else f" ({self._pinnable_at}{', still running' if running else ''})"
+        self.log_pane.add("info", f"pinned the current {self.baseline.label}{at} as the baseline")
         self.push_charts()
 
     def _palette_screenshot(self) -> None:
-        self.deliver_screenshot(path=self.export_dir)
+        """The screen as SVG where e exports, written atomically as every file initlab writes."""
+        base = self._export_base("screen")
+        try:
+            svg = export.write_text(base + ".svg", self.export_screenshot(title="initlab"))
+        except OSError as e:
+            self._cannot_write("screenshot", e, f"{os.path.basename(base)}.svg")
+            return
+        self.log_pane.add("info", f"wrote the screen to {svg}")
+        self.notify(f"wrote {os.path.basename(svg)}", timeout=3)
 
-    def action_export(self) -> None:
+    def _cannot_write(self, what: str, e: OSError, names: str) -> None:
+        self.refuse(f"{what} failed: {e.strerror or e}: cannot write {names} in {self._export_folder()} (exports go "
+                    f"to the folder initlab started in)")
+
+    def _export_base(self, kind: str) -> str:
+        """A path without extension in the export folder, stamped, that names no file yet."""
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        kind = self.last_kind or "screen"
         base = os.path.join(self.export_dir, f"initlab-{kind}-{stamp}")
         n = 1
         while os.path.exists(base + ".json") or os.path.exists(base + ".svg"):
             n += 1
             base = os.path.join(self.export_dir, f"initlab-{kind}-{stamp}-{n}")
+        return base
+
+    def _export_folder(self) -> str:
+        # the folder, not the temporary file the atomic write tried beside the target
+        try:
+            return os.path.abspath(self.export_dir)
+        except OSError:     # the folder it started in is gone: getcwd() fails too
+            return self.export_dir
+
+    def action_export(self) -> None:
+        kind = self.last_kind or "screen"
+        base = self._export_base(kind)
         try:
             svg = export.write_text(base + ".svg", self.export_screenshot(title="initlab"))
+            if self.bridge.running or self._starting:
+                # the last result is the run before this one: beside this run's screen it would pass for its own
+                self.log_pane.add("warning", f"a {kind} is running: wrote the screen to {svg}; its result is "
+                                             f"exported with e once it ends (s stops it and keeps what it did)")
+                return
             if self.last_result is None:
                 self.log_pane.add("warning", f"no result to export yet; wrote the screen to {svg}")
                 return
@@ -591,13 +635,7 @@ class InitlabApp(BeyondMixin, App):
                 doc["baseline"] = {"label": b.label, "layers": list(b.layers), "epochs": list(b.epochs)}
             js = export.write_json(base + ".json", doc)
         except OSError as e:
-            # the folder, not the temporary file the atomic write tried beside the target
-            try:
-                where = os.path.abspath(self.export_dir)
-            except OSError:     # the folder it started in is gone: getcwd() fails too
-                where = self.export_dir
-            self.refuse(f"export failed: {e.strerror or e}: cannot write {os.path.basename(base)}.svg and .json in "
-                        f"{where} (exports go to the folder initlab started in)")
+            self._cannot_write("export", e, f"{os.path.basename(base)}.svg and .json")
             return
         self.log_pane.add("info", f"exported the {kind} result to {js} and the screen to {svg}")
         self.notify(f"wrote {os.path.basename(js)} and {os.path.basename(svg)}", timeout=3)

@@ -1,6 +1,8 @@
-"""The app past the textbook: sweeps, the mean-field theory, Jacobian spectra, width checks and the user's own model,
-through the app's one engine bridge. InitlabApp takes these in as a mixin; Textual calls the message handlers of
-every class in the app's MRO, so the handlers here run after the app's own ones for the same message."""
+"""The app past the textbook: sweeps, mean-field theory, Jacobian spectra, width checks, your own model.
+
+All go through the app's one engine bridge. InitlabApp takes these in as a mixin; Textual calls the message
+handlers of every class in the app's MRO, so the handlers here run after the app's own ones for the same message.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -59,6 +59,9 @@ class EngineBridge:
             # the end state is not a step of the run: the heatmap keeps to steps
             column = None if ev.final else tuple(log10_or_none(d.get("grad_w_std")) for d in ev.layers)
             with self._lock:
+                if self._stats is not None and ev.run != self._stats.run:
+                    # a training's next seed starts again at step 0: its heatmap is its own, not joined to the last
+                    self._heat = Bounded(HEAT_COLUMNS)
                 self._stats = ev
                 if column is not None:
                     self._heat.append((ev.step, column))

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -291,15 +290,3 @@ def table(rows: list[dict[str, Any]], columns: list[str], headers: list[str] | N
     widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(headers)]
     line = lambda vals: "  ".join(v.rjust(w) for v, w in zip(vals, widths))
     return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in cells])
-
-
-def require(cond: bool, field_name: str, value: Any, allowed: str) -> None:
-    if not cond:
-        raise SpecError(field_name, value, allowed)
-
-
-def dump_error(e: Exception) -> None:
-    sys.stderr.write(f"initlab: error: {e}\n")
-
-
-__all__ = ["add_config_flags", "config_from_args", "save_config", "prepare", "print_json", "table", "fmt", "wants_json", "json"]

@@ -1,5 +1,7 @@
-"""Shared `--csv FILE` and `--report FILE.md` flags: checked before a run (commands.common.prepare), written
-atomically after it."""
+"""Shared `--csv FILE` and `--report FILE.md` flags: checked before a run, written atomically after it.
+
+The check is commands.common.prepare's.
+"""
 from __future__ import annotations
 
 import argparse

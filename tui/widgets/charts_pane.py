@@ -78,10 +78,6 @@ class ChartsPane(Vertical):
         return kind
 
     # -- numbers -----------------------------------------------------------------------------------------------
-    @property
-    def numbers_shown(self) -> bool:
-        return self.query_one(NumbersTable).display
-
     def toggle_numbers(self) -> bool:
         table = self.query_one(NumbersTable)
         table.display = not table.display

@@ -1,5 +1,7 @@
-"""The configuration form, generated from spec.FIELDS: one row per field, checked as it is typed; it holds the
-values itself and mounts the rows group by group after the first frame, so the app shows up at once."""
+"""The configuration form, generated from spec.FIELDS: one row per field, checked as it is typed.
+
+It holds the values itself and mounts the rows group by group after the first frame, so the app shows up at once.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,5 +1,7 @@
-"""Distributions: per-layer quantile boxes (min, 5%, 25%, median, 75%, 95%, max) of weights, activations or
-gradients, drawn cell by cell: the terminal's violin plot."""
+"""Distributions: per-layer quantile boxes of weights, activations or gradients: the terminal's violin plot.
+
+Each box shows min, 5%, 25%, median, 75%, 95% and max, drawn cell by cell.
+"""
 from __future__ import annotations
 
 import math

@@ -1,10 +1,11 @@
-"""The app's own fields below the configuration: your model, its input shape, a sweep's grid, a width check's widths;
-each checked as it is typed (without torch), its refusal shown beside it."""
+"""The app's own fields below the configuration: your model, its input shape, a sweep's grid, widths.
+
+Each is checked as it is typed (without torch), its refusal shown beside it.
+"""
 from __future__ import annotations
 
 import math
 import os
-import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -18,7 +19,6 @@ from .refusal import show_refusal
 
 SPEC_FORM = "FILE.py:FACTORY or package.module:FACTORY"      # as engine.usermodel words it
 SHAPE_FORM = "comma-separated positive integers such as 16,3,32,32"
-VARY_FORM = "NAME=V1,V2,... items separated by spaces, such as depth=10,20 init=xavier_uniform,orthogonal"
 MAX_INPUT_ELEMENTS = 1 << 31
 DEPTH_X_INIT = "depth=5,10,20,40 init=xavier_uniform,kaiming_normal,orthogonal"
 DEFAULT_WIDTHS = "64,128,256,512"
@@ -65,10 +65,18 @@ def parse_shape(raw: str) -> tuple[int, ...] | None:
 
 def parse_vary(raw: str) -> dict[str, list[Any]]:
     """'depth=10,20 init=a,b' (or 'depth=10,20; init=a,b') -> {"depth": [10, 20], "init": ["a", "b"]}, each value
-    checked as its field's; '' -> {} (no grid)."""
+    checked as its field's; '' -> {} (no grid). A ';' ends an item only where a NAME= follows: a tuple setting's
+    values are separated by it (poly_w=2,-1;1,1), as on the command line."""
     from initlab.engine import sweep
 
-    items = [item for item in re.split(r"[;\s]+", raw) if item]
+    items: list[str] = []
+    for word in raw.split():
+        for piece in word.split(";"):
+            if "=" in piece or not items:
+                items.append(piece)
+            else:
+                items[-1] += ";" + piece
+    items = [item.rstrip(";") for item in items if item.rstrip(";")]
     if not items:
         return {}
     vary = sweep.parse_vary(items)

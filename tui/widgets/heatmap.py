@@ -26,6 +26,7 @@ class HeatmapChart(PlotWidget):
     """Data: a tuple of (step, log10 values per layer) columns, oldest first."""
 
     title = "Heatmap: log10 std of dL/dW, layer x step"
+    label = ""          # which run the steps are of, where a training runs several seeds
 
     def has_data(self) -> bool:
         return bool(self.data)
@@ -44,7 +45,8 @@ class HeatmapChart(PlotWidget):
         cw = max(1, min(4, plot_w // max(1, len(shown))))
         ramp = [blend(c["primary"], c["warning"], t / 2) for t in range(3)] + [blend(c["warning"], c["error"], 0.5),
                                                                              c["error"]]
-        out = Text(self.title, style="bold", no_wrap=True, overflow="ellipsis")
+        out = Text(self.title + (f" ({self.label})" if self.label else ""), style="bold", no_wrap=True,
+                   overflow="ellipsis")
         label_every = max(1, len(rows) // 6)
         for k, layer in enumerate(rows):
             for sub in range(rh):

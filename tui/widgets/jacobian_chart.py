@@ -1,5 +1,7 @@
-"""Jacobian: the histogram of log10 singular values of the input-output Jacobian at init, with max, min and the
-condition number (every value near 1 is dynamical isometry)."""
+"""Jacobian: the histogram of log10 singular values of the input-output Jacobian at init.
+
+With max, min and the condition number (every value near 1 is dynamical isometry).
+"""
 from __future__ import annotations
 
 from typing import Any

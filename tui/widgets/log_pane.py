@@ -20,7 +20,8 @@ def wall_clock() -> str:
 
 
 class LogPane(RichLog):
-    """A RichLog that keeps its last MAX_LINES entries as (time, level, message) for whoever asks (tests, export)."""
+    """A RichLog that keeps its last MAX_LINES entries as (time, level, message), to wrap them again when the pane
+    is resized (and for tests to read)."""
 
     DEFAULT_CSS = """
     LogPane { height: 8; }

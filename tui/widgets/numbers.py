@@ -1,4 +1,4 @@
-"""The numbers behind the visible chart, one row per layer (or epoch), in a table."""
+"""The numbers behind the visible chart in a table: a row per layer, epoch, sweep point or width-check step."""
 from __future__ import annotations
 
 from rich.cells import cell_len
@@ -22,7 +22,7 @@ class NumbersTable(DataTable):
     def __init__(self, **kwargs):
         super().__init__(zebra_stripes=True, cursor_type="row", fixed_columns=1, **kwargs)
         self.shown: tuple[list[str], list[list[str]]] = ([], [])
-        self.columns_shown: list[str] = []  # the columns on screen: all of them, or the first and a page
+        self.columns_shown: list[str] = []  # the columns on screen: all of them, or the key columns and a page
         self.keys = 1                       # the leading columns every page keeps
         self.page_start = 1                 # the page's first column, when the columns are paged
         self._pages: tuple[int, int] | None = None      # (first, end) of the page shown; None: every column

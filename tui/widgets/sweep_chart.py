@@ -1,5 +1,8 @@
-"""Sweep: progress, a heatmap of the gradient ratio when two settings vary (with the edge of chaos chi_1 = 1 drawn
-over a sigma_w^2 x sigma_b^2 grid), and a table of verdict, gradient ratios and last-layer std per point."""
+"""Sweep: progress, a heatmap of the gradient ratio over two settings, and a table per point.
+
+The heatmap draws the edge of chaos chi_1 = 1 over a sigma_w^2 x sigma_b^2 grid; the table holds each point's
+verdict, gradient ratios and last-layer std.
+"""
 from __future__ import annotations
 
 import math

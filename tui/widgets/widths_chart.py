@@ -1,5 +1,7 @@
-"""Widths: mean |a| per layer against width at each of the first training steps (muP's coordinate check); lines
-that stay flat across widths are width-stable."""
+"""Widths: mean |a| per layer against width at each of the first training steps (muP's coordinate check).
+
+Lines that stay flat across widths are width-stable.
+"""
 from __future__ import annotations
 
 import math
