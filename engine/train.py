@@ -157,8 +157,15 @@ class Trainer:
     def _find_nonfinite(self, rows, weights_ok, loss_v, first_bad) -> None:
         if self.nonfinite is not None:
             return
-        step = first_bad if first_bad >= 0 else self.step
-        # in the order a step computes them: activations, the loss, the gradients (from the last layer), weights
+        step = self.step
+        if 0 <= first_bad < step:       # an earlier step's loss, flagged on the device while the steps went on
+            self.nonfinite = {"step": first_bad, "layer": None, "tensor": "loss"}
+            return
+        for i, r in enumerate(rows):    # the weights this step started from: broken by the update before it
+            if not _finite(r["w_std"]):
+                self.nonfinite = {"step": max(step - 1, 0), "layer": i, "tensor": "weight"}
+                return
+        # then in the order a step computes them: activations, the loss, the gradients (from the last layer), weights
         for i, r in enumerate(rows):
             if r["nonfinite_frac"] is None or r["nonfinite_frac"] > 0 or not _finite(r["a_std"]):
                 self.nonfinite = {"step": step, "layer": i, "tensor": "activation"}
@@ -175,8 +182,6 @@ class Trainer:
             if ok < 1:
                 self.nonfinite = {"step": step, "layer": i, "tensor": "weight"}
                 return
-        if first_bad >= 0:        # an earlier step's loss, flagged on the device
-            self.nonfinite = {"step": step, "layer": None, "tensor": "loss"}
 
     # -- epochs ---------------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -267,7 +272,7 @@ class Trainer:
                                    train_loss=ev["train_loss"], test_loss=ev["test_loss"],
                                    train_acc=ev["train_acc"], test_acc=ev["test_acc"]))
                 if not _finite(ev["train_loss"]):
-                    self._diagnose(xb, yb, epoch)
+                    self._diagnose(xb, yb, epoch, after_epoch=True)
                     raise _Stop()
         except JobCancelled:
             self.stopped = "cancelled"
@@ -291,23 +296,28 @@ class Trainer:
                                  distributions=self.final_distributions, run=self.run_index))
         return self.result(seconds)
 
-    def _diagnose(self, xb: torch.Tensor, yb: torch.Tensor, epoch: int) -> None:
-        """After a non-finite loss, one instrumented pass on the weights that gave it names the layer and the tensor.
-        Weights found non-finite already were made so by an update: on the CPU, where every step's loss is read
-        before its update, the one before (whose loss was finite); on a GPU, the one of the step whose loss was
-        first non-finite, which went on unseen."""
+    def _diagnose(self, xb: torch.Tensor, yb: torch.Tensor, epoch: int, after_epoch: bool = False) -> None:
+        """After a non-finite loss (a step's, or with after_epoch the epoch's over the train split), one instrumented
+        pass on the weights that gave it names the layer and the tensor; on the CPU every step's loss is read before
+        its update, so those weights are still there. Weights found non-finite already were made so by the update
+        before. On a GPU the steps went on past a flagged loss: the loss and its step are all that is known."""
         step = self.step
         # one transfer: the flagged step and whether each layer's weights are finite
         with torch.no_grad():
             finite = torch.stack([torch.isfinite(b.linear.weight).all() for b in self.model.blocks])
             flat = torch.cat([self.first_bad.reshape(1), finite.long()]).tolist()
-        at = flat[0] if flat[0] >= 0 else step
+        flagged = flat[0]
         broken = [i for i, ok in enumerate(flat[1:]) if not ok]
-        if broken:
-            self.nonfinite = ({"step": max(at - 1, 0), "layer": broken[0], "tensor": "weight"} if self.on_cpu
-                              else {"step": at, "layer": None, "tensor": "loss"})
+        if flagged >= 0 and not self.on_cpu:
+            self.nonfinite = {"step": flagged, "layer": None, "tensor": "loss"}
             return
-        self.step = at
+        if broken:
+            self.nonfinite = {"step": max(step - 1, 0), "layer": broken[0], "tensor": "weight"}
+            return
+        if after_epoch:     # every step's loss was finite, and so are the weights: the epoch's loss overflowed
+            self.nonfinite = {"step": max(step - 1, 0), "layer": None, "tensor": "loss"}
+            return
+        self.step = flagged if flagged >= 0 else step
         try:
             self._sampled_step(xb, yb, epoch)
         finally:

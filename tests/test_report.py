@@ -163,6 +163,18 @@ def test_an_output_naming_a_file_the_run_reads_is_refused_before_the_run(tmp_pat
         assert code == 2 and out_ == "" and err.count("\n") == 1, err
         assert err.startswith(f"initlab: error: {out}: ") and f"a file other than {read}'s, which this run reads" in err
     assert {p: p.read_bytes() for p in (data, cfg, model)} == before
+    # a sweep's grid of data files, and a model named as a module
+    argv = ["sweep", "--train", "--vary", f"data={data},{data}", "--depth", "2", "--epochs", "1", "--csv", str(data)]
+    assert main(argv) == 2 and "a file other than --vary's, which this run reads" in capsys.readouterr().err
+    import sys
+
+    sys.path.insert(0, str(tmp_path))
+    try:
+        assert main(["probe", "--model", "net:make", "--input-shape", "2,3", "--report", str(model)]) == 2
+    finally:
+        sys.path.remove(str(tmp_path))
+    assert "a file other than --model's, which this run reads" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in (data, cfg, model)} == before
     # a config rewritten by the run that read it holds settings still: allowed
     assert main(["probe", "--config", str(cfg), "--depth", "3", "--save-config", str(cfg), "--json"]) == 0
     capsys.readouterr()

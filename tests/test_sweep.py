@@ -293,6 +293,9 @@ def test_the_apps_grid_field_takes_spaces_or_semicolons_between_settings():
     # a tuple setting's values are separated by ';' as on the command line: a ';' ends an item only before NAME=
     assert parse_vary("poly_w=2,-1;1,1 depth=3") == {"poly_w": [(2.0, -1.0), (1.0, 1.0)], "depth": [3]}
     assert parse_vary("poly_w=2,-1;1,1;depth=3") == sweep.parse_vary(["poly_w=2,-1;1,1", "depth=3"])
+    # a space ends an item: a stray word is refused as typed, not joined to the item before it
+    assert extra_error("vary", "depth=10 20").startswith("vary: '20' is not allowed")
+    assert extra_error("vary", "poly_w=2,-1; 1,1").startswith("vary: '1,1' is not allowed")
 
 
 def test_a_bad_data_file_anywhere_in_a_training_grid_is_refused_before_any_run(capsys, tmp_path):

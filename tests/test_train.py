@@ -121,6 +121,54 @@ def test_weights_broken_by_an_update_are_named_at_that_update():
     assert tr.nonfinite == {"step": 6, "layer": 1, "tensor": "weight"}
 
 
+def _breaking_at(tr: Trainer, at: int, layer: int = 1) -> Trainer:
+    """The trainer, whose update at step `at` writes a NaN into a layer's weights (a finite loss before it)."""
+    step = tr.opt.step
+
+    def stepping(*a, **k):
+        out = step(*a, **k)
+        if tr.step == at:
+            with torch.no_grad():
+                tr.model.blocks[layer].linear.weight[0, 0] = float("nan")
+        return out
+
+    tr.opt.step = stepping
+    return tr
+
+
+@pytest.mark.parametrize("stats_every", [1, 4, 13, 1000])
+def test_weights_an_update_broke_are_named_at_that_update_whatever_the_cadence(stats_every):
+    cfg = Config(depth=4, width=16, n_rows=2000, epochs=2, stats_every=stats_every, device="cpu")
+    res = _breaking_at(Trainer(cfg), 12).run()
+    assert res["stopped"] == "nonfinite"
+    assert res["nonfinite"] == {"step": 12, "layer": 1, "tensor": "weight"}
+
+
+def test_on_the_device_path_a_broken_run_names_a_step_it_ran():
+    cfg = Config(depth=4, width=16, n_rows=2000, epochs=2, stats_every=1000, device="cpu")
+    tr = _breaking_at(Trainer(cfg), 12)
+    tr.on_cpu = False
+    res = tr.run()
+    # the GPU's steps go on past a flagged loss: the weights at 12, or the loss they gave at 13
+    assert res["nonfinite"] in ({"step": 12, "layer": 1, "tensor": "weight"},
+                                {"step": 13, "layer": None, "tensor": "loss"})
+    last = Trainer(cfg.replace(epochs=1))
+    last = _breaking_at(last, last.per_epoch - 1)           # the run's last update: seen at the epoch's end
+    last.on_cpu = False
+    res = last.run()
+    assert res["nonfinite"] == {"step": res["steps_done"] - 1, "layer": 1, "tensor": "weight"}
+
+
+def test_an_epoch_loss_that_overflows_is_named_without_a_step_past_the_run(monkeypatch):
+    tr = Trainer(Config(**SMALL))
+    evaluate = tr.evaluate
+    monkeypatch.setattr(tr, "evaluate", lambda: {**evaluate(), "train_loss": math.inf})
+    res = tr.run()
+    assert res["stopped"] == "nonfinite"
+    assert res["nonfinite"] == {"step": res["steps_done"] - 1, "layer": None, "tensor": "loss"}
+    assert res["steps"][-1]["step"] < res["steps_done"]         # no step recorded past the ones that ran
+
+
 def test_nonfinite_is_found_on_the_device_path_too():
     tr = Trainer(Config(**SMALL, lr=1e6))
     tr.on_cpu = False                   # the path taken on a GPU: no per-step host check

@@ -133,9 +133,11 @@ class InitlabApp(BeyondMixin, App):
         self._pinnable_at = ""          # which state of its run the pinnable holds (a step, the end state)
         self._snap_run, self._snap_config = 0, None     # the run the snapshot's statistics came from, its settings
         self._run_configs: dict[int, Any] = {}         # settings by run, for a snapshot taken before its Started
+        self._run_seeds: dict[int, tuple[int, ...]] = {}      # a training's seeds by run, likewise
+        self._snap_seeds: tuple[int, ...] = ()         # the seeds of the run the snapshot came from
         self.preset_name = ""       # the preset last loaded into the form
         self._jobs: deque[Any] = deque()                  # jobs started, not yet seen as Started
-        self.run_seeds: tuple[int, ...] = ()              # the seeds of a several-run training, for its legend
+        self.run_seeds: tuple[int, ...] = ()              # the seeds of the job started last (a several-run training)
         self.run_config: Config | None = None            # the config of the job whose statistics are shown
         self._switch_interval = sys.getswitchinterval()  # Python's, restored on unmount
 
@@ -322,6 +324,7 @@ class InitlabApp(BeyondMixin, App):
             # stay that run's, under its settings (a snapshot may come before its job's Started is handled here)
             self._snap_run = snap.run
             self._snap_config = self._config_of(snap.run)
+            self._snap_seeds = self._seeds_of(snap.run)
             self._charts_stale = True
             if snap.progress is not None and self.bridge.running:
                 self.run_state = progress_state(snap.progress)
@@ -337,6 +340,13 @@ class InitlabApp(BeyondMixin, App):
             return self._run_configs[run]
         ahead = run - self._runs - 1
         return getattr(self._jobs[ahead], "config", None) if 0 <= ahead < len(self._jobs) else None
+
+    def _seeds_of(self, run: int) -> tuple[int, ...]:
+        """The seeds of the run-th job started, as _config_of finds its settings."""
+        if run in self._run_seeds:
+            return self._run_seeds[run]
+        ahead = run - self._runs - 1
+        return tuple(getattr(self._jobs[ahead], "seeds", ()) or ()) if 0 <= ahead < len(self._jobs) else ()
 
     def push_charts(self) -> None:
         snap, base = self.snapshot, self.baseline
@@ -373,15 +383,16 @@ class InitlabApp(BeyondMixin, App):
                     "stopped": "no epoch finished: stopped"}.get(self.run_state, "no epoch finished yet")
                 self.charts.set_data("training", TrainingData(tuple(epoch_row(e) for e in snap.epochs),
                                                               base.epochs if base else (), label=note,
-                                                              total_epochs=total, seeds=self.run_seeds))
+                                                              total_epochs=total, seeds=self._snap_seeds))
             if snap.heat:
                 heat = self.charts.chart("heatmap")
                 heat.label = self._seed_note(snap.stats.run if snap.stats is not None else 0).lstrip(", ")
                 self.charts.set_data("heatmap", snap.heat)
 
     def _seed_note(self, run: int) -> str:
-        """', seed S' for a run of a training of several seeds (they run one after the other), else ''."""
-        seeds = self.run_seeds
+        """', seed S' for a run of a training of several seeds (they run one after the other), else ''; of the run the
+        charts hold, whatever job came after."""
+        seeds = self._snap_seeds
         return f", seed {seeds[run]}" if len(seeds) > 1 and 0 <= run < len(seeds) else ""
 
     @while_mounted
@@ -397,6 +408,8 @@ class InitlabApp(BeyondMixin, App):
                 self.run_seeds = tuple(getattr(job, "seeds", ()) or ())
             self._run_configs = {k: v for k, v in self._run_configs.items() if k >= self._runs - 2}
             self._run_configs[self._runs] = self.run_config
+            self._run_seeds = {k: v for k, v in self._run_seeds.items() if k >= self._runs - 2}
+            self._run_seeds[self._runs] = self.run_seeds
             self.run_state = "probing" if ev.job == "probe" else ("training" if ev.job == "train" else ev.job)
         elif isinstance(ev, LogLine):
             self.log_pane.add(ev.level, ev.message)

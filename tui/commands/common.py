@@ -177,12 +177,18 @@ def prepare(args: argparse.Namespace) -> None:
 
 
 def _refuse_outputs_over_inputs(args: argparse.Namespace, taken: dict[str, str]) -> None:
-    """An output that names a file the run reads (its --config, its --data, its --model's file) would replace it:
-    refused before any work. --save-config may rewrite the --config it read: both hold settings."""
+    """An output that names a file the run reads (its --config, its --data or a sweep's, its --model's file) would
+    replace it: refused before any work. --save-config may rewrite the --config it read: both hold settings."""
+    if not taken:
+        return
     inputs = [("config", getattr(args, "config", None)), ("data", given_settings(args).get("data"))]
+    for item in getattr(args, "vary", None) or []:          # a sweep's grid of data files
+        name, _, values = str(item).partition("=")
+        if name.strip().replace("-", "_") == "data":
+            inputs += [("vary", v.strip()) for v in values.split(",")]
     model = getattr(args, "model", None)
-    if isinstance(model, str) and ":" in model and model.rsplit(":", 1)[0].endswith(".py"):
-        inputs.append(("model", model.rsplit(":", 1)[0]))
+    if isinstance(model, str) and ":" in model:
+        inputs.append(("model", _model_file(model.rsplit(":", 1)[0])))
     for name, path in inputs:
         if not isinstance(path, str) or not os.path.isfile(path):
             continue
@@ -190,6 +196,20 @@ def _refuse_outputs_over_inputs(args: argparse.Namespace, taken: dict[str, str])
         out = taken.get(real)
         if out is not None and not (out == "save_config" and name == "config"):
             raise SpecError(out, getattr(args, out), f"a file other than {flag(name)}'s, which this run reads")
+
+
+def _model_file(where: str) -> str | None:
+    """The file a --model names: FILE.py itself, or a module's source, found without running it (its parent
+    packages are imported, as loading the model would)."""
+    if where.endswith(".py"):
+        return where
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(where)
+    except Exception:       # not importable: the model's own check says so, in its words
+        return None
+    return getattr(found, "origin", None)
 
 
 def config_keys(args: argparse.Namespace) -> dict[str, Any]:

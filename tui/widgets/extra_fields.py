@@ -70,9 +70,9 @@ def parse_vary(raw: str) -> dict[str, list[Any]]:
     from initlab.engine import sweep
 
     items: list[str] = []
-    for word in raw.split():
-        for piece in word.split(";"):
-            if "=" in piece or not items:
+    for word in raw.split():        # a space always ends an item: a stray word is refused as itself
+        for k, piece in enumerate(word.split(";")):
+            if k == 0 or "=" in piece:
                 items.append(piece)
             else:
                 items[-1] += ";" + piece
