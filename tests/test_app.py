@@ -727,7 +727,7 @@ async def test_an_export_while_a_run_goes_on_writes_the_screen_alone(tmp_path):
         assert app.bridge.running
         pinned, exported = app.log_pane.messages()[-2:]
         assert pinned.startswith("pinned the current train ") and pinned.endswith(", still running) as the baseline")
-        assert exported.startswith("a train is running: wrote the screen to ")
+        assert exported.startswith("a training is running: wrote the screen to ")
         assert [p.suffix for p in tmp_path.iterdir()] == [".svg"]
         await pilot.press("s")
         await settle(pilot, app)

@@ -263,11 +263,13 @@ def test_the_widths_chart_says_which_steps_fit_when_some_do_not():
     chart.data = width_check(Config(depth=3, width=16, batch=8, in_features=8, out_features=4, device="cpu"),
                              [8, 16, 32], 5)
     narrow = chart.draw(88, 36).plain.splitlines()
-    assert narrow[0].startswith("Widths: ") and narrow[0].endswith("(4 of 6 steps fit; n lists all)")
+    assert narrow[0].startswith("Widths (4 of 6 steps fit; n lists all): mean |a| per layer")
     assert len(narrow[0]) <= 88 and len(narrow[1]) <= 88          # the title and the slopes are not cut
     assert narrow[1].startswith("largest |slope| (log-log; 0 is flat), steps 0 to 5: ")
     slopes = [max(abs(v) for v in row) for row in chart.data["slopes"]]
     assert narrow[1].split(": ", 1)[1] == ", ".join(f"{v:.2g}" for v in slopes)
+    small = chart.draw(50, 36).plain.splitlines()       # a narrow pane wraps the slopes rather than cut the last
+    assert len(small[1]) <= 50 and len(small[2]) <= 50 and f"{small[1]} {small[2]}" == narrow[1]
     assert [t for line in narrow[2:] for t in re.findall(r"step (\d)", line)] == ["0", "2", "3", "5"]
     assert "steps fit" not in chart.draw(240, 60).plain.splitlines()[0]
 
@@ -283,6 +285,13 @@ def test_a_narrow_sweep_table_drops_the_columns_others_imply_before_cutting_one(
     narrow = [t.plain for t in table_lines(head, rows, 80, 10)]
     assert "log10" not in narrow[0] and "last a std" in narrow[0] and len(narrow[0]) <= 80
     assert narrow[1].split()[-1] == "0.3456" and "-4.909" not in narrow[1]
+    # narrower still: whole columns go from the right, and a line says so; no cell is cut mid-value
+    tight = [t.plain for t in table_lines(head, rows, 40, 10)]
+    assert tight[0].split() == ["sigma_w^2", "sigma_b^2", "verdict"] and len(tight[0]) <= 40
+    assert tight[1] == "2 more columns past the edge (n shows them)"
+    assert tight[2].split() == ["1", "0.05", "vanishing"]
+    many = [t.plain for t in table_lines(head, rows * 9, 40, 5)]      # 5 lines: head, note, earlier, 2 rows
+    assert len(many) == 5 and many[2] == "... 7 earlier points (n shows them all)"
 
 
 def test_the_distributions_axis_labels_the_last_layer_when_boxes_fill_the_pane():

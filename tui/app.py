@@ -636,8 +636,9 @@ class InitlabApp(BeyondMixin, App):
             svg = export.write_text(base + ".svg", self.export_screenshot(title="initlab"))
             if self.bridge.running or self._starting:
                 # the last result is the run before this one: beside this run's screen it would pass for its own
-                self.log_pane.add("warning", f"a {kind} is running: wrote the screen to {svg}; its result is "
-                                             f"exported with e once it ends (s stops it and keeps what it did)")
+                noun = {"train": "training", "jacobian": "Jacobian", "widths": "width check"}.get(kind, kind)
+                self.log_pane.add("info", f"a {noun} is running: wrote the screen to {svg}; its result is exported "
+                                          f"with e once it ends (s stops it and keeps what it did)")
                 return
             if self.last_result is None:
                 self.log_pane.add("warning", f"no result to export yet; wrote the screen to {svg}")

@@ -124,6 +124,12 @@ class LayerChart(PlotWidget):
     def label(self) -> str:
         return f" ({self.data.label})" if self.data.label else ""
 
+    def headed(self, title: str) -> str:
+        """The title with whose statistics these are after the chart's name, not at the end: a narrow pane cuts
+        the end, and which run (a probe, a training's step or end state) is what the title must keep."""
+        head, sep, tail = title.partition(": ")
+        return f"{head}{self.label()}{sep}{tail}" if sep else title + self.label()
+
 
 class ForwardChart(LayerChart):
     title = "Forward: activation std per layer, log scale"
@@ -138,7 +144,7 @@ class ForwardChart(LayerChart):
         # the level-1 line last, so that it is the one seen when the input's std falls on the same row
         refs = [(f"input std {fmt(d.input_std, 3)}", in_std, "┈", c["success"])] if in_std is not None else []
         refs.append(("level 1", 0.0, "─", c["accent"]))
-        return draw_log_bars(width, height, self.title + self.label(), series, refs,
+        return draw_log_bars(width, height, self.headed(self.title), series, refs,
                              nonfinite_note(d.layers, "a_std", "Forward" + self.label()))
 
     def table(self) -> tuple[Row, list[Row]]:
@@ -162,7 +168,7 @@ class BackwardChart(LayerChart):
                   Series("std dL/dz", logs(d.layers, "grad_z_std"), "•", c["accent"])]
         if d.baseline:
             series.append(Series("baseline mean |dL/dW|", logs(d.baseline, "grad_w_absmean"), "×", c["secondary"]))
-        return draw_log_bars(width, height, self.title + self.label(), series, [],
+        return draw_log_bars(width, height, self.headed(self.title), series, [],
                              nonfinite_note(d.layers, "grad_w_absmean", "Backward" + self.label()))
 
     def table(self) -> tuple[Row, list[Row]]:
@@ -185,11 +191,12 @@ class GlorotChart(LayerChart):
         series = [Series("forward Var(z)/Var(x)", logs(d.layers, "fwd_var_ratio"), "▆", c["primary"], bars=True),
                   Series("backward Var(dL/dx)/Var(dL/dz)", logs(d.layers, "bwd_var_ratio"), "•", c["accent"])]
         refs = [("ratio 1: the variance is kept", 0.0, "─", c["success"])]
-        return draw_log_bars(width, height, self.title + self.label(), series, refs,
+        return draw_log_bars(width, height, self.headed(self.title), series, refs,
                              nonfinite_note(d.layers, "fwd_var_ratio", "Glorot" + self.label()))
 
     def table(self) -> tuple[Row, list[Row]]:
         cols = ["layer", "fan_in", "fan_out", "fwd_var_ratio", "bwd_var_ratio"]
-        rows = [[str(i), str(r.get("fan_in", "-")), str(r.get("fan_out", "-")), fmt(r.get("fwd_var_ratio")),
+        # a user's module without a weight has no fans: None, shown as every missing value is
+        rows = [[str(i), fmt(r.get("fan_in")), fmt(r.get("fan_out")), fmt(r.get("fwd_var_ratio")),
                  fmt(r.get("bwd_var_ratio"))] for i, r in enumerate(self.data.layers)]
         return cols, rows

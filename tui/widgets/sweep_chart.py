@@ -148,8 +148,12 @@ def heatmap_lines(hm: dict[str, Any], line: list[dict[str, Any]] | None, width: 
     crit = critical_positions(hm, line, cw, shown)
     head = Text(f"{METRIC_NAMES.get(hm['metric'], hm['metric'])}: {yname} down, {xname} across", style="bold",
                 no_wrap=True, overflow="ellipsis")
-    if crit:
-        head.append(f"   {LINE} chi_1 = 1 (edge of chaos)", style="bold")
+    mark = f"{LINE} chi_1 = 1 (edge of chaos)"
+    # the mark's key beside the title where it fits, else on a line of its own under the legend: cut, the mark
+    # in the grid would say nothing
+    key_apart = bool(crit) and head.cell_len + 3 + len(mark) > width
+    if crit and not key_apart:
+        head.append(f"   {mark}", style="bold")
     out = [head, Text((yname.rjust(yw) + " " + "".join(xs[i].rjust(cw) for i in shown)), style="dim",
                       no_wrap=True, overflow="ellipsis")]
     for j, label in enumerate(ys):
@@ -176,8 +180,14 @@ def heatmap_lines(hm: dict[str, Any], line: list[dict[str, Any]] | None, width: 
     legend.append(f" {fmt(-m, 3)} vanishing ", style=f"{ink(lo)} on rgb({lo[0]},{lo[1]},{lo[2]})")
     legend.append(" 0 ", style=f"{ink(NEUTRAL)} on rgb({NEUTRAL[0]},{NEUTRAL[1]},{NEUTRAL[2]})")
     legend.append(f" {fmt(m, 3)} exploding ", style=f"{ink(hi)} on rgb({hi[0]},{hi[1]},{hi[2]})")
-    legend.append("  · pending or not finite", style="dim")
-    out.append(legend)
+    pending = "  · pending or not finite"
+    if legend.cell_len + len(pending) <= width:
+        legend.append(pending, style="dim")
+        out.append(legend)
+    else:
+        out += [legend, Text(" " * yw + pending, style="dim", no_wrap=True, overflow="ellipsis")]
+    if key_apart:
+        out.append(Text(" " * yw + "  " + mark, style="bold", no_wrap=True, overflow="ellipsis"))
     return out
 
 
@@ -197,14 +207,23 @@ def table_lines(head: Row, rows: list[Row], width: int, room: int) -> list[Text]
             k = head.index(name)
             head, widths = head[:k] + head[k + 1:], widths[:k] + widths[k + 1:]
             rows = [r[:k] + r[k + 1:] for r in rows]
+    # then whole columns from the right: a cell cut at the edge read as another value (0.254 as 0.)
+    dropped = 0
+    while len(widths) > 1 and sum(widths) + 2 * (len(widths) - 1) > width:
+        head, widths, rows = head[:-1], widths[:-1], [r[:-1] for r in rows]
+        dropped += 1
     line = lambda cells: "  ".join(s.rjust(w) for s, w in zip(cells, widths))
     out = [Text(line(head), style="bold", no_wrap=True, overflow="ellipsis")]
-    shown = rows if len(rows) <= room - 1 else rows[-(room - 2):]
-    if len(shown) < len(rows):
+    if dropped:
+        out.append(Text(f"{dropped} more column{'s' if dropped > 1 else ''} past the edge (n shows them)",
+                        style="dim", no_wrap=True, overflow="ellipsis"))
+    left = room - len(out)
+    shown = rows if len(rows) <= left else rows[-(left - 1):] if left > 1 else []
+    if len(shown) < len(rows) and left > 0:
         out.append(Text(f"... {len(rows) - len(shown)} earlier points (n shows them all)", style="dim"))
     for r in shown:
         out.append(Text(line(r), no_wrap=True, overflow="ellipsis"))
-    return out
+    return out[:room]
 
 
 class SweepChart(PlotWidget):
@@ -228,8 +247,9 @@ class SweepChart(PlotWidget):
         filled = int(bar_w * done / total) if total else 0
         lines.append(Text("█" * filled + "░" * (bar_w - filled), style="dim", no_wrap=True))
         hm = s.get("heatmap")
-        if hm is not None and height - len(lines) >= len(hm["y"]) + 4:
-            lines += heatmap_lines(hm, s.get("critical_line"), width, c)
+        grid = heatmap_lines(hm, s.get("critical_line"), width, c) if hm is not None else []
+        if grid and height - len(lines) >= len(grid) + 1:
+            lines += grid
             lines.append(Text(""))
         head, rows = point_rows(s)
         lines += table_lines(head, rows, width, height - len(lines))

@@ -5,6 +5,7 @@ Lines that stay flat across widths are width-stable.
 from __future__ import annotations
 
 import math
+import textwrap
 from typing import Any
 
 from rich.text import Text
@@ -60,7 +61,9 @@ class WidthsChart(PlotWidget):
         names = r.get("layer_names", [])
         key = legend(*[(GLYPHS[g], f"layer {l}" if l >= len(names) else names[l], colours[g])
                        for g, l in enumerate(layers)], width=width, rows=max(1, height - 8))   # a panel keeps 5 rows
-        spare = 3 + key.plain.count("\n")     # title, slope line, the key's lines: the panels get the rest
+        # the slope line wrapped, not cut: its last figure is the one the log reports
+        slopes = textwrap.wrap(slope_line(r), max(20, width)) or [""]
+        spare = 2 + len(slopes) + key.plain.count("\n")     # title, slopes, the key's lines: the panels get the rest
         max_cols = max(1, width // PANEL_W)
         grid_rows = 2 if height >= 2 * PANEL_H + spare else 1
         panels = min(steps, max_cols * grid_rows)
@@ -97,9 +100,11 @@ class WidthsChart(PlotWidget):
         rows = [side_by_side([panel(t) for t in shown_steps[k:k + cols]], pw)
                 for k in range(0, len(shown_steps), cols)]
         # panels that do not fit are left out: said, since the log counts every step (each panel names its own)
+        # after the chart's name, where a narrow pane does not cut it
         shown = "" if len(shown_steps) == steps else f" ({len(shown_steps)} of {steps} steps fit; n lists all)"
-        out = Text(self.title + shown, style="bold", no_wrap=True, overflow="ellipsis")
-        out.append("\n" + slope_line(r), style="")
+        name, _, about = self.title.partition(": ")
+        out = Text(f"{name}{shown}: {about}", style="bold", no_wrap=True, overflow="ellipsis")
+        out.append("\n" + "\n".join(slopes), style="")
         out.append("\n")
         for block in rows:
             out.append_text(block)
