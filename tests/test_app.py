@@ -169,7 +169,7 @@ async def test_q_during_a_training_asks_again_before_quitting(monkeypatch):
         await pilot.press("q")
         await pilot.pause()
         assert app.return_code is None and app.bridge.running       # still running, and so is the training
-        assert "q again to quit" in app.log_pane.messages()[-1]
+        assert app.log_pane.messages()[-1].startswith("a training is running: q again to quit")
         await pilot.press("q")
         await pilot.pause()
         assert app.return_code == 0                                   # the second q quits
@@ -728,6 +728,7 @@ async def test_an_export_while_a_run_goes_on_writes_the_screen_alone(tmp_path):
         pinned, exported = app.log_pane.messages()[-2:]
         assert pinned.startswith("pinned the current train ") and pinned.endswith(", still running) as the baseline")
         assert exported.startswith("a training is running: wrote the screen to ")
+        assert app.log_pane.entries[-1][1] == "info"          # as said, not a warning: the screen was written
         assert [p.suffix for p in tmp_path.iterdir()] == [".svg"]
         await pilot.press("s")
         await settle(pilot, app)

@@ -165,10 +165,18 @@ def test_charts_draw_and_tabulate_without_an_app():
     assert "nothing to draw: a_std are not measured, non-finite or zero in every layer" in pic.replace("\n", " ")
     assert max(len(line) for line in fwd.draw(40, 20).plain.splitlines()[1:]) <= 40      # wrapped, not cut
     # a value not measured (a user's module without weights) is not called non-finite
-    unmeasured = ({**layers[0], "fwd_var_ratio": None, "bwd_var_ratio": None},)
+    unmeasured = ({**layers[0], "fwd_var_ratio": None, "bwd_var_ratio": None, "fan_in": None, "fan_out": None},)
     glorot = GlorotChart()
-    glorot.data = LayerData(unmeasured)
+    glorot.data = LayerData(unmeasured, label="probe")
     assert "non-finite" not in glorot.draw(80, 20).plain.splitlines()[0]
+    assert glorot.table()[1][0][1:3] == ["-", "-"]          # a module without a weight has no fans: '-', not None
+    # whose statistics these are comes right after the chart's name, where a narrow pane does not cut it
+    from initlab.tui.widgets.layer_charts import BackwardChart
+
+    for chart, name in ((glorot, "Glorot"), (BackwardChart(), "Backward"), (DistributionChart(), "Distributions")):
+        chart.data = LayerData(layers, label="train step 7", distributions=tuple(
+            {"weight": [-1, -.5, -.2, 0, .2, .5, 1], "activation": [0] * 7, "gradient": [0] * 7} for _ in layers))
+        assert chart.draw(120, 20).plain.startswith(f"{name} (train step 7): "), name
     empty = TrainingChart()
     empty.data = TrainingData((), label="no epoch finished: stopped on a non-finite value")
     assert empty.has_data() and empty.draw(60, 16).plain == \
@@ -270,6 +278,17 @@ def test_the_widths_chart_says_which_steps_fit_when_some_do_not():
     assert narrow[1].split(": ", 1)[1] == ", ".join(f"{v:.2g}" for v in slopes)
     small = chart.draw(50, 36).plain.splitlines()       # a narrow pane wraps the slopes rather than cut the last
     assert len(small[1]) <= 50 and len(small[2]) <= 50 and f"{small[1]} {small[2]}" == narrow[1]
+    # short panes: no line past the pane's foot, and the last step's figure whole; where the wrapped slopes would
+    # crowd out the panel, that figure alone
+    for width, height in ((50, 10), (30, 13), (60, 9), (42, 12)):
+        pic = chart.draw(width, height).plain.splitlines()
+        assert len(pic) <= height and f"{slopes[-1]:.2g}" in pic[1] + " " + pic[2], (width, height)
+    chart.data = width_check(Config(depth=6, width=16, batch=8, in_features=8, out_features=4, device="cpu"),
+                             [8, 16, 32], 12)
+    last = max(abs(v) for v in chart.data["slopes"][-1])
+    for width, height in ((50, 10), (30, 13)):
+        pic = chart.draw(width, height).plain.splitlines()
+        assert len(pic) <= height and pic[1].startswith(f"|slope| {last:.2g} at step 12 (largest"), (width, height)
     assert [t for line in narrow[2:] for t in re.findall(r"step (\d)", line)] == ["0", "2", "3", "5"]
     assert "steps fit" not in chart.draw(240, 60).plain.splitlines()[0]
 
@@ -284,14 +303,16 @@ def test_a_narrow_sweep_table_drops_the_columns_others_imply_before_cutting_one(
                                      "first/last", "last", "a", "std"]
     narrow = [t.plain for t in table_lines(head, rows, 80, 10)]
     assert "log10" not in narrow[0] and "last a std" in narrow[0] and len(narrow[0]) <= 80
-    assert narrow[1].split()[-1] == "0.3456" and "-4.909" not in narrow[1]
+    assert narrow[1] == "... 1 more column (n shows them all)"
+    assert narrow[2].split()[-1] == "0.3456" and "-4.909" not in narrow[2]
     # narrower still: whole columns go from the right, and a line says so; no cell is cut mid-value
     tight = [t.plain for t in table_lines(head, rows, 40, 10)]
     assert tight[0].split() == ["sigma_w^2", "sigma_b^2", "verdict"] and len(tight[0]) <= 40
-    assert tight[1] == "2 more columns past the edge (n shows them)"
+    assert tight[1] == "... 4 more columns (n shows them all)"       # those the others imply too
     assert tight[2].split() == ["1", "0.05", "vanishing"]
-    many = [t.plain for t in table_lines(head, rows * 9, 40, 5)]      # 5 lines: head, note, earlier, 2 rows
-    assert len(many) == 5 and many[2] == "... 7 earlier points (n shows them all)"
+    many = [t.plain for t in table_lines(head, rows * 9, 40, 5)]      # 5 lines: head, one note, 3 rows
+    assert len(many) == 5 and many[1] == "... 6 earlier points, 4 more columns (n shows them all)"
+    assert [t.plain for t in table_lines(head, rows * 9, 40, 3)][2].split() == ["1", "0.05", "vanishing"]
 
 
 def test_the_distributions_axis_labels_the_last_layer_when_boxes_fill_the_pane():
@@ -441,3 +462,27 @@ def test_a_numbers_table_too_wide_even_closed_up_shows_whole_columns_a_page_at_a
             assert table.columns_shown == cols[:3] and table.cell_padding == 1
 
     asyncio.run(run())
+
+
+def test_the_sweep_heatmaps_keys_stay_whole_in_a_narrow_pane():
+    """The chi_1 = 1 mark's key and the pending key: beside the title and in the legend where they fit, else on
+    lines of their own, from the pane's edge when the grid's indent would push them past it."""
+    import math
+
+    from initlab.engine import sweep
+    from initlab.tui.widgets.plot import _FALLBACK
+    from initlab.tui.widgets.sweep_chart import heatmap_lines
+
+    p = sweep.get_preset("edge-of-chaos-tanh")
+    vary = {k: list(v) for k, v in p.vary.items()}
+    line = sweep.critical_line_for(p.config, vary)
+    hm = {"x_field": "sigma_w", "y_field": "sigma_b", "x": vary["sigma_w"], "y": vary["sigma_b"],
+          "metric": "log10_gradz_ratio",
+          "values": [[math.log10(sw) for sw in vary["sigma_w"]] for _ in vary["sigma_b"]]}
+    wide = [t.plain for t in heatmap_lines(hm, line, 200, dict(_FALLBACK))]
+    assert "chi_1 = 1 (edge of chaos)" in wide[0] and wide[-1].endswith("· pending or not finite")
+    for width in (60, 36):
+        lines = [t.plain for t in heatmap_lines(hm, line, width, dict(_FALLBACK))]
+        assert "chi_1" not in lines[0]
+        assert lines[-1].strip() == "┃ chi_1 = 1 (edge of chaos)" and len(lines[-1]) <= width
+        assert lines[-2].strip() == "· pending or not finite" and len(lines[-2]) <= width

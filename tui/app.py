@@ -73,6 +73,11 @@ PALETTE_NAMES = {"baseline": "Baseline", "numbers": "Numbers"}
 QUIT_CONFIRM_SECONDS = 5.0
 
 
+def job_noun(kind: str) -> str:
+    """A job's kind as a sentence names it: a training, a Jacobian, a width check (a probe, a sweep as they are)."""
+    return {"train": "training", "jacobian": "Jacobian", "widths": "width check"}.get(kind, kind)
+
+
 class InitlabApp(BeyondMixin, App):
     """initlab's terminal lab. The engine runs on the session's thread; this class only turns its events into
     chart data (merged, a few times a second) and log lines."""
@@ -304,7 +309,7 @@ class InitlabApp(BeyondMixin, App):
         busy = (self.bridge.running or self._starting) and self.last_kind in ("train", "sweep")
         if busy and now - self._quit_asked > QUIT_CONFIRM_SECONDS:
             self._quit_asked = now
-            message = f"a {self.last_kind} is running: q again to quit, s to stop it and keep what it did"
+            message = f"a {job_noun(self.last_kind)} is running: q again to quit, s to stop it and keep what it did"
             self.log_pane.add("warning", message)
             self.notify(message, severity="warning", timeout=QUIT_CONFIRM_SECONDS)
             return
@@ -636,8 +641,7 @@ class InitlabApp(BeyondMixin, App):
             svg = export.write_text(base + ".svg", self.export_screenshot(title="initlab"))
             if self.bridge.running or self._starting:
                 # the last result is the run before this one: beside this run's screen it would pass for its own
-                noun = {"train": "training", "jacobian": "Jacobian", "widths": "width check"}.get(kind, kind)
-                self.log_pane.add("info", f"a {noun} is running: wrote the screen to {svg}; its result is exported "
+                self.log_pane.add("info", f"a {job_noun(kind)} is running: wrote the screen to {svg}; its result is exported "
                                           f"with e once it ends (s stops it and keeps what it did)")
                 return
             if self.last_result is None:

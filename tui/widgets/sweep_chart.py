@@ -185,10 +185,16 @@ def heatmap_lines(hm: dict[str, Any], line: list[dict[str, Any]] | None, width: 
         legend.append(pending, style="dim")
         out.append(legend)
     else:
-        out += [legend, Text(" " * yw + pending, style="dim", no_wrap=True, overflow="ellipsis")]
+        out += [legend, Text(indented(pending.lstrip(), yw + 2, width), style="dim", no_wrap=True,
+                             overflow="ellipsis")]
     if key_apart:
-        out.append(Text(" " * yw + "  " + mark, style="bold", no_wrap=True, overflow="ellipsis"))
+        out.append(Text(indented(mark, yw + 2, width), style="bold", no_wrap=True, overflow="ellipsis"))
     return out
+
+
+def indented(text: str, by: int, width: int) -> str:
+    """text under the grid's columns where it fits there, else from the pane's edge."""
+    return " " * by + text if by + len(text) <= width else text
 
 
 SPARE_COLUMNS = ("log10", "|dW| first/last", "seeds")     # the log of the column before it; a second ratio; runs
@@ -199,6 +205,7 @@ def table_lines(head: Row, rows: list[Row], width: int, room: int) -> list[Text]
     if room < 2 or not rows:
         return []
     widths = [max(len(h), *(len(r[k]) for r in rows)) for k, h in enumerate(head)]
+    every = len(head)
     # where the columns do not all fit, those the others imply go first (n's table keeps every column)
     for name in SPARE_COLUMNS:
         if sum(widths) + 2 * (len(widths) - 1) <= width:
@@ -208,22 +215,23 @@ def table_lines(head: Row, rows: list[Row], width: int, room: int) -> list[Text]
             head, widths = head[:k] + head[k + 1:], widths[:k] + widths[k + 1:]
             rows = [r[:k] + r[k + 1:] for r in rows]
     # then whole columns from the right: a cell cut at the edge read as another value (0.254 as 0.)
-    dropped = 0
     while len(widths) > 1 and sum(widths) + 2 * (len(widths) - 1) > width:
         head, widths, rows = head[:-1], widths[:-1], [r[:-1] for r in rows]
-        dropped += 1
+    hidden = every - len(head)
     line = lambda cells: "  ".join(s.rjust(w) for s, w in zip(cells, widths))
     out = [Text(line(head), style="bold", no_wrap=True, overflow="ellipsis")]
-    if dropped:
-        out.append(Text(f"{dropped} more column{'s' if dropped > 1 else ''} past the edge (n shows them)",
-                        style="dim", no_wrap=True, overflow="ellipsis"))
-    left = room - len(out)
-    shown = rows if len(rows) <= left else rows[-(left - 1):] if left > 1 else []
-    if len(shown) < len(rows) and left > 0:
-        out.append(Text(f"... {len(rows) - len(shown)} earlier points (n shows them all)", style="dim"))
+    # one line says what is left out, points and columns alike, so that a short pane still shows a point
+    noted = hidden > 0 or len(rows) > room - 1
+    left = room - 1 - noted
+    shown = rows[-left:] if left > 0 else []
+    if noted:
+        parts = ([f"{len(rows) - len(shown)} earlier points"] if len(shown) < len(rows) else []) + \
+                ([f"{hidden} more column{'s' if hidden > 1 else ''}"] if hidden else [])
+        out.append(Text(f"... {', '.join(parts)} (n shows them all)", style="dim", no_wrap=True,
+                        overflow="ellipsis"))
     for r in shown:
         out.append(Text(line(r), no_wrap=True, overflow="ellipsis"))
-    return out[:room]
+    return out
 
 
 class SweepChart(PlotWidget):

@@ -29,6 +29,12 @@ def slope_line(r: dict[str, Any]) -> str:
     return f"largest |slope| (log-log; 0 is flat), {steps}: " + ", ".join(parts)
 
 
+def last_slope_line(r: dict[str, Any]) -> str:
+    """The last step's largest |log-log slope| alone, the figure first: for a pane too short for every step's."""
+    vals = [abs(v) for v in r["slopes"][-1] if v is not None and math.isfinite(v)]
+    return f"|slope| {fmt(max(vals), 2) if vals else '-'} at step {len(r['slopes']) - 1} (largest; 0 is flat; n: all)"
+
+
 def side_by_side(panels: list[Text], width: int) -> Text:
     """Pictures of equal height joined line by line, each padded to `width` cells."""
     split = [p.split("\n") for p in panels]
@@ -61,8 +67,11 @@ class WidthsChart(PlotWidget):
         names = r.get("layer_names", [])
         key = legend(*[(GLYPHS[g], f"layer {l}" if l >= len(names) else names[l], colours[g])
                        for g, l in enumerate(layers)], width=width, rows=max(1, height - 8))   # a panel keeps 5 rows
-        # the slope line wrapped, not cut: its last figure is the one the log reports
-        slopes = textwrap.wrap(slope_line(r), max(20, width)) or [""]
+        # the slope line wrapped, not cut: its last figure is the one the log reports; where the wrapped lines would
+        # leave a panel fewer than its 5 rows, that last figure alone
+        slopes = textwrap.wrap(slope_line(r), max(10, width)) or [""]
+        if len(slopes) > 1 and height - (2 + len(slopes) + key.plain.count("\n")) < 5:
+            slopes = [last_slope_line(r)]
         spare = 2 + len(slopes) + key.plain.count("\n")     # title, slopes, the key's lines: the panels get the rest
         max_cols = max(1, width // PANEL_W)
         grid_rows = 2 if height >= 2 * PANEL_H + spare else 1
