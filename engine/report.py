@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 from .export import dumps, write_csv, write_text
-from .textplot import bar_chart, fmt, grid
+from .textplot import bar_chart, fmt
 from .verdict import verdict as verdict_of
 
 KINDS = ("probe", "train", "sweep", "theory", "jacobian", "widths")
@@ -192,6 +192,36 @@ def sweep_csv(res: dict[str, Any]) -> list[dict[str, Any]]:
     return _sweep_points(res)
 
 
+def heatmap_text(hm: dict[str, Any]) -> str:
+    """A sweep's heatmap as a text matrix, one row per y value, one column per x value; sigma_w and sigma_b as
+    their squares, the axes of the mean-field phase diagram."""
+    from .sweep import SQUARED
+
+    xname, yname = SQUARED.get(hm["x_field"], hm["x_field"]), SQUARED.get(hm["y_field"], hm["y_field"])
+    sq = lambda f, v: v * v if f in SQUARED else v
+    xs = [fmt(sq(hm["x_field"], v)) for v in hm["x"]]
+    ys = [fmt(sq(hm["y_field"], v)) for v in hm["y"]]
+    cells = [[fmt(v) for v in row] for row in hm["values"]]      # significant figures: a 1e-5 ratio is no 0.00
+    w = max([len(s) for s in xs] + [len(c) for row in cells for c in row] + [5])
+    yw = max(len(s) for s in ys + [yname])
+    lines = [f"{hm['metric']} ({yname} down, {xname} across)",
+             " " * yw + "  " + " ".join(s.rjust(w) for s in xs)]
+    for label, row in zip(ys, cells):
+        lines.append(label.rjust(yw) + "  " + " ".join(c.rjust(w) for c in row))
+    return "\n".join(lines)
+
+
+def edge_of_chaos_text(res: dict[str, Any]) -> str:
+    """Where chi_1 = 1 crosses each sigma_b^2 of the grid, or '' when the sweep has no critical line."""
+    line, vary = res.get("critical_line"), res.get("vary", {})
+    if not line or "sigma_b" not in vary:
+        return ""
+    grid_sb = {round(v * v, 12) for v in vary["sigma_b"]}
+    pts = [d for d in line if round(d["sigma_b2"], 12) in grid_sb]
+    return "edge of chaos (chi_1 = 1): " + "; ".join(
+        f"sigma_b^2 {fmt(d['sigma_b2'])} -> sigma_w^2 {fmt(d['sigma_w2'])}" for d in pts)
+
+
 def sweep_markdown(res: dict[str, Any]) -> str:
     points, vary = _sweep_points(res), res.get("vary", {})
     axes = [k for k in vary if k != "seed"]          # a point holds every seed: its mean and spread
@@ -208,10 +238,9 @@ def sweep_markdown(res: dict[str, Any]) -> str:
         ("Figures", figure(f"{metric} per point", labels, [p.get(metric) for p in points], log=False)),
     ]
     hm = res.get("heatmap")
-    if hm:
-        text = grid(hm.get("y", []), hm.get("x", []), hm.get("values", []))
-        sections.append(("Heatmap", f"{hm.get('metric')}: rows {hm.get('y_field')}, columns {hm.get('x_field')}"
-                                    f"\n\n```text\n{text}\n```"))
+    if hm:      # as the terminal shows it
+        edge = edge_of_chaos_text(res)
+        sections.append(("Heatmap", f"```text\n{heatmap_text(hm)}\n```" + (f"\n\n{edge}" if edge else "")))
     return document("initlab sweep report", sections)
 
 

@@ -213,8 +213,8 @@ def _mean_std(xs: list[float]) -> tuple[float | None, float | None]:
     if not xs:
         return None, None
     m = sum(xs) / len(xs)
-    if len(xs) < 2:
-        return m, 0.0
+    if len(xs) < 2:         # a sample std of one value has no value (the other seeds went non-finite)
+        return m, None
     return m, math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
 
 
@@ -243,7 +243,8 @@ def aggregate(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for name in METRICS:
             if not any(name in m for m in members):
                 continue
-            mean, std = _mean_std([m.get(name) for m in finite])
+            # a run's time is its time however it ended; the figures are of the runs that stayed finite
+            mean, std = _mean_std([m.get(name) for m in (members if name == "seconds" else finite)])
             row[name] = mean
             if len(members) > 1:
                 row[name + "_std"] = std

@@ -60,11 +60,3 @@ def bar_chart(labels: Sequence[Any], values: Sequence[Any], width: int = 40, log
     if log and pos:
         lines.append(f"{''.rjust(lw)}  log10 scale, {fmt(10 ** lo)} to {fmt(10 ** hi)}")
     return "\n".join(lines)
-
-
-def grid(row_labels: Sequence[Any], col_labels: Sequence[Any], values: Sequence[Sequence[Any]]) -> str:
-    """A heatmap as a text table of numbers: rows by columns."""
-    head = [""] + [str(c) for c in col_labels]
-    body = [[str(r)] + [fmt(v) for v in row] for r, row in zip(row_labels, values)]
-    widths = [max(len(line[i]) for line in [head] + body) for i in range(len(head))]
-    return "\n".join("  ".join(c.rjust(w) for c, w in zip(line, widths)) for line in [head] + body)

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 
 import pytest
 import torch
 
 from initlab.engine import export, report
-from initlab.engine.textplot import bar_chart, grid
+from initlab.engine.textplot import bar_chart
 from initlab.tui.cli import main
 
 SMALL = ["--depth", "4", "--width", "8", "--in-features", "6", "--out-features", "3", "--batch", "16",
@@ -251,7 +252,8 @@ def test_sweep_csv_and_heatmap(capsys):
     assert [(r["depth"], r["init"]) for r in rows] == [(p["depth"], p["init"]) for p in doc["points"]]
     md = report.markdown("sweep", doc)
     assert [r[0] for r in table_rows(section(md, "Verdicts"))] == ["2", "2", "3", "3"]
-    assert "rows init, columns depth" in section(md, "Heatmap")
+    assert report.heatmap_text(doc["heatmap"]) in section(md, "Heatmap")       # as the terminal prints it
+    assert "(init down, depth across)" in section(md, "Heatmap")
 
 
 def test_a_seed_sweeps_report_labels_points_by_their_settings_and_counts_verdicts_in_words(capsys):
@@ -288,9 +290,21 @@ def test_a_narrow_spread_still_spans_a_decade():
     assert bars(bar_chart(["a", "b"], [0.5, 1.0], width=21, log=True)) == [15, 21]
 
 
-def test_grid_lays_out_rows_and_columns():
-    text = grid(["r1", "r2"], [1, 2], [[0.5, None], [1e-5, 2.0]])
-    assert text.splitlines() == ["            1  2", "r1        0.5  -", "r2  1.000e-05  2"]
+def test_the_sweep_reports_heatmap_is_the_terminals():
+    """Axes as sigma_w^2 and sigma_b^2 with their labels written as numbers are (0.5, not 0.7071067811865476), and
+    the edge-of-chaos line the terminal prints under it."""
+    hm = {"x_field": "sigma_w", "y_field": "sigma_b", "x": [math.sqrt(0.5), 1.0], "y": [0.0, math.sqrt(0.05)],
+          "metric": "log10_gradz_ratio", "values": [[-1.5, None], [1e-5, 2.0]]}
+    res = {"mode": "probe", "vary": {"sigma_w": hm["x"], "sigma_b": hm["y"]}, "done": 3, "total": 4, "base": {},
+           "points": [], "heatmap": hm, "critical_line": [{"sigma_b2": 0.0, "sigma_w2": 1.0},
+                                                         {"sigma_b2": 0.05, "sigma_w2": 1.1}]}
+    text = report.heatmap_text(hm).splitlines()
+    assert text[0] == "log10_gradz_ratio (sigma_b^2 down, sigma_w^2 across)"
+    assert text[1].split() == ["0.5", "1"] and text[2].split() == ["0", "-1.5", "-"]
+    assert text[3].split() == ["0.05", "1.000e-05", "2"]
+    md = report.sweep_markdown(res).split("## Heatmap")[1]
+    assert "\n".join(text) in md
+    assert "edge of chaos (chi_1 = 1): sigma_b^2 0 -> sigma_w^2 1; sigma_b^2 0.05 -> sigma_w^2 1.1" in md
 
 
 def test_report_fixes_from_reading_every_output(tmp_path, capsys):

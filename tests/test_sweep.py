@@ -402,3 +402,15 @@ def test_a_training_sweep_does_not_vary_stats_every():
     with pytest.raises(SpecError) as e:
         sweep.point_configs(Config(depth=3, width=8), sweep.parse_vary(["stats_every=1,2"]), True)
     assert "reads its end state" in str(e.value)
+
+
+def test_a_point_whose_runs_went_non_finite_keeps_its_time_and_a_lone_seed_has_no_std():
+    base = Config(depth=150, width=4, in_features=4, out_features=4, activation="identity", init="normal",
+                  device="cpu")
+    runs = list(sweep.sweep(base, {"seed": [0, 1, 2]}))
+    finite = [r for r in runs if r["verdict"] != "nonfinite"]
+    row = sweep.aggregate(runs)[0]
+    assert row["seconds"] == pytest.approx(sum(r["seconds"] for r in runs) / 3)
+    assert len(finite) == 1             # two of the three seeds blow up: one value has no sample std
+    assert row["nonfinite_runs"] == 2 and row["log10_gradz_ratio_std"] is None
+    assert row["log10_gradz_ratio"] == pytest.approx(finite[0]["log10_gradz_ratio"])

@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="histogram bins over log10 of the values: an integer in [1, 1000] (default 20)")
     p.add_argument("--json", action="store_true", help="print one JSON object and nothing else")
     add_output_flags(p, csv_help="write the singular values as CSV",
-                     report_help="settings, the singular values, their histogram")
+                     report_help="settings, the spectrum's max, min, condition number and rank, the histogram")
     p.set_defaults(func=run)
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from initlab.engine.sweep import METRICS, SQUARED
+from initlab.engine.report import edge_of_chaos_text, heatmap_text
+from initlab.engine.sweep import METRICS
 
 from .outputs import add_output_flags, write_outputs
 from .common import (add_config_flags, config_from_args, fmt, given_settings, print_json, save_config, table,
@@ -82,22 +83,6 @@ def columns(vary: dict, rows: list[dict], train: bool) -> tuple[list[str], list[
     return cols, heads
 
 
-def heatmap_text(hm: dict) -> str:
-    """The heatmap as a text matrix: one row per y value, one column per x value."""
-    xname, yname = SQUARED.get(hm["x_field"], hm["x_field"]), SQUARED.get(hm["y_field"], hm["y_field"])
-    sq = lambda f, v: v * v if f in SQUARED else v
-    xs = [fmt(sq(hm["x_field"], v)) for v in hm["x"]]
-    ys = [fmt(sq(hm["y_field"], v)) for v in hm["y"]]
-    cells = [[fmt(v) for v in row] for row in hm["values"]]      # significant figures: a 1e-5 ratio is no 0.00
-    w = max([len(s) for s in xs] + [len(c) for row in cells for c in row] + [5])
-    yw = max(len(s) for s in ys + [yname])
-    lines = [f"{hm['metric']} ({yname} down, {xname} across)",
-             " " * yw + "  " + " ".join(s.rjust(w) for s in xs)]
-    for label, row in zip(ys, cells):
-        lines.append(label.rjust(yw) + "  " + " ".join(c.rjust(w) for c in row))
-    return "\n".join(lines)
-
-
 def run(args: argparse.Namespace) -> int:
     from initlab.engine import sweep
 
@@ -132,9 +117,7 @@ def run(args: argparse.Namespace) -> int:
     if "heatmap" in res:
         print()
         print(heatmap_text(res["heatmap"]))
-    if res.get("critical_line"):
-        grid_sb = {round(v * v, 12) for v in vary["sigma_b"]}
-        pts = [d for d in res["critical_line"] if round(d["sigma_b2"], 12) in grid_sb]
-        print("\nedge of chaos (chi_1 = 1): " + "; ".join(
-            f"sigma_b^2 {fmt(d['sigma_b2'])} -> sigma_w^2 {fmt(d['sigma_w2'])}" for d in pts))
+    edge = edge_of_chaos_text(res)
+    if edge:
+        print("\n" + edge)
     return 130 if interrupted else 0
