@@ -328,7 +328,7 @@ def validate(cfg: Config) -> None:
     for name in FIELDS:
         check_value(name, getattr(cfg, name))
     if cfg.data == "poly" and cfg.poly_bias and len(cfg.poly_w) < 2:
-        raise SpecError("poly_w", ",".join(map(str, cfg.poly_w)), "at least two numbers when poly_bias is on")
+        raise SpecError("poly_w", ",".join(f"{v:g}" for v in cfg.poly_w), "at least two numbers when poly_bias is on")
     if cfg.norm == "batch" and cfg.batch < 2:
         # BatchNorm in training mode needs two or more values per channel to take a variance
         raise SpecError("batch", cfg.batch, "at least 2 when norm is batch")

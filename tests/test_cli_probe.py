@@ -313,12 +313,12 @@ def test_a_value_after_a_switch_is_named_with_the_switch(capsys, argv, line):
 
 @pytest.mark.parametrize("argv, head", [
     (["probe", "--batch", "1048576", "--in-features", "1048576", "--depth", "1", "--out-features", "1"],
-     "batch: 1048576 is not allowed"),
+     "batch: '1048576' is not allowed"),
     (["probe", "--in-features", "1048576", "--depth", "1", "--out-features", "1", "--batch", "1024"],
-     "in_features: 1048576 is not allowed"),
+     "in_features: '1048576' is not allowed"),
     (["widths", "--widths", "8,1048576", "--depth", "3"], "widths: '8,1048576' is not allowed"),
     (["jacobian", "--width", "1048576", "--depth", "3", "--in-features", "2", "--out-features", "2"],
-     "width: 1048576 is not allowed"),
+     "width: '1048576' is not allowed"),
 ])
 def test_a_net_too_big_for_memory_names_the_setting_that_makes_it_so(capsys, argv, head):
     """Not the width of a one-layer net (it has none), not batch for jacobian (it takes none), and the widths flag as

@@ -519,3 +519,13 @@ def test_a_history_that_thinned_says_so(capsys, monkeypatch):
     assert main(["train", "--depth", "2", "--width", "4", "--n-rows", "10", "--epochs", "3", "--device", "cpu",
                  "--json"]) == 0
     assert "history keeps" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, line", [
+    (["widths", "--norm", "batch", "--batch", "1"], "batch: '1' is not allowed; at least 2 when norm is batch"),
+    (["train", "--norm", "batch", "--batch", " 1"], "batch: '1' is not allowed; at least 2 when norm is batch"),
+    (["train", "--poly-bias", "--poly-w", "1"], "poly_w: '1' is not allowed; at least two numbers when poly_bias is on"),
+])
+def test_a_rule_joining_settings_echoes_the_flag_as_typed(capsys, argv, line):
+    assert main(argv) == 2
+    assert capsys.readouterr().err == f"initlab: error: {line}\n"

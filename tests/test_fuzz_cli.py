@@ -485,7 +485,7 @@ def test_huge_networks_are_refused_before_allocating(capsys):
             argv += [f"--batch={batch}", "--n-rows=20", "--epochs=1"][: 1 if cmd == "probe" else 3]
         code, _, err = invoke(capsys, argv, "huge network", big=True)
         # the MLP's estimate names the width; the Jacobian's own (its reverse pass) may refuse first
-        refusal = f"initlab: error: width: {width} is not allowed; a network that fits in memory"
+        refusal = f"initlab: error: width: '{width}' is not allowed; a network that fits in memory"
         assert code == 2 and (err.startswith(refusal)
                               or cmd == "jacobian" and err.startswith("initlab: error: inputs: '1' is not allowed"))
         assert "GiB is free" in err or "GiB on cpu, " in err

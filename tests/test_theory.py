@@ -170,6 +170,14 @@ def test_theory_defaults_to_critical_tanh_and_prints_text(capsys):
     assert "critical" in out and "chi_1" in out and "q*" in out
 
 
+def test_theory_notes_a_slope_its_activation_does_not_read(capsys):
+    assert main(["theory", "--slope", "0.5", "--sigma-w", "1.5", "--json"]) == 0
+    err = capsys.readouterr().err
+    assert err == "initlab: note: activation tanh does not read slope; leaky_relu does; --slope 0.5 was not used\n"
+    assert main(["theory", "--activation", "leaky_relu", "--slope", "0.5", "--sigma-w", "1.5", "--json"]) == 0
+    assert capsys.readouterr().err == ""        # read, and the sigmas always are, whatever init a config names
+
+
 def test_theory_refuses_a_bad_value_in_one_line(capsys):
     assert main(["theory", "--sigma-w", "-1"]) == 2
     _, err = capsys.readouterr()

@@ -71,6 +71,21 @@ def build_parser() -> OneLineParser:
     return parser
 
 
+def as_flag_typed(e: Exception, args: argparse.Namespace) -> Exception:
+    """A rule joining settings refuses the parsed value (batch 1 under batch norm): where the refused value is the
+    one a flag gave, it is echoed as typed, as every other refusal is."""
+    from initlab.engine.spec import FIELDS, SpecError, parse_value
+
+    typed = getattr(args, e.field, None) if getattr(e, "field", None) in FIELDS else None
+    if not isinstance(typed, str) or e.value is None or isinstance(e.value, str):
+        return e
+    try:
+        same = parse_value(e.field, typed) == e.value
+    except SpecError:
+        return e
+    return SpecError(e.field, typed.strip(), e.allowed) if same else e
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -92,6 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prepare(args)
         return int(args.func(args) or 0)
     except SpecError as e:
+        e = as_flag_typed(e, args)
         sys.stderr.write(f"initlab: error: {one_line(str(e))}\n")
         return 2
     except KeyboardInterrupt:

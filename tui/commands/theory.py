@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 
 from .outputs import add_output_flags, write_outputs
-from .common import fmt, print_json, wants_json
+from .common import fmt, print_json, unread_notes, wants_json
 
 FLAGS = ("activation", "sigma_w", "sigma_b", "slope")
 
@@ -45,6 +46,9 @@ def run(args: argparse.Namespace) -> int:
     cfg = spec.from_mapping(given)
     res = compute(cfg.activation, cfg.sigma_w, cfg.sigma_b, cfg.slope)
     write_outputs(args, "theory", res)
+    # slope alone may go unread (an activation other than leaky_relu); the sigmas are the theory's own, whatever init
+    for note in unread_notes(args, cfg, train=False, skip=("activation", "sigma_w", "sigma_b")):
+        sys.stderr.write(note + "\n")
     if wants_json(args):
         print_json(res)
         return 0
