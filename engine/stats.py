@@ -29,6 +29,8 @@ def undefined_as_none(d: dict[str, Any]) -> dict[str, Any]:
         if v is not None and v != v and all(d.get(t) == 0 for t in terms) and d.get("weights_finite", 1) == 1:
             d[k] = None
     return d
+
+
 QUANTILES = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
 DIST_KINDS = ("weight", "activation", "gradient")
 _QUANTILE_SAMPLE = 1024   # values sampled (strided) from a larger tensor for its quantiles

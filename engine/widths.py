@@ -57,17 +57,13 @@ def train_width(cfg: Config, x: torch.Tensor, y: torch.Tensor, steps: int, devic
     first: list[torch.Tensor] = []
     rows = []
     for t in range(steps + 1):
-        if dropouts:
-            for m in dropouts:
-                m.eval()
-            with torch.no_grad():
-                outs = layer_outputs(model, x)
-                loss = nn.functional.mse_loss(outs[-1], y)
-            for m in dropouts:
-                m.train()
-        else:
+        for m in dropouts:
+            m.eval()
+        with torch.set_grad_enabled(not dropouts):      # with dropout, the update takes a forward of its own
             outs = layer_outputs(model, x)
             loss = nn.functional.mse_loss(outs[-1], y)
+        for m in dropouts:
+            m.train()
         if t == 0:
             first = [a.detach() for a in outs]
         rows.append(torch.stack([a.detach().abs().mean() for a in outs]

@@ -25,6 +25,11 @@ def make_app(cfg: Config = SMALL, **kw) -> InitlabApp:
     return InitlabApp(cfg, clock=lambda: "00:00:00", **kw)
 
 
+def palette_commands(app: InitlabApp) -> dict[str, object]:
+    """The command palette's entries by title, each with the callback it runs."""
+    return {c.title: c.callback for c in app.get_system_commands(app.screen)}
+
+
 async def settle(pilot, app: InitlabApp, timeout: float = 60.0) -> None:
     """Wait until no job runs, no worker is busy and the charts hold the last statistics."""
     t0 = time.monotonic()

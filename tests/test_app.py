@@ -12,10 +12,10 @@ import pytest
 from initlab.engine.presets import PRESETS
 from initlab.engine.probe import run_probe
 from initlab.engine.spec import Config
-from initlab.tui.app import SWITCH_INTERVAL, InitlabApp
+from initlab.tui.app import SWITCH_INTERVAL
 from initlab.tui.widgets.plot import fmt
 
-from apphelp import SMALL, make_app, pilot_test, settle, start_training
+from apphelp import SMALL, make_app, palette_commands, pilot_test, settle, start_training
 
 
 TRAIN = Config(depth=3, width=8, data="poly", n_rows=200, batch=10, epochs=3, stats_every=2, loss="mse",
@@ -285,10 +285,6 @@ async def test_a_failed_job_is_logged_and_notified_and_the_app_goes_on(tmp_path)
         await pilot.press("p")
         await settle(pilot, app)
         assert app.run_state == "idle" and "layers" in app.last_result
-
-
-def palette_commands(app: InitlabApp) -> dict[str, object]:
-    return {c.title: c.callback for c in app.get_system_commands(app.screen)}
 
 
 @pilot_test

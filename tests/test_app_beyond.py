@@ -21,7 +21,7 @@ from initlab.engine.widths import width_check
 from initlab.tui.app import InitlabApp
 from initlab.tui.widgets.sweep_chart import LINE, SweepData
 
-from apphelp import SMALL, make_app, pilot_test, settle
+from apphelp import SMALL, make_app, palette_commands, pilot_test, settle
 
 # the edge-of-chaos net, shrunk: 16 tanh layers of 32, scaled-normal weights and biases
 CHAOS = Config(depth=16, width=32, in_features=32, out_features=32, activation="tanh", init="scaled_normal",
@@ -29,10 +29,6 @@ CHAOS = Config(depth=16, width=32, in_features=32, out_features=32, activation="
 
 
 
-
-
-def palette(app: InitlabApp) -> dict[str, object]:
-    return {c.title: c.callback for c in app.get_system_commands(app.screen)}
 
 
 @pilot_test
@@ -85,7 +81,7 @@ async def test_depth_x_init_from_the_palette_sweeps_the_configured_net():
     app = make_app(SMALL.replace(width=8, in_features=8, out_features=8, batch=4))
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot, app)
-        commands = palette(app)
+        commands = palette_commands(app)
         assert {"Sweep: depth x init", "Sweep: the vary field", "Sweep: edge-of-chaos-tanh", "Jacobian spectrum",
                 "Width check", "Sweep (8)", "Jacobian (9)", "Widths (0)"} <= set(commands)
         commands["Sweep: depth x init"]()
@@ -132,7 +128,7 @@ async def test_stopping_the_edge_of_chaos_preset_keeps_the_points_done():
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot, app)
-        palette(app)["Sweep: edge-of-chaos-tanh"]()
+        palette_commands(app)["Sweep: edge-of-chaos-tanh"]()
         preset = sweep.SWEEP_PRESETS["edge-of-chaos-tanh"]
         t0 = time.monotonic()
         while not (app.charts.chart("sweep").has_data() and app.charts.chart("sweep").data.summary["done"] >= 1):
@@ -381,7 +377,7 @@ async def test_a_preset_runs_the_built_in_mlp_even_with_a_model_in_the_field(tmp
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot, app)
         app.extras.set_value("model", f"{path}:cnn")
-        palette(app)["Preset sigmoid-vanishing"]()
+        palette_commands(app)["Preset sigmoid-vanishing"]()
         await settle(pilot, app)
         assert app.extras.raw["model"] == ""
         assert len(app.last_result["layers"]) == 11 and "model" not in app.last_result

@@ -137,8 +137,7 @@ class InitlabApp(BeyondMixin, App):
         self._pinnable: Baseline | None = None
         self._pinnable_at = ""          # which state of its run the pinnable holds (a step, the end state)
         self._snap_run, self._snap_config = 0, None     # the run the snapshot's statistics came from, its settings
-        self._run_configs: dict[int, Any] = {}         # settings by run, for a snapshot taken before its Started
-        self._run_seeds: dict[int, tuple[int, ...]] = {}      # a training's seeds by run, likewise
+        self._run_jobs: dict[int, Any] = {}            # jobs by run, for a snapshot taken before its Started
         self._snap_seeds: tuple[int, ...] = ()         # the seeds of the run the snapshot came from
         self.preset_name = ""       # the preset last loaded into the form
         self._jobs: deque[Any] = deque()                  # jobs started, not yet seen as Started
@@ -328,8 +327,9 @@ class InitlabApp(BeyondMixin, App):
             # a job that sends no statistics (a Jacobian, a width check) leaves the last run's on the charts: they
             # stay that run's, under its settings (a snapshot may come before its job's Started is handled here)
             self._snap_run = snap.run
-            self._snap_config = self._config_of(snap.run)
-            self._snap_seeds = self._seeds_of(snap.run)
+            job = self._job_of(snap.run)
+            self._snap_config = getattr(job, "config", None)
+            self._snap_seeds = tuple(getattr(job, "seeds", ()) or ())
             self._charts_stale = True
             if snap.progress is not None and self.bridge.running:
                 self.run_state = progress_state(snap.progress)
@@ -339,19 +339,12 @@ class InitlabApp(BeyondMixin, App):
             self._charts_at = now
             self.push_charts()
 
-    def _config_of(self, run: int) -> Any:
-        """The settings of the run-th job started: one whose Started is handled, or one still queued."""
-        if run in self._run_configs:
-            return self._run_configs[run]
+    def _job_of(self, run: int) -> Any:
+        """The run-th job started (its settings, its seeds): one whose Started is handled, or one still queued."""
+        if run in self._run_jobs:
+            return self._run_jobs[run]
         ahead = run - self._runs - 1
-        return getattr(self._jobs[ahead], "config", None) if 0 <= ahead < len(self._jobs) else None
-
-    def _seeds_of(self, run: int) -> tuple[int, ...]:
-        """The seeds of the run-th job started, as _config_of finds its settings."""
-        if run in self._run_seeds:
-            return self._run_seeds[run]
-        ahead = run - self._runs - 1
-        return tuple(getattr(self._jobs[ahead], "seeds", ()) or ()) if 0 <= ahead < len(self._jobs) else ()
+        return self._jobs[ahead] if 0 <= ahead < len(self._jobs) else None
 
     def push_charts(self) -> None:
         snap, base = self.snapshot, self.baseline
@@ -407,14 +400,11 @@ class InitlabApp(BeyondMixin, App):
         if isinstance(ev, Started):
             self._runs += 1
             self._starting = max(0, self._starting - 1)
-            if self._jobs:
-                job = self._jobs.popleft()
-                self.run_config = getattr(job, "config", None)
-                self.run_seeds = tuple(getattr(job, "seeds", ()) or ())
-            self._run_configs = {k: v for k, v in self._run_configs.items() if k >= self._runs - 2}
-            self._run_configs[self._runs] = self.run_config
-            self._run_seeds = {k: v for k, v in self._run_seeds.items() if k >= self._runs - 2}
-            self._run_seeds[self._runs] = self.run_seeds
+            job = self._jobs.popleft() if self._jobs else self._run_jobs.get(self._runs - 1)
+            self.run_config = getattr(job, "config", None)
+            self.run_seeds = tuple(getattr(job, "seeds", ()) or ())
+            self._run_jobs = {k: v for k, v in self._run_jobs.items() if k >= self._runs - 2}
+            self._run_jobs[self._runs] = job
             self.run_state = "probing" if ev.job == "probe" else ("training" if ev.job == "train" else ev.job)
         elif isinstance(ev, LogLine):
             self.log_pane.add(ev.level, ev.message)

@@ -71,21 +71,6 @@ def build_parser() -> OneLineParser:
     return parser
 
 
-def as_flag_typed(e: Exception, args: argparse.Namespace) -> Exception:
-    """A rule joining settings refuses the parsed value (batch 1 under batch norm): where the refused value is the
-    one a flag gave, it is echoed as typed, as every other refusal is."""
-    from initlab.engine.spec import FIELDS, SpecError, parse_value
-
-    typed = getattr(args, e.field, None) if getattr(e, "field", None) in FIELDS else None
-    if not isinstance(typed, str) or e.value is None or isinstance(e.value, str):
-        return e
-    try:
-        same = parse_value(e.field, typed) == e.value
-    except SpecError:
-        return e
-    return SpecError(e.field, typed.strip(), e.allowed) if same else e
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -101,13 +86,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     from initlab.engine.spec import SpecError
 
-    from .commands.common import prepare
+    from .commands.common import as_typed, prepare
 
     try:
         prepare(args)
         return int(args.func(args) or 0)
     except SpecError as e:
-        e = as_flag_typed(e, args)
+        e = as_typed(e, args)
         sys.stderr.write(f"initlab: error: {one_line(str(e))}\n")
         return 2
     except KeyboardInterrupt:

@@ -67,9 +67,20 @@ def unread_notes(args: argparse.Namespace, cfg: Config, train: bool, skip: tuple
 
 
 def as_typed(e: SpecError, args: argparse.Namespace) -> SpecError:
-    """A refusal of a command's own flag (its range is the engine's to check) echoing the value as typed."""
-    typed = getattr(args, e.field, None) if e.field in OWN_KEYS.get(getattr(args, "command", ""), ()) else None
-    return SpecError(e.field, str(typed).strip(), e.allowed) if isinstance(typed, str) else e
+    """A refusal echoing a flag's value as typed: a command's own flag (its range is the engine's to check), or a
+    setting's flag where the engine refused the value it parsed to (batch 1 under batch norm, a net too big)."""
+    typed = getattr(args, e.field, None)
+    if not isinstance(typed, str):
+        return e
+    if e.field in OWN_KEYS.get(getattr(args, "command", ""), ()):
+        return SpecError(e.field, typed.strip(), e.allowed)
+    if e.field not in FIELDS or e.value is None or isinstance(e.value, str):
+        return e
+    try:
+        same = spec.parse_value(e.field, typed) == e.value
+    except SpecError:
+        return e
+    return SpecError(e.field, typed.strip(), e.allowed) if same else e
 
 
 def check_output_path(name: str, path: str) -> None:

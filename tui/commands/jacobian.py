@@ -6,7 +6,7 @@ import math
 import sys
 
 from .outputs import add_output_flags, write_outputs
-from .common import (add_config_flags, as_typed, config_from_args, fmt, print_json, save_config, unread_notes,
+from .common import (add_config_flags, config_from_args, fmt, print_json, save_config, unread_notes,
                      wants_json)
 
 BAR = 40
@@ -81,13 +81,9 @@ def condition_text(res: dict) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from initlab.engine.jacobian import jacobian_spectrum
-    from initlab.engine.spec import SpecError
 
     cfg = config_from_args(args)
-    try:
-        res = jacobian_spectrum(cfg, _int("inputs", args.inputs), _int("bins", args.bins))
-    except SpecError as e:
-        raise as_typed(e, args) from None
+    res = jacobian_spectrum(cfg, _int("inputs", args.inputs), _int("bins", args.bins))
     save_config(args, cfg)
     for note in unread_notes(args, cfg, train=False):
         sys.stderr.write(note + "\n")

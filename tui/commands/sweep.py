@@ -8,7 +8,7 @@ from initlab.engine.report import edge_of_chaos_text, heatmap_text
 from initlab.engine.sweep import METRICS
 
 from .outputs import add_output_flags, write_outputs
-from .common import (add_config_flags, config_from_args, fmt, given_settings, print_json, save_config, table,
+from .common import (add_config_flags, config_from_args, given_settings, print_json, save_config, table,
                      unread_notes, wants_json)
 
 

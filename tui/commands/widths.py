@@ -6,7 +6,7 @@ import math
 import sys
 
 from .outputs import add_output_flags, write_outputs
-from .common import (add_config_flags, as_typed, config_from_args, fmt, given_flags, print_json, save_config,
+from .common import (add_config_flags, config_from_args, fmt, given_flags, print_json, save_config,
                      table, unread_notes, wants_json)
 
 # settings the width check does not read, refused as flags rather than silently ignored (a config file holds every
@@ -70,10 +70,7 @@ def run(args: argparse.Namespace) -> int:
         steps = plain_int(args.steps)
     except ValueError:
         raise SpecError("steps", args.steps, f"an integer in [0, {MAX_STEPS}]") from None
-    try:
-        res = width_check(cfg, widths, steps)
-    except SpecError as e:
-        raise as_typed(e, args) from None
+    res = width_check(cfg, widths, steps)
     save_config(args, cfg)
     for note in unread_notes(args, cfg, train=True, skip=("in_features", "out_features")):     # its own batch
         sys.stderr.write(note + "\n")

@@ -131,7 +131,7 @@ class DistributionChart(LayerChart):
         t = linthresh(raw)
         qs = [[symlog(v, t) for v in q] if usable(q) else [math.nan] * 7 for q in raw]
         lo, hi = y_range(qs)
-        head = f"{self.title}{self.label()}: {self.kind} quantiles per layer; k switches"
+        head = self.headed(f"{self.title}: {self.kind} quantiles per layer; k switches")
         axis = f"symmetric log axis, linear within {fmt(t, 2)}" if t is not None else ""
         # the axis note goes on a line of its own where the title would be cut
         two = bool(axis) and len(head) + 2 + len(axis) > width

@@ -9,7 +9,7 @@ from typing import Any
 from rich.text import Text
 
 from ..bridge import log10_or_none
-from .plot import RGB, PlotWidget, Row, build_plot, fmt, legend, log_ticks, span, theme_rgb
+from .plot import RGB, PlotWidget, Row, build_plot, fmt, legend, log_ticks, span, theme_rgb, titled
 
 Layers = tuple[dict[str, Any], ...]
 
@@ -125,10 +125,8 @@ class LayerChart(PlotWidget):
         return f" ({self.data.label})" if self.data.label else ""
 
     def headed(self, title: str) -> str:
-        """The title with whose statistics these are after the chart's name, not at the end: a narrow pane cuts
-        the end, and which run (a probe, a training's step or end state) is what the title must keep."""
-        head, sep, tail = title.partition(": ")
-        return f"{head}{self.label()}{sep}{tail}" if sep else title + self.label()
+        """The title naming whose statistics these are (a probe, a training's step or end state)."""
+        return titled(title, self.data.label)
 
 
 class ForwardChart(LayerChart):

@@ -25,7 +25,7 @@ class NumbersTable(DataTable):
         self.columns_shown: list[str] = []  # the columns on screen: all of them, or the key columns and a page
         self.keys = 1                       # the leading columns every page keeps
         self.page_start = 1                 # the page's first column, when the columns are paged
-        self._pages: tuple[int, int] | None = None      # (first, end) of the page shown; None: every column
+        self._end: int | None = None        # the end (exclusive) of the page shown; None: every column is shown
         self._version = 0                   # counts the data handed over, so that a layout is redone only for news
         self._laid: tuple | None = None
 
@@ -75,7 +75,7 @@ class NumbersTable(DataTable):
         # a space either side of each column where they fit so; else one space between them
         padded = not width or sum(widths) + 2 * len(widths) <= width - 1
         tight = not padded and sum(widths) + len(widths) <= width - 1
-        self._pages = None
+        self._end = None
         if padded or tight or len(columns) < self.keys + 2:
             self.cell_padding = 1 if padded else 0
             shown = list(range(len(columns)))
@@ -83,8 +83,7 @@ class NumbersTable(DataTable):
         else:
             self.cell_padding = 0
             self.page_start = min(max(self.keys, self.page_start), len(columns) - 1)
-            end = self._page_end(widths, self.page_start, self._room(width))
-            self._pages = (self.page_start, end)
+            self._end = end = self._page_end(widths, self.page_start, self._room(width))
             shown = list(range(self.keys)) + list(range(self.page_start, end))
             marker = f"{len(columns) - len(shown)} more ←→"       # the columns left out, either side
         self.columns_shown = [columns[i] for i in shown]
@@ -98,10 +97,10 @@ class NumbersTable(DataTable):
 
     def action_page(self, step: int) -> None:
         """Right: the columns after the page; left: those before it. Scrolls as a table does when all fit."""
-        if self._pages is None:
+        if self._end is None:
             (self.action_scroll_right if step > 0 else self.action_scroll_left)()
             return
-        first, end = self._pages
+        first, end = self.page_start, self._end
         if step > 0 and end < len(self.shown[0]):
             self.page_start = end
         elif step < 0 and first > self.keys:

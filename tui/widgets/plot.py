@@ -29,6 +29,15 @@ def fmt(v: Any, digits: int = 4) -> str:
     return f"{v:.{digits}g}"
 
 
+def titled(title: str, note: str) -> str:
+    """'Name (note): about' from 'Name: about': the note after the chart's name, not at the end, where a narrow
+    pane cuts it (which run a chart shows, which steps fit)."""
+    if not note:
+        return title
+    head, sep, tail = title.partition(": ")
+    return f"{head} ({note}){sep}{tail}" if sep else f"{title} ({note})"
+
+
 def log_label(p: int, m: int = 1) -> str:
     """Tick label for m * 10**p: plain numbers near 1 (0.02, 5, 100), m e p further out."""
     if -3 <= p <= 3:

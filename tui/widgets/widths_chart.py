@@ -12,7 +12,7 @@ from rich.text import Text
 
 from ..bridge import log10_or_none
 from .dist_chart import sample
-from .plot import PlotWidget, Row, build_plot, fmt, legend, log_ticks, span, theme_rgb
+from .plot import PlotWidget, Row, build_plot, fmt, legend, log_ticks, span, theme_rgb, titled
 
 GLYPHS = ("•", "×", "+", "◦", "*", "▪")
 PANEL_W, PANEL_H = 30, 10           # the smallest step panel worth drawing
@@ -110,9 +110,8 @@ class WidthsChart(PlotWidget):
                 for k in range(0, len(shown_steps), cols)]
         # panels that do not fit are left out: said, since the log counts every step (each panel names its own)
         # after the chart's name, where a narrow pane does not cut it
-        shown = "" if len(shown_steps) == steps else f" ({len(shown_steps)} of {steps} steps fit; n lists all)"
-        name, _, about = self.title.partition(": ")
-        out = Text(f"{name}{shown}: {about}", style="bold", no_wrap=True, overflow="ellipsis")
+        shown = "" if len(shown_steps) == steps else f"{len(shown_steps)} of {steps} steps fit; n lists all"
+        out = Text(titled(self.title, shown), style="bold", no_wrap=True, overflow="ellipsis")
         out.append("\n" + "\n".join(slopes), style="")
         out.append("\n")
         for block in rows:
