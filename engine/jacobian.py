@@ -66,7 +66,7 @@ def jacobian_spectrum(cfg: Config, inputs: int = 1, bins: int = 20) -> dict[str,
     resolution: max x max(out, in) x the dtype's epsilon, the smallest singular value the SVD can tell from zero
     here (numpy's matrix_rank tolerance); numerical_rank: how many averaged values reach it. condition_number is
     max / min when min is resolved, else inf (singular), with condition_at_least max / resolution where the min is
-    computed above zero but below the resolution.
+    computed above zero but below the resolution; None for a zero Jacobian (0 / 0: no direction gets through).
     histogram: counts of log10 of every resolved singular value of every input (each input against its own
     resolution); exact zeros and unresolved values counted apart."""
     validate(cfg)
@@ -104,10 +104,11 @@ def jacobian_spectrum(cfg: Config, inputs: int = 1, bins: int = 20) -> dict[str,
     smax, smin = sv[0], sv[-1]
     resolution = smax * eps
     below = sum(1 for v in sv if v < resolution or v == 0)
-    cond = math.inf if below else smax / smin       # the values descend: any below the resolution includes min
+    # the values descend: any below the resolution includes min
+    cond = None if smax == 0 else math.inf if below else smax / smin
     return {
         "singular_values": sv, "max": smax, "min": smin, "condition_number": cond,
-        "log10_spread": math.log10(cond) if 0 < cond < math.inf else None, "mean_squared": mean_sq,
+        "log10_spread": math.log10(cond) if cond is not None and 0 < cond < math.inf else None, "mean_squared": mean_sq,
         "resolution": resolution, "numerical_rank": k - below,
         # a bound only where the min is computed but unresolved; an exact zero (a dead or pruned path) is singular
         "condition_at_least": smax / resolution if 0 < smin < resolution else None,

@@ -8,6 +8,7 @@ report=...)` writes either file atomically through engine/export.py.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Sequence
 
 from .export import dumps, write_csv, write_text
@@ -253,8 +254,31 @@ def theory_csv(res: dict[str, Any]) -> list[dict[str, Any]]:
     return [_scalars(res)]
 
 
+def theory_notes(res: dict[str, Any]) -> list[str]:
+    """What the figures cannot say by themselves: the edge of chaos, a missing fixed point, what is not computed and
+    why, what a negative depth scale means."""
+    from .theory import PAIR_MAX_Q
+
+    notes = []
+    if res.get("critical_sigma_w") is not None:
+        notes.append(f"edge of chaos at this sigma_b: sigma_w {fmt(res['critical_sigma_w'])} "
+                     f"(sigma_w^2 {fmt(res['critical_sigma_w2'])})")
+    q = res.get("q_star")
+    if q is not None and math.isinf(q):
+        notes.append("the variance grows without bound: no finite fixed point (chi_1 is its large-q limit)")
+    if res.get("c_star") is None:
+        notes.append(f"c*, chi_c and the forward depth scale are not computed past q* = {fmt(PAIR_MAX_Q)}: the "
+                     f"correlation map's quadrature is not accurate there")
+    back = res.get("depth_scale_backward")
+    if back is not None and back < 0:
+        notes.append(f"a negative depth scale is of growth: chi_1 > 1, gradients grow by a factor e every {fmt(-back)} layers towards the input")
+    return notes
+
+
 def theory_markdown(res: dict[str, Any]) -> str:
-    return document("initlab mean-field theory report", [("Figures", settings_table(_scalars(res)))])
+    notes = "\n".join(f"- {n}" for n in theory_notes(res))
+    return document("initlab mean-field theory report", [("Figures", settings_table(_scalars(res))),
+                                                         ("Notes", notes)])
 
 
 def jacobian_csv(res: dict[str, Any]) -> list[dict[str, Any]]:

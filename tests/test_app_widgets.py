@@ -210,7 +210,14 @@ def test_charts_draw_and_tabulate_without_an_app():
     text = "\n".join(narrow[:8])
     for figure in ("empirical gain std(x)/std(f(x)) 1.59", "q* 0", "chi_1 1 (critical)", "depth scales"):
         assert figure in text, figure
-    assert all(len(line) <= 58 for line in narrow)
+    assert all(len(line) <= 58 for line in narrow) and "not computed" not in text
+    # past q* = 9 the forward scale is missing, and the line says why
+    from initlab.tui.widgets.activation_chart import theory_line
+
+    far = TheoryReady(mean_field("tanh", 4.0, 3.0), "xavier_uniform")
+    assert far.theory["depth_scale_forward"] is None
+    assert "depth scales - forward" in theory_line(far) and "(the forward scale is not computed past q* = 9)" in \
+        theory_line(far)
 
 
 def test_form_values_read_back_as_the_same_config():

@@ -100,13 +100,28 @@ def test_nonlinear_spectrum_averaged_over_inputs_matches_autograd():
         assert c == len(inside)
 
 
-def test_zero_weights_give_zero_singular_values_and_an_infinite_condition():
+def test_zero_weights_give_zero_singular_values_and_no_condition_number():
     res = jacobian_spectrum(linear(3, 8, init="zeros"))
-    assert res["max"] == 0 and res["min"] == 0 and math.isinf(res["condition_number"])
-    assert res["histogram"]["zeros"] == 8
+    assert res["max"] == 0 and res["min"] == 0 and res["condition_number"] is None
+    assert res["histogram"]["zeros"] == 8 and res["log10_spread"] is None
     from initlab.engine.export import dumps
 
     assert json.loads(dumps(res))["condition_number"] is None
+
+
+def test_a_zero_jacobian_reads_undefined_not_inf(capsys):
+    from initlab.tui.widgets.jacobian_chart import extreme_parts
+
+    res = jacobian_spectrum(linear(3, 8, init="zeros"))
+    assert extreme_parts(res)[-1] == "condition number undefined (zero Jacobian)"
+    assert main(["jacobian", "--depth", "3", "--width", "8", "--in-features", "4", "--out-features", "4",
+                 "--init", "zeros", "--device", "cpu"]) == 0
+    out, _ = capsys.readouterr()
+    assert "undefined (0 / 0: the Jacobian is zero)" in out and "inf" not in out
+    assert "no value above zero or the resolution to bin" in out and "exactly zero: 4" in out
+    # a singular Jacobian with a non-zero max stays infinitely conditioned
+    narrow = jacobian_spectrum(Config(depth=3, width=2, in_features=4, out_features=4, device="cpu"))
+    assert narrow["max"] > 0 and narrow["numerical_rank"] <= 2 and narrow["condition_number"] == math.inf
 
 
 def test_bad_inputs_are_refused():

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from initlab.engine import export, report
-from initlab.engine.textplot import bar_chart
+from initlab.engine.textplot import bar_chart, fmt
 from initlab.tui.cli import main
 
 SMALL = ["--depth", "4", "--width", "8", "--in-features", "6", "--out-features", "3", "--batch", "16",
@@ -219,6 +219,22 @@ def test_theory_csv_and_report(capsys):
     assert row["q_star"] == doc["q_star"] and row["chi1"] == doc["chi1"]
     md = report.markdown("theory", doc)
     assert "| chi1 |" in md and "| q_star |" in md
+    edge = f"edge of chaos at this sigma_b: sigma_w {fmt(doc['critical_sigma_w'])} " \
+           f"(sigma_w^2 {fmt(doc['critical_sigma_w2'])})"
+    assert section(md, "Notes").startswith(f"## Notes\n\n- {edge}\n")
+
+
+def test_a_theory_report_says_what_it_could_not_compute_and_why(capsys):
+    doc, _ = run_json(capsys, "theory", "--activation", "tanh", "--sigma-w", "4", "--sigma-b", "3", "--json")
+    assert doc["q_star"] > 9 and doc["c_star"] is None and doc["chi1"] > 1
+    notes = section(report.markdown("theory", doc), "Notes")
+    assert "- c*, chi_c and the forward depth scale are not computed past q* = 9" in notes
+    # chi_1 > 1: the backward depth scale is negative, a scale of growth
+    assert f"grow by a factor e every {fmt(-doc['depth_scale_backward'])} layers" in notes
+    assert main(["theory", "--activation", "tanh", "--sigma-w", "4", "--sigma-b", "3"]) == 0
+    out, _ = capsys.readouterr()
+    bullets = [n[2:] for n in notes.splitlines() if n.startswith("- ")]
+    assert len(bullets) == 3 and all(b in out for b in bullets)      # the terminal says the same
 
 
 def test_jacobian_csv_and_report(capsys):

@@ -47,6 +47,9 @@ def histogram_text(hist: dict) -> str:
     dec = min(12, max(2, 1 - math.floor(math.log10(step)))) if step > 0 and math.isfinite(step) else 2
     w = dec + 5
     lines = ["log10(singular value)   count"]
+    if not sum(counts):     # nothing above zero to bin: the counts apart say it all
+        lines = ["log10(singular value): no value above zero or the resolution to bin"]
+        counts = []
     for c, a, b in zip(counts, edges[:-1], edges[1:]):
         lines.append(f"[{a:{w}.{dec}f}, {b:{w}.{dec}f})  {'#' * round(BAR * c / top):<{BAR}} {c}")
     if hist["zeros"]:
@@ -62,10 +65,12 @@ def min_text(res: dict) -> str:
 
     k = len(res["singular_values"])
     zeros, below = shortfall(res)
-    if zeros and res["max"] > 0:
+    if res["max"] == 0:
+        return f"0 (all {k} values exactly zero: no input direction reaches the output)"
+    if zeros:
         more = f", and {below - zeros} more below {fmt(res['resolution'])}, the resolution here" if below > zeros else ""
         return f"0 ({zeros} of {k} values exactly zero{more})"
-    if below and res["max"] > 0:
+    if below:
         return (f"below {fmt(res['resolution'])}, the resolution of {res['dtype']} here "
                 f"({below} of {k} values; computed {fmt(res['min'])}, rounding noise)")
     return fmt(res["min"])
@@ -74,7 +79,9 @@ def min_text(res: dict) -> str:
 def condition_text(res: dict) -> str:
     if res.get("condition_at_least") is not None:
         return f"above {fmt(res['condition_at_least'])} (numerically singular)"
-    if res["condition_number"] == float("inf") and res["max"] > 0:
+    if res["max"] == 0:
+        return "undefined (0 / 0: the Jacobian is zero)"
+    if res["condition_number"] == float("inf"):
         return "inf (singular)"
     return fmt(res["condition_number"])
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 
 from .outputs import add_output_flags, write_outputs
@@ -40,7 +39,7 @@ def compute(activation: str, sigma_w: float, sigma_b: float, slope: float) -> di
 
 def run(args: argparse.Namespace) -> int:
     from initlab.engine import spec
-    from initlab.engine.theory import PAIR_MAX_Q
+    from initlab.engine.report import theory_notes
 
     given = {k: getattr(args, k) for k in FLAGS if getattr(args, k) is not None}
     cfg = spec.from_mapping(given)
@@ -59,12 +58,6 @@ def run(args: argparse.Namespace) -> int:
           f"sigma_b {fmt(cfg.sigma_b)} (sigma_b^2 {fmt(cfg.sigma_b ** 2)})")
     for name, v in rows:
         print(f"  {name:22s}{fmt(v)}")
-    if res["critical_sigma_w"] is not None:
-        print(f"edge of chaos at this sigma_b: sigma_w {fmt(res['critical_sigma_w'])} "
-              f"(sigma_w^2 {fmt(res['critical_sigma_w2'])})")
-    if math.isinf(res["q_star"]):
-        print("the variance grows without bound: no finite fixed point (chi_1 is its large-q limit)")
-    if res["c_star"] is None:
-        print(f"c*, chi_c and the forward depth scale are not computed past q* = {fmt(PAIR_MAX_Q)}: the correlation "
-              f"map's quadrature is not accurate there")
+    for note in theory_notes(res):
+        print(note)
     return 0

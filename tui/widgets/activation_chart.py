@@ -22,6 +22,10 @@ def theory_line(m: TheoryReady, width: int = 1000) -> str:
     parts = [f"mean field, scaled_normal init, sigma_w {fmt(t['sigma_w'])}, sigma_b {fmt(t['sigma_b'])}:",
              f"q* {fmt(t['q_star'])}", f"chi_1 {fmt(t['chi1'])} ({t['phase']})",
              f"depth scales {fmt(t['depth_scale_forward'], 3)} forward, {fmt(t['depth_scale_backward'], 3)} backward"]
+    if t.get("c_star") is None:
+        from initlab.engine.theory import PAIR_MAX_Q
+
+        parts.append(f"(the forward scale is not computed past q* = {fmt(PAIR_MAX_Q)})")
     return packed(parts, width)
 
 

@@ -31,10 +31,12 @@ def extreme_parts(r: dict[str, Any]) -> list[str]:
     # over several inputs the extremes are of the mean spectrum (k values), the histogram of every input's values
     k = len(r["singular_values"]) if r.get("inputs", 1) == 1 else f"the {len(r['singular_values'])} mean values"
     zeros, below = shortfall(r)
-    if zeros and r["max"] > 0:
+    if r["max"] == 0:
+        return ["max 0", f"min 0 (all {k} exactly zero)", "condition number undefined (zero Jacobian)"]
+    if zeros:
         more = f", {below - zeros} more below the resolution" if below > zeros else ""
         return [f"max {fmt(r['max'])}", f"min 0 ({zeros} of {k} exactly zero{more})", "condition number inf (singular)"]
-    if below and r["max"] > 0:
+    if below:
         return [f"max {fmt(r['max'])}", f"min < {fmt(r['resolution'])} ({below} of {k} below the resolution)",
                 f"condition number > {fmt(r['condition_at_least'])}"]
     return [f"max {fmt(r['max'])}", f"min {fmt(r['min'])}", f"condition number {fmt(r['condition_number'])}"]
@@ -90,7 +92,10 @@ class JacobianChart(PlotWidget):
         h = r["histogram"]
         used = head.count("\n") + summary.count("\n") + note.count("\n") + 3
         counts, edges = merged(h["counts"], h["edges"], height - used)
-        top = max(counts) or 1
+        if not sum(counts):     # empty bins over a made-up range say nothing: the footnote counts the zeros
+            counts = []
+            out.append("\nno singular value above zero or the resolution to bin", style="dim")
+        top = max(counts, default=0) or 1
         bar_w = max(1, width - LABEL_W - 8)
         rgb = c["primary"]
         for k, n in enumerate(counts):
