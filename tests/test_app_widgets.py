@@ -114,10 +114,15 @@ def test_distribution_edges_mark_values_beyond_the_axis_and_a_symlog_axis_labels
     qs = tuple({"activation": [s * v for v in (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0)]} for s in (1e3, 1.0, 1e-3))
     dist.data = LayerData(layers, distributions=qs)
     lines = dist.draw(40, 20).plain.splitlines()
-    assert lines[1].startswith("symmetric log axis")          # too long for one line beside the title at 40
+    # too long for one line beside the title at 40: the key's hint and the axis lead the next line, whole
+    assert lines[1] == "k switches; symmetric log axis, linear within 0.002"
     labels = [line[:LABEL_W - 1].strip() for line in lines[2:18]]
     assert "0" in labels
-    assert dist.draw(200, 20).plain.splitlines()[0].endswith("; k switches; symmetric log axis, linear within 0.002")
+    assert dist.draw(200, 20).plain.splitlines()[0].endswith(
+        "; k: weights, activations, gradients; symmetric log axis, linear within 0.002")
+    at_80 = dist.draw(52, 20).plain.splitlines()       # the chart pane of an 80-column terminal
+    assert at_80[0] == "Distributions: activation quantiles per layer"
+    assert at_80[1] == "k switches; symmetric log axis, linear within 0.002"
 
 
 def test_small_panes_cut_a_chart_at_their_height_and_never_divide_by_zero():

@@ -131,8 +131,15 @@ class DistributionChart(LayerChart):
         t = linthresh(raw)
         qs = [[symlog(v, t) for v in q] if usable(q) else [math.nan] * 7 for q in raw]
         lo, hi = y_range(qs)
-        head = self.headed(f"{self.title}: {self.kind} quantiles per layer; k switches")
+        head = self.headed(f"{self.title}: {self.kind} quantiles per layer")
         axis = f"symmetric log axis, linear within {fmt(t, 2)}" if t is not None else ""
+        # the key's hint ends the title where it fits, else leads the next line (cut off the end, it was lost)
+        hint = "k: weights, activations, gradients"
+        if len(head) + 2 + len(hint) <= width:
+            head += "; " + hint
+        else:
+            hint = hint if len(hint) + 2 + len(axis) <= width else "k switches"
+            axis = hint + ("; " + axis if axis else "")
         # the axis note goes on a line of its own where the title would be cut
         two = bool(axis) and len(head) + 2 + len(axis) > width
         key = legend(("█", "25-75%", c["primary"]), ("━", "median", c["accent"]), ("│", "5-95%", None),
