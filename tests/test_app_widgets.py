@@ -275,6 +275,26 @@ def test_a_pinned_baseline_is_drawn_beneath_the_current_run():
     assert "•" in plot and "-" not in plot.replace("─", "")
 
 
+def test_the_widths_key_names_a_line_drawn_over_by_an_equal_one():
+    import copy
+
+    from initlab.engine.widths import width_check
+    from initlab.tui.widgets.widths_chart import WidthsChart
+
+    chart = WidthsChart()
+    r = width_check(Config(depth=4, width=16, batch=8, in_features=8, out_features=4, device="cpu"), [8, 16, 32], 2)
+    chart.data = r
+    key = chart.draw(120, 40).plain
+    assert "(under" not in key and all(f"{n} " in key for n in r["layer_names"])
+    same = copy.deepcopy(r)
+    for per_width in same["mean_abs_a"]:
+        for per_step in per_width:
+            per_step[1] = per_step[2] * (1 + 1e-4)          # layer 1 on layer 2, closer than a row
+    chart.data = same
+    key = chart.draw(120, 40).plain
+    assert f"{r['layer_names'][1]} (under {r['layer_names'][2]})" in key and key.count("(under") == 1
+
+
 def test_the_widths_chart_says_which_steps_fit_when_some_do_not():
     from initlab.engine.widths import width_check
     from initlab.tui.widgets.widths_chart import WidthsChart

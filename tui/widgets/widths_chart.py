@@ -35,6 +35,21 @@ def last_slope_line(r: dict[str, Any]) -> str:
     return f"|slope| {fmt(max(vals), 2) if vals else '-'} at step {len(r['slopes']) - 1} (largest; 0 is flat; n: all)"
 
 
+def hidden_under(r: dict[str, Any], layers: list[int], rows: int) -> list[int | None]:
+    """Per drawn layer, the later-drawn one whose line lies on it at every width and step (within a row of a plot
+    `rows` high), or None: plotext draws the later line over it, and the key says where it went."""
+    lines = [[log10_or_none(r["mean_abs_a"][i][t][l]) for t in range(r["steps"] + 1) for i in range(len(r["widths"]))]
+             for l in layers]
+    lo, hi = span([v for line in lines for v in line], pad=0.1)
+    tol = (hi - lo) / max(1, 2 * rows)
+
+    def same(a: list[float | None], b: list[float | None]) -> bool:
+        return all((u is None) == (v is None) and (u is None or abs(u - v) <= tol) for u, v in zip(a, b))
+
+    return [next((h for h in range(len(layers) - 1, g, -1) if same(lines[g], lines[h])), None)
+            for g in range(len(layers))]
+
+
 def side_by_side(panels: list[Text], width: int) -> Text:
     """Pictures of equal height joined line by line, each padded to `width` cells."""
     split = [p.split("\n") for p in panels]
@@ -65,8 +80,10 @@ class WidthsChart(PlotWidget):
         layers = sample(r["layers"], len(GLYPHS))
         colours = [c["primary"], c["accent"], c["success"], c["error"], c["warning"], c["secondary"]]
         names = r.get("layer_names", [])
-        key = legend(*[(GLYPHS[g], f"layer {l}" if l >= len(names) else names[l], colours[g])
-                       for g, l in enumerate(layers)], width=width, rows=max(1, height - 8))   # a panel keeps 5 rows
+        label = [f"layer {l}" if l >= len(names) else names[l] for l in layers]
+        under = hidden_under(r, layers, rows=max(1, height - 8))
+        key = legend(*[(GLYPHS[g], label[g] + (f" (under {label[h]})" if h is not None else ""), colours[g])
+                       for g, h in enumerate(under)], width=width, rows=max(1, height - 8))   # a panel keeps 5 rows
         # the slope line wrapped, not cut: its last figure is the one the log reports; where the wrapped lines would
         # leave a panel fewer than its 5 rows, that last figure alone
         slopes = textwrap.wrap(slope_line(r), max(10, width)) or [""]
