@@ -437,6 +437,49 @@ def test_a_numbers_table_too_wide_for_its_pane_closes_up_its_columns():
     asyncio.run(run())
 
 
+def test_a_key_column_wider_than_half_the_pane_is_cut_not_run_past_the_edge():
+    """Long names as the key column (a user's module paths, a sweep's values): cut to half the pane, the numbers
+    beside them whole, a page at a time."""
+    import asyncio
+
+    from textual.app import App
+
+    from initlab.tui.widgets.numbers import NumbersTable
+
+    class One(App):
+        CSS = "NumbersTable { width: 40; }"
+
+        def compose(self):
+            yield NumbersTable()
+
+    cols = ["layer", "a std", "grad std", "w std"]
+    names = ["encoder.blocks.0.attention.output.dense", "encoder.blocks.11.attention.output.dense"]
+    rows = [[n, "0.9812", "1.018e-10", "0.0442"] for n in names]
+
+    async def run():
+        app = One()
+        async with app.run_test(size=(60, 20)) as pilot:
+            table = app.query_one(NumbersTable)
+            table.focus()
+            table.show(cols, rows)
+            await pilot.pause()
+            assert table.virtual_size.width <= 40 and len(table.columns_shown) >= 2
+            cells = [[str(c) for c in table.get_row_at(r)] for r in range(2)]
+            # the start and end the paths share give way: what tells the layers apart stays
+            assert [row[0] for row in cells] == ["…0…", "…11…"]
+            for row in cells:
+                assert row[1:len(table.columns_shown)] == ["0.9812", "1.018e-10", "0.0442"][:len(table.columns_shown) - 1]
+            # values that share nothing keep their starts and their ends
+            table.show(["init"] + cols[1:], [["kaiming_uniform_fan_out_relu", "1", "2", "3"],
+                                             ["xavier_normal_with_gain_five_thirds", "4", "5", "6"]])
+            await pilot.pause()
+            firsts = [str(table.get_row_at(r)[0]) for r in range(2)]
+            assert table.virtual_size.width <= 40 and all("…" in f and len(f) <= 20 for f in firsts)
+            assert firsts[0].startswith("kaim") and firsts[1].endswith("irds")
+
+    asyncio.run(run())
+
+
 def test_a_numbers_table_too_wide_even_closed_up_shows_whole_columns_a_page_at_a_time():
     """A sweep's table at 60 columns: the first column stays, the others come a page of whole columns at a time,
     left and right turn the pages, and no number is cut at the edge."""

@@ -1,6 +1,8 @@
 """The numbers behind the visible chart in a table: a row per layer, epoch, sweep point or width-check step."""
 from __future__ import annotations
 
+import os
+
 from rich.cells import cell_len
 from textual.binding import Binding
 from textual.events import Resize
@@ -75,6 +77,9 @@ class NumbersTable(DataTable):
         # a space either side of each column where they fit so; else one space between them
         padded = not width or sum(widths) + 2 * len(widths) <= width - 1
         tight = not padded and sum(widths) + len(widths) <= width - 1
+        if not (padded or tight):
+            widths = self._keys_cut(widths, width)
+            tight = sum(widths) + len(widths) <= width - 1
         self._end = None
         if padded or tight or len(columns) < self.keys + 2:
             self.cell_padding = 1 if padded else 0
@@ -89,11 +94,23 @@ class NumbersTable(DataTable):
         self.columns_shown = [columns[i] for i in shown]
         extra = 0 if padded else 1
         for i in shown:
-            self.add_column(columns[i], width=widths[i] + extra)
+            self.add_column(cut_column([columns[i]], widths[i])[0], width=widths[i] + extra)
         if marker is not None:
             self.add_column(marker, width=cell_len(marker) + 1)
-        self.add_rows([[r[i] if i < len(r) else "" for i in shown] + ([""] if marker is not None else [])
-                       for r in rows])
+        cells = {i: cut_column([r[i] if i < len(r) else "" for r in rows], widths[i]) for i in shown}
+        self.add_rows([[cells[i][k] for i in shown] + ([""] if marker is not None else []) for k in range(len(rows))])
+
+    def _keys_cut(self, widths: list[int], width: int) -> list[int]:
+        """The key columns narrowed, the widest first, to half the pane at most: wider (a user's module paths), they
+        left no room for a page beside them and ran past the pane's edge."""
+        widths = list(widths)
+        cap = max(2 * self.keys, self._room(width) // 2 - self.keys)
+        while sum(widths[:self.keys]) > cap:
+            i = max(range(self.keys), key=lambda k: widths[k])
+            if widths[i] <= 2:
+                break
+            widths[i] -= 1
+        return widths
 
     def action_page(self, step: int) -> None:
         """Right: the columns after the page; left: those before it. Scrolls as a table does when all fit."""
@@ -104,7 +121,7 @@ class NumbersTable(DataTable):
         if step > 0 and end < len(self.shown[0]):
             self.page_start = end
         elif step < 0 and first > self.keys:
-            widths, room = self._widths(), self._room(self.size.width)
+            widths, room = self._keys_cut(self._widths(), self.size.width), self._room(self.size.width)
             start = first - 1
             while start > self.keys and self._page_end(widths, start - 1, room) >= first:
                 start -= 1
@@ -112,3 +129,25 @@ class NumbersTable(DataTable):
         else:
             return
         self._lay_out()
+
+
+
+def cut_column(values: list[str], width: int) -> list[str]:
+    """A column's cells in `width` cells each. Where they share a start and an end (a user's module paths), those
+    give way to an ellipsis and what tells the cells apart stays; otherwise each keeps its start and its end."""
+    values = [str(v) for v in values]
+    if all(cell_len(v) <= width for v in values):
+        return values
+    head = os.path.commonprefix(values)
+    tail = os.path.commonprefix([v[len(head):][::-1] for v in values])[::-1]
+    if len(values) > 1 and (head or tail):
+        middles = [("…" if head else "") + v[len(head):len(v) - len(tail)] + ("…" if tail else "") for v in values]
+        if all(cell_len(m) <= width for m in middles):
+            return middles
+    return [v if cell_len(v) <= width else _middle_cut(v, width) for v in values]
+
+
+def _middle_cut(text: str, width: int) -> str:
+    keep = max(0, width - 1)
+    front = (keep + 1) // 2
+    return text[:front] + "…" + (text[len(text) - (keep - front):] if keep > front else "")
