@@ -406,23 +406,30 @@ def test_linear_ticks_never_fail_on_extreme_ranges():
     assert linear_ticks(1.0, 1.0) == [1.0] and linear_ticks(float("nan"), 1.0) == [1.0]
 
 
-def test_a_numbers_table_too_wide_for_its_pane_closes_up_its_columns():
-    """With a space either side each column would run past the pane's edge, where a cut number reads as another
-    (a max of 0.03038 as 0): the columns close up to one space between them."""
-    import asyncio
-
+def table_app(width: int):
+    """An app holding one NumbersTable `width` cells wide."""
     from textual.app import App
 
     from initlab.tui.widgets.numbers import NumbersTable
 
     class One(App):
-        CSS = "NumbersTable { width: 70; }"
+        CSS = f"NumbersTable {{ width: {width}; }}"
 
         def compose(self):
             yield NumbersTable()
 
+    return One()
+
+
+def test_a_numbers_table_too_wide_for_its_pane_closes_up_its_columns():
+    """With a space either side each column would run past the pane's edge, where a cut number reads as another
+    (a max of 0.03038 as 0): the columns close up to one space between them."""
+    import asyncio
+
+    from initlab.tui.widgets.numbers import NumbersTable
+
     async def run():
-        app = One()
+        app = table_app(70)
         async with app.run_test(size=(80, 20)) as pilot:
             table = app.query_one(NumbersTable)
             cols = ["layer", "min", "5%", "25%", "median", "75%", "95%", "max"]
@@ -442,22 +449,14 @@ def test_a_key_column_wider_than_half_the_pane_is_cut_not_run_past_the_edge():
     beside them whole, a page at a time."""
     import asyncio
 
-    from textual.app import App
-
     from initlab.tui.widgets.numbers import NumbersTable
-
-    class One(App):
-        CSS = "NumbersTable { width: 40; }"
-
-        def compose(self):
-            yield NumbersTable()
 
     cols = ["layer", "a std", "grad std", "w std"]
     names = ["encoder.blocks.0.attention.output.dense", "encoder.blocks.11.attention.output.dense"]
     rows = [[n, "0.9812", "1.018e-10", "0.0442"] for n in names]
 
     async def run():
-        app = One()
+        app = table_app(40)
         async with app.run_test(size=(60, 20)) as pilot:
             table = app.query_one(NumbersTable)
             table.focus()
@@ -485,15 +484,7 @@ def test_a_numbers_table_too_wide_even_closed_up_shows_whole_columns_a_page_at_a
     left and right turn the pages, and no number is cut at the edge."""
     import asyncio
 
-    from textual.app import App
-
     from initlab.tui.widgets.numbers import NumbersTable
-
-    class One(App):
-        CSS = "NumbersTable { width: 60; }"
-
-        def compose(self):
-            yield NumbersTable()
 
     cols = ["point", "depth", "init", "verdict", "dL/dz first/last", "log10", "last a std", "chi_1", "phase",
             "theory log10"]
@@ -501,7 +492,7 @@ def test_a_numbers_table_too_wide_even_closed_up_shows_whole_columns_a_page_at_a
              "-9.874"] for i in range(3)]
 
     async def run():
-        app = One()
+        app = table_app(60)
         async with app.run_test(size=(80, 20)) as pilot:
             table = app.query_one(NumbersTable)
             table.focus()
