@@ -370,3 +370,25 @@ def test_a_training_whose_data_alone_is_too_big_names_the_data(tmp_path, monkeyp
     with pytest.raises(SpecError) as e:
         Trainer(Config(data=str(path), depth=1, batch=8, epochs=1, device="cpu"))
     assert e.value.field == "data" and "its in and out features are too many" in str(e.value)
+
+
+def test_ctrl_c_while_json_is_written_comes_after_the_whole_object(capsys, monkeypatch):
+    import signal
+
+    from initlab.tui.commands import common
+
+    real = sys.stdout.write
+    seen = []
+
+    def write(text):        # ctrl-c arrives half-way through the object
+        real(text[: len(text) // 2])
+        os.kill(os.getpid(), signal.SIGINT)
+        seen.append("written on")
+        return real(text[len(text) // 2:])
+
+    monkeypatch.setattr(sys.stdout, "write", write)
+    with pytest.raises(KeyboardInterrupt):
+        common.print_json({"layers": [{"a_std": 1.0}] * 50})
+    monkeypatch.undo()
+    out, _ = capsys.readouterr()
+    assert seen == ["written on"] and json.loads(out)["layers"][-1] == {"a_std": 1.0}

@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import tempfile
-from typing import Any, Iterable
+import threading
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator
 
 from initlab.engine import spec
 from initlab.engine.export import writable_file_problem
@@ -308,10 +311,32 @@ def wants_json(args: argparse.Namespace) -> bool:
     return bool(getattr(args, "json", False)) or not stdout_is_terminal()
 
 
+@contextmanager
+def sigint_held() -> Iterator[None]:
+    """ctrl-c waits for the end of the block, then interrupts as usual (in the main thread; elsewhere it cannot be
+    held). A handler, not a signal mask: a mask is per thread, and the kernel hands the signal to torch's."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending = []
+    old = signal.signal(signal.SIGINT, lambda *a: pending.append(a))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+    if pending and callable(old):
+        old(*pending[0])        # Python's own handler raises KeyboardInterrupt
+    elif pending and old == signal.SIG_DFL:
+        raise KeyboardInterrupt
+
+
 def print_json(obj: Any) -> None:
     from initlab.engine.export import dumps
 
-    sys.stdout.write(dumps(obj) + "\n")
+    text = dumps(obj) + "\n"
+    with sigint_held():         # half an object is no JSON: an interrupt comes after the whole of it
+        sys.stdout.write(text)
+        sys.stdout.flush()
 
 
 def table(rows: list[dict[str, Any]], columns: list[str], headers: list[str] | None = None) -> str:
