@@ -383,6 +383,22 @@ def test_a_per_layer_chart_at_nine_rows_keeps_four_rows_of_bars():
     assert len(lines) <= MIN_HEIGHT and bottom - top - 1 >= 4, lines
 
 
+def test_a_short_log_chart_keeps_its_floor_a_row_below_the_data_so_bars_of_many_decades_still_ramp():
+    """An explosion over 30 decades at nine rows: the floor sinks one data row, not the whole span (which left half
+    the rows empty and every bar of the same height)."""
+    layers = tuple({"a_std": 10.0 ** (i - 2)} for i in range(32))
+    chart = ForwardChart()
+    chart.data = LayerData(layers, input_std=1.0)
+    lines = chart.draw(70, 9).plain.splitlines()
+    top = next(i for i, ln in enumerate(lines) if "┌" in ln)
+    bottom = next(i for i, ln in enumerate(lines) if "└" in ln)
+    rows = lines[top + 1:bottom]
+    start = lines[top].index("┌") + 1
+    heights = [sum(1 for r in rows if len(r) > x and r[x] == "▆") for x in range(start, start + 64)]
+    heights = [h for h in heights if h]         # the gaps between bars
+    assert heights == sorted(heights) and len(set(heights)) >= len(rows) - 1 and heights[-1] == len(rows)
+
+
 def test_zero_falls_on_a_row_and_the_range_still_holds_the_curve():
     from initlab.tui.widgets.activation_chart import zero_on_a_row
 

@@ -61,9 +61,16 @@ def draw_log_bars(width: int, height: int, title: str, series: list[Series],
     """Title, a plotext chart of log10 values per layer (bars and lines) with horizontal reference lines, legend."""
     n = max((len(s.values) for s in series), default=0)
     lo, hi = span([v for s in series for v in s.values], *[r[1] for r in refs if r[1] is not None])
+    key = legend(*[(s.glyph, s.name, s.color) for s in series],
+                 *[(g, name, rgb) for name, y, g, rgb in refs if y is not None], width=width,
+                 rows=max(1, height - 8))       # the plot keeps 7 rows: 4 of them data
+    plot_h = height - 2 - key.plain.count("\n")
     # a row's worth more below, so that the lowest value stands a row above the floor: on an axis of many decades
-    # a bar shorter than a row (or a baseline mark on the floor) would not show at all
-    lo -= (hi - lo) / max(1, height - 8)
+    # a bar shorter than a row (or a baseline mark on the floor) would not show at all. A row of the data's rows,
+    # the plot's less its frame, tick labels and axis name (of the whole height, a short chart's floor sank by
+    # the whole span and its bars all looked alike)
+    rows = plot_h - 3 - (height >= 12)
+    lo -= (hi - lo) / max(1, rows - 1)
 
     def points(s: Series) -> tuple[list[int], list[float]]:
         pts = [(i, v) for i, v in enumerate(s.values) if v is not None]
@@ -90,7 +97,7 @@ def draw_log_bars(width: int, height: int, title: str, series: list[Series],
         plt.ylim(lo, hi)
         plt.xlim(-0.5, n - 0.5)
         plt.xticks(layer_ticks(n, max(2, width // 8)))
-        if height >= 12:        # below that the row is worth more to the bars than to the axis's name
+        if height >= 12:        # below that the row is worth more to the bars than to the axis's name (rows above)
             plt.xlabel("layer")
 
     out = Text(note or title, style="bold", no_wrap=True, overflow="ellipsis")
@@ -102,10 +109,7 @@ def draw_log_bars(width: int, height: int, title: str, series: list[Series],
                f"every layer (n shows the numbers)")
         out.append(textwrap.fill(why, max(20, width)), style="dim")
         return out
-    key = legend(*[(s.glyph, s.name, s.color) for s in series],
-                 *[(g, name, rgb) for name, y, g, rgb in refs if y is not None], width=width,
-                 rows=max(1, height - 8))       # the plot keeps 7 rows: 4 of them data
-    out.append_text(build_plot(width, height - 2 - key.plain.count("\n"), draw))
+    out.append_text(build_plot(width, plot_h, draw))
     out.append("\n")
     out.append_text(key)
     return out
