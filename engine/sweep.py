@@ -345,6 +345,10 @@ def describe_run(r: dict[str, Any]) -> str:
     """One line for a finished run: where it is, the settings, the verdict and the gradient ratio."""
     vals = " ".join(setting_text(k, v) for k, v in r["values"].items())
     ratio = r.get("first_last_gradz_ratio")
-    rtext = f"{ratio:.3g}" if isinstance(ratio, float) and math.isfinite(ratio) else "-"
-    return (f"[{r['index'] + 1}/{r['total']}] {vals}: {r.get('verdict')}, first/last dL/dz {rtext} "
-            f"({r['seconds']:.2f} s)")
+    if r.get("verdict") == "nonfinite":     # the ratio of a blown-up net's last numbers: the table leaves it out too
+        at = r.get("from_layer")
+        what = "nonfinite" + (f" from layer {at}" if at is not None else "")
+    else:
+        what = f"{r.get('verdict')}, first/last dL/dz " + (f"{ratio:.3g}" if isinstance(ratio, float)
+                                                             and math.isfinite(ratio) else "-")
+    return f"[{r['index'] + 1}/{r['total']}] {vals}: {what} ({r['seconds']:.2f} s)"

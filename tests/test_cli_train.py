@@ -40,8 +40,8 @@ def test_nonfinite_run_exits_1_with_the_event_in_json(capsys):
 def test_out_writes_the_whole_history_atomically(tmp_path, capsys):
     target = tmp_path / "run.json"
     target.write_text("previous")
-    code, out, _ = run(capsys, "train", *FAST, "--out", str(target), "--json")
-    assert code == 0
+    code, out, err = run(capsys, "train", *FAST, "--out", str(target), "--json")
+    assert code == 0 and f"wrote {target}\n" in err        # named as --csv, --report and --save-config name theirs
     assert json.loads(target.read_text())["epochs"] == json.loads(out)["epochs"]
     assert [p.name for p in tmp_path.iterdir()] == ["run.json"]         # no temporary file left
 

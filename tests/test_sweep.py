@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -237,6 +238,7 @@ def test_sweep_preset_with_overrides_draws_the_phase_diagram(capsys):
     ([], "--vary"),
     (["--preset", "nope"], "preset: 'nope'"),
     (["--vary", "depth=2", "--metric", "nope"], "metric: 'nope'"),
+    (["--vary", "depth=2", "--metric", "test_loss"], "metric: 'test_loss' is not allowed; with --train only"),
 ])
 def test_sweep_refusals_exit_2_in_one_line(capsys, argv, needle):
     assert main(["sweep", *argv, *SMALL_FLAGS]) == 2
@@ -319,6 +321,25 @@ def test_a_runs_line_shows_the_settings_as_the_table_does():
                                      "first/last dL/dz 1.5 (0.25 s)")
 
 
+def test_a_flag_the_grid_varies_is_noted_as_not_used(capsys):
+    assert main(["sweep", "--vary", "seed=0,1", "--seed", "5", "--no-bias", "--vary", "bias=true,false",
+                 *SMALL_FLAGS, "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert "initlab: note: --vary seed=... gives its values; --seed 5 was not used" in err
+    assert "initlab: note: --vary bias=... gives its values; --no-bias was not used" in err
+    assert sorted({(r["values"]["seed"], r["values"]["bias"]) for r in json.loads(out)["runs"]}) == \
+        [(0, False), (0, True), (1, False), (1, True)]
+
+
+def test_a_run_that_went_non_finite_says_where_not_a_ratio_of_its_blown_up_numbers(capsys):
+    code = main(["sweep", "--depth", "3", "--width", "8", "--vary", "lr=0.1,1e9", "--train", "--epochs", "1",
+                 "--device", "cpu"])
+    out, err = capsys.readouterr()
+    lines = [ln for ln in err.splitlines() if ln.startswith("[")]
+    assert code == 0 and lines[0].startswith("[1/2] lr=0.1: stable, first/last dL/dz ")
+    assert re.fullmatch(r"\[2/2\] lr=1e\+09: nonfinite( from layer \d)? \(\d+\.\d\d s\)", lines[1]), lines[1]
+
+
 def test_seed_means_leave_out_a_run_that_went_non_finite():
     runs = [{"values": {"lr": 0.45, "seed": 420}, "verdict": "nonfinite", "train_loss": 7e29, "last_a_std": 8e18},
             {"values": {"lr": 0.45, "seed": 29}, "verdict": "stable", "train_loss": 2.0, "last_a_std": 0.5},
@@ -330,9 +351,10 @@ def test_seed_means_leave_out_a_run_that_went_non_finite():
 
 
 def test_a_metric_no_point_has_gets_a_note(capsys):
-    assert main(["sweep", "--vary", "depth=2,3", "--metric", "train_loss", *SMALL_FLAGS, "--json"]) == 0
+    assert main(["sweep", "--vary", "depth=2,3", "--metric", "chi1", *SMALL_FLAGS, "--init", "xavier_uniform",
+                 "--json"]) == 0        # chi_1 is of a mean-field (scaled_normal) init
     out, err = capsys.readouterr()
-    assert "initlab: note: no point has a value of train_loss" in err and json.loads(out)["points"]
+    assert "initlab: note: no point has a value of chi1" in err and json.loads(out)["points"]
 
 
 def test_a_point_too_big_for_memory_is_refused_before_any_run(capsys, tmp_path):

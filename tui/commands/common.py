@@ -63,10 +63,15 @@ def unread_notes(args: argparse.Namespace, cfg: Config, train: bool, skip: tuple
         why = None if name in skip else read_nowhere(points, name, train) if points is not None \
             else unread(cfg, name, train)
         if why:
-            given = (flag(name) if value else "--no-" + flag(name)[2:]) if isinstance(value, bool) \
-                else f"{flag(name)} {value}"
-            notes.append(f"initlab: note: {why}; {given} was not used")
+            notes.append(f"initlab: note: {why}; {flag_text(name, value)} was not used")
     return notes
+
+
+def flag_text(name: str, value: Any) -> str:
+    """A flag as the user typed it: `--gain 3`, `--no-bias`."""
+    if isinstance(value, bool):
+        return flag(name) if value else "--no-" + flag(name)[2:]
+    return f"{flag(name)} {value}"
 
 
 def as_typed(e: SpecError, args: argparse.Namespace) -> SpecError:

@@ -8,10 +8,8 @@ from initlab.engine.report import edge_of_chaos_text, heatmap_text
 from initlab.engine.sweep import METRICS
 
 from .outputs import add_output_flags, write_outputs
-from .common import (add_config_flags, config_from_args, given_settings, print_json, save_config, table,
-                     unread_notes, wants_json)
-
-
+from .common import (add_config_flags, config_from_args, flag_text, given_flags, given_settings, print_json, save_config,
+                     table, unread_notes, wants_json)
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sweep", help="run the probe or a short training over a grid of settings",
@@ -57,6 +55,9 @@ def plan(args: argparse.Namespace):
                         + ", ".join(sweep.SWEEP_PRESETS))
     if args.metric not in sweep.METRICS:
         raise SpecError("metric", args.metric, "one of " + ", ".join(sweep.METRICS))
+    if args.metric in ("train_loss", "test_loss") and not args.train:
+        probes = [m for m in sweep.METRICS if m not in ("train_loss", "test_loss")]
+        raise SpecError("metric", args.metric, "with --train only; a probe's: " + ", ".join(probes))
     return cfg, vary
 
 
@@ -89,7 +90,11 @@ def run(args: argparse.Namespace) -> int:
     cfg, vary = plan(args)
     points = [c for _, c in sweep.point_configs(cfg, vary, args.train)]     # every point checked before saving
     save_config(args, cfg)
-    for note in unread_notes(args, cfg, train=args.train, skip=tuple(vary), points=points):
+    notes = unread_notes(args, cfg, train=args.train, skip=tuple(vary), points=points)
+    # a flag naming a varied setting: the grid's values stand in for it at every point
+    notes += [f"initlab: note: --vary {k}=... gives its values; {flag_text(k, v)} was not used"
+              for k, v in given_flags(args).items() if k in vary]
+    for note in notes:
         sys.stderr.write(note + "\n")
     runs: list[dict] = []
     interrupted = False

@@ -146,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
     write_outputs(args, "train", res)      # built before any is written: a failure there leaves --out as it was
     if args.out:
         write_json(args.out, res)
+        sys.stderr.write(f"wrote {args.out}\n")       # as every other file is named: stdout keeps the output
     if wants_json(args):
         print_json(res)
     else:
@@ -154,8 +155,6 @@ def run(args: argparse.Namespace) -> int:
                 print(f"\nrun {i + 1}: seed {r['config']['seed']}")
             print_run(r)
         print_stopped(res)
-        if args.out:
-            print(f"history written to {args.out}")
     given = given_flags(args)       # a config file holds every setting: its sizes are not the user's ask
     for k in ("in_features", "out_features"):
         if k in given and str(given[k]).strip() != str(res["config"][k]):
