@@ -32,11 +32,15 @@ def _check_size(cfg: Config, inputs: int, dev: torch.device, itemsize: int) -> N
     # reverse mode pushes an out x out identity back through the net: every layer keeps inputs x out cotangents
     # of its width (measured: 5.2 GB for 256 inputs of the default 20 x 256 net), besides J and its SVD
     o, i = cfg.out_features, cfg.in_features
-    need = (o * o + 2 * inputs * o * (i + o + cfg.depth * cfg.width)) * itemsize
+    need = lambda k: (o * o + 2 * k * o * (i + o + cfg.depth * cfg.width)) * itemsize
     free = devices.free_bytes(dev)
-    if need > 0.5 * free:
-        raise SpecError("inputs", inputs, f"fewer inputs or smaller in/out features: {inputs} Jacobians of "
-                        f"{cfg.out_features} x {cfg.in_features} need about {need / 2**30:.1f} GiB, "
+    if need(inputs) > 0.5 * free:
+        # the refusal names what can be lowered: the inputs where one input would fit, else the larger side of J
+        field, value = ("inputs", inputs) if need(1) <= 0.5 * free else \
+            ("out_features", o) if o >= i else ("in_features", i)
+        what = "fewer inputs or smaller in/out features" if field == "inputs" else "smaller in/out features"
+        many = f"{inputs} Jacobians of {o} x {i} need" if inputs != 1 else f"the Jacobian of {o} x {i} needs"
+        raise SpecError(field, value, f"{what}: {many} about {need(inputs) / 2**30:.1f} GiB, "
                         f"{free / 2**30:.1f} GiB is free on {dev}")
 
 

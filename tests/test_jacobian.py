@@ -222,8 +222,32 @@ def test_a_commands_own_number_out_of_range_is_echoed_as_typed(capsys, argv, lin
     assert capsys.readouterr().err == f"initlab: error: {line}\n"
 
 
+@pytest.mark.parametrize("cmd, text, line", [
+    ("jacobian", "bins = 2.5", "bins: 2.5 is not allowed; an integer (in the config file)"),
+    ("jacobian", "inputs = 0", "inputs: 0 is not allowed; an integer in [1, 256]"),
+    ("widths", "steps = 1.5", "steps: 1.5 is not allowed; an integer (in the config file)"),
+])
+def test_a_commands_own_setting_refused_in_a_config_file_is_echoed_as_the_file_has_it(capsys, tmp_path, cmd, text,
+                                                                                        line):
+    path = tmp_path / "c.toml"
+    path.write_text(text + "\n")
+    assert main([cmd, "--config", str(path)]) == 2       # not the flag's default, which the user never typed
+    assert capsys.readouterr().err == f"initlab: error: {line}\n"
+
+
 @pytest.mark.parametrize("cfg", [linear(4, 8, init="orthogonal"), linear(3, 6, init="constant", value=0.0)])
 def test_the_spectrum_reaches_the_host_in_one_transfer(sync_counter, cfg):
     # with values to histogram and with none (all zero): no count or check waits for the device on its own
     jacobian_spectrum(cfg, inputs=2)
     assert dict(sync_counter) == {"tolist": 1}
+
+
+@pytest.mark.parametrize("argv, field", [
+    (["--in-features", "1048576", "--out-features", "1048576"], "out_features: '1048576'"),
+    (["--in-features", "1048576", "--out-features", "30000"], "in_features: '1048576'"),      # 0.5 TB
+    (["--in-features", "4000", "--out-features", "4000", "--inputs", "256"], "inputs: '256'"),  # 0.6 GB each
+])
+def test_a_jacobian_too_big_for_memory_names_what_can_be_lowered(capsys, argv, field):
+    assert main(["jacobian", "--depth", "3", "--width", "8", "--device", "cpu", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"initlab: error: {field} is not allowed; ") and err.count("\n") == 1 and "GiB" in err

@@ -81,7 +81,9 @@ def as_typed(e: SpecError, args: argparse.Namespace) -> SpecError:
     if not isinstance(typed, str):
         return e
     if e.field in OWN_KEYS.get(getattr(args, "command", ""), ()):
-        return SpecError(e.field, typed.strip(), e.allowed)
+        # the flag's value where the flag was typed; else the refusal is of the config file's value, as it says
+        given = _flag_given(list(getattr(args, "argv", None) or []), e.field)
+        return SpecError(e.field, typed.strip(), e.allowed) if given else e
     if e.field not in FIELDS or e.value is None or isinstance(e.value, str):
         return e
     try:
