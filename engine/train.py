@@ -326,12 +326,18 @@ class Trainer:
             self.nonfinite = {"step": self.step, "layer": None, "tensor": "loss"}
 
     def result(self, seconds: float) -> dict[str, Any]:
-        final = self.final if self.final is not None else (self.steps.latest or {}).get("layers", [])
+        if self.final is not None:
+            final = {"layers": self.final, "step": self.step}
+        else:   # a run stopped early: its last sampled step's statistics, under the names of the end state's
+            latest = self.steps.latest or {}
+            final = {"layers": [{**{k: v for k, v in r.items() if k != "update_to_weight_log10"},
+                                 "distinct_units": None} for r in latest.get("layers", [])],
+                     "step": latest.get("step")}
         return {
             "config": self.cfg.to_dict(), "device": str(self.device), "torch": torch.__version__,
             "task": self.data.task, "total_steps": self.total_steps, "steps_done": self.step,
             "seconds": seconds, "epochs": self.epochs.values(), "steps": self.steps.values(),
-            "final": {"layers": final}, "stopped": self.stopped, "nonfinite": self.nonfinite,
+            "final": final, "stopped": self.stopped, "nonfinite": self.nonfinite,
         }
 
 

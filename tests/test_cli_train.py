@@ -35,6 +35,13 @@ def test_nonfinite_run_exits_1_with_the_event_in_json(capsys):
     assert code == 1
     obj = json.loads(out)
     assert obj["stopped"] == "nonfinite" and obj["nonfinite"]["tensor"] in ("activation", "gradient", "weight", "loss")
+    # final.layers under the end state's names whatever the stop: the last sampled step's, its units not counted
+    finished = json.loads(run(capsys, "train", *FAST, "--json")[1])
+    assert [set(r) for r in obj["final"]["layers"]] == [set(r) for r in finished["final"]["layers"]]
+    assert all(r["distinct_units"] is None for r in obj["final"]["layers"])
+    assert obj["final"]["step"] == obj["steps"][-1]["step"] and finished["final"]["step"] == finished["steps_done"]
+    for r, s in zip(obj["final"]["layers"], obj["steps"][-1]["layers"]):
+        assert r["a_std"] == s["a_std"] and r["grad_w_norm"] == s["grad_w_norm"]
 
 
 def test_out_writes_the_whole_history_atomically(tmp_path, capsys):
@@ -484,9 +491,13 @@ def test_every_command_notes_an_init_flag_its_init_does_not_read(capsys, argv):
 
 def test_a_sweep_notes_a_flag_only_when_no_point_reads_it(capsys):
     argv = ["sweep", "--depth", "2", "--width", "8", "--in-features", "4", "--out-features", "4", "--device", "cpu",
-            "--json", "--init", "kaiming_normal", "--gain", "3"]
+            "--json", "--gain", "3"]
     assert main([*argv, "--vary", "init=kaiming_normal,orthogonal"]) == 0        # orthogonal reads gain
     assert "initlab: note:" not in capsys.readouterr().err
+    assert main([*argv, "--vary", "init=kaiming_normal,xavier_normal"]) == 0     # xavier_normal reads gain too
+    assert "initlab: note:" not in capsys.readouterr().err
+    assert main([*argv, "--vary", "init=kaiming_normal,zeros"]) == 0          # no point reads it
+    assert "--gain 3 was not used" in capsys.readouterr().err
 
 
 def test_the_bar_ends_where_a_stopped_run_stopped(capsys):
