@@ -260,7 +260,8 @@ def parse_value(name: str, raw: Any) -> Any:
             raise SpecError(name, raw, _allowed(info))
         if isinstance(raw, int):
             return raw
-        if isinstance(raw, float) and raw.is_integer():
+        # a whole float (TOML's 1e3) is its integer; past 2**53 a float names no one integer: refused as written
+        if isinstance(raw, float) and raw.is_integer() and abs(raw) <= 2 ** 53:
             return int(raw)
         if isinstance(raw, str):
             try:

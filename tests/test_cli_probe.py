@@ -202,6 +202,16 @@ def test_probe_refuses_bad_input_in_one_line(capsys, argv, words):
         assert w in err, (w, err)
 
 
+def test_a_whole_number_written_as_a_float_in_a_config_is_taken_or_refused_as_written(capsys, tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("depth = 3e0\nwidth = 8\nseed = 1e30\n")
+    assert main(["probe", "--config", str(path), "--device", "cpu"]) == 2
+    assert capsys.readouterr().err == "initlab: error: seed: 1e+30 is not allowed; an integer in [0, 9223372036854775807]\n"
+    path.write_text("depth = 3e0\nwidth = 8\n")
+    assert main(["probe", "--config", str(path), "--device", "cpu", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["config"]["depth"] == 3
+
+
 def test_probe_refuses_a_config_that_is_a_directory_or_not_toml(capsys, tmp_path):
     err = refused(capsys, "probe", "--config", str(tmp_path))
     assert "config" in err and str(tmp_path) in err
