@@ -563,8 +563,16 @@ def test_the_sweep_heatmaps_keys_stay_whole_in_a_narrow_pane():
           "values": [[math.log10(sw) for sw in vary["sigma_w"]] for _ in vary["sigma_b"]]}
     wide = [t.plain for t in heatmap_lines(hm, line, 200, dict(_FALLBACK))]
     assert "chi_1 = 1 (edge of chaos)" in wide[0] and wide[-1].endswith("· pending or not finite")
+    assert "left out" not in "\n".join(wide)
     for width in (60, 36):
         lines = [t.plain for t in heatmap_lines(hm, line, width, dict(_FALLBACK))]
         assert "chi_1" not in lines[0]
+        # the columns left out are said, in full (the header would read as the whole grid)
+        hidden = 8 - len(lines[1].split()[1:])
+        at = next(k for k, ln in enumerate(lines) if ln.strip().startswith(f"{hidden} of 8 "))
+        assert hidden > 0 and all(len(ln) <= width for ln in lines[at:])
+        assert " ".join(ln.strip() for ln in lines[at:]) == \
+            f"{hidden} of 8 sigma_w^2 columns left out for room; n lists every point"
+        lines = lines[:at]
         assert lines[-1].strip() == "┃ chi_1 = 1 (edge of chaos)" and len(lines[-1]) <= width
         assert lines[-2].strip() == "· pending or not finite" and len(lines[-2]) <= width

@@ -6,6 +6,7 @@ verdict, gradient ratios and last-layer std.
 from __future__ import annotations
 
 import math
+import textwrap
 from dataclasses import dataclass
 from typing import Any
 
@@ -189,6 +190,10 @@ def heatmap_lines(hm: dict[str, Any], line: list[dict[str, Any]] | None, width: 
                              overflow="ellipsis")]
     if key_apart:
         out.append(Text(indented(mark, yw + 2, width), style="bold", no_wrap=True, overflow="ellipsis"))
+    if len(shown) < len(xs):        # said: the header would read as the whole grid
+        left = f"{len(xs) - len(shown)} of {len(xs)} {xname} columns left out for room; n lists every point"
+        lines = [indented(left, yw + 2, width)] if yw + 2 + len(left) <= width else textwrap.wrap(left, max(10, width))
+        out += [Text(ln, style="dim", no_wrap=True, overflow="ellipsis") for ln in lines]
     return out
 
 
