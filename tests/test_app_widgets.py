@@ -264,6 +264,10 @@ def test_a_short_pane_keeps_the_plot_and_its_key_within_its_rows():
             assert len(lines) <= MIN_HEIGHT, (type(chart).__name__, width, lines)
             assert any(key in line for line in lines) and last in lines[-1], (type(chart).__name__, width, lines)
     assert "depth scales" in "\n".join(act.draw(200, 24).plain.splitlines())       # room enough: the theory line
+    # too short for it: its headline beside the title, not gone
+    short = act.draw(100, 11).plain.splitlines()
+    assert "depth scales" not in "\n".join(short) and len(short) <= 11
+    assert short[0] == "Activation: tanh   mean field: q* 0, chi_1 1 (critical)"
 
 
 def test_a_pinned_baseline_is_drawn_beneath_the_current_run():

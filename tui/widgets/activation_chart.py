@@ -87,15 +87,19 @@ class ActivationChart(PlotWidget):
             if rows >= 10:      # below that the row is worth more to the curve than to the axis's name
                 plt.xlabel("x")
 
-        out = Text(f"{self.title}: {d.name}" + (f" (slope {d.slope:g})" if d.name == "leaky_relu" else ""),
-                   style="bold", no_wrap=True, overflow="ellipsis")
-        out.append("\n")
+        head = f"{self.title}: {d.name}" + (f" (slope {d.slope:g})" if d.name == "leaky_relu" else "")
         summary = self.summary(width)
         theory = theory_line(self.theory, width) if self.theory is not None else ""
-        # a short pane keeps the curve (7 rows: three of them data) and its key: the theory line goes (n's table
-        # has it too), then the figures run on one line, cut at the edge
+        # a short pane keeps the curve (7 rows: three of them data) and its key: the theory line goes, its
+        # headline (q*, chi_1 and the phase) beside the title (n's table has it all), then the figures run on one
+        # line, cut at the edge
         if height - 3 - summary.count("\n") - (theory.count("\n") + 1 if theory else 0) < 7:
+            if theory:
+                t = self.theory.theory
+                head += f"   mean field: q* {fmt(t['q_star'])}, chi_1 {fmt(t['chi1'])} ({t['phase']})"
             theory = ""
+        out = Text(head, style="bold", no_wrap=True, overflow="ellipsis")
+        out.append("\n")
         if height - 3 - summary.count("\n") < 7:
             summary = self.summary()
         out.append(summary + "\n")
