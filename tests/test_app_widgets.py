@@ -319,6 +319,13 @@ def test_the_widths_chart_says_which_steps_fit_when_some_do_not():
     for width, height in ((50, 10), (30, 13), (60, 9), (42, 12)):
         pic = chart.draw(width, height).plain.splitlines()
         assert len(pic) <= height and f"{slopes[-1]:.2g}" in pic[1] + " " + pic[2], (width, height)
+        # a panel with no row of data between its frame's edges is not drawn: said instead
+        frames = [ln for ln in pic if "┌" in ln]
+        if not frames:
+            assert "too short for the step panels: n lists every value" in " ".join(pic), (width, height)
+        else:
+            top = pic.index(frames[0])
+            assert "└" not in pic[top + 1] and "└" not in pic[top + 2], (width, height, pic)
     chart.data = width_check(Config(depth=6, width=16, batch=8, in_features=8, out_features=4, device="cpu"),
                              [8, 16, 32], 12)
     last = max(abs(v) for v in chart.data["slopes"][-1])

@@ -16,6 +16,7 @@ from .plot import PlotWidget, Row, build_plot, fmt, legend, log_ticks, span, the
 
 GLYPHS = ("•", "×", "+", "◦", "*", "▪")
 PANEL_W, PANEL_H = 30, 10           # the smallest step panel worth drawing
+MIN_PANEL_H = 7                     # frame, ticks, the axis's name and at least two rows of data
 
 
 def slope_line(r: dict[str, Any]) -> str:
@@ -103,6 +104,12 @@ class WidthsChart(PlotWidget):
         cols = -(-len(shown_steps) // grid_rows)
         pw = width // cols
         ph = (height - spare) // grid_rows
+        if ph < MIN_PANEL_H:    # a frame with no row of data between its edges: the figures, and where to see more
+            out = Text(self.title, style="bold", no_wrap=True, overflow="ellipsis")
+            out.append("\n" + "\n".join(slopes))
+            why = "too short for the step panels: n lists every value; c hides the configuration for room"
+            out.append("\n" + "\n".join(textwrap.wrap(why, max(10, width))), style="dim")
+            return out
 
         def panel(t: int) -> Text:
             def draw(plt: Any) -> None:
