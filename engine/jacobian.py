@@ -35,10 +35,15 @@ def _check_size(cfg: Config, inputs: int, dev: torch.device, itemsize: int) -> N
     need = lambda k: (o * o + 2 * k * o * (i + o + cfg.depth * cfg.width)) * itemsize
     free = devices.free_bytes(dev)
     if need(inputs) > 0.5 * free:
-        # the refusal names what can be lowered: the inputs where one input would fit, else the larger side of J
-        field, value = ("inputs", inputs) if need(1) <= 0.5 * free else \
-            ("out_features", o) if o >= i else ("in_features", i)
-        what = "fewer inputs or smaller in/out features" if field == "inputs" else "smaller in/out features"
+        # the refusal names what can be lowered: the inputs where one input would fit, else the width where the
+        # layers' cotangents outweigh J's sides, else J's larger side
+        if need(1) <= 0.5 * free:
+            field, value, what = "inputs", inputs, "fewer inputs or smaller in/out features"
+        elif cfg.depth * cfg.width >= i + o:
+            field, value, what = "width", cfg.width, f"a narrower or shallower net ({cfg.depth} x {cfg.width})"
+        else:
+            field, value = ("out_features", o) if o >= i else ("in_features", i)
+            what = "smaller in/out features"
         many = f"{inputs} Jacobians of {o} x {i} need" if inputs != 1 else f"the Jacobian of {o} x {i} needs"
         raise SpecError(field, value, f"{what}: {many} about {need(inputs) / 2**30:.1f} GiB, "
                         f"{free / 2**30:.1f} GiB is free on {dev}")

@@ -487,7 +487,8 @@ def test_huge_networks_are_refused_before_allocating(capsys):
         # the MLP's estimate names the width; the Jacobian's own (its reverse pass) may refuse first
         refusal = f"initlab: error: width: '{width}' is not allowed; a network that fits in memory"
         assert code == 2 and (err.startswith(refusal)
-                              or cmd == "jacobian" and err.startswith("initlab: error: inputs: '1' is not allowed"))
+                              or cmd == "jacobian" and err.startswith(f"initlab: error: width: '{width}' is not "
+                                                                      f"allowed; a narrower or shallower net"))
         assert "GiB is free" in err or "GiB on cpu, " in err
         assert rss_mb() - before < 64, "the refusal came after allocating"
 
