@@ -271,7 +271,8 @@ def theory_notes(res: dict[str, Any]) -> list[str]:
                      f"correlation map's quadrature is not accurate there")
     back = res.get("depth_scale_backward")
     if back is not None and back < 0:
-        notes.append(f"a negative depth scale is of growth: chi_1 > 1, gradients grow by a factor e every {fmt(-back)} layers towards the input")
+        notes.append(f"a negative depth scale is of growth: chi_1 > 1, gradients grow by a factor e every "
+                     f"{fmt(-back)} layers towards the input")
     return notes
 
 
@@ -291,15 +292,17 @@ def jacobian_markdown(res: dict[str, Any]) -> str:
     edges, counts = h.get("edges", []), h.get("counts", [])
     unit = "log10 sigma" if h.get("log10") else "sigma"
     labels = [f"{fmt(a)} to {fmt(b)}" for a, b in zip(edges, edges[1:])]
+    spectrum = {k: res.get(k) for k in ("max", "min", "condition_number", "log10_spread", "mean_squared",
+                                        "resolution", "numerical_rank", "condition_at_least", "inputs") if k in res}
+    if res.get("max") == 0:     # 0 / 0: no direction gets through, which no number says
+        spectrum["condition_number"] = "undefined (the Jacobian is zero)"
+    # the histogram bins the resolved values: the rest are counted here
+    spectrum |= {f"{k} (not in the histogram)": h.get(k) for k in ("zeros", "unresolved") if h.get(k)}
+    chart = figure(f"singular values per bin of {unit}", labels, counts, log=False) if any(counts) else \
+        "No singular value above zero or the resolution to bin." if counts else ""
     return document("initlab Jacobian spectrum report", [
-        ("Settings", settings_table(res.get("config", {}))),
-        ("Spectrum", settings_table({k: res.get(k) for k in ("max", "min", "condition_number", "log10_spread",
-                                                              "mean_squared", "resolution", "numerical_rank",
-                                                              "condition_at_least", "inputs") if k in res}
-                                    # the histogram bins the resolved values: the rest are counted here
-                                    | {f"{k} (not in the histogram)": h.get(k) for k in ("zeros", "unresolved")
-                                       if h.get(k)})),
-        ("Figures", figure(f"singular values per bin of {unit}", labels, counts, log=False) if counts else ""),
+        ("Settings", settings_table(res.get("config", {}))), ("Spectrum", settings_table(spectrum)),
+        ("Figures", chart),
     ])
 
 

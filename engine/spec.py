@@ -263,6 +263,8 @@ def parse_value(name: str, raw: Any) -> Any:
         # a whole float (TOML's 1e3) is its integer; past 2**53 a float names no one integer: refused as written
         if isinstance(raw, float) and raw.is_integer() and abs(raw) <= 2 ** 53:
             return int(raw)
+        if isinstance(raw, float) and raw.is_integer():
+            raise SpecError(name, raw, _allowed(info) + ", written as an integer (a float past 2**53 names none)")
         if isinstance(raw, str):
             try:
                 return plain_int(raw)

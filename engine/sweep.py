@@ -187,8 +187,9 @@ def train_point(cfg: Config) -> dict[str, Any]:
     layers = res["final"]["layers"]
     x = datasets.make(cfg, torch.device("cpu")).x_train[: cfg.batch]
     out = _layer_metrics(layers, float(x.std(correction=0)), cfg.batch) if layers else {"verdict": "nonfinite"}
-    if res["stopped"] == "nonfinite":
+    if res["stopped"] == "nonfinite":     # where the training found it, not where its last numbers point
         out["verdict"] = "nonfinite"
+        out["from_layer"] = (res.get("nonfinite") or {}).get("layer")
     last = res["epochs"][-1] if res["epochs"] else {}
     out.update(train_loss=last.get("train_loss"), test_loss=last.get("test_loss"), stopped=res["stopped"],
                device=res["device"])

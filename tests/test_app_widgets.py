@@ -297,6 +297,12 @@ def test_the_widths_key_names_a_line_drawn_over_by_an_equal_one():
     chart.data = same
     key = chart.draw(120, 40).plain
     assert f"{r['layer_names'][1]} (under {r['layer_names'][2]})" in key and key.count("(under") == 1
+    # a net of zeros has no point to draw (log10 of 0): no line, so none under another
+    chart.data = width_check(Config(depth=4, width=16, batch=8, in_features=8, out_features=4, device="cpu",
+                                    init="zeros", bias=False), [8, 16, 32], 2)
+    assert "(under" not in chart.draw(120, 40).plain
+    for w, h in ((12, 9), (10, 9), (66, 8)):        # too short for panels: the message, within the pane
+        assert len(chart.draw(w, h).plain.splitlines()) <= h
 
 
 def test_the_widths_chart_says_which_steps_fit_when_some_do_not():
@@ -504,6 +510,21 @@ def test_a_key_column_wider_than_half_the_pane_is_cut_not_run_past_the_edge():
             assert firsts[0].startswith("kaim") and firsts[1].endswith("irds")
 
     asyncio.run(run())
+
+
+def test_a_cut_cell_keeps_whole_parts_tells_cells_apart_and_fits_its_cells():
+    from rich.cells import cell_len
+
+    from initlab.tui.widgets.numbers import cut_column
+
+    # the shared start and end give way only at a separator: a layer's number stays whole
+    assert cut_column([f"model.layers.{i}.mlp" for i in (0, 10, 20, 30)], 10) == ["…0…", "…10…", "…20…", "…30…"]
+    assert cut_column(["encoder.layer", "encoder.layer.1"], 8) == ["…layer", "…layer.1"]      # never an empty cell
+    assert cut_column(["kaiming_uniform", "xavier_uniform"], 8) == ["kaiming…", "xavier…"]
+    assert cut_column(["kaiming_uniform", "orthogonal"], 8) == ["kaim…orm", "orth…nal"]   # nothing shared
+    for text, width in (("漢字漢字漢字漢字漢字", 5), ("漢字漢字漢字漢字漢字", 6), ("abcdefgh", 4), ("abc", 1)):
+        (cut,) = cut_column([text], width)
+        assert cell_len(cut) <= width and "…" in cut and text.startswith(cut.split("…")[0]), (text, width, cut)
 
 
 def test_a_numbers_table_too_wide_even_closed_up_shows_whole_columns_a_page_at_a_time():

@@ -206,7 +206,8 @@ def test_a_whole_number_written_as_a_float_in_a_config_is_taken_or_refused_as_wr
     path = tmp_path / "c.toml"
     path.write_text("depth = 3e0\nwidth = 8\nseed = 1e30\n")
     assert main(["probe", "--config", str(path), "--device", "cpu"]) == 2
-    assert capsys.readouterr().err == "initlab: error: seed: 1e+30 is not allowed; an integer in [0, 9223372036854775807]\n"
+    assert capsys.readouterr().err == "initlab: error: seed: 1e+30 is not allowed; an integer in [0, " \
+        "9223372036854775807], written as an integer (a float past 2**53 names none)\n"
     path.write_text("depth = 3e0\nwidth = 8\n")
     assert main(["probe", "--config", str(path), "--device", "cpu", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["config"]["depth"] == 3

@@ -243,11 +243,17 @@ def test_the_spectrum_reaches_the_host_in_one_transfer(sync_counter, cfg):
 
 
 @pytest.mark.parametrize("argv, field", [
-    (["--in-features", "1048576", "--out-features", "1048576"], "out_features: '1048576'"),
-    (["--in-features", "1048576", "--out-features", "30000"], "in_features: '1048576'"),      # 0.5 TB
-    (["--in-features", "4000", "--out-features", "4000", "--inputs", "256"], "inputs: '256'"),  # 0.6 GB each
+    (["--in-features", "4000", "--out-features", "8000"], "out_features: '8000'"),
+    (["--in-features", "8000", "--out-features", "4000"], "in_features: '8000'"),
+    (["--in-features", "1000", "--out-features", "1000", "--inputs", "256"], "inputs: '256'"),
+    (["--width", "100000", "--in-features", "100", "--out-features", "100"], "width: '100000'"),
 ])
-def test_a_jacobian_too_big_for_memory_names_what_can_be_lowered(capsys, argv, field):
+def test_a_jacobian_too_big_for_memory_names_what_can_be_lowered(capsys, monkeypatch, argv, field):
+    from initlab.engine import device as devices
+
+    # 1 GiB free, whatever the machine: J of 8000 x 4000 alone needs 2 GiB with its cotangents, one input of
+    # 1000 x 1000 about 40 MB (256 of them 8 GiB); 3 layers of 100000 outweigh J's sides
+    monkeypatch.setattr(devices, "free_bytes", lambda device: 1 << 30)
     assert main(["jacobian", "--depth", "3", "--width", "8", "--device", "cpu", *argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"initlab: error: {field} is not allowed; ") and err.count("\n") == 1 and "GiB" in err

@@ -247,6 +247,12 @@ def test_jacobian_csv_and_report(capsys):
     counts = [int(ln.rsplit("| ", 1)[1]) for ln in chart.splitlines() if ln.count("|") == 2]
     assert sum(counts) == len(doc["singular_values"])
     assert "condition_number" in section(md, "Spectrum")
+    zero, _ = run_json(capsys, "jacobian", "--depth", "3", "--width", "8", "--in-features", "4", "--out-features", "4",
+                       "--init", "zeros", "--device", "cpu", "--json")
+    md = report.markdown("jacobian", zero)
+    assert "| condition_number | undefined (the Jacobian is zero) |" in section(md, "Spectrum")
+    assert "| zeros (not in the histogram) | 4 |" in section(md, "Spectrum")
+    assert section(md, "Figures").strip() == "## Figures\n\nNo singular value above zero or the resolution to bin."
 
 
 def test_widths_csv_has_a_row_per_width_step_and_layer(capsys):

@@ -338,6 +338,17 @@ def test_a_run_that_went_non_finite_says_where_not_a_ratio_of_its_blown_up_numbe
     lines = [ln for ln in err.splitlines() if ln.startswith("[")]
     assert code == 0 and lines[0].startswith("[1/2] lr=0.1: stable, first/last dL/dz ")
     assert re.fullmatch(r"\[2/2\] lr=1e\+09: nonfinite( from layer \d)? \(\d+\.\d\d s\)", lines[1]), lines[1]
+    # the layer is the training's own finding (none for a loss), not one read off the blown-up numbers
+    assert main(["sweep", "--depth", "6", "--width", "16", "--vary", "lr=10,100", "--train", "--epochs", "2",
+                 "--device", "cpu", "--json"]) == 0
+    runs = json.loads(capsys.readouterr().out)["runs"]
+    for r in runs:
+        cfg = Config(depth=6, width=16, lr=r["values"]["lr"], epochs=2, device="cpu")
+        from initlab.engine.train import run_training
+
+        trained = run_training(cfg)
+        assert r["verdict"] == "nonfinite" and trained["stopped"] == "nonfinite"
+        assert r["from_layer"] == trained["nonfinite"]["layer"]
 
 
 def test_seed_means_leave_out_a_run_that_went_non_finite():

@@ -330,7 +330,8 @@ def sigint_held() -> Iterator[None]:
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, old)
+        # None: a handler not set from Python, which cannot be put back; the default stands in for it
+        signal.signal(signal.SIGINT, old if old is not None else signal.SIG_DFL)
     if pending and callable(old):
         old(*pending[0])        # Python's own handler raises KeyboardInterrupt
     elif pending and old == signal.SIG_DFL:

@@ -8,8 +8,9 @@ from initlab.engine.report import edge_of_chaos_text, heatmap_text
 from initlab.engine.sweep import METRICS
 
 from .outputs import add_output_flags, write_outputs
-from .common import (add_config_flags, config_from_args, flag_text, given_flags, given_settings, print_json, save_config,
-                     table, unread_notes, wants_json)
+from .common import (add_config_flags, config_from_args, flag_text, given_flags, given_settings, print_json,
+                     save_config, table, unread_notes, wants_json)
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sweep", help="run the probe or a short training over a grid of settings",

@@ -131,23 +131,42 @@ class NumbersTable(DataTable):
         self._lay_out()
 
 
+SEPARATORS = "._-/: ,="      # where a shared start or end may give way: never inside a name or a number
+
 
 def cut_column(values: list[str], width: int) -> list[str]:
-    """A column's cells in `width` cells each. Where they share a start and an end (a user's module paths), those
-    give way to an ellipsis and what tells the cells apart stays; otherwise each keeps its start and its end."""
+    """A column's cells in `width` cells each. Where they share a start and an end made of whole parts (a user's
+    module paths), those give way to an ellipsis and what tells the cells apart stays; otherwise each keeps its start
+    and its end."""
     values = [str(v) for v in values]
     if all(cell_len(v) <= width for v in values):
         return values
-    head = os.path.commonprefix(values)
-    tail = os.path.commonprefix([v[len(head):][::-1] for v in values])[::-1]
-    if len(values) > 1 and (head or tail):
-        middles = [("…" if head else "") + v[len(head):len(v) - len(tail)] + ("…" if tail else "") for v in values]
-        if all(cell_len(m) <= width for m in middles):
-            return middles
+    if len(values) > 1:
+        head = os.path.commonprefix(values)
+        head = head[:max((head.rfind(c) + 1 for c in SEPARATORS), default=0)]
+        rest = [v[len(head):] for v in values]
+        tail = os.path.commonprefix([r[::-1] for r in rest])[::-1]
+        tail = tail[min((k for k in (tail.find(c) for c in SEPARATORS) if k >= 0), default=len(tail)):]
+        middles = [r[:len(r) - len(tail)] for r in rest]
+        cells = [("…" if head else "") + m + ("…" if tail else "") for m in middles]
+        if (head or tail) and all(middles) and len(set(middles)) == len(set(values)) \
+                and all(cell_len(c) <= width for c in cells):
+            return cells
     return [v if cell_len(v) <= width else _middle_cut(v, width) for v in values]
 
 
 def _middle_cut(text: str, width: int) -> str:
-    keep = max(0, width - 1)
-    front = (keep + 1) // 2
-    return text[:front] + "…" + (text[len(text) - (keep - front):] if keep > front else "")
+    """The text's start and end around an ellipsis, in `width` cells (a wide character counts two)."""
+    room = max(0, width - 1)
+    front, back = "", ""
+    i, j = 0, len(text)
+    while i < j:
+        take_front = cell_len(front) <= cell_len(back)
+        ch = text[i] if take_front else text[j - 1]
+        if cell_len(front) + cell_len(back) + cell_len(ch) > room:
+            break
+        if take_front:
+            front, i = front + ch, i + 1
+        else:
+            back, j = ch + back, j - 1
+    return front + "…" + back

@@ -45,7 +45,9 @@ def hidden_under(r: dict[str, Any], layers: list[int], rows: int) -> list[int | 
     tol = (hi - lo) / max(1, 2 * rows)
 
     def same(a: list[float | None], b: list[float | None]) -> bool:
-        return all((u is None) == (v is None) and (u is None or abs(u - v) <= tol) for u, v in zip(a, b))
+        # a line with no point (a layer of zeros) is drawn nowhere: under nothing either
+        return any(u is not None for u in a) and \
+            all((u is None) == (v is None) and (u is None or abs(u - v) <= tol) for u, v in zip(a, b))
 
     return [next((h for h in range(len(layers) - 1, g, -1) if same(lines[g], lines[h])), None)
             for g in range(len(layers))]
@@ -105,10 +107,10 @@ class WidthsChart(PlotWidget):
         pw = width // cols
         ph = (height - spare) // grid_rows
         if ph < MIN_PANEL_H:    # a frame with no row of data between its edges: the figures, and where to see more
-            out = Text(self.title, style="bold", no_wrap=True, overflow="ellipsis")
-            out.append("\n" + "\n".join(slopes))
             why = "too short for the step panels: n lists every value; c hides the configuration for room"
-            out.append("\n" + "\n".join(textwrap.wrap(why, max(10, width))), style="dim")
+            lines = [self.title] + slopes + textwrap.wrap(why, max(10, width))
+            out = Text(lines[0], style="bold", no_wrap=True, overflow="ellipsis")
+            out.append("".join("\n" + ln for ln in lines[1:height]), style="dim")
             return out
 
         def panel(t: int) -> Text:
