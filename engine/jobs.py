@@ -7,6 +7,7 @@ from typing import Any
 from .events import LayerStats, LogLine
 from .session import Context
 from .spec import Config
+from .verdict import symmetry_note
 
 
 def verdict_message(v: dict[str, Any]) -> tuple[str, str]:
@@ -34,6 +35,9 @@ class ProbeJob:
                             input_std=res.input_std))
         level, text = verdict_message(res.verdict)
         ctx.emit(LogLine(self.name, level, f"{text} ({res.seconds:.2f} s on {res.device})"))
+        note = symmetry_note(res.layers)
+        if note:
+            ctx.emit(LogLine(self.name, "warning", note))
         return res.to_json()
 
 

@@ -17,6 +17,7 @@ from .probe import layer_rows
 from .spec import Config, SpecError, steps_per_epoch, validate
 from .session import JobCancelled
 from .stats import STAT_NAMES, Capture, collect, layer_table, undefined_as_none
+from .verdict import symmetry_note
 
 Emit = Callable[[Any], None]
 STEP_HISTORY = 512
@@ -294,6 +295,9 @@ class Trainer:
             last_epoch = (self.epochs.latest or {}).get("epoch", 0)
             self.emit(LayerStats("train", step=self.step, epoch=last_epoch, layers=tuple(self.final), final=True,
                                  distributions=self.final_distributions, run=self.run_index))
+            note = symmetry_note(self.final)
+            if note:
+                self.emit(LogLine("train", "warning", f"end state: {note}"))
         return self.result(seconds)
 
     def _diagnose(self, xb: torch.Tensor, yb: torch.Tensor, epoch: int, after_epoch: bool = False) -> None:

@@ -79,3 +79,19 @@ def verdict(layers: list[dict[str, Any]], input_std: float | None, batch: int | 
         # the backward signal decays towards the input: it starts at the last layer already past the onset
         out["from_layer"] = max(i for i, v in enumerate(b_dev) if abs(v) >= ONSET)
     return out
+
+
+def symmetry_note(layers: list[dict[str, Any]]) -> str | None:
+    """A line naming the layers whose units are copies of one another (fewer distinct rows of W than rows), or
+    None: units with equal weights get equal gradients and stay equal, so the layer is as narrow as its count."""
+    narrow = [(i, d["distinct_units"], d["fan_out"]) for i, d in enumerate(layers)
+              if isinstance(d.get("distinct_units"), int) and isinstance(d.get("fan_out"), int)
+              and d["distinct_units"] < d["fan_out"]]
+    if not narrow:
+        return None
+    (i, k, n), rest = narrow[0], narrow[1:4]
+    shown = f"layer {i} has {k} distinct unit{'s' if k != 1 else ''} of {n}" + "".join(
+        f", layer {j} {a} of {b}" for j, a, b in rest)
+    more = f" and {len(narrow) - 4} more layers" if len(narrow) > 4 else ""
+    return (f"symmetry: {shown}{more} (equal rows of W get equal gradients and stay equal: a layer is as narrow as "
+            f"its distinct units)")

@@ -152,7 +152,11 @@ def test_charts_draw_and_tabulate_without_an_app():
     assert cols[1] == "a_std" and [r[1] for r in rows] == [fmt(10.0 ** -i) for i in range(5)]
     glo = GlorotChart()
     glo.data = LayerData(layers)
-    assert [r[3] for r in glo.table()[1]] == ["0.5"] * 5
+    cols, rows = glo.table()
+    assert cols[2:5] == ["fan_out", "distinct units", "fwd_var_ratio"] and [r[4] for r in rows] == ["0.5"] * 5
+    assert [r[3] for r in rows] == ["-"] * 5             # not counted (a training's sampled step)
+    glo.data = LayerData(tuple({**d, "distinct_units": 1} for d in layers))
+    assert [r[2:4] for r in glo.table()[1]] == [["4", "1"]] * 5        # a zero init's units, beside their number
     dist = DistributionChart()
     dist.data = LayerData(layers, distributions=tuple({"weight": [-1, -.5, -.2, 0, .2, .5, 1],
                                                        "activation": [0] * 7, "gradient": [0] * 7}

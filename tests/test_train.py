@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from initlab.engine import train as train_mod
+from initlab.engine.events import LogLine
 from initlab.engine.history import Bounded
 from initlab.engine.presets import PRESETS
 from initlab.engine.spec import Config, SpecError
@@ -360,9 +361,14 @@ def test_clipping_bounds_the_gradient_norm():
 
 def test_zero_init_never_breaks_the_symmetry():
     p = PRESETS["zero-init-symmetry"]
-    tr = Trainer(p.config)
+    events = []
+    tr = Trainer(p.config, emit=events.append)
     res = tr.run()
     assert [l["distinct_units"] for l in res["final"]["layers"]] == [1, 1]
+    # the log says so: the first layer's two units are one (the output's one unit is all it has)
+    notes = [e.message for e in events if isinstance(e, LogLine) and "symmetry" in e.message]
+    assert notes == ["end state: symmetry: layer 0 has 1 distinct unit of 2 (equal rows of W get equal gradients and "
+                     "stay equal: a layer is as narrow as its distinct units)"]
     # W2's two entries are equal: std(W) = 0 = std(dW), a ratio with no value, not a nan to show
     last = res["final"]["layers"][1]
     assert last["w_std"] == 0 and last["grad_w_std"] == 0 and last["grad_to_weight"] is None
@@ -487,3 +493,26 @@ def test_under_clipping_the_gradient_statistics_are_the_networks_own():
         assert rows[i]["update_to_weight_log10"] == pytest.approx(
             math.log10(dw.std(correction=0).item() / w.std(correction=0).item()), abs=1e-4)
     assert sum(g.norm().item() ** 2 for g in raw) ** 0.5 > 10 * cfg.clip       # clipping did act
+
+
+def test_a_probe_of_a_zero_init_names_its_collapsed_layers_and_a_random_init_none():
+    from initlab.engine.jobs import ProbeJob
+    from initlab.engine.verdict import symmetry_note
+
+    events = []
+
+    class Ctx:
+        emit = events.append
+
+        @staticmethod
+        def check():
+            pass
+
+    res = ProbeJob(Config(depth=6, width=8, in_features=4, out_features=3, init="zeros", device="cpu")).run(Ctx)
+    units = [(d["distinct_units"], d["fan_out"]) for d in res["layers"]]
+    assert units == [(1, 8)] * 5 + [(1, 3)]
+    (note,) = [e.message for e in events if isinstance(e, LogLine) and "symmetry" in e.message]
+    assert note.startswith("symmetry: layer 0 has 1 distinct unit of 8, layer 1 1 of 8, layer 2 1 of 8, layer 3 1 "
+                           "of 8 and 2 more layers (")
+    random = ProbeJob(Config(depth=6, width=8, in_features=4, out_features=3, device="cpu")).run(Ctx)
+    assert symmetry_note(random["layers"]) is None

@@ -197,8 +197,10 @@ class GlorotChart(LayerChart):
                              nonfinite_note(d.layers, "fwd_var_ratio", "Glorot" + self.label()))
 
     def table(self) -> tuple[Row, list[Row]]:
-        cols = ["layer", "fan_in", "fan_out", "fwd_var_ratio", "bwd_var_ratio"]
-        # a user's module without a weight has no fans: None, shown as every missing value is
-        rows = [[str(i), fmt(r.get("fan_in")), fmt(r.get("fan_out")), fmt(r.get("fwd_var_ratio")),
-                 fmt(r.get("bwd_var_ratio"))] for i, r in enumerate(self.data.layers)]
+        cols = ["layer", "fan_in", "fan_out", "distinct units", "fwd_var_ratio", "bwd_var_ratio"]
+        # a user's module without a weight has no fans: None, shown as every missing value is; distinct units (rows
+        # of W that differ) beside fan_out, so that a net whose units never separated shows it; a training's
+        # sampled steps do not count them (a sort per layer): "-" there
+        rows = [[str(i), fmt(r.get("fan_in")), fmt(r.get("fan_out")), fmt(r.get("distinct_units")),
+                 fmt(r.get("fwd_var_ratio")), fmt(r.get("bwd_var_ratio"))] for i, r in enumerate(self.data.layers)]
         return cols, rows
