@@ -600,6 +600,11 @@ def test_the_sweep_heatmaps_keys_stay_whole_in_a_narrow_pane():
     wide = [t.plain for t in heatmap_lines(hm, line, 200, dict(_FALLBACK))]
     assert "chi_1 = 1 (edge of chaos)" in wide[0] and wide[-1].endswith("· pending or not finite")
     assert "left out" not in "\n".join(wide)
+    # ends within the verdict's three decades are leanings, not a vanishing or an exploding net
+    assert "-0.301 first layer smaller  0  0.301 first layer larger" in wide[-1]
+    steep = {**hm, "values": [[-4.0, 0.5] + [0.0] * 6 for _ in vary["sigma_b"]]}
+    assert "-4 vanishing  0  4 exploding" in heatmap_lines(steep, line, 200, dict(_FALLBACK))[-1].plain
+    assert " -0.301  0  0.301 " in heatmap_lines({**hm, "metric": "last_a_std"}, line, 200, dict(_FALLBACK))[-1].plain
     for width in (60, 36):
         lines = [t.plain for t in heatmap_lines(hm, line, width, dict(_FALLBACK))]
         assert "chi_1" not in lines[0]

@@ -132,6 +132,18 @@ def with_mark(cells: Text, pos: int) -> Text:
     return cells[:k] + mark + cells[k + 1:]
 
 
+def legend_words(metric: str, m: float) -> tuple[str, str]:
+    """What the colour scale's ends mean: vanishing and exploding only where they reach the verdict's three decades
+    (a stable grid's ends are mere leanings), and nothing read into a metric that is not a log ratio."""
+    from initlab.engine.verdict import LIMIT
+
+    if metric != "log10_gradz_ratio":
+        return "", ""
+    if m >= LIMIT:
+        return " vanishing", " exploding"
+    return " first layer smaller", " first layer larger"
+
+
 def heatmap_lines(hm: dict[str, Any], line: list[dict[str, Any]] | None, width: int, c: dict[str, RGB]
                   ) -> list[Text]:
     """The heatmap as lines of text: a header of x values, one row of coloured cells (the value written in each)
@@ -178,9 +190,10 @@ def heatmap_lines(hm: dict[str, Any], line: list[dict[str, Any]] | None, width: 
     lo = c["primary"]
     hi = c["error"]
     legend = Text(" " * yw + " ", no_wrap=True, overflow="ellipsis")
-    legend.append(f" {fmt(-m, 3)} vanishing ", style=f"{ink(lo)} on rgb({lo[0]},{lo[1]},{lo[2]})")
+    low, high = legend_words(hm["metric"], m)
+    legend.append(f" {fmt(-m, 3)}{low} ", style=f"{ink(lo)} on rgb({lo[0]},{lo[1]},{lo[2]})")
     legend.append(" 0 ", style=f"{ink(NEUTRAL)} on rgb({NEUTRAL[0]},{NEUTRAL[1]},{NEUTRAL[2]})")
-    legend.append(f" {fmt(m, 3)} exploding ", style=f"{ink(hi)} on rgb({hi[0]},{hi[1]},{hi[2]})")
+    legend.append(f" {fmt(m, 3)}{high} ", style=f"{ink(hi)} on rgb({hi[0]},{hi[1]},{hi[2]})")
     pending = "  · pending or not finite"
     if legend.cell_len + len(pending) <= width:
         legend.append(pending, style="dim")
