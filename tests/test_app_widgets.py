@@ -223,6 +223,11 @@ def test_charts_draw_and_tabulate_without_an_app():
     # past q* = 9 the forward scale is missing, and the line says why
     from initlab.tui.widgets.activation_chart import theory_line
 
+    # the readout is of the sigma fields' scaled_normal net, whatever the form's init; a negative scale is growth
+    assert "(a scaled_normal init, not the form's orthogonal):" in theory_line(
+        TheoryReady(mean_field("tanh", 2.0, 0.0), "orthogonal"))
+    assert "-3.23 backward (negative: growth)" in theory_line(TheoryReady(mean_field("tanh", 2.0, 0.0), "orthogonal"))
+    assert "(a scaled_normal init):" in theory_line(TheoryReady(mean_field("tanh", 1.0, 0.0), "scaled_normal"))
     far = TheoryReady(mean_field("tanh", 4.0, 3.0), "xavier_uniform")
     assert far.theory["depth_scale_forward"] is None
     assert "depth scales - forward" in theory_line(far) and "(the forward scale is not computed past q* = 9)" in \

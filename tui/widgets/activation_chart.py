@@ -19,9 +19,13 @@ def theory_line(m: TheoryReady, width: int = 1000) -> str:
     """Mean-field numbers for the scaled-normal init at the form's sigma_w and sigma_b, wrapped at `width` between
     its figures (a figure is never cut)."""
     t = m.theory
-    parts = [f"mean field, scaled_normal init, sigma_w {fmt(t['sigma_w'])}, sigma_b {fmt(t['sigma_b'])}:",
-             f"q* {fmt(t['q_star'])}", f"chi_1 {fmt(t['chi1'])} ({t['phase']})",
-             f"depth scales {fmt(t['depth_scale_forward'], 3)} forward, {fmt(t['depth_scale_backward'], 3)} backward"]
+    back = t["depth_scale_backward"]
+    grows = " (negative: growth)" if back is not None and back < 0 else ""
+    # the form's sigma_w and sigma_b whatever its init: the readout is of a scaled_normal net, said so
+    of = "" if m.init == "scaled_normal" else f", not the form's {m.init}"
+    parts = [f"mean field of the sigma_w {fmt(t['sigma_w'])}, sigma_b {fmt(t['sigma_b'])} fields",
+             f"(a scaled_normal init{of}):", f"q* {fmt(t['q_star'])}", f"chi_1 {fmt(t['chi1'])} ({t['phase']})",
+             f"depth scales {fmt(t['depth_scale_forward'], 3)} forward, {fmt(back, 3)} backward{grows}"]
     if t.get("c_star") is None:
         from initlab.engine.theory import PAIR_MAX_Q
 
