@@ -246,7 +246,7 @@ async def test_training_fills_training_and_heatmap_with_the_run():
         steps = [s["step"] for s in result["steps"]]
         assert [c[0] for c in heat] == steps
         last = result["steps"][-1]["layers"]
-        assert heat[-1][1] == pytest.approx([math.log10(r["grad_w_std"]) for r in last])
+        assert heat[-1][1] == pytest.approx([math.log10(r["grad_w_absmean"]) for r in last])
         assert app.run_state == "idle"
         await pilot.press("5")
         await pilot.pause()
@@ -703,7 +703,7 @@ async def test_a_training_of_several_seeds_says_which_seed_the_charts_hold():
         second = run_training(cfg, seeds=(3, 5))["runs"][1]
         assert [step for step, _ in heat.data] == [s["step"] for s in second["steps"]]
         assert list(heat.data[-1][1]) == pytest.approx(
-            [log10_or_none(d["grad_w_std"]) for d in second["steps"][-1]["layers"]], rel=1e-6)
+            [log10_or_none(d["grad_w_absmean"]) for d in second["steps"][-1]["layers"]], rel=1e-6)
 
 
 @pilot_test

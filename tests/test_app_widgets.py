@@ -42,17 +42,17 @@ def test_bridge_merges_statistics_and_passes_discrete_events_in_order():
     assert snap.progress.step == result["steps_done"]
     assert [e.train_loss for e in snap.epochs] == [e["train_loss"] for e in result["epochs"]]
     # the heatmap keeps at most HEAT_COLUMNS steps of the 42 sampled here (not the end state, which is no step),
-    # each log10 std of dL/dW per layer
+    # each log10 mean |dL/dW| per layer
     assert len(snap.heat) == min(HEAT_COLUMNS, result["steps_done"])
     step, column = snap.heat[-1]
     assert step == result["steps"][-1]["step"] == 41
-    assert column == pytest.approx([math.log10(d["grad_w_std"]) for d in result["steps"][-1]["layers"]])
+    assert column == pytest.approx([math.log10(d["grad_w_absmean"]) for d in result["steps"][-1]["layers"]])
 
 
 def test_bridge_thins_a_long_heat_history_and_restarts_with_each_job():
     posted = []
     bridge = EngineBridge(posted.append)
-    layers = ({"grad_w_std": 1e-3},)
+    layers = ({"grad_w_absmean": 1e-3},)
     for s in range(5000):
         bridge._on_event(LayerStats("train", step=s, layers=layers))
     snap = bridge.take()

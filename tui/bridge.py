@@ -10,6 +10,7 @@ from initlab.engine.events import EpochEnd, Event, LayerStats, Progress, Started
 from initlab.engine.history import Bounded
 from initlab.engine.session import Job, Session
 
+HEAT_STAT = "grad_w_absmean"    # the heatmap's statistic: the Backward chart's bars, which the presets' figures read
 HEAT_COLUMNS = 256          # steps kept for the heatmap; older ones thin out (engine.history.Bounded)
 EPOCHS_KEPT = 2048
 
@@ -28,7 +29,7 @@ class Snapshot:
     stats: LayerStats | None
     progress: Progress | None
     epochs: tuple[EpochEnd, ...]
-    heat: tuple[tuple[int, tuple[float | None, ...]], ...]   # (step, log10 std of dL/dW per layer)
+    heat: tuple[tuple[int, tuple[float | None, ...]], ...]   # (step, log10 mean |dL/dW| per layer)
     version: int
     run: int = 0        # which job these are of: the count of jobs started when they came (1 for the first)
 
@@ -57,7 +58,7 @@ class EngineBridge:
         """Runs on the job thread."""
         if isinstance(ev, LayerStats):
             # the end state is not a step of the run: the heatmap keeps to steps
-            column = None if ev.final else tuple(log10_or_none(d.get("grad_w_std")) for d in ev.layers)
+            column = None if ev.final else tuple(log10_or_none(d.get(HEAT_STAT)) for d in ev.layers)
             with self._lock:
                 if self._stats is not None and ev.run != self._stats.run:
                     # a training's next seed starts again at step 0: its heatmap is its own, not joined to the last

@@ -25,7 +25,7 @@ TABS: tuple[tuple[str, str, type[PlotWidget], str], ...] = (
     ("glorot", "Glorot", GlorotChart, "forward and backward variance ratios per layer around 1"),
     ("distributions", "Distributions", DistributionChart, "quantile boxes of weights, activations or gradients"),
     ("training", "Training", TrainingChart, "train and test loss per epoch, a pinned baseline overlaid"),
-    ("heatmap", "Heatmap", HeatmapChart, "layer x step of log10 std of dL/dW"),
+    ("heatmap", "Heatmap", HeatmapChart, "layer x step of log10 mean |dL/dW|"),
     ("activation", "Activation", ActivationChart, "f and f', max f', gains, and mean-field q*, chi_1, phase"),
     ("sweep", "Sweep", SweepChart, "probes over a grid: verdict and gradient ratio per point, a heatmap for two"),
     ("jacobian", "Jacobian", JacobianChart, "singular values of d output / d input at init, log10 histogram"),

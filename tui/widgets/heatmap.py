@@ -1,4 +1,4 @@
-"""Heatmap: layer x step of log10 std of the weight gradient over the run, one shaded cell per layer and step."""
+"""Heatmap: layer x step of log10 mean |dL/dW| over the run, one shaded cell per layer and step."""
 from __future__ import annotations
 
 from rich.text import Text
@@ -25,7 +25,7 @@ def level(v: float, lo: float, hi: float, n: int = len(SHADES)) -> int:
 class HeatmapChart(PlotWidget):
     """Data: a tuple of (step, log10 values per layer) columns, oldest first."""
 
-    title = "Heatmap: log10 std of dL/dW, layer x step"
+    title = "Heatmap: log10 mean |dL/dW|, layer x step"
     label = ""          # which run the steps are of, where a training runs several seeds
 
     def has_data(self) -> bool:
