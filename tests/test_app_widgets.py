@@ -622,3 +622,18 @@ def test_the_sweep_heatmaps_keys_stay_whole_in_a_narrow_pane():
         lines = lines[:at]
         assert lines[-1].strip() == "┃ chi_1 = 1 (edge of chaos)" and len(lines[-1]) <= width
         assert lines[-2].strip() == "· pending or not finite" and len(lines[-2]) <= width
+
+
+def test_jacobian_bins_of_a_narrow_spread_are_labelled_apart_and_indistinguishable_ones_merged():
+    from initlab.tui.widgets.jacobian_chart import bin_labels, same_label_merged
+
+    # a spread of 2e-6 around 1 (an orthogonal linear net in float32 weights) read "1 .. 1" in every bin
+    edges = [math.log10(1 - 1e-6 + 2e-7 * i) for i in range(11)]
+    labels = bin_labels(edges, 20)
+    assert len(set(labels)) == 10 and all(len(s) <= 20 for s in labels)
+    assert [float(s.split()[-1]) for s in labels] == sorted(float(s.split()[-1]) for s in labels)
+    assert bin_labels([-1.0, 0.0, 1.0], 20) == ["0.1 .. 1", "1 .. 10"]
+    # edges no 12 digits tell apart: one bin holds their counts
+    tiny = [1e-16 * i for i in range(5)]
+    merged = same_label_merged(bin_labels(tiny, 20), [1, 2, 3, 4])
+    assert merged == (["1 .. 1"], [10])

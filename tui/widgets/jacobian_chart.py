@@ -46,6 +46,28 @@ def extremes(r: dict[str, Any]) -> str:
     return "   ".join(extreme_parts(r))
 
 
+def bin_labels(log_edges: list[float], width: int) -> list[str]:
+    """'a .. b' per bin of log10 edges, in as many digits as it takes for neighbouring edges to differ (a spread of
+    1e-6 around 1 read '1 .. 1' in every bin); where that is wider than `width`, the lower edge alone."""
+    values = [10 ** e for e in log_edges]
+    digits = next((d for d in range(3, 13) if len({fmt(v, d) for v in values}) == len(set(values))), 12)
+    edge = [fmt(v, digits) for v in values]
+    both = [f"{a} .. {b}" for a, b in zip(edge, edge[1:])]
+    return both if all(len(s) <= width for s in both) else [f"from {a}" for a in edge[:-1]]
+
+
+def same_label_merged(labels: list[str], counts: list[int]) -> tuple[list[str], list[int]]:
+    out_l: list[str] = []
+    out_c: list[int] = []
+    for label, n in zip(labels, counts):
+        if out_l and out_l[-1] == label:
+            out_c[-1] += n
+        else:
+            out_l.append(label)
+            out_c.append(n)
+    return out_l, out_c
+
+
 def summary_line(r: dict[str, Any], width: int = 1000) -> str:
     """The extremes, the spread and what they were measured on, wrapped between figures at `width`."""
     inputs = r.get("inputs", 1)
@@ -98,9 +120,11 @@ class JacobianChart(PlotWidget):
         top = max(counts, default=0) or 1
         bar_w = max(1, width - LABEL_W - 8)
         rgb = c["primary"]
+        labels = bin_labels(edges, LABEL_W - 1)
+        if counts:      # bins no printed digit tells apart (rounding noise around one value) are one bin
+            labels, counts = same_label_merged(labels, counts)
         for k, n in enumerate(counts):
-            lo, hi = edges[k], edges[k + 1]
-            label = f"{fmt(10 ** lo, 3)} .. {fmt(10 ** hi, 3)}"
+            label = labels[k]
             out.append("\n" + label.rjust(LABEL_W - 1) + "│", style="dim")
             out.append("█" * round(bar_w * n / top), style=f"rgb({rgb[0]},{rgb[1]},{rgb[2]})")
             out.append(f" {n}")
@@ -111,8 +135,7 @@ class JacobianChart(PlotWidget):
     def table(self) -> tuple[Row, list[Row]]:
         r = self.data
         h = r["histogram"]
-        rows = [[f"{fmt(10 ** h['edges'][k], 3)} .. {fmt(10 ** h['edges'][k + 1], 3)}", str(n)]
-                for k, n in enumerate(h["counts"])]
+        rows = [[label, str(n)] for label, n in zip(bin_labels(h["edges"], 1000), h["counts"])]
         rows += [["max", fmt(r["max"])], ["min", fmt(r["min"])], ["condition number", fmt(r["condition_number"])],
                  ["resolution", fmt(r.get("resolution"))], ["numerical rank", str(r.get("numerical_rank", ""))],
                  ["zeros", str(h.get("zeros", 0))], ["below the resolution", str(h.get("unresolved", 0))]]
