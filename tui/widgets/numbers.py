@@ -55,7 +55,8 @@ class NumbersTable(DataTable):
 
     def _room(self, width: int) -> int:
         """The cells a page's columns may take: the pane less the scrollbar and the marker column at its widest."""
-        return width - 1 - (cell_len(f"{len(self.shown[0])} more ←→") + 1)
+        n = len(self.shown[0])
+        return width - 1 - (cell_len(page_marker(n, n)) + 1)
 
     def _page_end(self, widths: list[int], start: int, room: int) -> int:
         """The end (exclusive) of the page of whole columns from `start` that fits beside the key columns."""
@@ -90,7 +91,7 @@ class NumbersTable(DataTable):
             self.page_start = min(max(self.keys, self.page_start), len(columns) - 1)
             self._end = end = self._page_end(widths, self.page_start, self._room(width))
             shown = list(range(self.keys)) + list(range(self.page_start, end))
-            marker = f"{len(columns) - len(shown)} more ←→"       # the columns left out, either side
+            marker = page_marker(self.page_start - self.keys, len(columns) - end)
         self.columns_shown = [columns[i] for i in shown]
         extra = 0 if padded else 1
         for i in shown:
@@ -129,6 +130,13 @@ class NumbersTable(DataTable):
         else:
             return
         self._lay_out()
+
+
+def page_marker(before: int, after: int) -> str:
+    """The paged table's last column: how many columns lie either way, with the arrow that turns to them."""
+    if before and after:
+        return f"← {before}  {after} →"
+    return f"{after} more →" if after else f"← {before} more"
 
 
 SEPARATORS = "._-/: ,="      # where a shared start or end may give way: never inside a name or a number
