@@ -642,3 +642,21 @@ def test_jacobian_bins_of_a_narrow_spread_are_labelled_apart_and_indistinguishab
     tiny = [1e-16 * i for i in range(5)]
     merged = same_label_merged(bin_labels(tiny, 20), [1, 2, 3, 4])
     assert merged == (["1 .. 1"], [10])
+
+
+def test_a_pinned_baselines_numbers_stand_beside_the_runs_and_its_key_names_it():
+    from initlab.tui.widgets.layer_charts import BackwardChart
+
+    now = tuple({"a_std": 0.5 ** i, "grad_w_absmean": 0.1 * i + 0.1, "grad_z_std": 1.0} for i in range(4))
+    then = tuple({"a_std": 2.0 ** i, "grad_w_absmean": 0.3, "grad_z_std": 1.0} for i in range(4))
+    fwd = ForwardChart()
+    fwd.data = LayerData(now, 1.0, then, "probe", None, "probe tanh xavier_uniform")
+    cols, rows = fwd.table()
+    assert cols[:3] == ["layer", "a_std", "baseline"] and [r[2] for r in rows] == [fmt(2.0 ** i) for i in range(4)]
+    assert "baseline a_std (probe tanh xavier_uniform)" in fwd.draw(120, 20).plain
+    back = BackwardChart()
+    back.data = fwd.data
+    cols, rows = back.table()
+    assert cols[:3] == ["layer", "mean|dL/dW|", "baseline"] and [r[2] for r in rows] == ["0.3"] * 4
+    fwd.data = LayerData(now, 1.0)          # none pinned: the table as it was
+    assert "baseline" not in fwd.table()[0] and "baseline" not in fwd.draw(120, 20).plain

@@ -357,7 +357,8 @@ class InitlabApp(BeyondMixin, App):
                                                            else f"{s.job} step {s.step}") + self._seed_note(s.run)
                 # a baseline of another depth has no layer to stand beside: it is overlaid on the Training chart only
                 same = base is not None and len(base.layers) == len(s.layers)
-                data = LayerData(tuple(s.layers), s.input_std, base.layers if same else (), label, s.distributions)
+                data = LayerData(tuple(s.layers), s.input_std, base.layers if same else (), label, s.distributions,
+                                 base.label if same else "")
                 self._charted = self._snap_run
                 cfg = self._snap_config
                 # what b pins: the run these charts show, whatever job (a width check, a Jacobian) came after

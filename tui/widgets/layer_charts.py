@@ -23,6 +23,17 @@ class LayerData:
     baseline: Layers = ()
     label: str = ""                         # "probe", "train step 120", ...
     distributions: tuple[dict[str, list[float]], ...] | None = None
+    baseline_label: str = ""                # which run was pinned: "probe tanh xavier_uniform"
+
+    def baseline_name(self, stat: str) -> str:
+        return f"baseline {stat}" + (f" ({self.baseline_label})" if self.baseline_label else "")
+
+    def with_baseline(self, cols: list[str], rows: list[list[str]], key: str, head: str) -> tuple[list, list]:
+        """The table with the baseline's column beside the run's own, where one is pinned."""
+        if not self.baseline:
+            return cols, rows
+        return cols[:2] + [head] + cols[2:], [r[:2] + [fmt(b.get(key))] + r[2:]
+                                                 for r, b in zip(rows, self.baseline)]
 
 
 @dataclass(frozen=True)
@@ -141,7 +152,7 @@ class ForwardChart(LayerChart):
         d: LayerData = self.data
         series = [Series("a_std", logs(d.layers, "a_std"), "▆", c["primary"], bars=True)]
         if d.baseline:
-            series.append(Series("baseline a_std", logs(d.baseline, "a_std"), "×", c["secondary"]))
+            series.append(Series(d.baseline_name("a_std"), logs(d.baseline, "a_std"), "×", c["secondary"]))
         in_std = log10_or_none(d.input_std)
         # the level-1 line last, so that it is the one seen when the input's std falls on the same row
         refs = [(f"input std {fmt(d.input_std, 3)}", in_std, "┈", c["success"])] if in_std is not None else []
@@ -157,7 +168,7 @@ class ForwardChart(LayerChart):
                  fmt(r.get("z_std")), fmt(None if gone(r) else r.get("saturated_frac"), 3),
                  fmt(None if gone(r) else r.get("dead_frac"), 3)]
                 for i, r in enumerate(self.data.layers)]
-        return cols, rows
+        return self.data.with_baseline(cols, rows, "a_std", "baseline")
 
 
 class BackwardChart(LayerChart):
@@ -169,7 +180,8 @@ class BackwardChart(LayerChart):
         series = [Series("mean |dL/dW|", logs(d.layers, "grad_w_absmean"), "▆", c["primary"], bars=True),
                   Series("std dL/dz", logs(d.layers, "grad_z_std"), "•", c["accent"])]
         if d.baseline:
-            series.append(Series("baseline mean |dL/dW|", logs(d.baseline, "grad_w_absmean"), "×", c["secondary"]))
+            series.append(Series(d.baseline_name("mean |dL/dW|"), logs(d.baseline, "grad_w_absmean"), "×",
+                                 c["secondary"]))
         return draw_log_bars(width, height, self.headed(self.title), series, [],
                              nonfinite_note(d.layers, "grad_w_absmean", "Backward" + self.label()))
 
@@ -181,7 +193,7 @@ class BackwardChart(LayerChart):
             cols.append("log10 update/w")
             for row, r in zip(rows, self.data.layers):
                 row.append(fmt(r.get("update_to_weight_log10"), 3))
-        return cols, rows
+        return self.data.with_baseline(cols, rows, "grad_w_absmean", "baseline")
 
 
 class GlorotChart(LayerChart):
