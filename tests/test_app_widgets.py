@@ -298,14 +298,14 @@ def test_the_widths_key_names_a_line_drawn_over_by_an_equal_one():
     r = width_check(Config(depth=4, width=16, batch=8, in_features=8, out_features=4, device="cpu"), [8, 16, 32], 2)
     chart.data = r
     key = chart.draw(120, 40).plain
-    assert "(under" not in key and all(f"{n} " in key for n in r["layer_names"])
+    assert "(under" not in key and all(f"layer {i} " in key for i in range(len(r["layer_names"])))
     same = copy.deepcopy(r)
     for per_width in same["mean_abs_a"]:
         for per_step in per_width:
             per_step[1] = per_step[2] * (1 + 1e-4)          # layer 1 on layer 2, closer than a row
     chart.data = same
     key = chart.draw(120, 40).plain
-    assert f"{r['layer_names'][1]} (under {r['layer_names'][2]})" in key and key.count("(under") == 1
+    assert "layer 1 (under layer 2)" in key and key.count("(under") == 1
     # a net of zeros has no point to draw (log10 of 0): no line, so none under another
     chart.data = width_check(Config(depth=4, width=16, batch=8, in_features=8, out_features=4, device="cpu",
                                     init="zeros", bias=False), [8, 16, 32], 2)
@@ -660,3 +660,10 @@ def test_a_pinned_baselines_numbers_stand_beside_the_runs_and_its_key_names_it()
     assert cols[:3] == ["layer", "mean|dL/dW|", "baseline"] and [r[2] for r in rows] == ["0.3"] * 4
     fwd.data = LayerData(now, 1.0)          # none pinned: the table as it was
     assert "baseline" not in fwd.table()[0] and "baseline" not in fwd.draw(120, 20).plain
+
+
+def test_the_status_line_names_a_width_check_once():
+    from initlab.tui.beyond import progress_state
+
+    assert progress_state(Progress("widths", step=1, total_steps=4)) == "width check 1/4 widths"
+    assert progress_state(Progress("sweep", step=3, total_steps=40)) == "sweep 3/40 points"

@@ -53,7 +53,8 @@ def progress_state(p: Progress) -> str:
     if p.job == "train":
         return f"training epoch {p.epoch}/{p.epochs} step {p.step}/{p.total_steps}"
     unit = {"sweep": "points", "widths": "widths"}.get(p.job, "steps")
-    return f"{p.job} {p.step}/{p.total_steps} {unit}"
+    name = {"widths": "width check"}.get(p.job, p.job)       # "widths 1/4 widths" said it twice
+    return f"{name} {p.step}/{p.total_steps} {unit}"
 
 
 class BeyondMixin:

@@ -71,7 +71,8 @@ class WidthsChart(PlotWidget):
     """Data: engine.widths.width_check's dict."""
 
     title = "Widths: mean |a| per layer against width, log scale"
-    empty = "no width check yet: r trains the configured net at each width of the widths field (also in ctrl+p)"
+    empty = ("no width check yet: r trains the configured net at each width of the widths field (also in ctrl+p); "
+             "while one runs, the header counts its widths and the chart comes at the end")
 
     def has_data(self) -> bool:
         return isinstance(self.data, dict) and "mean_abs_a" in self.data
@@ -82,8 +83,7 @@ class WidthsChart(PlotWidget):
         widths, steps = r["widths"], r["steps"] + 1
         layers = sample(r["layers"], len(GLYPHS))
         colours = [c["primary"], c["accent"], c["success"], c["error"], c["warning"], c["secondary"]]
-        names = r.get("layer_names", [])
-        label = [f"layer {l}" if l >= len(names) else names[l] for l in layers]
+        label = [f"layer {l}" for l in layers]      # as every other tab and the numbers table name them
         under = hidden_under(r, layers, rows=max(1, height - 8))
         key = legend(*[(GLYPHS[g], label[g] + (f" (under {label[h]})" if h is not None else ""), colours[g])
                        for g, h in enumerate(under)], width=width, rows=max(1, height - 8))   # a panel keeps 5 rows
