@@ -40,6 +40,8 @@ class Progress(Event):
     epochs: int = 0
     loss: float | None = None
     steps_per_sec: float = 0.0
+    run: int = 0            # which of `runs` trainings (one per seed) this is
+    runs: int = 1
 
 
 @dataclass(frozen=True)

@@ -261,7 +261,8 @@ class Trainer:
                         rate = (self.step + 1 - last_step) / max(now - last_t, 1e-9)
                         last_t, last_step = now, self.step + 1
                         self.emit(Progress("train", step=self.step + 1, total_steps=self.total_steps, epoch=epoch,
-                                           epochs=cfg.epochs, loss=self.last_loss, steps_per_sec=rate))
+                                           epochs=cfg.epochs, loss=self.last_loss, steps_per_sec=rate,
+                                           run=self.run_index, runs=self.runs))
                     if self.sched is not None:
                         self.sched.step()
                     self.step += 1
@@ -289,7 +290,8 @@ class Trainer:
         if self.step != last_step:
             # where the run ended is reported too, so that a bar ends full, or where the run stopped
             self.emit(Progress("train", step=self.step, total_steps=self.total_steps, epoch=epoch,
-                               epochs=cfg.epochs, loss=self.last_loss, steps_per_sec=self.step / max(seconds, 1e-9)))
+                               epochs=cfg.epochs, loss=self.last_loss, steps_per_sec=self.step / max(seconds, 1e-9),
+                               run=self.run_index, runs=self.runs))
         self.final = self.final_stats() if self.stopped == "finished" else None
         if self.final is not None:
             last_epoch = (self.epochs.latest or {}).get("epoch", 0)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 import re
 
 import pytest
@@ -667,3 +668,7 @@ def test_the_status_line_names_a_width_check_once():
 
     assert progress_state(Progress("widths", step=1, total_steps=4)) == "width check 1/4 widths"
     assert progress_state(Progress("sweep", step=3, total_steps=40)) == "sweep 3/40 points"
+    # a training of several seeds says which run the epoch is of
+    one = Progress("train", step=5, total_steps=70, epoch=1, epochs=20)
+    assert progress_state(one) == "training epoch 1/20 step 5/70"
+    assert progress_state(replace(one, run=1, runs=2)) == "training run 2/2 epoch 1/20 step 5/70"

@@ -516,3 +516,12 @@ def test_a_probe_of_a_zero_init_names_its_collapsed_layers_and_a_random_init_non
                            "of 8 and 2 more layers (")
     random = ProbeJob(Config(depth=6, width=8, in_features=4, out_features=3, device="cpu")).run(Ctx)
     assert symmetry_note(random["layers"]) is None
+
+
+def test_progress_of_several_seeds_says_which_run_it_is():
+    from initlab.engine.events import Progress
+
+    events = []
+    run_training(Config(depth=2, width=4, epochs=1, n_rows=40, device="cpu"), emit=events.append, seeds=(3, 4))
+    runs = [(e.run, e.runs) for e in events if isinstance(e, Progress)]
+    assert runs[0] == (0, 2) and runs[-1] == (1, 2) and sorted(set(runs)) == [(0, 2), (1, 2)]

@@ -51,7 +51,8 @@ class LiveSweepJob(SweepJob):
 def progress_state(p: Progress) -> str:
     """The status line's run state for a Progress event: a training's epoch and step, other jobs' count."""
     if p.job == "train":
-        return f"training epoch {p.epoch}/{p.epochs} step {p.step}/{p.total_steps}"
+        run = f"run {p.run + 1}/{p.runs} " if p.runs > 1 else ""      # a preset of several seeds
+        return f"training {run}epoch {p.epoch}/{p.epochs} step {p.step}/{p.total_steps}"
     unit = {"sweep": "points", "widths": "widths"}.get(p.job, "steps")
     name = {"widths": "width check"}.get(p.job, p.job)       # "widths 1/4 widths" said it twice
     return f"{name} {p.step}/{p.total_steps} {unit}"
