@@ -619,8 +619,10 @@ def test_the_sweep_heatmaps_keys_stay_whole_in_a_narrow_pane():
     for width in (60, 36):
         lines = [t.plain for t in heatmap_lines(hm, line, width, dict(_FALLBACK))]
         assert "chi_1" not in lines[0]
+        # which axis is which, whole on a line of its own where the title would be cut
+        assert lines[1] == " sigma_b^2 down, sigma_w^2 across" and lines[0].endswith("first layer over last:")
         # the columns left out are said, in full (the header would read as the whole grid)
-        hidden = 8 - len(lines[1].split()[1:])
+        hidden = 8 - len(lines[2].split()[1:])
         at = next(k for k, ln in enumerate(lines) if ln.strip().startswith(f"{hidden} of 8 "))
         assert hidden > 0 and all(len(ln) <= width for ln in lines[at:])
         assert " ".join(ln.strip() for ln in lines[at:]) == \

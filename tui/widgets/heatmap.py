@@ -37,14 +37,23 @@ class HeatmapChart(PlotWidget):
         n_layers = max(len(col[1]) for col in cols)
         values = finite(v for _, col in cols for v in col)
         lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
-        avail = max(1, height - 3)
+        ramp = [blend(c["primary"], c["warning"], t / 2) for t in range(3)] + [blend(c["warning"], c["error"], 0.5),
+                                                                             c["error"]]
+        key = Text(no_wrap=True, overflow="ellipsis")
+        for i, g in enumerate(SHADES):      # each shade from the value beside it to the next one's (the last: to hi)
+            rgb = ramp[i]
+            key.append(f" {g}", style=f"rgb({rgb[0]},{rgb[1]},{rgb[2]})")
+            key.append(f" {fmt(lo + (hi - lo) * i / len(SHADES), 3)}" + (f"..{fmt(hi, 3)}" if i == len(SHADES) - 1
+                                                                          else ""))
+        missing = f"{MISSING} zero or non-finite"
+        # on a line of its own where it would be cut beside the shades
+        key.append(("  " if key.cell_len + 2 + len(missing) <= width else "\n ") + missing, style="dim")
+        avail = max(1, height - 3 - key.plain.count("\n"))
         rows = sample(n_layers, avail)
         rh = max(1, min(3, avail // max(1, len(rows))))     # a few layers get taller rows
         plot_w = max(4, width - LABEL_W - 1)
         shown = sample(len(cols), plot_w)
         cw = max(1, min(4, plot_w // max(1, len(shown))))
-        ramp = [blend(c["primary"], c["warning"], t / 2) for t in range(3)] + [blend(c["warning"], c["error"], 0.5),
-                                                                             c["error"]]
         out = Text(self.title + (f" ({self.label})" if self.label else ""), style="bold", no_wrap=True,
                    overflow="ellipsis")
         label_every = max(1, len(rows) // 6)
@@ -72,12 +81,7 @@ class HeatmapChart(PlotWidget):
         if not values:
             out.append(f" {MISSING} every value is zero or non-finite", style="dim")
             return out
-        for i, g in enumerate(SHADES):      # each shade from the value beside it to the next one's (the last: to hi)
-            rgb = ramp[i]
-            out.append(f" {g}", style=f"rgb({rgb[0]},{rgb[1]},{rgb[2]})")
-            out.append(f" {fmt(lo + (hi - lo) * i / len(SHADES), 3)}" + (f"..{fmt(hi, 3)}" if i == len(SHADES) - 1
-                                                                          else ""))
-        out.append(f"  {MISSING} zero or non-finite", style="dim")
+        out.append_text(key)
         return out
 
     def table(self) -> tuple[Row, list[Row]]:

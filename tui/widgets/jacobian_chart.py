@@ -37,13 +37,14 @@ def extreme_parts(r: dict[str, Any]) -> list[str]:
         more = f", {below - zeros} more below the resolution" if below > zeros else ""
         return [f"max {fmt(r['max'])}", f"min 0 ({zeros} of {k} exactly zero{more})", "condition number inf (singular)"]
     if below:
-        return [f"max {fmt(r['max'])}", f"min < {fmt(r['resolution'])} ({below} of {k} below the resolution)",
+        # the count its own part: the line wraps between parts, and as one it ran past a narrow pane's edge
+        return [f"max {fmt(r['max'])}", f"min < {fmt(r['resolution'])}", f"({below} of {k} below the resolution)",
                 f"condition number > {fmt(r['condition_at_least'])}"]
     return [f"max {fmt(r['max'])}", f"min {fmt(r['min'])}", f"condition number {fmt(r['condition_number'])}"]
 
 
 def extremes(r: dict[str, Any]) -> str:
-    return "   ".join(extreme_parts(r))
+    return "   ".join(extreme_parts(r)).replace("   (", " (")       # a count stays beside its figure
 
 
 def bin_labels(log_edges: list[float], width: int) -> list[str]:
@@ -95,7 +96,7 @@ def footnote(r: dict[str, Any], width: int) -> str:
 class JacobianChart(PlotWidget):
     """Data: engine.jacobian.jacobian_spectrum's dict."""
 
-    title = "Jacobian: singular values of d output / d input at init, log10"
+    title = "Jacobian: singular values of d output/d input, log10"
     empty = "no spectrum yet: r takes the Jacobian of the configured net at init (also in ctrl+p)"
 
     def has_data(self) -> bool:

@@ -167,8 +167,13 @@ def heatmap_lines(hm: dict[str, Any], line: list[dict[str, Any]] | None, width: 
     key_apart = bool(crit) and head.cell_len + 3 + len(mark) > width
     if crit and not key_apart:
         head.append(f"   {mark}", style="bold")
-    out = [head, Text((yname.rjust(yw) + " " + "".join(xs[i].rjust(cw) for i in shown)), style="dim",
-                      no_wrap=True, overflow="ellipsis")]
+    out = [head]
+    if head.cell_len > width:       # which axis is which is the line's point: on a line of its own, not cut off
+        name, _, axes = head.plain.partition(": ")
+        out = [Text(name + ":", style="bold", no_wrap=True, overflow="ellipsis"),
+               Text(" " + axes, style="bold", no_wrap=True, overflow="ellipsis")]
+    out.append(Text((yname.rjust(yw) + " " + "".join(xs[i].rjust(cw) for i in shown)), style="dim",
+                    no_wrap=True, overflow="ellipsis"))
     for j, label in enumerate(ys):
         row = Text(no_wrap=True, overflow="ellipsis")
         row.append(label.rjust(yw) + " ", style="dim")
