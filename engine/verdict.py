@@ -82,9 +82,10 @@ def verdict(layers: list[dict[str, Any]], input_std: float | None, batch: int | 
 
 
 def symmetry_note(layers: list[dict[str, Any]]) -> str | None:
-    """A line naming the layers whose units are copies of one another (fewer distinct rows of W than rows), or
-    None: units with equal weights get equal gradients and stay equal, so the layer is as narrow as its count."""
-    narrow = [(i, d["distinct_units"], d["fan_out"]) for i, d in enumerate(layers)
+    """A line naming the hidden layers whose units are copies of one another (fewer distinct rows of W than rows),
+    or None: hidden units with equal weights in and out get equal gradients and stay copies, so the layer is as
+    narrow as its count. The output layer is left out: each output has its own error, which sets its units apart."""
+    narrow = [(i, d["distinct_units"], d["fan_out"]) for i, d in enumerate(layers[:-1])
               if isinstance(d.get("distinct_units"), int) and isinstance(d.get("fan_out"), int)
               and d["distinct_units"] < d["fan_out"]]
     if not narrow:
@@ -92,6 +93,7 @@ def symmetry_note(layers: list[dict[str, Any]]) -> str | None:
     (i, k, n), rest = narrow[0], narrow[1:4]
     shown = f"layer {i} has {k} distinct unit{'s' if k != 1 else ''} of {n}" + "".join(
         f", layer {j} {a} of {b}" for j, a, b in rest)
-    more = f" and {len(narrow) - 4} more layers" if len(narrow) > 4 else ""
-    return (f"symmetry: {shown}{more} (equal rows of W get equal gradients and stay equal: a layer is as narrow as "
-            f"its distinct units)")
+    extra = len(narrow) - 4
+    more = f" and {extra} more layer{'s' if extra > 1 else ''}" if extra > 0 else ""
+    return (f"symmetry: {shown}{more} (hidden units that are copies get equal gradients and stay copies: a layer is "
+            f"as narrow as its distinct units)")

@@ -530,6 +530,9 @@ def test_a_cut_cell_keeps_whole_parts_tells_cells_apart_and_fits_its_cells():
     # the shared start and end give way only at a separator: a layer's number stays whole
     assert cut_column([f"model.layers.{i}.mlp" for i in (0, 10, 20, 30)], 10) == ["…0…", "…10…", "…20…", "…30…"]
     assert cut_column(["encoder.layer", "encoder.layer.1"], 8) == ["…layer", "…layer.1"]      # never an empty cell
+    # a decimal point or an exponent's sign is no place to cut: the numbers stay whole
+    assert cut_column(["lr=1e-05 init=kaiming_normal", "lr=3e-05 init=kaiming_normal"], 8) == ["…1e-05…", "…3e-05…"]
+    assert cut_column(["0.123456", "0.123999"], 7) == ["0.1…456", "0.1…999"]
     assert cut_column(["kaiming_uniform", "xavier_uniform"], 8) == ["kaiming…", "xavier…"]
     assert cut_column(["kaiming_uniform", "orthogonal"], 8) == ["kaim…orm", "orth…nal"]   # nothing shared
     for text, width in (("漢字漢字漢字漢字漢字", 5), ("漢字漢字漢字漢字漢字", 6), ("abcdefgh", 4), ("abc", 1)):
@@ -616,6 +619,9 @@ def test_the_sweep_heatmaps_keys_stay_whole_in_a_narrow_pane():
     steep = {**hm, "values": [[-4.0, 0.5] + [0.0] * 6 for _ in vary["sigma_b"]]}
     assert "-4 vanishing  0  4 exploding" in heatmap_lines(steep, line, 200, dict(_FALLBACK))[-1].plain
     assert " -0.301  0  0.301 " in heatmap_lines({**hm, "metric": "last_a_std"}, line, 200, dict(_FALLBACK))[-1].plain
+    empty = {**hm, "values": [[None] * 8 for _ in vary["sigma_b"]]}      # nothing finite yet: no scale to name
+    assert heatmap_lines(empty, line, 200, dict(_FALLBACK))[-1].plain.split() == ["0", "0", "0", "·", "pending", "or",
+                                                                                  "not", "finite"]
     for width in (60, 36):
         lines = [t.plain for t in heatmap_lines(hm, line, width, dict(_FALLBACK))]
         assert "chi_1" not in lines[0]
@@ -645,6 +651,9 @@ def test_jacobian_bins_of_a_narrow_spread_are_labelled_apart_and_indistinguishab
     tiny = [1e-16 * i for i in range(5)]
     merged = same_label_merged(bin_labels(tiny, 20), [1, 2, 3, 4])
     assert merged == (["1 .. 1"], [10])
+    # too wide for both edges even cut short: the lower edge alone, within the label's room
+    labels = bin_labels([math.log10(1e-5) + 1e-10 * i for i in range(21)], 20)
+    assert all(len(s) <= 20 for s in labels) and labels[0].startswith("from ")
 
 
 def test_a_pinned_baselines_numbers_stand_beside_the_runs_and_its_key_names_it():
@@ -674,3 +683,15 @@ def test_the_status_line_names_a_width_check_once():
     one = Progress("train", step=5, total_steps=70, epoch=1, epochs=20)
     assert progress_state(one) == "training epoch 1/20 step 5/70"
     assert progress_state(replace(one, run=1, runs=2)) == "training run 2/2 epoch 1/20 step 5/70"
+
+
+def test_a_heatmap_of_missing_values_keeps_every_layers_row_and_its_key_a_line_of_its_own():
+    from initlab.tui.widgets.heatmap import HeatmapChart
+
+    heat = HeatmapChart()
+    heat.data = ((0, (None, None, None)), (5, (None, None, None)))
+    pic = heat.draw(12, 6).plain
+    assert all(f"layer {i}" in pic for i in range(3)) and "every value is zero or non-finite" in pic
+    heat.data = tuple((s, (-1.0 - s, -2.0, None)) for s in range(0, 40, 5))
+    narrow, wide = heat.draw(50, 12).plain.splitlines(), heat.draw(120, 12).plain.splitlines()
+    assert narrow[-1] == " × zero or non-finite" and "× zero or non-finite" in wide[-1] and len(narrow) <= 12

@@ -403,3 +403,25 @@ def test_ctrl_c_while_json_is_written_comes_after_the_whole_object(capsys, monke
     monkeypatch.undo()
     out, _ = capsys.readouterr()
     assert seen == ["written on"] and json.loads(out)["layers"][-1] == {"a_std": 1.0}
+
+
+def test_ctrl_c_is_kept_when_the_handler_before_was_not_set_from_python(monkeypatch):
+    import signal
+
+    from initlab.tui.commands import common
+
+    real = signal.signal
+    calls = []
+
+    def fake(sig, handler):      # the first call reports a handler Python did not set (None), as C code leaves it
+        previous = real(sig, handler)
+        calls.append(handler)
+        return None if len(calls) == 1 else previous
+
+    monkeypatch.setattr(signal, "signal", fake)
+    with pytest.raises(KeyboardInterrupt):
+        with common.sigint_held():
+            os.kill(os.getpid(), signal.SIGINT)
+    monkeypatch.undo()
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    assert calls[-1] == signal.SIG_DFL

@@ -367,8 +367,8 @@ def test_zero_init_never_breaks_the_symmetry():
     assert [l["distinct_units"] for l in res["final"]["layers"]] == [1, 1]
     # the log says so: the first layer's two units are one (the output's one unit is all it has)
     notes = [e.message for e in events if isinstance(e, LogLine) and "symmetry" in e.message]
-    assert notes == ["end state: symmetry: layer 0 has 1 distinct unit of 2 (equal rows of W get equal gradients and "
-                     "stay equal: a layer is as narrow as its distinct units)"]
+    assert notes == ["end state: symmetry: layer 0 has 1 distinct unit of 2 (hidden units that are copies get equal "
+                     "gradients and stay copies: a layer is as narrow as its distinct units)"]
     # W2's two entries are equal: std(W) = 0 = std(dW), a ratio with no value, not a nan to show
     last = res["final"]["layers"][1]
     assert last["w_std"] == 0 and last["grad_w_std"] == 0 and last["grad_to_weight"] is None
@@ -512,8 +512,9 @@ def test_a_probe_of_a_zero_init_names_its_collapsed_layers_and_a_random_init_non
     units = [(d["distinct_units"], d["fan_out"]) for d in res["layers"]]
     assert units == [(1, 8)] * 5 + [(1, 3)]
     (note,) = [e.message for e in events if isinstance(e, LogLine) and "symmetry" in e.message]
+    # the output layer is left out: each output's own error sets its units apart once trained
     assert note.startswith("symmetry: layer 0 has 1 distinct unit of 8, layer 1 1 of 8, layer 2 1 of 8, layer 3 1 "
-                           "of 8 and 2 more layers (")
+                           "of 8 and 1 more layer (")
     random = ProbeJob(Config(depth=6, width=8, in_features=4, out_features=3, device="cpu")).run(Ctx)
     assert symmetry_note(random["layers"]) is None
 

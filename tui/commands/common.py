@@ -334,7 +334,7 @@ def sigint_held() -> Iterator[None]:
         signal.signal(signal.SIGINT, old if old is not None else signal.SIG_DFL)
     if pending and callable(old):
         old(*pending[0])        # Python's own handler raises KeyboardInterrupt
-    elif pending and old == signal.SIG_DFL:
+    elif pending and old in (signal.SIG_DFL, None):
         raise KeyboardInterrupt
 
 

@@ -48,7 +48,7 @@ class HeatmapChart(PlotWidget):
         missing = f"{MISSING} zero or non-finite"
         # on a line of its own where it would be cut beside the shades
         key.append(("  " if key.cell_len + 2 + len(missing) <= width else "\n ") + missing, style="dim")
-        avail = max(1, height - 3 - key.plain.count("\n"))
+        avail = max(1, height - 3 - (key.plain.count("\n") if values else 0))      # no key without a value
         rows = sample(n_layers, avail)
         rh = max(1, min(3, avail // max(1, len(rows))))     # a few layers get taller rows
         plot_w = max(4, width - LABEL_W - 1)

@@ -54,7 +54,11 @@ def bin_labels(log_edges: list[float], width: int) -> list[str]:
     digits = next((d for d in range(3, 13) if len({fmt(v, d) for v in values}) == len(set(values))), 12)
     edge = [fmt(v, digits) for v in values]
     both = [f"{a} .. {b}" for a, b in zip(edge, edge[1:])]
-    return both if all(len(s) <= width for s in both) else [f"from {a}" for a in edge[:-1]]
+    if all(len(s) <= width for s in both):
+        return both
+    # the lower edge alone, in as many of those digits as fit (bins it no longer tells apart are then merged)
+    fit = next((d for d in range(digits, 0, -1) if all(len(f"from {fmt(v, d)}") <= width for v in values)), 1)
+    return [f"from {fmt(v, fit)}" for v in values[:-1]]
 
 
 def same_label_merged(labels: list[str], counts: list[int]) -> tuple[list[str], list[int]]:

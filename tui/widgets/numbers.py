@@ -139,7 +139,19 @@ def page_marker(before: int, after: int) -> str:
     return f"{after} more →" if after else f"← {before} more"
 
 
-SEPARATORS = "._-/: ,="      # where a shared start or end may give way: never inside a name or a number
+SEPARATORS = "._-/: ,="      # where a shared start or end may give way, but inside a number (see _parts_end)
+
+
+def _boundary(text: str, k: int) -> bool:
+    """Whether text[k] ends a part: a separator, but not a decimal point or an exponent's sign (0.25, 1e-05)."""
+    c = text[k]
+    if c not in SEPARATORS:
+        return False
+    before = text[k - 1] if k > 0 else ""
+    after = text[k + 1] if k + 1 < len(text) else ""
+    if c == "." and before.isdigit() and after.isdigit():
+        return False
+    return not (c == "-" and before in "eE" and after.isdigit())
 
 
 def cut_column(values: list[str], width: int) -> list[str]:
@@ -151,10 +163,13 @@ def cut_column(values: list[str], width: int) -> list[str]:
         return values
     if len(values) > 1:
         head = os.path.commonprefix(values)
-        head = head[:max((head.rfind(c) + 1 for c in SEPARATORS), default=0)]
+        # the boundaries are read in a whole value: whether a '.' is a decimal point depends on what follows it
+        v0 = values[0]
+        head = head[:max((k + 1 for k in range(len(head)) if _boundary(v0, k)), default=0)]
         rest = [v[len(head):] for v in values]
         tail = os.path.commonprefix([r[::-1] for r in rest])[::-1]
-        tail = tail[min((k for k in (tail.find(c) for c in SEPARATORS) if k >= 0), default=len(tail)):]
+        start = len(v0) - len(tail)
+        tail = tail[min((k for k in range(len(tail)) if _boundary(v0, start + k)), default=len(tail)):]
         middles = [r[:len(r) - len(tail)] for r in rest]
         cells = [("…" if head else "") + m + ("…" if tail else "") for m in middles]
         if (head or tail) and all(middles) and len(set(middles)) == len(set(values)) \

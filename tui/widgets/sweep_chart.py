@@ -137,7 +137,7 @@ def legend_words(metric: str, m: float) -> tuple[str, str]:
     (a stable grid's ends are mere leanings), and nothing read into a metric that is not a log ratio."""
     from initlab.engine.verdict import LIMIT
 
-    if metric != "log10_gradz_ratio":
+    if metric != "log10_gradz_ratio" or m == 0:      # an empty scale: no leaning to name
         return "", ""
     if m >= LIMIT:
         return " vanishing", " exploding"
@@ -196,7 +196,7 @@ def heatmap_lines(hm: dict[str, Any], line: list[dict[str, Any]] | None, width: 
     hi = c["error"]
     legend = Text(" " * yw + " ", no_wrap=True, overflow="ellipsis")
     low, high = legend_words(hm["metric"], m)
-    legend.append(f" {fmt(-m, 3)}{low} ", style=f"{ink(lo)} on rgb({lo[0]},{lo[1]},{lo[2]})")
+    legend.append(f" {fmt(-m, 3) if m else '0'}{low} ", style=f"{ink(lo)} on rgb({lo[0]},{lo[1]},{lo[2]})")
     legend.append(" 0 ", style=f"{ink(NEUTRAL)} on rgb({NEUTRAL[0]},{NEUTRAL[1]},{NEUTRAL[2]})")
     legend.append(f" {fmt(m, 3)}{high} ", style=f"{ink(hi)} on rgb({hi[0]},{hi[1]},{hi[2]})")
     pending = "  · pending or not finite"
