@@ -156,6 +156,10 @@ async def test_b_pins_a_baseline_overlaid_on_later_runs():
         other = app.charts.chart("forward").data
         assert len(other.layers) == 3 and other.baseline == ()
         assert "baseline a_std" not in app.charts.chart("forward").render().plain
+        # said, once: the log names why the per-layer charts have no baseline
+        apart = [m for m in app.log_pane.messages() if m.startswith("the baseline has")]
+        assert apart == [f"the baseline has {len(first)} layers, this run 3: it is overlaid on the Training chart "
+                         f"alone"]
 
 
 @pilot_test

@@ -695,3 +695,24 @@ def test_a_heatmap_of_missing_values_keeps_every_layers_row_and_its_key_a_line_o
     heat.data = tuple((s, (-1.0 - s, -2.0, None)) for s in range(0, 40, 5))
     narrow, wide = heat.draw(50, 12).plain.splitlines(), heat.draw(120, 12).plain.splitlines()
     assert narrow[-1] == " × zero or non-finite" and "× zero or non-finite" in wide[-1] and len(narrow) <= 12
+
+
+def test_a_trainings_heatmap_says_its_steps_are_sampled_and_an_empty_spectrum_lists_no_bins():
+    from initlab.engine.jacobian import jacobian_spectrum
+    from initlab.engine.widths import width_check
+    from initlab.tui.widgets.heatmap import HeatmapChart
+    from initlab.tui.widgets.jacobian_chart import JacobianChart
+    from initlab.tui.widgets.widths_chart import WidthsChart
+
+    heat = HeatmapChart()
+    heat.data = tuple((s, (-1.0, -2.0)) for s in range(0, 40, 5))
+    assert "(sampled steps; the end state is in Backward)" in heat.draw(120, 12).plain
+    assert "sampled" not in heat.draw(50, 12).plain          # no room: the axis alone
+    jac = JacobianChart()
+    jac.data = jacobian_spectrum(Config(depth=3, width=8, in_features=4, out_features=4, init="zeros", device="cpu"))
+    cols, rows = jac.table()
+    assert rows[0][0] == "max" and ["zeros", "4"] in rows         # no made-up bins before the figures
+    widths = WidthsChart()
+    widths.data = width_check(Config(depth=3, width=16, batch=8, in_features=8, out_features=4, device="cpu",
+                                     init="zeros"), [8, 16, 32], 2)
+    assert "step 0: no mean |a| above 0" in widths.draw(100, 20).plain

@@ -127,6 +127,7 @@ class InitlabApp(BeyondMixin, App):
         self.helpers = Helpers(lambda name, exc: self.post_message(HelperFailed(name, describe_error(exc))))
         self.snapshot: Snapshot | None = None
         self.baseline: Baseline | None = None
+        self._baseline_apart: tuple | None = None      # the baseline and run last said to differ in depth
         self.last_result: dict[str, Any] | None = None
         self.last_kind = ""
         self._quit_asked = -math.inf                    # when q was last pressed while a training ran
@@ -357,6 +358,10 @@ class InitlabApp(BeyondMixin, App):
                                                            else f"{s.job} step {s.step}") + self._seed_note(s.run)
                 # a baseline of another depth has no layer to stand beside: it is overlaid on the Training chart only
                 same = base is not None and len(base.layers) == len(s.layers)
+                if base is not None and not same and self._baseline_apart != (id(base), self._snap_run):
+                    self._baseline_apart = (id(base), self._snap_run)       # said once a run, not at every redraw
+                    self.log_pane.add("info", f"the baseline has {len(base.layers)} layers, this run "
+                                              f"{len(s.layers)}: it is overlaid on the Training chart alone")
                 data = LayerData(tuple(s.layers), s.input_std, base.layers if same else (), label, s.distributions,
                                  base.label if same else "")
                 self._charted = self._snap_run

@@ -76,6 +76,10 @@ class HeatmapChart(PlotWidget):
         if last != first:
             right = f"step {last}"
             axis += " " * max(2, cw * len(shown) - len(axis) - len(right)) + right
+        # the steps are sampled during training, each on its own batch; Backward's end state is another pass
+        note = "  (sampled steps; the end state is in Backward)"
+        if last != first and LABEL_W + len(axis) + len(note) <= width:
+            axis += note
         out.append("\n" + " " * LABEL_W + axis, style="dim")
         out.append("\n")
         if not values:

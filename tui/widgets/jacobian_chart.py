@@ -140,7 +140,9 @@ class JacobianChart(PlotWidget):
     def table(self) -> tuple[Row, list[Row]]:
         r = self.data
         h = r["histogram"]
-        rows = [[label, str(n)] for label, n in zip(bin_labels(h["edges"], 1000), h["counts"])]
+        # a spectrum with nothing to bin has no bins to list (their edges are made up around 1)
+        rows = [[label, str(n)] for label, n in zip(bin_labels(h["edges"], 1000), h["counts"])] \
+            if any(h["counts"]) else []
         rows += [["max", fmt(r["max"])], ["min", fmt(r["min"])], ["condition number", fmt(r["condition_number"])],
                  ["resolution", fmt(r.get("resolution"))], ["numerical rank", str(r.get("numerical_rank", ""))],
                  ["zeros", str(h.get("zeros", 0))], ["below the resolution", str(h.get("unresolved", 0))]]

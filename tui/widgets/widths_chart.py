@@ -107,7 +107,7 @@ class WidthsChart(PlotWidget):
         pw = width // cols
         ph = (height - spare) // grid_rows
         if ph < MIN_PANEL_H:    # a frame with no row of data between its edges: the figures, and where to see more
-            why = "too short for the step panels: n lists every value; c hides the configuration for room"
+            why = "too short for the step panels: n lists every value, and a taller pane draws them"
             lines = [self.title] + slopes + textwrap.wrap(why, max(10, width))
             out = Text(lines[0], style="bold", no_wrap=True, overflow="ellipsis")
             out.append("".join("\n" + ln for ln in lines[1:height]), style="dim")
@@ -115,10 +115,11 @@ class WidthsChart(PlotWidget):
 
         def panel(t: int) -> Text:
             def draw(plt: Any) -> None:
-                plt.title(f"step {t}")
+                drawn = 0
                 for g, l in enumerate(layers):
                     pts = [(x, log10_or_none(r["mean_abs_a"][i][t][l])) for i, x in enumerate(xs)]
                     pts = [p for p in pts if p[1] is not None]
+                    drawn += len(pts)
                     if pts:
                         plt.plot([p[0] for p in pts], [p[1] for p in pts], marker=GLYPHS[g], color=colours[g])
                 ticks, labels = log_ticks(lo, hi, most=max(2, (ph - 4) // 2))
@@ -126,6 +127,8 @@ class WidthsChart(PlotWidget):
                 plt.ylim(lo, hi)
                 idx = sample(len(widths), max(2, (pw - 8) // 6))
                 plt.xticks([xs[i] for i in idx], [str(widths[i]) for i in idx])
+                # no point to draw (every mean |a| is 0 or not finite on a log axis): an empty frame says so
+                plt.title(f"step {t}" if drawn else f"step {t}: no mean |a| above 0")
                 plt.xlabel("width")
 
             return build_plot(pw, ph, draw)
