@@ -716,3 +716,19 @@ def test_a_trainings_heatmap_says_its_steps_are_sampled_and_an_empty_spectrum_li
     widths.data = width_check(Config(depth=3, width=16, batch=8, in_features=8, out_features=4, device="cpu",
                                      init="zeros"), [8, 16, 32], 2)
     assert "step 0: no mean |a| above 0" in widths.draw(100, 20).plain
+
+
+def test_the_help_wraps_each_description_under_itself():
+    from rich.console import Console
+
+    from initlab.tui.widgets.help_screen import KEYS, help_content
+
+    console = Console(width=60, record=True, color_system=None)
+    console.print(help_content())
+    lines = console.export_text().splitlines()
+    start = lines.index("Keys") + 2
+    body = lines[start:lines.index("Charts")]
+    indent = lines[start].index(KEYS[0][1][:10])
+    # every line of the keys' table is a key's first line or a continuation under the description's column
+    assert all(ln.startswith(" " * indent) or ln[:indent].strip() in {k for k, _ in KEYS} for ln in body if ln)
+    assert len([ln for ln in body if ln.startswith(" " * indent)]) > 0        # some did wrap at 60

@@ -1,6 +1,9 @@
 """The help screen: every key and what each chart tab shows."""
 from __future__ import annotations
 
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -23,19 +26,28 @@ KEYS = (
     ("k", "Distributions: switch weights, activations, gradients"),
     ("c", "show or hide the configuration"),
     ("escape", "leave a field (keys act on the app again)"),
-    ("ctrl+p", "command palette: every action and every preset"),
+    ("ctrl+p", "command palette: every action, and every preset (loaded and run at once)"),
     ("?", "this help"),
     ("q", "quit (while a run goes on, q twice: the first asks; ctrl+q too)"),
 )
 
 
-def help_text() -> str:
-    lines = ["Keys", ""]
-    lines += [f"  {k:<8} {what}" for k, what in KEYS]
-    lines += ["", "Charts", ""]
-    lines += [f"  {tab_key(i)} {title:<14} {about}" for i, (_tid, title, _cls, about) in enumerate(TABS, start=1)]
-    lines += ["", "While you type in a field, letters and digits go to the field; escape leaves it."]
-    return "\n".join(lines)
+def _grid(rows: list[tuple[str, ...]]) -> Table:
+    """Rows whose last column wraps under itself, not back to the pane's edge."""
+    grid = Table.grid(padding=(0, 1))
+    for _ in rows[0][:-1]:
+        grid.add_column(no_wrap=True)
+    grid.add_column(ratio=1)
+    for row in rows:
+        grid.add_row(*row)
+    return grid
+
+
+def help_content() -> Group:
+    keys = _grid([(" ", k, what) for k, what in KEYS])
+    charts = _grid([(" ", tab_key(i), title, about) for i, (_tid, title, _cls, about) in enumerate(TABS, start=1)])
+    return Group(Text("Keys\n", style="bold"), keys, Text("\nCharts\n", style="bold"), charts,
+                 Text("\nWhile you type in a field, letters and digits go to the field; escape leaves it."))
 
 
 class HelpScreen(ModalScreen[None]):
@@ -43,4 +55,4 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help"):
-            yield Static(help_text(), markup=False)
+            yield Static(help_content())
