@@ -39,7 +39,7 @@ def _grid(rows: list[tuple[str, ...]]) -> Table:
         grid.add_column(no_wrap=True)
     grid.add_column(ratio=1)
     for row in rows:
-        grid.add_row(*row)
+        grid.add_row(*(Text(cell) for cell in row))       # as written: a '[' is not markup
     return grid
 
 
