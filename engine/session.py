@@ -94,15 +94,20 @@ class Session:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def start(self, job: Job) -> None:
+    def start(self, job: Job, unless: Callable[[], bool] | None = None) -> bool:
+        """Start `job` once the running one has stopped; False, and nothing started, where `unless` (asked after
+        that wait) says the start was called off meanwhile (a stop asked for while the old job wound down)."""
         with self._lock:
             replaced = self.running
             self.cancel(wait=True)
+            if unless is not None and unless():
+                return False
             self._stop = threading.Event()
             stop = self._stop
             self._thread = threading.Thread(target=self._run, args=(job, stop, replaced), daemon=True,
                                             name=f"initlab-{job.name}")
             self._thread.start()
+        return True
 
     def _run(self, job: Job, stop: threading.Event, replaced: bool) -> None:
         ctx = Context(self._emit, stop)

@@ -319,3 +319,59 @@ async def test_statistics_taken_before_their_jobs_start_is_handled_belong_to_tha
         assert app._runs == 1 and app._charted == 1
         app.action_pin_baseline()
         assert app.baseline.label == "probe relu kaiming_normal"
+
+
+@pilot_test
+async def test_s_while_one_run_replaces_another_stops_them_all():
+    """s pressed while a start waits for the run before it to wind down: that start is called off too (it started
+    anyway, and the run went on under 'stopping'); q asked about the run before does not quit the next one."""
+    app = make_app(TRAIN)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.start_job(TrainJob(LONG_TRAIN), "train")
+        await pilot.pause(0.3)
+        app.action_probe()
+        app.start_job(TrainJob(LONG_TRAIN), "train")
+        app.action_stop()
+        await settle(pilot, app)
+        assert not app.bridge.running and app.run_state == "stopped"
+        said = app.log_pane.messages()
+        assert any(m.startswith("the training asked for was not started: s stopped it first") or
+                   m.startswith("the probe asked for was not started") for m in said), said
+        # e now exports a finished run's result, and only once its end has been handled
+        assert app._ends == app._runs
+        app.start_job(TrainJob(LONG_TRAIN), "train")
+        await pilot.pause(0.3)
+        await pilot.press("q")                  # asks
+        await pilot.press("s")
+        await settle(pilot, app)
+        app.start_job(TrainJob(LONG_TRAIN), "train")
+        await pilot.pause(0.3)
+        await pilot.press("q")                  # about this new run: asks again, does not quit
+        await pilot.pause()
+        assert app.is_running and (app.bridge.running or app._starting)
+        assert app.log_pane.messages()[-1].startswith("a training is running: q again to quit")
+        app.action_stop()
+        await settle(pilot, app)
+
+
+@pilot_test
+async def test_a_sweep_replaced_by_another_leaves_the_tab_to_the_new_one():
+    from initlab.tui.widgets.sweep_chart import SweepData
+
+    app = make_app(SMALL)
+    async with app.run_test(size=(140, 44)) as pilot:
+        app.action_sweep("edge-of-chaos-tanh")
+        await pilot.pause(0.5)
+        app.action_sweep("depth-x-init")
+        seen = set()            # what the tab showed while the new sweep ran: its own points, live
+        while not app.settled:
+            d = app.charts.chart("sweep").data
+            if isinstance(d, SweepData):
+                seen.add((d.summary.get("total"), d.state))
+            await pilot.pause(0.05)
+        # never the replaced sweep's 40 points, stopped, under the new sweep's name
+        assert all(total == 12 for total, _state in seen), seen
+        await settle(pilot, app)
+        data = app.charts.chart("sweep").data
+        assert isinstance(data, SweepData) and data.state == "finished"
+        assert data.summary["done"] == data.summary["total"] == 12 and "depth x init" in data.label

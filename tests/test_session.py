@@ -75,6 +75,21 @@ def test_a_new_job_replaces_a_running_one():
     assert isinstance(events[-1], Finished)
 
 
+def test_a_start_called_off_while_the_job_before_winds_down_starts_nothing():
+    events = []
+    s = Session(events.append)
+    s.start(TrainJob(LONG))
+    time.sleep(0.3)
+    asked = []
+    probe = ProbeJob(Config(depth=2, width=4, in_features=4, out_features=4, device="cpu"))
+    # asked after the wait: the training has ended by then, and the start is called off
+    assert s.start(probe, unless=lambda: asked.append(s.running) or True) is False
+    assert asked == [False] and not s.running and not job_threads()
+    assert [type(e).__name__ for e in events if not isinstance(e, (Progress, LayerStats, LogLine, EpochEnd))] == \
+        ["Started", "Cancelled"]
+    assert s.start(probe, unless=lambda: False) is True and s.wait(30) and isinstance(events[-1], Finished)
+
+
 class Boom:
     name = "boom"
 

@@ -133,6 +133,9 @@ class InitlabApp(BeyondMixin, App):
         self._quit_asked = -math.inf                    # when q was last pressed while a training ran
         self.set_reactive(InitlabApp.device_name, self.initial_config.device)
         self._starting = 0          # start requests not yet seen as Started events
+        self._requested = 0         # start requests so far; a stop calls off every one made before it
+        self._stopped_upto = 0
+        self._ends = 0              # runs whose end (finished, failed, cancelled) has been handled
         self._runs = 0              # jobs started so far, and the one whose statistics the per-layer charts hold
         self._charted = 0
         self._pinnable: Baseline | None = None
@@ -253,10 +256,26 @@ class InitlabApp(BeyondMixin, App):
             self.extras.recheck(name)
         self._jobs.append(job)
         self._starting += 1
+        self._requested += 1
+        self._quit_asked = -math.inf        # a q pressed about the run before does not quit this one
         self.run_state = "starting " + kind
         # Session.start waits for a running job to stop: that wait happens on a worker thread, not here.
-        self.run_worker(partial(self.bridge.start, job), thread=True, group="start", exit_on_error=False,
-                        name=f"start {kind}")
+        self.run_worker(partial(self._start_in_thread, job, kind, self._requested), thread=True, group="start",
+                        exit_on_error=False, name=f"start {kind}")
+
+    def _start_in_thread(self, job: Any, kind: str, request: int) -> None:
+        # a stop asked for while the job before wound down calls this start off too (s meant: nothing running)
+        if not self.bridge.start(job, unless=lambda: self._stopped_upto >= request):
+            self.call_from_thread(self._start_called_off, job, kind)
+
+    def _start_called_off(self, job: Any, kind: str) -> None:
+        if job in self._jobs:
+            self._jobs.remove(job)
+        self._starting = max(0, self._starting - 1)
+        self.log_pane.add("info", f"the {job_noun(kind)} asked for was not started: s stopped it first")
+        if not self._starting and not self.bridge.running:
+            self.run_state = "stopped"
+            self.push_charts()
 
     def action_probe(self) -> None:
         cfg = self.valid_config()
@@ -300,6 +319,8 @@ class InitlabApp(BeyondMixin, App):
             self.notify("nothing is running", timeout=2)
             return
         self.run_state = "stopping"
+        self._stopped_upto = self._requested
+        self._quit_asked = -math.inf
         self.bridge.cancel(wait=False)
 
     async def action_quit(self) -> None:
@@ -417,7 +438,9 @@ class InitlabApp(BeyondMixin, App):
         elif isinstance(ev, NonFinite):
             where = f", layer {ev.layer}" if ev.layer is not None else ""
             self.notify(f"non-finite {ev.tensor} at step {ev.step}{where}", severity="warning", timeout=4)
-        elif isinstance(ev, Finished):
+        if isinstance(ev, (Finished, Failed, Cancelled)):
+            self._ends += 1
+        if isinstance(ev, Finished):
             self._finished(ev)
         elif isinstance(ev, Failed):
             self.run_state = "failed"
@@ -431,6 +454,10 @@ class InitlabApp(BeyondMixin, App):
             self.log_pane.add("error", message)
             self.notify(ev.message, title=f"{ev.job} failed", severity="error", timeout=6)
         elif isinstance(ev, Cancelled):
+            training = self.charts.chart("training").data
+            if ev.job == "train" and isinstance(training, TrainingData) and training.total_epochs:
+                # its axis spanned the epochs planned: now those it ran, whatever job replaces it
+                self.charts.set_data("training", replace(training, total_epochs=0))
             if not self._starting:
                 self.run_state = "stopped"
                 if self.last_kind == "train":
@@ -635,8 +662,9 @@ class InitlabApp(BeyondMixin, App):
         base = self._export_base(kind)
         try:
             svg = export.write_text(base + ".svg", self.export_screenshot(title="initlab"))
-            if self.bridge.running or self._starting:
-                # the last result is the run before this one: beside this run's screen it would pass for its own
+            if self.bridge.running or self._starting or self._ends < self._runs:
+                # the last result is the run before this one (or this one's end is still on its way: s was just
+                # pressed): beside this run's screen it would pass for its own
                 self.log_pane.add("info", f"a {job_noun(kind)} is running: wrote the screen to {svg}; its result is exported "
                                           f"with e once it ends (s stops it and keeps what it did)")
                 return

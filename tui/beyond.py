@@ -63,6 +63,8 @@ class BeyondMixin:
     the Activation tab and the model field. Runs on the UI thread; every job goes through self.start_job."""
 
     _live_sweep: LiveSweepJob | None = None
+    _starting = 0           # the app's start requests not yet started (InitlabApp keeps it)
+    last_kind = ""
     _live_done = -1
     _sweep_label = ""
     _theory_asked = 0
@@ -222,6 +224,10 @@ class BeyondMixin:
             pass
 
     def show_result(self, job: str, result: dict[str, Any], how: str) -> None:
+        if job == "sweep" and self._starting and self.last_kind == "sweep":
+            # a sweep replaced by another asked for since: the tab and its live view are the new sweep's (the old
+            # one's points, drawn under the new one's name, stayed there while it ran)
+            return
         if job == "sweep":
             self._live_sweep = None
             done = result.get("done", 0)

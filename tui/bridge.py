@@ -103,9 +103,10 @@ class EngineBridge:
     def running(self) -> bool:
         return self.session.running
 
-    def start(self, job: Job) -> None:
-        """Start a job, replacing a running one; blocks until that one has stopped, so call it off the UI thread."""
-        self.session.start(job)
+    def start(self, job: Job, unless: Callable[[], bool] | None = None) -> bool:
+        """Start a job, replacing a running one; blocks until that one has stopped, so call it off the UI thread.
+        False where `unless` called it off meanwhile."""
+        return self.session.start(job, unless)
 
     def cancel(self, wait: bool = False, timeout: float = 5.0) -> bool:
         return self.session.cancel(wait=wait, timeout=timeout)
