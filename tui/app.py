@@ -321,6 +321,9 @@ class InitlabApp(BeyondMixin, App):
         self.run_state = "stopping"
         self._stopped_upto = self._requested
         self._quit_asked = -math.inf
+        if self.last_kind == "jacobian" and self.bridge.running:
+            # one SVD, with no step between which to stop: said, rather than a stop that seems to do nothing
+            self.log_pane.add("info", "a Jacobian cannot be stopped part-way (one SVD): it ends by itself")
         self.bridge.cancel(wait=False)
 
     async def action_quit(self) -> None:
