@@ -267,7 +267,7 @@ async def test_starting_a_run_while_one_goes_replaces_it():
         await pilot.press("p")
         await settle(pilot, app)
         msgs = app.log_pane.messages()
-        assert any("train was running; a probe replaces it" in m for m in msgs)
+        assert any("a training was running; a probe replaces it" in m for m in msgs)
         assert "train stopped" in msgs
         assert app.last_kind == "probe" and "layers" in app.last_result and app.run_state == "idle"
 

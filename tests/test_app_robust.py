@@ -337,8 +337,18 @@ async def test_s_while_one_run_replaces_another_stops_them_all():
         said = app.log_pane.messages()
         assert any(m.startswith("the training asked for was not started: s stopped it first") or
                    m.startswith("the probe asked for was not started") for m in said), said
-        # e now exports a finished run's result, and only once its end has been handled
-        assert app._ends == app._runs
+        # e now exports a finished run's result, and only once its end has been handled; what it is of is the run
+        # that ran, not a start called off
+        assert app._ends == app._runs and app.last_kind == "train"
+        app.start_job(TrainJob(LONG_TRAIN), "train")
+        await pilot.pause(0.3)
+        app.action_sweep("depth-x-init")
+        app.action_stop()
+        await settle(pilot, app)
+        sweep = app.charts.chart("sweep").data
+        assert sweep.state == "not started: s stopped it" and app.last_kind == "train"
+        assert app.log_pane.messages()[-2:] == ["train stopped",
+                                                "the sweep asked for was not started: s stopped it first"]
         app.start_job(TrainJob(LONG_TRAIN), "train")
         await pilot.pause(0.3)
         await pilot.press("q")                  # asks

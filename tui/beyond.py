@@ -195,6 +195,14 @@ class BeyondMixin:
     def on_mount(self) -> None:
         self.set_interval(1 / SWEEP_HZ, self.show_live_sweep, name="sweep")
 
+    def not_started(self, kind: str) -> None:
+        """A job asked for and called off before it started: a sweep's tab, left at 'starting', says so."""
+        if kind == "sweep" and self._live_sweep is not None and self._live_done < 0:
+            self._live_sweep = None
+            data = self.charts.chart("sweep").data
+            if isinstance(data, SweepData):
+                self.charts.set_data("sweep", SweepData(data.summary, data.label, "not started: s stopped it"))
+
     def show_live_sweep(self) -> None:
         """Hand the points done so far to the Sweep tab, when more are done than it shows."""
         job = self._live_sweep
