@@ -322,7 +322,7 @@ async def test_statistics_taken_before_their_jobs_start_is_handled_belong_to_tha
 
 
 @pilot_test
-async def test_s_while_one_run_replaces_another_stops_them_all():
+async def test_s_while_one_run_replaces_another_stops_them_all(tmp_path):
     """s pressed while a start waits for the run before it to wind down: that start is called off too (it started
     anyway, and the run went on under 'stopping'); q asked about the run before does not quit the next one."""
     app = make_app(TRAIN)
@@ -340,6 +340,14 @@ async def test_s_while_one_run_replaces_another_stops_them_all():
         # e now exports a finished run's result, and only once its end has been handled; what it is of is the run
         # that ran, not a start called off
         assert app._ends == app._runs and app.last_kind == "train"
+        app.start_job(TrainJob(LONG_TRAIN), "train")
+        await pilot.pause(0.3)
+        app.action_stop()
+        app.export_dir = str(tmp_path)
+        app.action_export()         # s, then e at once: the screen alone, and why
+        assert app.log_pane.messages()[-1].startswith("a training is ending: wrote the screen to ")
+        assert not list(tmp_path.glob("*.json"))
+        await settle(pilot, app)
         app.start_job(TrainJob(LONG_TRAIN), "train")
         await pilot.pause(0.3)
         app.action_sweep("depth-x-init")

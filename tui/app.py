@@ -679,8 +679,12 @@ class InitlabApp(BeyondMixin, App):
             if self.bridge.running or self._starting or self._ends < self._runs:
                 # the last result is the run before this one (or this one's end is still on its way: s was just
                 # pressed): beside this run's screen it would pass for its own
-                self.log_pane.add("info", f"a {job_noun(kind)} is running: wrote the screen to {svg}; its result is exported "
-                                          f"with e once it ends (s stops it and keeps what it did)")
+                if self.run_state == "stopping" or (not self.bridge.running and not self._starting):
+                    self.log_pane.add("info", f"a {job_noun(kind)} is ending: wrote the screen to {svg}; e exports its "
+                                              f"result once it has ended")
+                else:
+                    self.log_pane.add("info", f"a {job_noun(kind)} is running: wrote the screen to {svg}; its result "
+                                              f"is exported with e once it ends (s stops it and keeps what it did)")
                 return
             if self.last_result is None:
                 self.log_pane.add("warning", f"no result to export yet; wrote the screen to {svg}")
