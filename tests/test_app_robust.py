@@ -335,6 +335,9 @@ async def test_s_while_one_run_replaces_another_stops_them_all(tmp_path):
         await settle(pilot, app)
         assert not app.bridge.running and app.run_state == "stopped"
         said = app.log_pane.messages()
+        # the probe had not started when the training after it was asked for: not said to have been running
+        assert "a training was running; a probe replaces it" in said
+        assert "a training replaces the probe just asked for" in said
         assert any(m.startswith("the training asked for was not started: s stopped it first") or
                    m.startswith("the probe asked for was not started") for m in said), said
         # e now exports a finished run's result, and only once its end has been handled; what it is of is the run

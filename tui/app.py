@@ -252,8 +252,12 @@ class InitlabApp(BeyondMixin, App):
 
     def start_job(self, job: Any, kind: str) -> None:
         if self.bridge.running or self._starting:
-            self.log_pane.add("info", f"a {job_noun(self.last_kind or 'job')} was running; a {job_noun(kind)} "
-                                      f"replaces it")
+            before = job_noun(self.last_kind or "job")
+            if self._starting or self._runs == self._ends:
+                # asked for a moment ago, its start not yet seen: "was running" came before its own first line
+                self.log_pane.add("info", f"a {job_noun(kind)} replaces the {before} just asked for")
+            else:
+                self.log_pane.add("info", f"a {before} was running; a {job_noun(kind)} replaces it")
         self.last_kind = kind
         for name in ("input_shape", "vary"):        # a mark a run before left (its failure, its empty grid) goes
             self.extras.recheck(name)
