@@ -464,6 +464,17 @@ def table_app(width: int):
     return One()
 
 
+async def shown(pilot, app, cols, rows):
+    """The app's NumbersTable, focused (its arrows turn the pages), once it shows cols and rows."""
+    from initlab.tui.widgets.numbers import NumbersTable
+
+    table = app.query_one(NumbersTable)
+    table.focus()
+    table.show(cols, rows)
+    await pilot.pause()
+    return table
+
+
 def test_a_numbers_table_too_wide_for_its_pane_closes_up_its_columns():
     """With a space either side each column would run past the pane's edge, where a cut number reads as another
     (a max of 0.03038 as 0): the columns close up to one space between them."""
@@ -492,8 +503,6 @@ def test_a_key_column_wider_than_half_the_pane_is_cut_not_run_past_the_edge():
     beside them whole, a page at a time."""
     import asyncio
 
-    from initlab.tui.widgets.numbers import NumbersTable
-
     cols = ["layer", "a std", "grad std", "w std"]
     names = ["encoder.blocks.0.attention.output.dense", "encoder.blocks.11.attention.output.dense"]
     rows = [[n, "0.9812", "1.018e-10", "0.0442"] for n in names]
@@ -501,10 +510,7 @@ def test_a_key_column_wider_than_half_the_pane_is_cut_not_run_past_the_edge():
     async def run():
         app = table_app(40)
         async with app.run_test(size=(60, 20)) as pilot:
-            table = app.query_one(NumbersTable)
-            table.focus()
-            table.show(cols, rows)
-            await pilot.pause()
+            table = await shown(pilot, app, cols, rows)
             assert table.virtual_size.width <= 40 and len(table.columns_shown) >= 2
             cells = [[str(c) for c in table.get_row_at(r)] for r in range(2)]
             # the start and end the paths share give way: what tells the layers apart stays
@@ -545,8 +551,6 @@ def test_a_numbers_table_too_wide_even_closed_up_shows_whole_columns_a_page_at_a
     left and right turn the pages, and no number is cut at the edge."""
     import asyncio
 
-    from initlab.tui.widgets.numbers import NumbersTable
-
     cols = ["point", "depth", "init", "verdict", "dL/dz first/last", "log10", "last a std", "chi_1", "phase",
             "theory log10"]
     rows = [[str(i), "10", "xavier_uniform", "vanishing", "1.018e-10", "-9.992", "1.018e-10", "0.7321", "ordered",
@@ -555,10 +559,7 @@ def test_a_numbers_table_too_wide_even_closed_up_shows_whole_columns_a_page_at_a
     async def run():
         app = table_app(60)
         async with app.run_test(size=(80, 20)) as pilot:
-            table = app.query_one(NumbersTable)
-            table.focus()
-            table.show(cols, rows)
-            await pilot.pause()
+            table = await shown(pilot, app, cols, rows)
             seen = []
             for _ in range(len(cols)):
                 assert table.columns_shown[0] == "point" and table.virtual_size.width <= 60

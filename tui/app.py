@@ -136,8 +136,7 @@ class InitlabApp(BeyondMixin, App):
         self._requested = 0         # start requests so far; a stop calls off every one made before it
         self._stopped_upto = 0
         self._ends = 0              # runs whose end (finished, failed, cancelled) has been handled
-        self._kind_of: dict[int, str] = {}      # each job asked for and not yet started: its kind, by id
-        self._ran_kind = ""         # the kind of the last job that started
+        self._ran_kind = ""         # the kind of the last job that started (a job's name is its kind)
         self._runs = 0              # jobs started so far, and the one whose statistics the per-layer charts hold
         self._charted = 0
         self._pinnable: Baseline | None = None
@@ -262,7 +261,6 @@ class InitlabApp(BeyondMixin, App):
         for name in ("input_shape", "vary"):        # a mark a run before left (its failure, its empty grid) goes
             self.extras.recheck(name)
         self._jobs.append(job)
-        self._kind_of[id(job)] = kind
         self._starting += 1
         self._requested += 1
         self._quit_asked = -math.inf        # a q pressed about the run before does not quit this one
@@ -281,9 +279,8 @@ class InitlabApp(BeyondMixin, App):
             if queued is job:       # this one: another just like it may wait too
                 del self._jobs[i]
                 break
-        self._kind_of.pop(id(job), None)
         # what e exports and q asks about is the job still asked for, else the last that ran, not this one
-        self.last_kind = self._kind_of.get(id(self._jobs[-1]), self._ran_kind) if self._jobs else self._ran_kind
+        self.last_kind = self._jobs[-1].name if self._jobs else self._ran_kind
         self._starting = max(0, self._starting - 1)
         self.not_started(kind)
         self.log_pane.add("info", f"the {job_noun(kind)} asked for was not started: s stopped it first")
@@ -445,7 +442,7 @@ class InitlabApp(BeyondMixin, App):
             self._runs += 1
             self._starting = max(0, self._starting - 1)
             job = self._jobs.popleft() if self._jobs else self._run_jobs.get(self._runs - 1)
-            self._ran_kind = self._kind_of.pop(id(job), self._ran_kind)
+            self._ran_kind = ev.job
             self.run_config = getattr(job, "config", None)
             self.run_seeds = tuple(getattr(job, "seeds", ()) or ())
             self._run_jobs = {k: v for k, v in self._run_jobs.items() if k >= self._runs - 2}
