@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from .spec import BUILTIN_DATA, Config
+from .spec import BUILTIN_DATA, FIELDS, Config
 
 # init parameter -> the schemes that read it
 INIT_PARAMS = {
@@ -14,6 +14,11 @@ INIT_PARAMS = {
 PROBE_ONLY = ("loss", "target")                     # a training's loss follows its data
 TRAIN_ONLY = ("data", "n_rows", "deg", "poly_w", "poly_bias", "classes", "standardize", "optimizer", "lr",
               "momentum", "nesterov", "weight_decay", "clip", "schedule", "epochs", "stats_every")
+# the width check: the groups of settings it reads, less those it does not (each with why, for its refusal)
+WIDTHS_GROUPS = ("model", "init", "probe", "train", "run")
+WIDTHS_UNREAD = {"width": "the widths come from --widths", "epochs": "it trains --steps steps",
+                 "stats_every": "it records every step", "schedule": "its few steps keep one learning rate",
+                 "loss": "it fits N(0, 1) targets with MSE", "target": "it fits N(0, 1) targets with MSE"}
 POLY_ONLY = ("deg", "poly_w", "poly_bias")
 OPTIMISER_PARAMS = {"momentum": ("sgd", "rmsprop"), "nesterov": ("sgd",)}
 
@@ -64,3 +69,9 @@ def read_nowhere(cfgs: Iterable[Config], name: str, train: bool) -> str | None:
         first = first or why
     return first
 
+
+
+def read_by_widths(settings: dict) -> dict:
+    """The settings (a Config's dict) that the width check reads."""
+    return {k: v for k, v in settings.items()
+            if k in FIELDS and FIELDS[k].group in WIDTHS_GROUPS and k not in WIDTHS_UNREAD}

@@ -12,6 +12,7 @@ import math
 from typing import Any, Callable, Sequence
 
 from .export import dumps, write_csv, write_text
+from .reads import read_by_widths
 from .textplot import bar_chart, fmt
 from .verdict import verdict as verdict_of
 
@@ -47,6 +48,10 @@ def md_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
 
 def settings_table(settings: dict[str, Any]) -> str:
     return md_table([{"setting": k, "value": v} for k, v in settings.items()], ("setting", "value"))
+
+
+def figures_table(figures: dict[str, Any]) -> str:
+    return md_table([{"figure": k, "value": v} for k, v in figures.items()], ("figure", "value"))
 
 
 def figure(title: str, labels: Sequence[Any], values: Sequence[Any], log: bool = True) -> str:
@@ -127,7 +132,9 @@ def train_csv(res: dict[str, Any]) -> list[dict[str, Any]]:
                  for e in r.get("epochs", [])]
     for i, r in enumerate(_runs(res)):
         seed = r.get("config", {}).get("seed")
-        rows += [{"table": "final_layer", "run": i, "seed": seed, **d} for d in r.get("final", {}).get("layers", [])]
+        # the epoch columns stay in the header when no epoch ended (a run stopped in its first): one schema for all
+        rows += [{"table": "final_layer", "run": i, "seed": seed, **dict.fromkeys(EPOCH_COLUMNS), **d}
+                 for d in r.get("final", {}).get("layers", [])]
     return rows
 
 
@@ -235,7 +242,8 @@ def sweep_markdown(res: dict[str, Any]) -> str:
         ("Settings", settings_table({"mode": res.get("mode"), **{f"vary {k}": v for k, v in vary.items()},
                                      "points done": f"{res.get('done')} of {res.get('total')}"})
          + "\n\nBase settings:\n\n" + settings_table(res.get("base", {}))),
-        ("Verdicts", md_table(points, keys)),
+        ("Verdicts", md_table(points, keys) + ("\n\n`_std`: the sample std (n - 1) of the seeds' values"
+                                                if any(k.endswith("_std") and k != "last_a_std" for k in keys) else "")),
         ("Figures", figure(f"{metric} per point", labels, [p.get(metric) for p in points], log=False)),
     ]
     hm = res.get("heatmap")
@@ -276,15 +284,25 @@ def theory_notes(res: dict[str, Any]) -> list[str]:
     return notes
 
 
+THEORY_INPUTS = ("activation", "sigma_w", "sigma_b")
+
+
 def theory_markdown(res: dict[str, Any]) -> str:
     notes = "\n".join(f"- {n}" for n in theory_notes(res))
-    return document("initlab mean-field theory report", [("Figures", settings_table(_scalars(res))),
-                                                         ("Notes", notes)])
+    scalars = _scalars(res)
+    return document("initlab mean-field theory report", [
+        ("Settings", settings_table({k: scalars[k] for k in THEORY_INPUTS if k in scalars})),
+        ("Figures", figures_table({k: v for k, v in scalars.items() if k not in THEORY_INPUTS})),
+        ("Notes", notes)])
 
 
 def jacobian_csv(res: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per singular value, largest first."""
-    return [{"index": i, "singular_value": s} for i, s in enumerate(res.get("singular_values", []))]
+    """One row per singular value, largest first; `resolved` says whether it stands above the float resolution
+    (max x eps): below it a value is rounding, not the network's, and the histogram leaves it out."""
+    res_floor = res.get("resolution")
+    return [{"index": i, "singular_value": s,
+             "resolved": None if res_floor is None or s is None else bool(s > 0 and s >= res_floor)}
+            for i, s in enumerate(res.get("singular_values", []))]
 
 
 def jacobian_markdown(res: dict[str, Any]) -> str:
@@ -293,7 +311,7 @@ def jacobian_markdown(res: dict[str, Any]) -> str:
     unit = "log10 sigma" if h.get("log10") else "sigma"
     labels = [f"{fmt(a)} to {fmt(b)}" for a, b in zip(edges, edges[1:])]
     spectrum = {k: res.get(k) for k in ("max", "min", "condition_number", "log10_spread", "mean_squared",
-                                        "resolution", "numerical_rank", "condition_at_least", "inputs") if k in res}
+                                        "resolution", "numerical_rank", "condition_at_least") if k in res}
     if res.get("max") == 0:     # 0 / 0: no direction gets through, which no number says
         spectrum["condition_number"] = "undefined (the Jacobian is zero)"
     # the histogram bins the resolved values: the rest are counted here
@@ -301,7 +319,8 @@ def jacobian_markdown(res: dict[str, Any]) -> str:
     chart = figure(f"singular values per bin of {unit}", labels, counts, log=False) if any(counts) else \
         "No singular value above zero or the resolution to bin." if counts else ""
     return document("initlab Jacobian spectrum report", [
-        ("Settings", settings_table(res.get("config", {}))), ("Spectrum", settings_table(spectrum)),
+        ("Settings", settings_table({**res.get("config", {}), "inputs": res.get("inputs"), "bins": len(counts)})),
+        ("Spectrum", figures_table(spectrum)),
         ("Figures", chart),
     ])
 
@@ -336,9 +355,9 @@ def widths_markdown(res: dict[str, Any]) -> str:
              if s > 0]      # step 0 has not moved yet
     loss = [{"width": w, **{f"step {s}": v for s, v in enumerate(row)}} for w, row in zip(widths, res.get("loss", []))]
     return document("initlab width check report", [
-        ("Settings", settings_table({"widths": widths, "optimizer": res.get("optimizer"), "lr": res.get("lr"),
-                                     "device": res.get("device")}) + "\n\nBase settings:\n\n"
-         + settings_table(res.get("config", {}))),
+        ("Settings", settings_table({"widths": widths, "steps": res.get("steps"), "optimizer": res.get("optimizer"),
+                                     "lr": res.get("lr"), "device": res.get("device")}) + "\n\nBase settings:\n\n"
+         + settings_table(read_by_widths(res.get("config", {})))),
         ("Slopes", "log-log slope of mean |a| against width per layer (flat near 0 is width-stable)\n\n"
          + md_table(table, ["step"] + list(names))
          + ("\n\nlog-log slope of mean |a - a_0| against width (how training's move grows with width)\n\n"

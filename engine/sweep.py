@@ -239,8 +239,7 @@ def aggregate(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             row["phase"] = members[0]["phase"]
         # a run that went non-finite has no numbers to average: its last values are those of the blow-up
         finite = [m for m in members if m.get("verdict") != "nonfinite"]
-        if len(finite) < len(members):
-            row["nonfinite_runs"] = len(members) - len(finite)
+        row["nonfinite_runs"] = len(members) - len(finite)     # 0 too: a count, never a value not computed
         for name in METRICS:
             if not any(name in m for m in members):
                 continue

@@ -59,4 +59,8 @@ def bar_chart(labels: Sequence[Any], values: Sequence[Any], width: int = 40, log
         lines.append(f"{lab.rjust(lw)} |{''.join(cells)}| {fmt(v)}")
     if log and pos:
         lines.append(f"{''.rjust(lw)}  log10 scale, {fmt(10 ** lo)} to {fmt(10 ** hi)}")
+    elif not log and lo < 0 and hi > lo:
+        # where zero lies is not drawn: without this, bars of negative values alone read as positive ones
+        lines.append(f"{''.rjust(lw)}  linear scale, {fmt(lo)} to {fmt(hi)}: bars grow from 0, "
+                     f"{'to the left for negative values' if hi > 0 else 'to the left (every value is negative)'}")
     return "\n".join(lines)

@@ -420,3 +420,75 @@ def test_report_labels_read_as_the_tables_do(capsys, tmp_path):
     md = report.markdown("train", doc)
     assert "| seed | 420, 29 |" in md and "train_acc" not in md          # a regression has no accuracy
     assert report.layer_figures([{"index": 0, "name": "0", "a_std": 1.0}]).count("0 0") == 0
+
+
+# what a read of every file the commands write found ----------------------------------------------------------------
+
+def test_a_training_stopped_before_any_epoch_ended_keeps_the_csvs_epoch_columns(tmp_path, capsys):
+    path = tmp_path / "t.csv"
+    code = main(["train", "--lr", "1e6", "--epochs", "2", "--device", "cpu", "--csv", str(path), "--json"])
+    doc = json.loads(capsys.readouterr()[0])
+    assert code == 1 and doc["epochs"] == [] and doc["final"]["layers"]
+    with open(path, newline="") as fh:
+        header = next(csv.reader(fh))
+    assert header[:8] == ["table", "run", "seed", *report.EPOCH_COLUMNS]     # as a run whose epochs ended has it
+    assert all(r["epoch"] == "" for r in read_csv(path))
+
+
+def test_the_width_checks_report_gives_its_steps_and_only_the_settings_it_reads(capsys):
+    doc, _ = run_json(capsys, "widths", "--widths", "8,16", "--depth", "2", "--steps", "3", "--device", "cpu",
+                      "--json")
+    settings = section(report.markdown("widths", doc), "Settings")
+    assert "| steps | 3 |" in settings and "| optimizer | sgd |" in settings and "| depth | 2 |" in settings
+    names = [r[0] for r in table_rows(settings.split("Base settings:")[1])]
+    assert names and not {"width", "epochs", "stats_every", "schedule", "loss", "target", "data", "n_rows"} & set(names)
+    assert "lr" in names and "init" in names and "batch" in names
+
+
+def test_the_jacobian_outputs_give_bins_and_inputs_and_which_values_are_resolved(capsys):
+    doc, _ = run_json(capsys, "jacobian", "--depth", "6", "--width", "8", "--in-features", "8", "--out-features", "8",
+                      "--activation", "relu", "--init", "zeros", "--no-bias", "--bins", "7", "--device", "cpu", "--json")
+    md = report.markdown("jacobian", doc)
+    assert "| bins | 7 |" in section(md, "Settings") and "| inputs | 1 |" in section(md, "Settings")
+    assert section(md, "Spectrum").splitlines()[2] == "| figure | value |"
+    rows = report.csv_rows("jacobian", doc)
+    assert [r["resolved"] for r in rows] == [s > 0 and s >= doc["resolution"] for s in doc["singular_values"]]
+    ok, _ = run_json(capsys, "jacobian", "--depth", "2", "--width", "8", "--in-features", "4", "--out-features", "4",
+                     "--device", "cpu", "--json")
+    assert all(r["resolved"] is True for r in report.csv_rows("jacobian", ok))
+
+
+def test_a_theory_report_parts_its_settings_from_its_figures(capsys):
+    doc, _ = run_json(capsys, "theory", "--activation", "tanh", "--sigma-w", "1.5", "--sigma-b", "0.1", "--json")
+    md = report.markdown("theory", doc)
+    assert [r[0] for r in table_rows(section(md, "Settings"))] == ["activation", "sigma_w", "sigma_b"]
+    figures = section(md, "Figures")
+    assert figures.splitlines()[2] == "| figure | value |" and "| chi1 |" in figures and "| sigma_w |" not in figures
+
+
+def test_a_sweep_counts_zero_nonfinite_runs_and_says_its_spread_is_a_sample_std(capsys):
+    doc, _ = run_json(capsys, "sweep", "--vary", "seed=0,1,2", *SMALL, "--json")
+    (point,) = doc["points"]
+    assert point["nonfinite_runs"] == 0 and report.csv_rows("sweep", doc)[0]["nonfinite_runs"] == 0
+    values = [r["last_a_std"] for r in doc["runs"]]
+    m = sum(values) / 3
+    assert point["last_a_std_std"] == pytest.approx(math.sqrt(sum((v - m) ** 2 for v in values) / 2), rel=1e-12)
+    assert "`_std`: the sample std (n - 1) of the seeds' values" in section(report.markdown("sweep", doc), "Verdicts")
+    one, _ = run_json(capsys, "sweep", "--vary", "depth=2,3", *SMALL, "--json")
+    assert "sample std" not in report.markdown("sweep", one)
+
+
+def test_a_linear_chart_of_negative_values_says_where_zero_is():
+    chart = bar_chart(["a", "b"], [-0.5, -1.0], width=20)
+    lines = chart.splitlines()
+    assert lines[0].split("|")[1] == " " * 10 + "#" * 10 and lines[1].split("|")[1] == "#" * 20
+    assert lines[2].strip() == "linear scale, -1 to 0: bars grow from 0, to the left (every value is negative)"
+    assert "linear scale" in bar_chart(["a", "b"], [-1.0, 3.0]) and "linear scale" not in bar_chart(["a"], [3.0])
+
+
+def test_written_files_are_named_as_the_user_gave_them(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run_json(capsys, "probe", *SMALL, "--csv", "p.csv", "--report", "p.md", "--json")
+    code = main(["probe", *SMALL, "--csv", "p.csv", "--report", "p.md", "--json"])
+    err = capsys.readouterr()[1]
+    assert code == 0 and err.splitlines()[-2:] == ["wrote p.csv", "wrote p.md"]

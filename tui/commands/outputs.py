@@ -25,6 +25,6 @@ def write_outputs(args: argparse.Namespace, kind: str, result: dict[str, Any]) -
     if not csv and not md:
         return []
     written = report.write(kind, result, csv=csv, report=md)
-    for path in written:
+    for path in (p for p in (csv, md) if p):     # as given, as --out and --save-config name theirs
         sys.stderr.write(f"wrote {path}\n")
     return written

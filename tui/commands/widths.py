@@ -5,21 +5,21 @@ import argparse
 import math
 import sys
 
+from initlab.engine.reads import WIDTHS_GROUPS, WIDTHS_UNREAD
+
 from .outputs import add_output_flags, write_outputs
 from .common import (add_config_flags, config_from_args, fmt, given_flags, print_json, save_config,
                      table, unread_notes, wants_json)
 
 # settings the width check does not read, refused as flags rather than silently ignored (a config file holds every
 # setting, so there they are passed over: a file saved by any command loads here)
-UNUSED = {"width": "the widths come from --widths", "epochs": "it trains --steps steps",
-          "stats_every": "it records every step", "schedule": "its few steps keep one learning rate",
-          "loss": "it fits N(0, 1) targets with MSE", "target": "it fits N(0, 1) targets with MSE"}
+UNUSED = WIDTHS_UNREAD
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("widths", help="coordinate check: per-layer mean |a| against width over the first steps",
                        description=__doc__ + " Slope is d log(mean |a|) / d log(width): near 0 is width-stable.")
-    add_config_flags(p, groups=("model", "init", "probe", "train", "run"), hidden=UNUSED)
+    add_config_flags(p, groups=WIDTHS_GROUPS, hidden=UNUSED)
     p.add_argument("--widths", default="64,128,256,512,1024", metavar="W1,W2,...",
                    help="hidden widths to compare (default 64,128,256,512,1024)")
     p.add_argument("--steps", default="5", metavar="N", help="training steps on one fixed N(0, 1) batch: an integer in [0, 1000] (default 5)")
