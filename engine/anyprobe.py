@@ -283,7 +283,8 @@ def _warnings(hooks: ModuleHooks, rows: list[_Row], params: list[tuple[str, nn.P
 
 def _verdict(layers: list[dict[str, Any]], input_std: float | None) -> dict[str, Any]:
     """verdict.verdict over the rows that have an output (and a gradient, when any row has one); its layer
-    numbers are row indices; the gradient ratio is between the first and last rows with a weight."""
+    numbers are row indices; the gradient ratio is between the first and last rows with a weight. A ratio with one
+    row to read, where the model has more, is None: the others have no value, which is no gap."""
     with_grad = any(r["grad_z_rms"] is not None for r in layers)
     rows = [r for r in layers if r["a_std"] is not None and (r["grad_z_rms"] is not None or not with_grad)]
     if not rows:
@@ -292,9 +293,11 @@ def _verdict(layers: list[dict[str, Any]], input_std: float | None) -> dict[str,
         v = verdict(rows, input_std)
         if v["from_layer"] is not None:
             v["from_layer"] = rows[v["from_layer"]]["index"]
+        if len(rows) < 2 <= len(layers):   # one row left to read: a ratio of it to itself would say "no gap"
+            v["first_last_gradz_ratio"] = None
     weighted = [r for r in layers if r.get("grad_w_absmean") is not None]
     v["first_last_grad_ratio"] = ratio(weighted[0]["grad_w_absmean"], weighted[-1]["grad_w_absmean"]) \
-        if weighted else None
+        if len(weighted) > 1 or len(layers) == 1 == len(weighted) else None
     return v
 
 
@@ -379,10 +382,15 @@ def probe_model(um: UserModel) -> UserProbeResult:
     module, spec = um.module, um.spec
     select = compile_layers(spec.layers) if spec.layers else None
     if select is not None and not any(select.search(n) for n, _ in module.named_modules()):
-        names = [_display(n) for n, _ in module.named_modules()]
+        names = [n for n, _ in module.named_modules() if n]     # the root's is no name a pattern could match
         raise SpecError("layers", spec.layers, f"a pattern matching a module name such as {_names(names)}")
     hooks, loss, source = _passes(um, select)
     rows = list(hooks.rows.values())
+    if select is not None and not rows:
+        matched = [n for n, _ in module.named_modules() if n and select.search(n)]
+        raise SpecError("layers", spec.layers, f"a pattern matching a module the forward calls (it matches "
+                                               f"{_names(matched)}, never called as a module: a parent such as "
+                                               "nn.MultiheadAttention may use its parts' weights without calling them)")
     params = _selected_params(module, rows, select)
     dev = next((t.device for t in um.input_tensors()), torch.device("cpu"))
     nan = torch.full((len(FIELDS),), float("nan"), dtype=torch.float64, device=dev)

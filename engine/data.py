@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import pickle
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,17 +67,36 @@ def load_file(path: str) -> tuple[torch.Tensor, torch.Tensor]:
         raise _file_error(path, "an existing .npz or .pt file (no such file)")
     try:
         if path.endswith(".npz"):
-            with np.load(path, allow_pickle=False) as z:
+            z = np.load(path, allow_pickle=False)
+            if not isinstance(z, np.lib.npyio.NpzFile):     # a lone .npy array under a .npz name
+                raise _file_error(path, "a .npz archive holding arrays X and y (this is a single array: save it with "
+                                        "np.savez(path, X=X, y=y))")
+            with z:
                 keys = list(z.keys())
                 if "X" not in keys or "y" not in keys:
                     raise _file_error(path, f"a file holding arrays X and y (found: {', '.join(keys) or 'none'})")
-                xa, ya = z["X"], z["y"]
+                arrays = []
+                for name in ("X", "y"):
+                    try:
+                        arrays.append(z[name])
+                    except ValueError:      # an object array: loading it would unpickle, which runs code
+                        raise _file_error(path, f"{name} of a numeric dtype, not object") from None
+                xa, ya = arrays
             for name, arr in (("X", xa), ("y", ya)):
                 if arr.dtype.kind not in "fiub":
                     raise _file_error(path, f"{name} of a numeric dtype, not {arr.dtype}")
             x, y = torch.from_numpy(np.array(xa)), torch.from_numpy(np.array(ya))
         else:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
+            try:
+                obj = torch.load(path, map_location="cpu", weights_only=True)
+            except pickle.UnpicklingError as e:
+                # the safe load refuses any object but tensors and plain containers: name the one it met
+                found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+                if found is None:
+                    raise
+                what = "numpy arrays" if found.group(1).startswith("numpy") else found.group(1)
+                raise _file_error(path, f"X and y saved as torch tensors (this file holds {what}, which a safe load "
+                                        f"refuses: save torch.from_numpy(X) or torch.tensor(X))") from None
             if not isinstance(obj, dict) or "X" not in obj or "y" not in obj:
                 found = ", ".join(map(str, obj.keys())) if isinstance(obj, dict) else type(obj).__name__
                 raise _file_error(path, f"a dict holding tensors X and y (found: {found or 'none'})")
@@ -146,8 +167,12 @@ def make(cfg: Config, device: torch.device) -> Dataset:
         if tr.numel() < 2:
             raise SpecError("standardize", "on", f"off for data of {x.shape[0]} rows (its train split of 1 row has "
                                                  "no spread to standardise by)")
-        mu, sd = x_tr.mean(0, keepdim=True), x_tr.std(0, keepdim=True).clamp_min(1e-12)
-        x_tr, x_te = (x_tr - mu) / sd, (x_te - mu) / sd
+        # in float64: a float32 mean of a constant column is off by a rounding, which a spread of 0 would blow up;
+        # a column with no spread is centred and left at 0, not divided by it (population std, as every std here)
+        wide = x_tr.double()
+        mu, sd = wide.mean(0, keepdim=True), wide.std(0, correction=0, keepdim=True)
+        sd = torch.where(sd > 0, sd, torch.ones_like(sd))
+        x_tr, x_te = ((wide - mu) / sd).float(), ((x_te.double() - mu) / sd).float()
     if cfg.norm == "batch" and tr.numel() < 2:
         raise SpecError("norm", "batch", f"none or layer for data of {x.shape[0]} rows (a train split of 1 row gives "
                                          "batch norm one value per channel)")

@@ -81,7 +81,7 @@ def parse_input_shape(raw: Any) -> tuple[int, ...] | None:
 def compile_layers(pattern: str) -> re.Pattern:
     try:
         return re.compile(pattern)
-    except re.error as e:
+    except (re.error, OverflowError, RecursionError) as e:     # a{99999999999} overflows the compiler's count
         raise SpecError("layers", pattern, f"a regular expression over module names ({e})") from None
 
 
@@ -157,15 +157,26 @@ Inputs = Any    # a tensor, a tuple of tensors or a dict of str -> tensor
 
 
 def _check_inputs(spec: str, inputs: Any) -> None:
+    allowed = "inputs that are a tensor, a tuple of tensors or a dict of tensors"
     if isinstance(inputs, torch.Tensor):
-        return
-    if isinstance(inputs, (tuple, list)) and inputs and all(isinstance(t, torch.Tensor) for t in inputs):
-        return
-    if isinstance(inputs, dict) and inputs and all(isinstance(k, str) and isinstance(t, torch.Tensor)
-                                                   for k, t in inputs.items()):
-        return
-    raise SpecError("model", spec, "inputs that are a tensor, a tuple of tensors or a dict of tensors "
-                                   f"(the factory gave {describe(inputs)})")
+        tensors = [inputs]
+    elif isinstance(inputs, (tuple, list)) and inputs and all(isinstance(t, torch.Tensor) for t in inputs):
+        tensors = list(inputs)
+    elif isinstance(inputs, dict) and inputs and all(isinstance(k, str) and isinstance(t, torch.Tensor)
+                                                     for k, t in inputs.items()):
+        tensors = list(inputs.values())
+    elif isinstance(inputs, (dict, tuple, list)) and not inputs:
+        raise SpecError("model", spec, f"{allowed} (the factory gave an empty {type(inputs).__name__})")
+    elif isinstance(inputs, dict):      # name the entry that is not a tensor, not the dict
+        k, v = next((k, v) for k, v in inputs.items() if not (isinstance(k, str) and isinstance(v, torch.Tensor)))
+        raise SpecError("model", spec, f"{allowed} (the factory gave a dict whose {k!r} is {describe(v)})")
+    else:
+        raise SpecError("model", spec, f"{allowed} (the factory gave {describe(inputs)})")
+    if any(t.device.type == "meta" for t in tensors):
+        raise SpecError("model", spec, "inputs holding values (the factory gave a meta tensor: a shape only)")
+    if all(t.numel() == 0 for t in tensors):
+        raise SpecError("model", spec, "inputs of at least one element (the factory gave "
+                                       f"{describe(tensors[0]) if len(tensors) == 1 else 'only empty tensors'})")
 
 
 def article(word: str) -> str:

@@ -163,6 +163,17 @@ def test_a_corrupt_data_file_fails_in_one_line(rec, tmp_path):
     x[7, 2] = np.inf
     np.savez(nan, X=x, y=g.normal(size=40))
     cases.append((nan, "finite values in X"))
+    # common ways to save data that a safe load refuses, each said as what to do
+    arrays = tmp_path / "arrays.pt"
+    torch.save({"X": g.normal(size=(40, 3)), "y": g.normal(size=40)}, arrays)
+    cases.append((arrays, "holds numpy arrays, which a safe load refuses: save torch.from_numpy(X)"))
+    objects = tmp_path / "objects.npz"
+    np.savez(objects, X=np.array([[1], [2]], dtype=object), y=g.normal(size=2))
+    cases.append((objects, "X of a numeric dtype, not object"))
+    lone = tmp_path / "lone.npz"
+    with open(lone, "wb") as fh:
+        np.save(fh, x)
+    cases.append((lone, "this is a single array: save it with np.savez(path, X=X, y=y)"))
     gone = tmp_path / "gone.npz"
     np.savez(gone, X=x, y=g.normal(size=40))
     cases.append((gone, "no such file"))

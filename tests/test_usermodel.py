@@ -127,6 +127,42 @@ def bad_loss():
     return nn.Linear(3, 3), torch.randn(4, 3), lambda out: out
 
 not_callable = 3
+
+def meta_inputs():
+    return nn.Linear(2, 2), torch.randn(3, 2, device="meta")
+
+def empty_dict():
+    return nn.Linear(2, 2), {}
+
+def dict_of_a_list():
+    return nn.Linear(2, 2), {"p": [torch.randn(3, 2)]}
+
+def no_rows():
+    return nn.Linear(2, 2), torch.randn(0, 2)
+
+class FrozenFirst(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(4, 8)
+        self.b = nn.Linear(8, 2)
+        self.a.requires_grad_(False)
+    def forward(self, x):
+        return self.b(torch.tanh(self.a(x)))
+
+def frozen_first():
+    return FrozenFirst(), torch.randn(6, 4)
+
+class LastStateOnly(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.g = nn.GRU(3, 4)
+        self.b = nn.Linear(4, 1)
+    def forward(self, x):
+        out, h = self.g(x)      # the row's output is `out`, which the loss never reaches
+        return self.b(h[-1])
+
+def last_state_only():
+    return LastStateOnly(), torch.randn(6, 2, 3)
 """
 
 
@@ -398,6 +434,13 @@ def one_line_refusal(capsys, *argv: str) -> str:
     (["--model", "{cnn}:make", "--input-shape", "4,0,8,8"], ["input_shape:", "positive integers"]),
     (["--model", "{models}:transformer", "--layers", "("], ["layers:", "regular expression"]),
     (["--model", "{models}:transformer", "--layers", "^nothing$"], ["layers:", "matching a module name"]),
+    (["--model", "{models}:transformer", "--layers", "a{{99999999999}}"], ["layers:", "regular expression"]),
+    (["--model", "{models}:meta_inputs"], ["model:", "inputs holding values", "a meta tensor"]),
+    (["--model", "{models}:empty_dict"], ["model:", "the factory gave an empty dict"]),
+    (["--model", "{models}:dict_of_a_list"], ["model:", "a dict whose 'p' is a list of Tensor"]),
+    (["--model", "{models}:no_rows"], ["model:", "inputs of at least one element", "shape [0, 2]"]),
+    (["--model", "{models}:transformer", "--layers", r"self_attn\."],
+     ["layers:", "a module the forward calls", "layers.0.self_attn.out_proj", "nn.MultiheadAttention"]),
     (["--model", "{models}:transformer", "--depth", "3"], ["depth:", "not with --model"]),
     (["--input-shape", "4,3"], ["input_shape:", "only with --model"]),
 ])
@@ -513,3 +556,21 @@ def test_a_users_scalar_output_is_one_value_not_a_vanished_signal(tmp_path):
     res = probe(f"{path}:make", "16,4")
     assert res.layers[-1]["shape"] == [] and res.layers[-1]["a_std"] == 0.0
     assert res.verdict["kind"] == "stable"
+
+
+def test_a_gradient_ratio_with_one_row_to_read_has_no_value(models):
+    # a frozen first layer: one row has a weight gradient; a ratio of it to itself said "no gap" (1.0)
+    res = probe(f"{models}:frozen_first")
+    assert [r["grad_w_absmean"] is None for r in res.layers] == [True, False]
+    assert res.verdict["first_last_grad_ratio"] is None and res.verdict["first_last_gradz_ratio"] is not None
+    # a GRU whose output row gets no gradient (the loss reads its last state): one row has dL/dz
+    res = probe(f"{models}:last_state_only")
+    assert [r["grad_z_rms"] is None for r in res.layers] == [True, False]
+    assert res.verdict["first_last_gradz_ratio"] is None
+    g, b = res.layers
+    assert res.verdict["first_last_grad_ratio"] == pytest.approx(g["grad_w_absmean"] / b["grad_w_absmean"])
+
+
+def test_a_layers_refusal_offers_names_a_pattern_can_match(capsys, cnn):
+    err = one_line_refusal(capsys, "--model", f"{cnn}:make", "--input-shape", "2,3,8,8", "--layers", "zzz")
+    assert "such as 0, 1, 2" in err and "(model)" not in err
