@@ -134,6 +134,20 @@ def test_large_variance_expectation_against_a_fine_grid():
         assert theory.chi1(fp, 1.0, q) == pytest.approx(ref, rel=1e-7)
 
 
+def test_correlations_near_the_largest_variance_computed_against_a_fine_grid():
+    # tanh at q* = 8: 160 Gauss-Hermite nodes put chi_c 8e-5 off, which showed in the fourth digit
+    mf = theory.mean_field("tanh", 3.0, 1.2)
+    q, c = mf["q_star"], mf["c_star"]
+    assert 7.5 < q < 9
+    z = np.linspace(-11, 11, 2201)
+    w = np.exp(-z * z / 2) / math.sqrt(2 * math.pi) * (z[1] - z[0])
+    u1 = math.sqrt(q) * z[:, None]
+    pair = lambda g, c: float(w @ (g(u1) * g(math.sqrt(q) * (c * z[:, None] + math.sqrt(1 - c * c) * z[None, :]))) @ w)
+    f, fp = np.tanh, lambda u: 1 - np.tanh(u) ** 2
+    assert (9.0 * pair(f, c) + 1.44) / q == pytest.approx(c, abs=1e-6)       # c* is the map's fixed point
+    assert 9.0 * pair(fp, c) == pytest.approx(mf["chi_c"], rel=1e-6)
+
+
 def test_predicted_gradient_ratio_matches_a_real_probe():
     # mean field along the variance trajectory from the input against a width-128 net, 30 layers
     for sw in (0.8, 1.3):
