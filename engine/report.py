@@ -242,7 +242,8 @@ def sweep_markdown(res: dict[str, Any]) -> str:
         ("Settings", settings_table({"mode": res.get("mode"), **{f"vary {k}": v for k, v in vary.items()},
                                      "points done": f"{res.get('done')} of {res.get('total')}"})
          + "\n\nBase settings:\n\n" + settings_table(res.get("base", {}))),
-        ("Verdicts", md_table(points, keys) + ("\n\n`_std`: the sample std (n - 1) of the seeds' values"
+        ("Verdicts", md_table(points, keys) + ("\n\n`_std`: the sample std (n - 1) of the seeds' values; the ratios' means are "
+                                                "geometric, and `_log10_std` is the sample std of their log10"
                                                 if any(k.endswith("_std") and k != "last_a_std" for k in keys) else "")),
         ("Figures", figure(f"{metric} per point", labels, [p.get(metric) for p in points], log=False)),
     ]

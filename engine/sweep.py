@@ -15,11 +15,15 @@ from functools import lru_cache
 from typing import Any, Iterator
 
 from .reads import read_nowhere
+from .textplot import fmt
 from .spec import FIELDS, Config, SpecError, parse_checked, validate
 
 # Numbers every run reports; aggregate() gives each a mean and, over several seeds, a std.
 METRICS = ("first_last_gradz_ratio", "log10_gradz_ratio", "first_last_grad_ratio", "last_a_std",
            "chi1", "predicted_log10_gradz_ratio", "train_loss", "test_loss", "seconds")
+# ratios spanning decades over the seeds: their mean is geometric (10 ** the mean of log10), as the log10 columns
+# beside them, and their spread is of log10 (<ratio>_log10_std), not of values one seed would dominate
+RATIOS = ("first_last_gradz_ratio", "first_last_grad_ratio")
 MAX_POINTS = 10_000
 SQUARED = {"sigma_w": "sigma_w^2", "sigma_b": "sigma_b^2"}   # the phase diagram's axes are the variances
 
@@ -219,10 +223,23 @@ def _mean_std(xs: list[float]) -> tuple[float | None, float | None]:
     return m, math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
 
 
+def _geometric(xs: list[float]) -> tuple[float | None, float | None]:
+    """A ratio's geometric mean over the seeds and the sample std of its log10 (a zero ratio makes the mean 0
+    and leaves the spread of the logs undefined)."""
+    xs = [x for x in xs if x is not None and math.isfinite(x) and x >= 0]
+    if len(xs) == 1:        # itself, not 10 ** log10 of it, a rounding away
+        return xs[0], None
+    if any(x == 0 for x in xs):
+        return 0.0, None
+    mean, std = _mean_std([math.log10(x) for x in xs])
+    return (None if mean is None else 10.0 ** mean), std
+
+
 def aggregate(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One flat row per grid point, in run order: the varied settings (seed excepted), the verdict most runs
     gave (verdicts counts them all), and each metric's mean over the runs that stayed finite (nonfinite_runs
-    counts the others), with <metric>_std (sample std) over several seeds."""
+    counts the others), with <metric>_std (sample std) over several seeds; a ratio's mean is geometric and its
+    spread <ratio>_log10_std, of its log10."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in runs:
         key = tuple((k, repr(v)) for k, v in r["values"].items() if k != "seed")
@@ -244,10 +261,11 @@ def aggregate(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if not any(name in m for m in members):
                 continue
             # a run's time is its time however it ended; the figures are of the runs that stayed finite
-            mean, std = _mean_std([m.get(name) for m in (members if name == "seconds" else finite)])
+            values = [m.get(name) for m in (members if name == "seconds" else finite)]
+            mean, std = _geometric(values) if name in RATIOS else _mean_std(values)
             row[name] = mean
             if len(members) > 1:
-                row[name + "_std"] = std
+                row[name + ("_log10_std" if name in RATIOS else "_std")] = std
         rows.append(row)
     return rows
 
@@ -349,6 +367,6 @@ def describe_run(r: dict[str, Any]) -> str:
         at = r.get("from_layer")
         what = "nonfinite" + (f" from layer {at}" if at is not None else "")
     else:
-        what = f"{r.get('verdict')}, first/last dL/dz " + (f"{ratio:.3g}" if isinstance(ratio, float)
-                                                             and math.isfinite(ratio) else "-")
+        what = f"{r.get('verdict')}, first/last dL/dz " + (fmt(ratio) if isinstance(ratio, float)
+                                                             and math.isfinite(ratio) else "-")     # as the table
     return f"[{r['index'] + 1}/{r['total']}] {vals}: {what} ({r['seconds']:.2f} s)"

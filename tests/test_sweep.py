@@ -93,10 +93,17 @@ def test_seed_sweep_gives_mean_and_sample_std_of_the_runs():
     for row in rows:
         mine = [r for r in runs if r["values"]["depth"] == row["depth"]]
         assert sorted(r["values"]["seed"] for r in mine) == [0, 1, 2]
-        for k in ("first_last_gradz_ratio", "log10_gradz_ratio", "last_a_std"):
+        for k in ("log10_gradz_ratio", "last_a_std"):
             xs = [r[k] for r in mine]
             assert row[k] == pytest.approx(statistics.mean(xs), rel=1e-12)
             assert row[k + "_std"] == pytest.approx(statistics.stdev(xs), rel=1e-12)
+        # a ratio's mean is geometric: the log10 column beside it is its log; its spread is of log10
+        for k in ("first_last_gradz_ratio", "first_last_grad_ratio"):
+            logs = [math.log10(r[k]) for r in mine]
+            assert row[k] == pytest.approx(10 ** statistics.mean(logs), rel=1e-12)
+            assert row[k + "_log10_std"] == pytest.approx(statistics.stdev(logs), rel=1e-12)
+            assert k + "_std" not in row
+        assert math.log10(row["first_last_gradz_ratio"]) == pytest.approx(row["log10_gradz_ratio"], rel=1e-12)
         assert row["verdict"] == statistics.mode(r["verdict"] for r in mine)
         assert sum(row["verdicts"].values()) == 3
     assert len({r["last_a_std"] for r in runs}) == 6     # the seeds really differ

@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 import tempfile
+import textwrap
 import threading
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator
@@ -347,10 +348,57 @@ def print_json(obj: Any) -> None:
         sys.stdout.flush()
 
 
-def table(rows: list[dict[str, Any]], columns: list[str], headers: list[str] | None = None) -> str:
-    """A plain aligned text table."""
+def terminal_width(stream=None) -> int | None:
+    """The width of the terminal `stream` (stdout by default) writes to; None when it is no terminal."""
+    stream = stream or sys.stdout
+    try:
+        if not stream.isatty():
+            return None
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def say(text: str, stream=None, indent: int = 2) -> None:
+    """A line of prose (a note, a verdict) to `stream` (stderr by default), wrapped at words to its terminal's
+    width with the lines after the first indented; as it is where no terminal is (a file, a pipe)."""
+    stream = stream or sys.stderr
+    width = terminal_width(stream)
+    if width is not None and len(text) > width - 1 and width - 1 > indent + 20:
+        text = "\n".join(textwrap.wrap(text, width - 1, subsequent_indent=" " * indent, break_on_hyphens=False))
+    stream.write(text + "\n")
+
+
+def table(rows: list[dict[str, Any]], columns: list[str], headers: list[str] | None = None, keys: int = 1,
+          width: int | None = None) -> str:
+    """A plain aligned text table. Wider than `width` (the terminal's, when stdout is one), its columns go in
+    blocks one under the other, each led by the first `keys` columns, so that no row wraps and garbles them."""
     headers = headers or columns
     cells = [[fmt(r.get(c)) for c in columns] for r in rows]
     widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(headers)]
-    line = lambda vals: "  ".join(v.rjust(w) for v, w in zip(vals, widths))
-    return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in cells])
+    width = width if width is not None else terminal_width()
+    blocks = _column_blocks(widths, keys, width)
+
+    def block(idx: list[int]) -> str:
+        line = lambda vals: "  ".join(vals[i].rjust(widths[i]) for i in idx)
+        return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in cells])
+    return "\n\n".join(block(b) for b in blocks)
+
+
+def _column_blocks(widths: list[int], keys: int, width: int | None) -> list[list[int]]:
+    """Column indices per block: all in one where they fit (or no width is known), else as many as fit after the
+    key columns, in order (a column wider than the room left still gets a block of its own)."""
+    everything = list(range(len(widths)))
+    span = lambda idx: sum(widths[i] for i in idx) + 2 * (len(idx) - 1)
+    if width is None or span(everything) <= width:
+        return [everything]
+    keys = min(keys, len(widths))
+    head, blocks = list(range(keys)), []
+    current = list(head)
+    for i in range(keys, len(widths)):
+        if len(current) > keys and span(current + [i]) > width:
+            blocks.append(current)
+            current = list(head)
+        current.append(i)
+    blocks.append(current)
+    return blocks

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
+import math
 
 from .outputs import add_output_flags, write_outputs
-from .common import (add_config_flags, config_from_args, fmt, print_json, save_config, unread_notes,
-                     wants_json)
+from .common import add_config_flags, config_from_args, fmt, print_json, save_config, say, unread_notes, wants_json
 
 BAR = 40
 
@@ -93,17 +92,17 @@ def run(args: argparse.Namespace) -> int:
     res = jacobian_spectrum(cfg, _int("inputs", args.inputs), _int("bins", args.bins))
     save_config(args, cfg)
     for note in unread_notes(args, cfg, train=False):
-        sys.stderr.write(note + "\n")
+        say(note)
     write_outputs(args, "jacobian", res)
     if wants_json(args):
         print_json(res)
         return 0
     out, inp = res["shape"]
-    print(f"Jacobian {out} x {inp} of {cfg.depth} x {cfg.width} {cfg.activation}, init {cfg.init}, "
-          f"{res['inputs']} input(s), {res['dtype']} on {res['device']}")
+    say(f"Jacobian {out} x {inp} of {cfg.depth} x {cfg.width} {cfg.activation}, init {cfg.init}, "
+        f"{res['inputs']} input(s), {res['dtype']} on {res['device']}", sys.stdout)
     print(f"  max singular value   {fmt(res['max'])}")
-    print(f"  min singular value   {min_text(res)}")
-    print(f"  condition number     {condition_text(res)}")
+    say(f"  min singular value   {min_text(res)}", sys.stdout, indent=23)      # under the values
+    say(f"  condition number     {condition_text(res)}", sys.stdout, indent=23)
     print(f"  mean squared         {fmt(res['mean_squared'])}")
     print()
     print(histogram_text(res["histogram"]))

@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import (add_config_flags, config_from_args, fmt, given_settings, command_preset, print_json,
-                     save_config, table, unread_notes, wants_json)
+from .common import (add_config_flags, command_preset, config_from_args, fmt, given_settings, print_json, save_config,
+                    say, table, unread_notes, wants_json)
 from .outputs import add_output_flags, write_outputs
 
 COLUMNS = ["index", "fan_in", "fan_out", "z_std", "a_std", "saturated_frac", "dead_frac", "grad_z_std",
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     save_config(args, cfg)
     write_outputs(args, "probe", res.to_json())
     for note in unread_notes(args, cfg, train=False):
-        sys.stderr.write(note + "\n")
+        say(note)
     if wants_json(args):
         out = res.to_json()
         out.pop("distributions")

@@ -9,7 +9,7 @@ from initlab.engine.sweep import METRICS
 
 from .outputs import add_output_flags, write_outputs
 from .common import (add_config_flags, config_from_args, flag_text, given_flags, given_settings, print_json,
-                     save_config, table, unread_notes, wants_json)
+                    save_config, say, table, terminal_width, unread_notes, wants_json)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     notes += [f"initlab: note: --vary {k}=... gives its values; {flag_text(k, v)} was not used"
               for k, v in given_flags(args).items() if k in vary]
     for note in notes:
-        sys.stderr.write(note + "\n")
+        say(note)
     runs: list[dict] = []
     interrupted = False
     try:
@@ -110,16 +110,18 @@ def run(args: argparse.Namespace) -> int:
         res["heatmap"] = sweep.heatmap(res["points"], vary, args.metric)
     if res["points"] and all(p.get(args.metric) is None for p in res["points"]):
         # e.g. chi1 without a mean-field init, or a training's losses from probes
-        sys.stderr.write(f"initlab: note: no point has a value of {args.metric}\n")
+        say(f"initlab: note: no point has a value of {args.metric}")
     write_outputs(args, "sweep", res)
     if interrupted:
-        print(f"initlab: interrupted after {res['done']} of {res['total']} runs; showing those", file=sys.stderr)
+        # over the terminal's echo of ^C, which would lead the line
+        lead = "\r" if terminal_width(sys.stderr) else ""
+        say(f"{lead}initlab: interrupted after {res['done']} of {res['total']} runs; showing those")
     if wants_json(args):
         print_json(res)
         return 130 if interrupted else 0
     if res["points"]:
         cols, heads = columns(vary, res["points"], args.train)
-        print(table(res["points"], cols, heads))
+        print(table(res["points"], cols, heads, keys=len(sweep.varied_axes(vary))))
     if "heatmap" in res:
         print()
         print(heatmap_text(res["heatmap"]))

@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from .outputs import add_output_flags, write_outputs
-from .common import fmt, print_json, unread_notes, wants_json
+from .common import fmt, print_json, say, unread_notes, wants_json
 
 FLAGS = ("activation", "sigma_w", "sigma_b", "slope")
 
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     write_outputs(args, "theory", res)
     # slope alone may go unread (an activation other than leaky_relu); the sigmas are the theory's own, whatever init
     for note in unread_notes(args, cfg, train=False, skip=("activation", "sigma_w", "sigma_b")):
-        sys.stderr.write(note + "\n")
+        say(note)
     if wants_json(args):
         print_json(res)
         return 0
@@ -59,5 +59,5 @@ def run(args: argparse.Namespace) -> int:
     for name, v in rows:
         print(f"  {name:22s}{fmt(v)}")
     for note in theory_notes(res):
-        print(note)
+        say(note, sys.stdout)
     return 0

@@ -5,8 +5,8 @@ import argparse
 import sys
 import time
 
-from .common import (add_config_flags, config_from_args, fmt, given_flags, given_settings, command_preset,
-                     print_json, save_config, table, unread_notes, wants_json)
+from .common import (add_config_flags, command_preset, config_from_args, fmt, given_flags, given_settings, print_json,
+                    save_config, say, table, terminal_width, unread_notes, wants_json)
 from .outputs import add_output_flags, write_outputs
 
 LAYER_COLUMNS = ["index", "a_std", "saturated_frac", "dead_frac", "grad_z_std", "grad_w_absmean", "grad_to_weight",
@@ -28,19 +28,24 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 class Bar:
-    """A one-line progress bar on stderr, redrawn at most ten times a second."""
+    """A one-line progress bar on stderr, redrawn at most ten times a second, fitted to the terminal's width (a
+    line that wraps cannot be redrawn in place); a training of several seeds gets a line per run."""
 
     def __init__(self) -> None:
         self.last = 0.0
         self.pending = None         # an update not drawn yet (too soon after the one before)
+        self.run = None             # the run whose line is being drawn
+        self.drawn = 0              # characters on the line now (cleared by the next draw)
 
     def __call__(self, ev) -> None:
         from initlab.engine.events import Progress
 
         if not isinstance(ev, Progress):
             return
+        if self.run is not None and ev.run != self.run:     # the run before ends on its own line
+            self.close()
         now = time.monotonic()
-        if now - self.last < 0.1 and ev.step < ev.total_steps:
+        if now - self.last < 0.1 and ev.step < ev.total_steps and self.run is not None:
             self.pending = ev
             return
         self.last = now
@@ -51,15 +56,42 @@ class Bar:
         the line."""
         if self.pending is not None:
             self._draw(self.pending)
-        sys.stderr.write("\n")
+        if self.run is not None:
+            sys.stderr.write("\n")
+        self.run, self.drawn = None, 0
+
+    def clear(self) -> None:
+        """Blank the line drawn so far, and a terminal's echo of ^C after it, for a message in its place (the next
+        draw starts a fresh line)."""
+        if self.drawn:
+            sys.stderr.write("\r" + " " * (self.drawn + 2) + "\r")      # bar_text leaves the 2 columns free
+            self.drawn = 0
 
     def _draw(self, ev) -> None:
         self.pending = None
-        frac = ev.step / max(ev.total_steps, 1)
-        done = int(30 * frac)
-        sys.stderr.write(f"\r[{'#' * done}{'.' * (30 - done)}] {ev.step}/{ev.total_steps} epoch {ev.epoch}/"
-                         f"{ev.epochs} loss {fmt(ev.loss)} {ev.steps_per_sec:,.0f} steps/s ")
+        self.run = ev.run
+        text = bar_text(ev, terminal_width(sys.stderr) or 80)
+        # spaces over what is left of a longer line before it: no ending of it stays to be misread
+        sys.stderr.write("\r" + text + " " * max(0, self.drawn - len(text)))
+        self.drawn = len(text)
         sys.stderr.flush()
+
+
+def bar_text(ev, width: int) -> str:
+    """The bar and as many of its fields as fit in width - 3 columns (the last ones left free: a line that fills
+    it wraps on some terminals, and a terminal echoes ^C after it): the bar narrows to 10 cells, then the speed and
+    the epoch give way."""
+    run = f"run {ev.run + 1}/{ev.runs} " if ev.runs > 1 else ""
+    fields = [f"{ev.step}/{ev.total_steps}", f"epoch {ev.epoch}/{ev.epochs}", f"loss {fmt(ev.loss)}",
+              f"{ev.steps_per_sec:,.0f} steps/s"]
+    room = width - 3
+    for drop in ((), (3,), (3, 1)):
+        tail = " ".join(f for i, f in enumerate(fields) if i not in drop)
+        cells = min(30, room - len(run) - len(tail) - 3)
+        if cells >= 10:
+            done = int(cells * ev.step / max(ev.total_steps, 1))
+            return f"{run}[{'#' * done}{'.' * (cells - done)}] {tail}"
+    return f"{run}{fields[0]} {fields[2]}"[:room]
 
 
 def thinned_note(res: dict) -> str:
@@ -79,16 +111,26 @@ def thinned_note(res: dict) -> str:
 
 
 def print_run(res: dict) -> None:
-    print(table(res["final"]["layers"], LAYER_COLUMNS, LAYER_HEADERS))
+    step = res["final"].get("step")
+    layers = res["final"]["layers"]
+    if res["stopped"] == "finished":
+        print(f"per-layer statistics after training (step {step}, on the first training batch)")
+    elif layers:
+        why = "interrupted" if res["stopped"] == "cancelled" else "the run stopped on a non-finite value"
+        print(f"per-layer statistics of the last sampled step (step {step}, {why})")
+    # a sampled step does not count distinct units (a sort per layer): a column of dashes says nothing
+    keep = [i for i, c in enumerate(LAYER_COLUMNS) if c != "distinct_units" or any(r.get(c) is not None
+                                                                                  for r in layers)]
+    print(table(layers, [LAYER_COLUMNS[i] for i in keep], [LAYER_HEADERS[i] for i in keep]))
     print()
     cols = ["epoch", "train_loss", "test_loss"] + (["train_acc", "test_acc"] if res.get("task") == "classification"
                                                    else [])
     print(table(res["epochs"], cols, [c.replace("_", " ") for c in cols]))
 
 
-def stop_on_interrupt():
+def stop_on_interrupt(bar: Bar | None = None):
     """(check, stopped): the first ctrl-c asks the run to stop after its step (check() then raises JobCancelled), so
-    that what it learnt is still shown and written; a second one quits at once."""
+    that what it learnt is still shown and written; a second one quits at once. The message takes the bar's line."""
     import signal
     import threading
 
@@ -100,7 +142,11 @@ def stop_on_interrupt():
         if asked.is_set():
             raise KeyboardInterrupt
         asked.set()
-        sys.stderr.write("\ninitlab: stopping after this step (ctrl-c again to quit at once)\n")
+        if bar is not None and bar.drawn:
+            bar.clear()
+            sys.stderr.write("initlab: stopping after this step (ctrl-c again to quit at once)\n")
+        else:
+            sys.stderr.write("\ninitlab: stopping after this step (ctrl-c again to quit at once)\n")
 
     def check() -> None:
         if asked.is_set():
@@ -136,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     interactive = not wants_json(args)
     bar = Bar() if interactive else None
-    check, restore = stop_on_interrupt()
+    check, restore = stop_on_interrupt(bar)
     try:
         res = run_training(cfg, emit=bar, check=check, seeds=seeds, ready=lambda: save_config(args, cfg))
     finally:
@@ -158,13 +204,13 @@ def run(args: argparse.Namespace) -> int:
     given = given_flags(args)       # a config file holds every setting: its sizes are not the user's ask
     for k in ("in_features", "out_features"):
         if k in given and str(given[k]).strip() != str(res["config"][k]):
-            sys.stderr.write(f"initlab: note: {k} follows the data ({res['config'][k]}); {given[k]} was not used\n")
+            say(f"initlab: note: {k} follows the data ({res['config'][k]}); {given[k]} was not used")
     for note in unread_notes(args, cfg, train=True, skip=("in_features", "out_features")):
-        sys.stderr.write(note + "\n")
+        say(note)
     for r in res.get("runs", [res]):
         note = thinned_note(r)
         if note:
-            sys.stderr.write(note + "\n")
+            say(note)
     stopped = [r["stopped"] for r in res.get("runs", [res])]
     if "cancelled" in stopped:
         return 130

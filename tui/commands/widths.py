@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 
 from initlab.engine.reads import WIDTHS_GROUPS, WIDTHS_UNREAD
 
 from .outputs import add_output_flags, write_outputs
-from .common import (add_config_flags, config_from_args, fmt, given_flags, print_json, save_config,
-                     table, unread_notes, wants_json)
+from .common import (add_config_flags, config_from_args, fmt, given_flags, print_json, save_config, say, table,
+                    unread_notes, wants_json)
 
 # settings the width check does not read, refused as flags rather than silently ignored (a config file holds every
 # setting, so there they are passed over: a file saved by any command loads here)
@@ -73,9 +72,9 @@ def run(args: argparse.Namespace) -> int:
     res = width_check(cfg, widths, steps)
     save_config(args, cfg)
     for note in unread_notes(args, cfg, train=True, skip=("in_features", "out_features")):     # its own batch
-        sys.stderr.write(note + "\n")
+        say(note)
     for note in nonfinite_notes(res):
-        sys.stderr.write(note + "\n")
+        say(note)
     write_outputs(args, "widths", res)
     if wants_json(args):
         print_json(res)

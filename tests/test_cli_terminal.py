@@ -1,0 +1,132 @@
+"""The command line on a terminal: tables, the progress bar, notes and lists fitted to its width.
+
+The terminal's width is given to the functions (or stands in for the terminal's); the runs behind them are real.
+"""
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from initlab.engine.events import Progress
+from initlab.engine.spec import Config
+from initlab.engine.train import run_training
+from initlab.tui.commands import common, presets, train
+from initlab.tui.commands.common import table
+from initlab.tui.commands.train import Bar, bar_text
+
+
+def rows_of(text: str) -> list[str]:
+    return text.splitlines()
+
+
+def test_a_table_wider_than_the_terminal_goes_in_blocks_led_by_its_keys():
+    rows = [{"k": i, **{f"c{j}": 1.5e-5 * (1 + i + j) for j in range(8)}} for i in range(3)]
+    cols = ["k"] + [f"c{j}" for j in range(8)]
+    whole = table(rows, cols, width=None)
+    assert len(rows_of(whole)) == 5 and len(rows_of(whole)[0]) > 60
+    fitted = table(rows, cols, width=40)
+    blocks = fitted.split("\n\n")
+    assert len(blocks) > 1 and all(len(ln) <= 40 for ln in rows_of(fitted))
+    for b in blocks:        # each block: the key column, then its own columns, every row of the table
+        lines = rows_of(b)
+        assert lines[0].split()[0] == "k" and len(lines) == 5
+        assert [ln.split()[0] for ln in lines[2:]] == ["0", "1", "2"]
+    # every column once, in order
+    assert [h for b in blocks for h in rows_of(b)[0].split()[1:]] == cols[1:]
+    # the values are the table's own
+    assert rows_of(blocks[0])[2].split()[1] == rows_of(whole)[2].split()[1]
+    assert table(rows, cols, width=200) == whole
+
+
+def test_a_sweep_table_repeats_its_varied_settings_in_every_block():
+    rows = [{"depth": d, "init": "xavier_uniform", **{f"m{j}": 0.123456 for j in range(6)}} for d in (2, 3)]
+    cols = ["depth", "init"] + [f"m{j}" for j in range(6)]
+    blocks = table(rows, cols, keys=2, width=50).split("\n\n")
+    assert len(blocks) > 1 and all(rows_of(b)[0].split()[:2] == ["depth", "init"] for b in blocks)
+
+
+def progress(step=5000, total=21000, run=0, runs=1, loss=0.4829, rate=2556.0):
+    return Progress("train", step=step, total_steps=total, epoch=118, epochs=300, loss=loss, steps_per_sec=rate,
+                    run=run, runs=runs)
+
+
+@pytest.mark.parametrize("width", [30, 40, 60, 80, 100, 200])
+def test_the_bar_fits_the_terminal_leaving_room_for_an_echoed_ctrl_c(width):
+    text = bar_text(progress(runs=2, run=1), width)
+    # too narrow for a bar beside the fields, the step and the loss stay
+    assert len(text) <= width - 3 and text.startswith("run 2/2 [" if width >= 60 else "run 2/2 5000/21000")
+    if width >= 40:
+        assert "5000/21000" in text and "loss 0.4829" in text
+    if width >= 100:
+        assert "epoch 118/300" in text and "2,556 steps/s" in text and "[" + "#" * 7 in text
+    if width == 60:     # the speed gives way before the epoch, the bar narrows before either
+        assert "steps/s" not in text and "epoch 118/300" in text
+
+
+def test_a_training_of_several_seeds_draws_a_bar_line_per_run(capsys):
+    bar = Bar()
+    cfg = Config(depth=2, width=4, epochs=2, data="poly", n_rows=200, batch=20, device="cpu")
+    res = run_training(cfg, emit=bar, seeds=(1, 2))
+    bar.close()
+    err = capsys.readouterr().err
+    lines = err.split("\n")
+    assert lines[-1] == "" and len(lines) == 3      # one line per run, each ended
+    finals = [ln.split("\r")[-1] for ln in lines[:2]]
+    steps = res["runs"][0]["total_steps"]
+    assert finals[0].startswith("run 1/2 [") and finals[1].startswith("run 2/2 [")
+    assert all(f"{steps}/{steps}" in f for f in finals)
+
+
+def test_a_shorter_redraw_blanks_the_end_of_the_longer_line_before_it(capsys):
+    bar = Bar()
+    bar(progress(step=10, loss=4.113))
+    bar._draw(progress(step=11, loss=16.0))
+    err = capsys.readouterr().err
+    first, second = err.split("\r")[1:]
+    assert len(second) == len(first) and second.rstrip(" ") == bar_text(progress(step=11, loss=16.0), 80)
+    bar.clear()
+    assert capsys.readouterr().err == "\r" + " " * (len(second.rstrip(" ")) + 2) + "\r"
+
+
+def test_a_note_wraps_at_words_under_its_first_line(monkeypatch):
+    monkeypatch.setattr(common, "terminal_width", lambda stream=None: 40)
+    out = io.StringIO()
+    note = "initlab: note: init xavier_uniform does not read std; init normal, sparse do"
+    common.say(note, out)
+    lines = out.getvalue().splitlines()
+    assert len(lines) > 1 and all(len(ln) < 40 for ln in lines)
+    assert all(ln.startswith("  ") for ln in lines[1:]) and " ".join(ln.strip() for ln in lines) == note
+    monkeypatch.setattr(common, "terminal_width", lambda stream=None: None)
+    out = io.StringIO()
+    common.say(note, out)
+    assert out.getvalue() == note + "\n"        # a file or a pipe gets the line whole
+
+
+def test_the_presets_list_wraps_its_summaries_under_their_column(monkeypatch, capsys):
+    monkeypatch.setattr(presets, "terminal_width", lambda stream=None: 80)
+    assert presets.run(type("A", (), {"json": False})()) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert all(len(ln) < 80 for ln in lines)
+    names = [n for n, _, _ in presets.rows()]
+    lead = max(map(len, names)) + 9
+    starts = [ln for ln in lines if ln.split(" ")[0] in names]
+    assert len(starts) == len(names)
+    body = [ln for ln in lines if ln and ln not in starts and not ln.startswith("run one")]
+    assert body and all(ln.startswith(" " * lead) and ln[lead] != " " for ln in body if not ln.startswith("`"))
+
+
+def test_the_final_table_says_which_state_it_shows(capsys):
+    cfg = Config(depth=2, width=4, epochs=1, data="poly", n_rows=100, batch=10, device="cpu")
+    train.print_run(run_training(cfg))
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "per-layer statistics after training (step 7, on the first training batch)"
+    assert "units" in out.splitlines()[1]
+    stopped = run_training(cfg.replace(lr=1e6, epochs=3))
+    train.print_run(stopped)
+    lines = capsys.readouterr().out.splitlines()
+    assert stopped["stopped"] == "nonfinite"
+    assert lines[0] == (f"per-layer statistics of the last sampled step (step {stopped['final']['step']}, the run "
+                        "stopped on a non-finite value)")
+    assert "units" not in lines[1]      # not counted at sampled steps: no column of dashes
