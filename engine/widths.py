@@ -41,22 +41,24 @@ def layer_outputs(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
     return outs
 
 
-def train_width(cfg: Config, x: torch.Tensor, y: torch.Tensor, steps: int, device: torch.device
-                ) -> tuple[list[list[float]], list[list[float]], list[float]]:
+def train_width(cfg: Config, x: torch.Tensor, y: torch.Tensor, steps: int, device: torch.device,
+                check: Callable[[], None] | None = None) -> tuple[list[list[float]], list[list[float]], list[float]]:
     """One width: (mean |a| [step][layer], mean |a - a_0| [step][layer], loss [step]) for steps 0..steps, where
     step t is the forward pass after t updates. Reduced on the device, one transfer at the end. With dropout the
     figures are of a forward without it (each training forward draws new masks, which would read as movement) and
     the update comes from a second forward with it."""
     from .train import make_optimizer
 
+    check = check or (lambda: None)
     torch.manual_seed(cfg.seed)
-    model = build_mlp(cfg, device, sample=x)
+    model = build_mlp(cfg, device, sample=x, check=check)
     model.train()
     opt = make_optimizer(cfg, model.parameters())
     dropouts = [m for m in model.modules() if isinstance(m, nn.Dropout) and m.p > 0]
     first: list[torch.Tensor] = []
     rows = []
     for t in range(steps + 1):
+        check()         # a wide net's steps take seconds: a stop need not wait for the width to end
         for m in dropouts:
             m.eval()
         with torch.set_grad_enabled(not dropouts):      # with dropout, the update takes a forward of its own
@@ -99,7 +101,7 @@ def width_check(cfg: Config, widths: list[int] | tuple[int, ...] = DEFAULT_WIDTH
                 ) -> dict[str, Any]:
     """The coordinate check over the widths. mean_abs_a[w][t][l] and mean_abs_delta[w][t][l] are width index,
     step, layer; slopes[t][l] and delta_slopes[t][l] their log-log slopes against width. check() is called
-    before each width (it may raise to cancel), progress(done, total) after each."""
+    before each width and each of its steps (it may raise to cancel), progress(done, total) after each width."""
     validate(cfg)
     widths = [int(w) for w in widths]
     if len(widths) < 2:
@@ -118,7 +120,7 @@ def width_check(cfg: Config, widths: list[int] | tuple[int, ...] = DEFAULT_WIDTH
     for w in widths:
         if check is not None:
             check()
-        a, d, l = train_width(cfg.replace(width=w), x, y, steps, dev)
+        a, d, l = train_width(cfg.replace(width=w), x, y, steps, dev, check)
         mean_abs.append(a)
         delta.append(d)
         losses.append(l)
@@ -138,7 +140,7 @@ def width_check(cfg: Config, widths: list[int] | tuple[int, ...] = DEFAULT_WIDTH
 
 @dataclass
 class WidthsJob:
-    """The width check as a Session job: a Progress after each width, cancellable between widths."""
+    """The width check as a Session job: a Progress after each width, cancellable between steps."""
 
     config: Config
     widths: tuple[int, ...] = DEFAULT_WIDTHS

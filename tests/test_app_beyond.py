@@ -155,10 +155,16 @@ async def test_theory_readout_follows_activation_and_sigmas():
         chart = app.charts.chart("activation")
         assert chart.theory.theory["chi1"] == pytest.approx(1.0, rel=1e-9)      # ReLU: chi_1 = sigma_w^2 / 2
         assert "chi_1 1 (critical)" in chart.render().plain
+        # a refused sigma_w leaves the readout of the last accepted values, said so
+        app.form.widget_for("sigma_w").value = "abc"
+        await settle(pilot, app)
+        text = chart.render().plain
+        assert "mean field of the last accepted sigma_w 1.414, sigma_b 0 (sigma_w is refused)" in text
+        assert "chi_1 1 (critical)" in text
         app.form.widget_for("sigma_w").value = "1.0"
         await settle(pilot, app)
         assert chart.theory.theory["chi1"] == pytest.approx(0.5, rel=1e-9)
-        assert "(ordered)" in chart.render().plain
+        assert "(ordered)" in chart.render().plain and "refused" not in chart.render().plain
         app.form.widget_for("activation").value = "tanh"
         app.form.widget_for("bias").value = True
         app.form.widget_for("sigma_b").value = "0.3"
@@ -327,6 +333,13 @@ async def test_model_field_probes_your_own_model_and_refusals_leave_the_app_usab
         assert app.baseline is not None and app.baseline.label == f"probe {path}:cnn"
         assert [d["a_std"] for d in layers] == pytest.approx([d["a_std"] for d in ref.layers], rel=1e-6)
         assert app.last_result["model"] == "Sequential" and app.run_state == "idle"
+        # the numbers name each row's module and kind, kept in sight when the columns are paged
+        for name in ("forward", "backward", "glorot"):
+            chart = app.charts.chart(name)
+            cols, rows = chart.table()
+            assert cols[:2] == ["layer", "module"] and chart.key_columns() == 2
+            assert [r[1] for r in rows] == [f"{d['name']} ({d['kind']})" for d in ref.layers]
+        assert app.charts.chart("forward").xlabel().startswith("module, in execution order")
         # Distributions says this probe has no boxes, rather than keep the startup MLP's under this probe's label
         dist = app.charts.chart("distributions")
         assert not dist.has_data() and dist.empty.startswith("no quantile boxes for a probe of your own model")
@@ -361,12 +374,14 @@ async def test_model_field_probes_your_own_model_and_refusals_leave_the_app_usab
         level, message = app.log_pane.entries[-1][1:]
         assert level == "error" and message.startswith("probe failed: model: ") and "ValueError" in message
         assert any(n.severity == "error" and "no weights here" in n.message for n in app._notifications)
-        # with the field cleared, p probes the configured MLP again
+        # with the field cleared, p probes the configured MLP again; an input shape left in its field is said unread
         app.extras.set_value("model", "")
-        app.extras.set_value("input_shape", "")
-        await pilot.press("p")
+        app.extras.set_value("input_shape", "2,8")
+        await pilot.press("escape", "p")
         await settle(pilot, app)
         assert app.run_state == "idle" and len(app.last_result["layers"]) == SMALL.depth
+        assert "input_shape is read with a model only: the configured MLP's inputs are in_features wide" in \
+            app.log_pane.messages()
 
 
 @pilot_test
@@ -446,3 +461,49 @@ async def test_vary_refuses_what_the_sweep_would_refuse_and_r_puts_the_cursor_th
         await pilot.pause()
         assert app.focused is vary and str(app.extras.query_one(".error-vary").render()).startswith("'' is not")
         assert app.log_pane.messages()[-1].endswith("(the cursor is in vary now; escape leaves it)")
+
+
+@pilot_test
+async def test_e_exports_the_result_the_visible_tab_shows(tmp_path):
+    import json
+    import os
+
+    app = make_app(export_dir=str(tmp_path))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, app)
+        app.extras.set_value("vary", "depth=2,3")
+        await pilot.press("8", "r")
+        await settle(pilot, app)
+        await pilot.press("escape", "1", "p")       # a probe after the sweep: the Sweep tab still shows the sweep
+        await settle(pilot, app)
+        assert app.last_kind == "probe"
+        await pilot.press("8", "e")
+        await pilot.pause()
+        (js,) = [f for f in os.listdir(tmp_path) if f.endswith(".json")]
+        assert js.startswith("initlab-sweep-") and os.path.exists(tmp_path / js.replace(".json", ".svg"))
+        doc = json.loads((tmp_path / js).read_text())
+        assert [p["depth"] for p in doc["points"]] == [2, 3] and "layers" not in doc
+        await pilot.press("1", "e")                 # the Forward tab: the probe's numbers
+        await pilot.pause()
+        probe_js = [f for f in os.listdir(tmp_path) if f.startswith("initlab-probe-") and f.endswith(".json")]
+        assert len(probe_js) == 1
+        assert json.loads((tmp_path / probe_js[0]).read_text())["layers"] == app.last_result["layers"]
+        await pilot.press("9", "e")                 # no Jacobian yet: said, and only the screen is written
+        await pilot.pause()
+        assert app.log_pane.messages()[-1].startswith("no Jacobian result to export yet; wrote the screen to ")
+
+
+@pilot_test
+async def test_a_width_check_refused_for_memory_marks_the_widths_field():
+    app = make_app(SMALL.replace(depth=3))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, app)
+        app.extras.set_value("widths", "64,1048576")
+        await pilot.press("0", "r")
+        await settle(pilot, app)
+        level, message = app.log_pane.entries[-1][1:]
+        assert level == "error" and message.startswith("widths failed: widths: '64,1048576' is not allowed; a network "
+                                                        "that fits in memory")
+        assert message.endswith("(the cursor is in widths now; escape leaves it)")
+        assert "fits in memory" in str(app.extras.query_one(".error-widths").render())
+        assert app.focused is app.extras.query_one("#field-widths")

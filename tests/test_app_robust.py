@@ -296,8 +296,8 @@ async def test_failed_jobs_are_logged_and_notified_and_the_next_run_works(tmp_pa
         await pilot.press("p")
         await settle(pilot, app)
         assert app.run_state == "failed"
-        assert app.charts.chart("glorot").data.label == "probe; the probe after it failed"
-        assert "the probe after it failed" in app.charts.chart("forward").draw(160, 20).plain.splitlines()[0]
+        assert app.charts.chart("glorot").data.label == "probe; the latest probe, after it, failed"
+        assert "the latest probe, after it, failed" in app.charts.chart("forward").draw(160, 20).plain.splitlines()[0]
 
 
 @pilot_test

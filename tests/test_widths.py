@@ -163,6 +163,25 @@ def test_widths_job_on_a_session_reports_each_width():
     assert done["mean_abs_a"] == width_check(cfg, [8, 16, 32], steps=1)["mean_abs_a"]
 
 
+def test_a_width_check_stops_within_a_width():
+    # one width of many steps: a stop waited for the width to end (seconds, at the widths a check is for)
+    import threading
+    import time
+
+    from initlab.engine.events import Cancelled
+    from initlab.engine.session import Session
+    from initlab.engine.widths import WidthsJob
+
+    events = []
+    session = Session(events.append)
+    session.start(WidthsJob(net(depth=3, in_features=4, out_features=2, batch=8), (512, 1024), steps=1000))
+    time.sleep(0.5)         # inside the first width's steps
+    t0 = time.perf_counter()
+    assert session.cancel(wait=True)
+    assert time.perf_counter() - t0 < 0.5 and isinstance(events[-1], Cancelled)
+    assert not [t for t in threading.enumerate() if t.name.startswith("initlab")]
+
+
 @pytest.mark.parametrize("flag, value", [("--width", "32"), ("--epochs", "3"), ("--stats-every", "2"),
                                          ("--loss", "mse"), ("--target", "2"), ("--schedule", "cosine")])
 def test_widths_refuses_the_flags_it_would_ignore(capsys, tmp_path, flag, value):

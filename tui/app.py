@@ -30,11 +30,12 @@ from initlab.engine.session import describe_error
 from initlab.engine.spec import Config, SpecError
 from initlab.engine.spec import field_error as spec_field_error
 
-from .beyond import BeyondMixin, progress_state
+from .beyond import VIEW_JOBS, BeyondMixin, progress_state
 from .bridge import EngineBridge, Helpers, Snapshot
 from .messages import CurveReady, DevicesFound, EngineEvent, HelperFailed
 from .widgets.charts_pane import TABS, ChartsPane, tab_key
 from .widgets.config_form import ConfigForm
+from .widgets.extra_fields import EXTRAS
 from .widgets.help_screen import HelpScreen
 from .widgets.layer_charts import LayerData
 from .widgets.log_pane import LogPane, wall_clock
@@ -130,6 +131,9 @@ class InitlabApp(BeyondMixin, App):
         self._baseline_apart: tuple | None = None      # the baseline and run last said to differ in depth
         self.last_result: dict[str, Any] | None = None
         self.last_kind = ""
+        # per view, the latest (job, result) it shows: the Sweep, Jacobian and Widths tabs their own jobs', the
+        # others the latest probe's or training's, so that e exports what the screen it saves shows
+        self.view_results: dict[str, tuple[str, dict[str, Any]]] = {}
         self._quit_asked = -math.inf                    # when q was last pressed while a training ran
         self.set_reactive(InitlabApp.device_name, self.initial_config.device)
         self._starting = 0          # start requests not yet seen as Started events
@@ -326,7 +330,7 @@ class InitlabApp(BeyondMixin, App):
 
     def action_stop(self) -> None:
         if not self.bridge.running and not self._starting:
-            self.log_pane.add("info", "nothing is running: s stops a probe, a training or a sweep while it runs")
+            self.log_pane.add("info", "nothing is running: s stops a probe, a training, a sweep or a width check while it runs")
             self.notify("nothing is running", timeout=2)
             return
         self.run_state = "stopping"
@@ -461,11 +465,14 @@ class InitlabApp(BeyondMixin, App):
             self.run_state = "failed"
             self._mark_earlier(ev.job)
             message = f"{ev.job} failed: {ev.message}"
-            if ev.message.startswith("input_shape: ") and self.extras.raw["model"].strip():
-                # a model whose factory gives no inputs: known only once the factory ran; refused like a field
-                self.extras.mark("input_shape", ev.message)
-                self.open_field("input_shape")
-                message += " (the cursor is in input_shape now; escape leaves it)"
+            field = ev.message.partition(": ")[0]
+            # a refusal known only once the job ran (a factory without inputs, widths too wide for memory) names
+            # one of the app's own fields: marked there as a refusal as typed would be (input_shape only with a
+            # model; not the model, whose failure is of the user's code, to be mended in its file)
+            if field in EXTRAS and field != "model" and (field != "input_shape" or self.extras.raw["model"].strip()):
+                self.extras.mark(field, ev.message)
+                self.open_field(field)
+                message += f" (the cursor is in {field} now; escape leaves it)"
             self.log_pane.add("error", message)
             self.notify(ev.message, title=f"{ev.job} failed", severity="error", timeout=6)
         elif isinstance(ev, Cancelled):
@@ -479,19 +486,30 @@ class InitlabApp(BeyondMixin, App):
                     self.push_charts()      # the Training tab says it stopped (before an epoch ended, if so)
             self.log_pane.add("info", f"{ev.job} stopped")
             if ev.result:
-                self.last_result = ev.result
+                self.keep_result(ev.job, ev.result)
 
     def _mark_earlier(self, job: str) -> None:
         """After a failed job the per-layer charts hold the run before it, or the failed one's last statistics:
         their titles say which."""
-        note = "then it failed" if self._charted == self._runs else f"the {job} after it failed"
+        note = "then it failed" if self._charted == self._runs else f"the latest {job}, after it, failed"
         for tid in ("forward", "backward", "glorot", "distributions"):
             data = self.charts.chart(tid).data
             if isinstance(data, LayerData) and data.layers and "failed" not in data.label:
                 self.charts.set_data(tid, replace(data, label=f"{data.label}; {note}"))
 
+    def keep_result(self, job: str, result: dict[str, Any]) -> None:
+        self.last_result = result
+        self.view_results[job if job in VIEW_JOBS else "layers"] = (job, result)
+
+    def shown_result(self) -> tuple[str, dict[str, Any] | None]:
+        """The (job, result) behind the visible tab: a view tab's own job's, else the latest probe's or training's
+        (the Activation tab's curves are the form's theory, the run beside them the latest probe's)."""
+        tab = self.charts.active
+        job, result = self.view_results.get(tab if tab in VIEW_JOBS else "layers", ("", None))
+        return job or tab, result
+
     def _finished(self, ev: Finished) -> None:
-        self.last_result = ev.result
+        self.keep_result(ev.job, ev.result)
         self.device_name = str(ev.result.get("device", self.device_name))
         if ev.job == "train":
             stopped = ev.result.get("stopped", "finished")
@@ -673,11 +691,14 @@ class InitlabApp(BeyondMixin, App):
             return self.export_dir
 
     def action_export(self) -> None:
-        kind = self.last_kind or "screen"
+        busy = self.bridge.running or self._starting or self._ends < self._runs
+        shown_kind, shown = self.shown_result()
+        # named for what they hold: idle, the visible tab's result (a sweep's beside its tab, not a probe run since)
+        kind = (self.last_kind if busy else shown_kind) or "screen"
         base = self._export_base(kind)
         try:
             svg = export.write_text(base + ".svg", self.export_screenshot(title="initlab"))
-            if self.bridge.running or self._starting or self._ends < self._runs:
+            if busy:
                 # the last result is the run before this one (or this one's end is still on its way: s was just
                 # pressed): beside this run's screen it would pass for its own
                 if self.run_state == "stopping" or (not self.bridge.running and not self._starting):
@@ -687,11 +708,12 @@ class InitlabApp(BeyondMixin, App):
                     self.log_pane.add("info", f"a {job_noun(kind)} is running: wrote the screen to {svg}; its result "
                                               f"is exported with e once it ends (s stops it and keeps what it did)")
                 return
-            if self.last_result is None:
-                self.log_pane.add("warning", f"no result to export yet; wrote the screen to {svg}")
+            if shown is None:
+                what = f"{job_noun(shown_kind)} " if shown_kind in VIEW_JOBS else ""
+                self.log_pane.add("warning", f"no {what}result to export yet; wrote the screen to {svg}")
                 return
-            doc = dict(self.last_result)
-            if self.baseline is not None:       # what the charts overlay is in the file too
+            doc = dict(shown)
+            if self.baseline is not None and shown_kind not in VIEW_JOBS:     # what the charts overlay is in the file too
                 b = self.baseline
                 doc["baseline"] = {"label": b.label, "layers": list(b.layers), "epochs": list(b.epochs)}
             js = export.write_json(base + ".json", doc)

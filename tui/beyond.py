@@ -95,6 +95,9 @@ class BeyondMixin:
 
         model = self.extras.parsed("model")
         if model is None:
+            if self.extras.raw["input_shape"].strip():
+                self.log_pane.add("info", "input_shape is read with a model only: the configured MLP's inputs are "
+                                          "in_features wide")
             return ProbeJob(cfg)
         shape = self.extras.raw["input_shape"].strip() or None
         return UserProbeJob(model, input_shape=shape, seed=cfg.seed, device=cfg.device)
@@ -262,6 +265,11 @@ class BeyondMixin:
     def on_config_form_changed(self, message: ConfigForm.Changed) -> None:
         if message.name in THEORY_FIELDS and message.error is None:
             self.request_theory()
+        elif message.name in THEORY_FIELDS:
+            try:        # the readout stays, said to be of the values before the refused one
+                self.charts.chart("activation").theory_refused(message.name)
+            except NoMatches:
+                pass
 
     def request_theory(self) -> None:
         """Recompute the theory readout when the fields it reads are all accepted (others may be refused)."""

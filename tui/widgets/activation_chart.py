@@ -15,15 +15,18 @@ THEORY_ROWS = (("q*", "q_star"), ("chi_1", "chi1"), ("phase", "phase"), ("c*", "
                ("depth scale forward", "depth_scale_forward"), ("depth scale backward", "depth_scale_backward"))
 
 
-def theory_line(m: TheoryReady, width: int = 1000) -> str:
+def theory_line(m: TheoryReady, width: int = 1000, refused: str = "") -> str:
     """Mean-field numbers for the scaled-normal init at the form's sigma_w and sigma_b, wrapped at `width` between
-    its figures (a figure is never cut)."""
+    its figures (a figure is never cut). With `refused` (a field the form refuses) they are said to be of the last
+    values it accepted."""
     t = m.theory
     back = t["depth_scale_backward"]
     grows = " (negative: growth)" if back is not None and back < 0 else ""
     # the form's sigma_w and sigma_b whatever its init: the readout is of a scaled_normal net, said so
     of = "" if m.init == "scaled_normal" else f", not the form's {m.init}"
-    parts = [f"mean field of the sigma_w {fmt(t['sigma_w'])}, sigma_b {fmt(t['sigma_b'])} fields",
+    fields = f"the last accepted sigma_w {fmt(t['sigma_w'])}, sigma_b {fmt(t['sigma_b'])} ({refused} is refused)" \
+        if refused else f"the sigma_w {fmt(t['sigma_w'])}, sigma_b {fmt(t['sigma_b'])} fields"
+    parts = [f"mean field of {fields}",
              f"(a scaled_normal init{of}):", f"q* {fmt(t['q_star'])}", f"chi_1 {fmt(t['chi1'])} ({t['phase']})",
              f"depth scales {fmt(t['depth_scale_forward'], 3)} forward, {fmt(back, 3)} backward{grows}"]
     if t.get("c_star") is None:
@@ -56,9 +59,16 @@ class ActivationChart(PlotWidget):
     title = "Activation"
     empty = "computing the activation's curve..."
     theory: TheoryReady | None = None
+    refused = ""        # a field the theory reads that the form refuses: the readout is of the values before
 
     def set_theory(self, theory: TheoryReady) -> None:
         self.theory = theory
+        self.refused = ""
+        self.version += 1
+        self.refresh()
+
+    def theory_refused(self, name: str) -> None:
+        self.refused = name
         self.version += 1
         self.refresh()
 
@@ -93,14 +103,15 @@ class ActivationChart(PlotWidget):
 
         head = f"{self.title}: {d.name}" + (f" (slope {d.slope:g})" if d.name == "leaky_relu" else "")
         summary = self.summary(width)
-        theory = theory_line(self.theory, width) if self.theory is not None else ""
+        theory = theory_line(self.theory, width, self.refused) if self.theory is not None else ""
         # a short pane keeps the curve (7 rows: three of them data) and its key: the theory line goes, its
         # headline (q*, chi_1 and the phase) beside the title (n's table has it all), then the figures run on one
         # line, cut at the edge
         if height - 3 - summary.count("\n") - (theory.count("\n") + 1 if theory else 0) < 7:
             if theory:
                 t = self.theory.theory
-                head += f"   mean field: q* {fmt(t['q_star'])}, chi_1 {fmt(t['chi1'])} ({t['phase']})"
+                head += f"   mean field: q* {fmt(t['q_star'])}, chi_1 {fmt(t['chi1'])} ({t['phase']})" \
+                    + (f", {self.refused} refused: of the last accepted" if self.refused else "")
             theory = ""
         out = Text(head, style="bold", no_wrap=True, overflow="ellipsis")
         out.append("\n")

@@ -190,4 +190,8 @@ class DistributionChart(LayerChart):
         return out
 
     def table(self) -> tuple[Row, list[Row]]:
-        return ["layer", *QUANTILE_NAMES], [[str(i), *(fmt(v) for v in q)] for i, q in enumerate(self.quantiles())]
+        cols, rows = ["layer", *QUANTILE_NAMES], [[str(i), *(fmt(v) for v in q)] for i, q in enumerate(self.quantiles())]
+        return self.named(cols, rows) if len(rows) == len(self.data.layers) else (cols, rows)
+
+    def key_columns(self) -> int:
+        return 2 if self.user_rows() and len(self.quantiles()) == len(self.data.layers) else 1

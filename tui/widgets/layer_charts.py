@@ -68,7 +68,7 @@ def nonfinite_note(layers: Layers, key: str, name: str) -> str:
 
 
 def draw_log_bars(width: int, height: int, title: str, series: list[Series],
-                  refs: list[tuple[str, float | None, str, RGB]], note: str = "") -> Text:
+                  refs: list[tuple[str, float | None, str, RGB]], note: str = "", xlabel: str = "layer") -> Text:
     """Title, a plotext chart of log10 values per layer (bars and lines) with horizontal reference lines, legend."""
     n = max((len(s.values) for s in series), default=0)
     lo, hi = span([v for s in series for v in s.values], *[r[1] for r in refs if r[1] is not None])
@@ -109,7 +109,7 @@ def draw_log_bars(width: int, height: int, title: str, series: list[Series],
         plt.xlim(-0.5, n - 0.5)
         plt.xticks(layer_ticks(n, max(2, width // 8)))
         if height >= 12:        # below that the row is worth more to the bars than to the axis's name (rows above)
-            plt.xlabel("layer")
+            plt.xlabel(xlabel)
 
     out = Text(note or title, style="bold", no_wrap=True, overflow="ellipsis")
     out.append("\n")
@@ -143,6 +143,25 @@ class LayerChart(PlotWidget):
         """The title naming whose statistics these are (a probe, a training's step or end state)."""
         return titled(title, self.data.label)
 
+    def user_rows(self) -> bool:
+        """Rows of a user's model (a module each, of any kind), not of the built-in MLP's layers."""
+        return any("kind" in r for r in self.data.layers)
+
+    def xlabel(self) -> str:
+        # a user's rows are modules of every kind, numbered in execution order: the table names them
+        return "module, in execution order (n names them)" if self.user_rows() else "layer"
+
+    def key_columns(self) -> int:
+        return 2 if self.user_rows() else 1
+
+    def named(self, cols: list[str], rows: list[list[str]]) -> tuple[list[str], list[list[str]]]:
+        """For a user's model, the module's name and kind beside its row number (kept in sight when paged)."""
+        if not self.user_rows():
+            return cols, rows
+        names = [f"{r.get('name', '')} ({r['kind']})" if r.get("kind") else str(r.get("name", ""))
+                 for r in self.data.layers]
+        return cols[:1] + ["module"] + cols[1:], [row[:1] + [n] + row[1:] for row, n in zip(rows, names)]
+
 
 class ForwardChart(LayerChart):
     title = "Forward: activation std per layer, log scale"
@@ -158,7 +177,7 @@ class ForwardChart(LayerChart):
         refs = [(f"input std {fmt(d.input_std, 3)}", in_std, "┈", c["success"])] if in_std is not None else []
         refs.append(("level 1", 0.0, "─", c["accent"]))
         return draw_log_bars(width, height, self.headed(self.title), series, refs,
-                             nonfinite_note(d.layers, "a_std", "Forward" + self.label()))
+                             nonfinite_note(d.layers, "a_std", "Forward" + self.label()), self.xlabel())
 
     def table(self) -> tuple[Row, list[Row]]:
         cols = ["layer", "a_std", "log10", "a_mean", "z_std", "saturated", "dead"]
@@ -168,7 +187,7 @@ class ForwardChart(LayerChart):
                  fmt(r.get("z_std")), fmt(None if gone(r) else r.get("saturated_frac"), 3),
                  fmt(None if gone(r) else r.get("dead_frac"), 3)]
                 for i, r in enumerate(self.data.layers)]
-        return self.data.with_baseline(cols, rows, "a_std", "baseline")
+        return self.named(*self.data.with_baseline(cols, rows, "a_std", "baseline"))
 
 
 class BackwardChart(LayerChart):
@@ -183,7 +202,7 @@ class BackwardChart(LayerChart):
             series.append(Series(d.baseline_name("mean |dL/dW|"), logs(d.baseline, "grad_w_absmean"), "×",
                                  c["secondary"]))
         return draw_log_bars(width, height, self.headed(self.title), series, [],
-                             nonfinite_note(d.layers, "grad_w_absmean", "Backward" + self.label()))
+                             nonfinite_note(d.layers, "grad_w_absmean", "Backward" + self.label()), self.xlabel())
 
     def table(self) -> tuple[Row, list[Row]]:
         cols = ["layer", "mean|dL/dW|", "std dL/dz", "std dL/dW", "grad/weight"]
@@ -193,7 +212,7 @@ class BackwardChart(LayerChart):
             cols.append("log10 update/w")
             for row, r in zip(rows, self.data.layers):
                 row.append(fmt(r.get("update_to_weight_log10"), 3))
-        return self.data.with_baseline(cols, rows, "grad_w_absmean", "baseline")
+        return self.named(*self.data.with_baseline(cols, rows, "grad_w_absmean", "baseline"))
 
 
 class GlorotChart(LayerChart):
@@ -206,7 +225,7 @@ class GlorotChart(LayerChart):
                   Series("backward Var(dL/dx)/Var(dL/dz)", logs(d.layers, "bwd_var_ratio"), "•", c["accent"])]
         refs = [("ratio 1: the variance is kept", 0.0, "─", c["success"])]
         return draw_log_bars(width, height, self.headed(self.title), series, refs,
-                             nonfinite_note(d.layers, "fwd_var_ratio", "Glorot" + self.label()))
+                             nonfinite_note(d.layers, "fwd_var_ratio", "Glorot" + self.label()), self.xlabel())
 
     def table(self) -> tuple[Row, list[Row]]:
         cols = ["layer", "fan_in", "fan_out", "distinct units", "fwd_var_ratio", "bwd_var_ratio"]
@@ -215,4 +234,4 @@ class GlorotChart(LayerChart):
         # sampled steps do not count them (a sort per layer): "-" there
         rows = [[str(i), fmt(r.get("fan_in")), fmt(r.get("fan_out")), fmt(r.get("distinct_units")),
                  fmt(r.get("fwd_var_ratio")), fmt(r.get("bwd_var_ratio"))] for i, r in enumerate(self.data.layers)]
-        return cols, rows
+        return self.named(cols, rows)
