@@ -285,7 +285,7 @@ def theory_notes(res: dict[str, Any]) -> list[str]:
     return notes
 
 
-THEORY_INPUTS = ("activation", "sigma_w", "sigma_b")
+THEORY_INPUTS = ("activation", "slope", "sigma_w", "sigma_b")
 
 
 def theory_markdown(res: dict[str, Any]) -> str:

@@ -224,14 +224,13 @@ def _mean_std(xs: list[float]) -> tuple[float | None, float | None]:
 
 
 def _geometric(xs: list[float]) -> tuple[float | None, float | None]:
-    """A ratio's geometric mean over the seeds and the sample std of its log10 (a zero ratio makes the mean 0
-    and leaves the spread of the logs undefined)."""
-    xs = [x for x in xs if x is not None and math.isfinite(x) and x >= 0]
+    """A ratio's geometric mean over the seeds and the sample std of its log10, over the positive values: as the
+    log10 column (a ratio of 0, an underflowed first layer, has no log and is left out of both). One run's ratio
+    is itself."""
+    xs = [x for x in xs if x is not None and math.isfinite(x)]
     if len(xs) == 1:        # itself, not 10 ** log10 of it, a rounding away
         return xs[0], None
-    if any(x == 0 for x in xs):
-        return 0.0, None
-    mean, std = _mean_std([math.log10(x) for x in xs])
+    mean, std = _mean_std([math.log10(x) for x in xs if x > 0])
     return (None if mean is None else 10.0 ** mean), std
 
 

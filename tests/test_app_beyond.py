@@ -159,8 +159,19 @@ async def test_theory_readout_follows_activation_and_sigmas():
         app.form.widget_for("sigma_w").value = "abc"
         await settle(pilot, app)
         text = chart.render().plain
-        assert "mean field of the last accepted sigma_w 1.414, sigma_b 0 (sigma_w is refused)" in text
+        assert "mean field of the last accepted relu, sigma_w 1.414, sigma_b 0 (sigma_w refused)" in text
         assert "chi_1 1 (critical)" in text
+        # two refused, then one mended: the one still refused is named; another activation meanwhile is not the
+        # readout's, which says whose it is
+        app.form.widget_for("sigma_b").value = "xyz"
+        app.form.widget_for("activation").value = "tanh"
+        await settle(pilot, app)
+        assert "(sigma_w, sigma_b refused)" in chart.render().plain
+        app.form.widget_for("sigma_b").value = "0"
+        await settle(pilot, app)
+        text = chart.render().plain
+        assert "mean field of the last accepted relu, sigma_w 1.414, sigma_b 0 (sigma_w refused)" in text
+        app.form.widget_for("activation").value = "relu"
         app.form.widget_for("sigma_w").value = "1.0"
         await settle(pilot, app)
         assert chart.theory.theory["chi1"] == pytest.approx(0.5, rel=1e-9)
@@ -507,3 +518,28 @@ async def test_a_width_check_refused_for_memory_marks_the_widths_field():
         assert message.endswith("(the cursor is in widths now; escape leaves it)")
         assert "fits in memory" in str(app.extras.query_one(".error-widths").render())
         assert app.focused is app.extras.query_one("#field-widths")
+
+
+@pilot_test
+async def test_e_on_the_training_tab_exports_the_training_it_shows_after_a_probe(tmp_path):
+    import json
+    import os
+
+    app = make_app(SMALL.replace(epochs=2, n_rows=100, batch=20), export_dir=str(tmp_path))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("5", "e")         # no training yet: said, the screen alone written
+        await pilot.pause()
+        assert app.log_pane.messages()[-1].startswith("no training result to export yet; wrote the screen to ")
+        await pilot.press("t")
+        await settle(pilot, app)
+        await pilot.press("p")
+        await settle(pilot, app)
+        assert app.last_kind == "probe"
+        for tab in ("5", "6"):              # Training and Heatmap still show the training
+            await pilot.press(tab, "e")
+            await pilot.pause()
+        names = sorted(f for f in os.listdir(tmp_path) if f.endswith(".json"))
+        assert len(names) == 2 and all(n.startswith("initlab-train-") for n in names)
+        docs = [json.loads((tmp_path / n).read_text()) for n in names]
+        assert all(len(d["epochs"]) == 2 and d["stopped"] == "finished" for d in docs)

@@ -51,17 +51,22 @@ def progress(step=5000, total=21000, run=0, runs=1, loss=0.4829, rate=2556.0):
                     run=run, runs=runs)
 
 
-@pytest.mark.parametrize("width", [30, 40, 60, 80, 100, 200])
+@pytest.mark.parametrize("width", [10, 20, 30, 40, 60, 80, 100, 200])
 def test_the_bar_fits_the_terminal_leaving_room_for_an_echoed_ctrl_c(width):
-    text = bar_text(progress(runs=2, run=1), width)
-    # too narrow for a bar beside the fields, the step and the loss stay
-    assert len(text) <= width - 3 and text.startswith("run 2/2 [" if width >= 60 else "run 2/2 5000/21000")
+    ev = progress(runs=10, run=2)
+    text = bar_text(ev, width)
+    assert len(text) <= width - 3
+    # fields are whole or absent: no "run 3/1" of "run 3/10", no cut number
+    words = text.replace("[", " [").split()
+    fields = ["run", "3/10", "5000/21000", "epoch", "118/300", "loss", "0.4829", "2,556", "steps/s"]
+    assert all(w in fields or set(w) <= set("[#.]") for w in words), text
     if width >= 40:
-        assert "5000/21000" in text and "loss 0.4829" in text
+        assert text.startswith("run 3/10 ") and "5000/21000" in text and "loss 0.4829" in text
     if width >= 100:
-        assert "epoch 118/300" in text and "2,556 steps/s" in text and "[" + "#" * 7 in text
-    if width == 60:     # the speed gives way before the epoch, the bar narrows before either
-        assert "steps/s" not in text and "epoch 118/300" in text
+        assert "epoch 118/300" in text and "2,556 steps/s" in text and "[#" in text
+    # the bar keeps its length while the loss's text changes
+    bar = lambda t: t[t.find("["):t.find("]") + 1]
+    assert bar(bar_text(progress(runs=10, run=2, loss=1.5e-12), width)) == bar(text)
 
 
 def test_a_training_of_several_seeds_draws_a_bar_line_per_run(capsys):
@@ -130,3 +135,38 @@ def test_the_final_table_says_which_state_it_shows(capsys):
     assert lines[0] == (f"per-layer statistics of the last sampled step (step {stopped['final']['step']}, the run "
                         "stopped on a non-finite value)")
     assert "units" not in lines[1]      # not counted at sampled steps: no column of dashes
+
+
+def test_a_terminal_of_no_size_is_taken_as_none(monkeypatch):
+    import os
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+        def fileno(self):
+            return 1
+
+    monkeypatch.setattr(os, "get_terminal_size", lambda fd: os.terminal_size((0, 0)))
+    assert common.terminal_width(Tty()) is None        # 0 columns (docker exec -t) put every column in a block
+    monkeypatch.setattr(os, "get_terminal_size", lambda fd: os.terminal_size((100, 30)))
+    assert common.terminal_width(Tty()) == 100
+
+
+def test_a_user_models_table_keeps_its_module_and_kind_in_every_block(monkeypatch, capsys, tmp_path):
+    from initlab.tui.cli import main
+
+    path = tmp_path / "m.py"
+    path.write_text("import torch\nfrom torch import nn\n\ndef make():\n"
+                    "    return nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 2)), torch.randn(5, 4)\n")
+    monkeypatch.setattr(common, "stdout_is_terminal", lambda: True)
+    monkeypatch.setattr(common, "terminal_width", lambda stream=None: 60)
+    assert main(["probe", "--model", f"{path}:make", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    blocks = out.split("\n\nverdict")[0].split("\n\n")
+    assert len(blocks) > 1
+    for b in blocks:
+        head = b.splitlines()[0].split()
+        assert head[:3] == ["#", "module", "kind"]
+        assert [ln.split()[2] for ln in b.splitlines()[2:]] == ["Linear", "Tanh", "Linear"]
+    assert all(len(ln) < 60 for ln in out.splitlines())

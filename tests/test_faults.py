@@ -170,6 +170,9 @@ def test_a_corrupt_data_file_fails_in_one_line(rec, tmp_path):
     objects = tmp_path / "objects.npz"
     np.savez(objects, X=np.array([[1], [2]], dtype=object), y=g.normal(size=2))
     cases.append((objects, "X of a numeric dtype, not object"))
+    labels = tmp_path / "labels.npz"
+    np.savez(labels, X=g.normal(size=(4, 2)), y=np.array(["a", 1, None, 2.0], dtype=object))
+    cases.append((labels, "y of a numeric dtype, not object"))
     lone = tmp_path / "lone.npz"
     with open(lone, "wb") as fh:
         np.save(fh, x)

@@ -109,6 +109,17 @@ def test_seed_sweep_gives_mean_and_sample_std_of_the_runs():
     assert len({r["last_a_std"] for r in runs}) == 6     # the seeds really differ
 
 
+def test_a_zero_ratio_is_left_out_of_the_geometric_mean_as_of_the_log10_column():
+    # an underflowed first layer gives a ratio of 0: no log, so the ratio's mean leaves it out as the log10 column does
+    runs = [{"values": {"depth": 3, "seed": s}, "verdict": "vanishing", "first_last_gradz_ratio": r,
+             "log10_gradz_ratio": sweep._log10(r)} for s, r in enumerate([0.0, 1e-3, 1e-5])]
+    (row,) = sweep.aggregate(runs)
+    assert row["first_last_gradz_ratio"] == pytest.approx(1e-4) and row["log10_gradz_ratio"] == pytest.approx(-4)
+    assert row["first_last_gradz_ratio_log10_std"] == pytest.approx(row["log10_gradz_ratio_std"])
+    (one,) = sweep.aggregate(runs[:1])
+    assert one["first_last_gradz_ratio"] == 0.0        # one run's ratio is itself
+
+
 def test_gradient_ratio_changes_sign_where_chi1_crosses_one():
     # tanh without bias: ordered (chi_1 = 0.64) at sigma_w 0.8, chaotic (chi_1 = 1.06) at 1.3
     runs = list(sweep.sweep(tanh_net(), {"sigma_w": [0.8, 1.3], "seed": [0, 1]}))

@@ -174,8 +174,8 @@ def test_a_width_check_stops_within_a_width():
 
     events = []
     session = Session(events.append)
-    session.start(WidthsJob(net(depth=3, in_features=4, out_features=2, batch=8), (512, 1024), steps=1000))
-    time.sleep(0.5)         # inside the first width's steps
+    session.start(WidthsJob(net(depth=3, in_features=4, out_features=2, batch=8), (1024, 2048), steps=1000))
+    time.sleep(0.5)         # inside the first width's steps (1000 of them at 1024 take seconds here)
     t0 = time.perf_counter()
     assert session.cancel(wait=True)
     assert time.perf_counter() - t0 < 0.5 and isinstance(events[-1], Cancelled)

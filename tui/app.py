@@ -74,6 +74,9 @@ PALETTE_NAMES = {"baseline": "Baseline", "numbers": "Numbers"}
 QUIT_CONFIRM_SECONDS = 5.0
 
 
+TRAINING_TABS = ("training", "heatmap")     # tabs that show the latest training, whatever ran since
+
+
 def job_noun(kind: str) -> str:
     """A job's kind as a sentence names it: a training, a Jacobian, a width check (a probe, a sweep as they are)."""
     return {"train": "training", "jacobian": "Jacobian", "widths": "width check"}.get(kind, kind)
@@ -500,13 +503,17 @@ class InitlabApp(BeyondMixin, App):
     def keep_result(self, job: str, result: dict[str, Any]) -> None:
         self.last_result = result
         self.view_results[job if job in VIEW_JOBS else "layers"] = (job, result)
+        if job == "train":
+            self.view_results["train"] = (job, result)
 
     def shown_result(self) -> tuple[str, dict[str, Any] | None]:
-        """The (job, result) behind the visible tab: a view tab's own job's, else the latest probe's or training's
-        (the Activation tab's curves are the form's theory, the run beside them the latest probe's)."""
+        """The (job, result) behind the visible tab: a view tab's own job's; the Training and Heatmap tabs' the
+        latest training's (a probe since leaves them as they were); else the latest probe's or training's (the
+        Activation tab's curves are the form's theory, the run beside them the latest probe's)."""
         tab = self.charts.active
-        job, result = self.view_results.get(tab if tab in VIEW_JOBS else "layers", ("", None))
-        return job or tab, result
+        slot = tab if tab in VIEW_JOBS else "train" if tab in TRAINING_TABS else "layers"
+        job, result = self.view_results.get(slot, ("", None))
+        return job or slot, result
 
     def _finished(self, ev: Finished) -> None:
         self.keep_result(ev.job, ev.result)
@@ -709,7 +716,7 @@ class InitlabApp(BeyondMixin, App):
                                               f"is exported with e once it ends (s stops it and keeps what it did)")
                 return
             if shown is None:
-                what = f"{job_noun(shown_kind)} " if shown_kind in VIEW_JOBS else ""
+                what = f"{job_noun(shown_kind)} " if shown_kind in VIEW_JOBS + ("train",) else ""
                 self.log_pane.add("warning", f"no {what}result to export yet; wrote the screen to {svg}")
                 return
             doc = dict(shown)

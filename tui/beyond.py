@@ -263,13 +263,18 @@ class BeyondMixin:
         self.request_theory()
 
     def on_config_form_changed(self, message: ConfigForm.Changed) -> None:
-        if message.name in THEORY_FIELDS and message.error is None:
+        if message.name not in THEORY_FIELDS:
+            return
+        # every field the theory reads that the form refuses now (not only the one just changed): while any is,
+        # the readout stays, said to be of the values last accepted
+        refused = [n for n in THEORY_FIELDS if n in self.form.errors()]
+        if not refused:
             self.request_theory()
-        elif message.name in THEORY_FIELDS:
-            try:        # the readout stays, said to be of the values before the refused one
-                self.charts.chart("activation").theory_refused(message.name)
-            except NoMatches:
-                pass
+            return
+        try:
+            self.charts.chart("activation").theory_refused(", ".join(refused))
+        except NoMatches:
+            pass
 
     def request_theory(self) -> None:
         """Recompute the theory readout when the fields it reads are all accepted (others may be refused)."""

@@ -354,9 +354,10 @@ def terminal_width(stream=None) -> int | None:
     try:
         if not stream.isatty():
             return None
-        return os.get_terminal_size(stream.fileno()).columns
+        columns = os.get_terminal_size(stream.fileno()).columns
     except (AttributeError, OSError, ValueError):
         return None
+    return columns if columns > 0 else None     # a pty of no size (docker exec -t, some CI) says 0
 
 
 def say(text: str, stream=None, indent: int = 2) -> None:

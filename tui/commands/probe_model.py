@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import config_from_args, fmt, given_settings, print_json, table, wants_json
+from .common import config_from_args, fmt, given_settings, print_json, say, table, wants_json
 from .outputs import write_outputs
 
 COLUMNS = ["index", "name", "kind", "shape", "calls", "a_mean", "a_std", "grad_z_std", "grad_w_absmean", "w_std",
@@ -39,14 +39,15 @@ def run_model(args: argparse.Namespace) -> int:
         print_json(out)
         return 0
     rows = [{**r, "shape": "x".join(map(str, r["shape"])) if r["shape"] else None} for r in res.layers]
-    print(table(rows, COLUMNS, HEADERS))
+    print(table(rows, COLUMNS, HEADERS, keys=3))       # the row's number, module and kind in every block
     v = res.verdict
     where = f" from module {v['from_layer']}" if v["from_layer"] is not None else ""
-    print(f"\nverdict: {v['kind']}{where}; first/last |dW| ratio {fmt(v['first_last_grad_ratio'])}, "
-          f"first/last dL/dout RMS ratio {fmt(v['first_last_gradz_ratio'])}")
+    print()
+    say(f"verdict: {v['kind']}{where}; first/last |dW| ratio {fmt(v['first_last_grad_ratio'])}, "
+        f"first/last dL/dout RMS ratio {fmt(v['first_last_gradz_ratio'])}", sys.stdout)
     loss = f"loss {fmt(res.loss)} from {res.loss_source}" if res.loss is not None else f"loss from {res.loss_source}"
     print(f"{loss}; {len(res.params)} parameter tensors")
     for w in res.warnings:
-        print(f"warning: {w['message']}")
+        say(f"warning: {w['message']}", sys.stdout)
     print(f"{res.model} on {res.device}, torch {res.torch}, {res.seconds:.2f} s", file=sys.stderr)
     return 0

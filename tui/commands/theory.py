@@ -31,6 +31,8 @@ def compute(activation: str, sigma_w: float, sigma_b: float, slope: float) -> di
     from initlab.engine import theory
 
     out = theory.mean_field(activation, sigma_w, sigma_b, slope)
+    if activation == "leaky_relu":      # the figures depend on it: the result says which
+        out = {**{k: out[k] for k in ("activation", "sigma_w", "sigma_b")}, "slope": float(slope), **out}
     sw = theory.critical_sigma_w(activation, sigma_b, slope)
     out["critical_sigma_w"] = sw
     out["critical_sigma_w2"] = None if sw is None else sw * sw
@@ -54,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     rows = [("q*", res["q_star"]), ("c*", res["c_star"]), ("chi_1", res["chi1"]), ("chi_c", res["chi_c"]),
             ("phase", res["phase"]), ("forward depth scale", res["depth_scale_forward"]),
             ("backward depth scale", res["depth_scale_backward"])]
-    print(f"{cfg.activation}, sigma_w {fmt(cfg.sigma_w)} (sigma_w^2 {fmt(cfg.sigma_w ** 2)}), "
+    slope = f" (slope {fmt(cfg.slope)})" if "slope" in res else ""
+    print(f"{cfg.activation}{slope}, sigma_w {fmt(cfg.sigma_w)} (sigma_w^2 {fmt(cfg.sigma_w ** 2)}), "
           f"sigma_b {fmt(cfg.sigma_b)} (sigma_b^2 {fmt(cfg.sigma_b ** 2)})")
     for name, v in rows:
         print(f"  {name:22s}{fmt(v)}")

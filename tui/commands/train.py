@@ -80,18 +80,26 @@ class Bar:
 def bar_text(ev, width: int) -> str:
     """The bar and as many of its fields as fit in width - 3 columns (the last ones left free: a line that fills
     it wraps on some terminals, and a terminal echoes ^C after it): the bar narrows to 10 cells, then the speed and
-    the epoch give way."""
-    run = f"run {ev.run + 1}/{ev.runs} " if ev.runs > 1 else ""
+    the epoch give way; with no room for a bar, whole fields while they fit. The bar is sized against the fields
+    at their widest, so that it keeps its length while the loss's text changes."""
+    run = f"run {ev.run + 1}/{ev.runs}" if ev.runs > 1 else ""
     fields = [f"{ev.step}/{ev.total_steps}", f"epoch {ev.epoch}/{ev.epochs}", f"loss {fmt(ev.loss)}",
               f"{ev.steps_per_sec:,.0f} steps/s"]
+    widest = [f"{ev.total_steps}/{ev.total_steps}", f"epoch {ev.epochs}/{ev.epochs}", "loss -1.000e-100",
+              f"{max(ev.steps_per_sec, 999_999):,.0f} steps/s"]
     room = width - 3
+    lead = run + " " if run else ""
     for drop in ((), (3,), (3, 1)):
-        tail = " ".join(f for i, f in enumerate(fields) if i not in drop)
-        cells = min(30, room - len(run) - len(tail) - 3)
+        keep = lambda fs: " ".join(f for i, f in enumerate(fs) if i not in drop)
+        cells = min(30, room - len(lead) - len(keep(widest)) - 3)
         if cells >= 10:
             done = int(cells * ev.step / max(ev.total_steps, 1))
-            return f"{run}[{'#' * done}{'.' * (cells - done)}] {tail}"
-    return f"{run}{fields[0]} {fields[2]}"[:room]
+            return f"{lead}[{'#' * done}{'.' * (cells - done)}] {keep(fields)}"
+    parts: list[str] = []
+    for f in ([run] if run else []) + [fields[0], fields[2]]:
+        if len(" ".join(parts + [f])) <= room:
+            parts.append(f)
+    return " ".join(parts)
 
 
 def thinned_note(res: dict) -> str:

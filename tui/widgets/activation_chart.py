@@ -24,8 +24,9 @@ def theory_line(m: TheoryReady, width: int = 1000, refused: str = "") -> str:
     grows = " (negative: growth)" if back is not None and back < 0 else ""
     # the form's sigma_w and sigma_b whatever its init: the readout is of a scaled_normal net, said so
     of = "" if m.init == "scaled_normal" else f", not the form's {m.init}"
-    fields = f"the last accepted sigma_w {fmt(t['sigma_w'])}, sigma_b {fmt(t['sigma_b'])} ({refused} is refused)" \
-        if refused else f"the sigma_w {fmt(t['sigma_w'])}, sigma_b {fmt(t['sigma_b'])} fields"
+    # refused, the readout is of the last accepted values, the activation among them (the curve is the form's)
+    fields = f"the last accepted {t['activation']}, sigma_w {fmt(t['sigma_w'])}, sigma_b {fmt(t['sigma_b'])} " \
+             f"({refused} refused)" if refused else f"the sigma_w {fmt(t['sigma_w'])}, sigma_b {fmt(t['sigma_b'])} fields"
     parts = [f"mean field of {fields}",
              f"(a scaled_normal init{of}):", f"q* {fmt(t['q_star'])}", f"chi_1 {fmt(t['chi1'])} ({t['phase']})",
              f"depth scales {fmt(t['depth_scale_forward'], 3)} forward, {fmt(back, 3)} backward{grows}"]
