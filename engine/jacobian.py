@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -16,6 +16,7 @@ from .models import build_mlp
 from .spec import Config, SpecError, validate
 
 MAX_INPUTS = 256
+CHUNK_INPUTS = 4         # inputs whose Jacobians are taken together, a stop honoured between such groups
 
 
 def input_jacobians(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -66,7 +67,8 @@ def histogram(log_values: torch.Tensor, bins: int, mask: torch.Tensor | None = N
     return torch.bincount(idx, weights=mask.double(), minlength=bins).round().long(), lo, hi
 
 
-def jacobian_spectrum(cfg: Config, inputs: int = 1, bins: int = 20) -> dict[str, Any]:
+def jacobian_spectrum(cfg: Config, inputs: int = 1, bins: int = 20,
+                      check: Callable[[], None] | None = None) -> dict[str, Any]:
     """Build and initialise the MLP as the probe does (same seed), take its Jacobian at `inputs` N(0, 1) inputs in
     eval mode (dropout off, batch norm on its running statistics) and in float64 where the device has it, so the
     smallest singular values are not lost to rounding.
@@ -77,7 +79,9 @@ def jacobian_spectrum(cfg: Config, inputs: int = 1, bins: int = 20) -> dict[str,
     max / min when min is resolved, else inf (singular), with condition_at_least max / resolution where the min is
     computed above zero but below the resolution; None for a zero Jacobian (0 / 0: no direction gets through).
     histogram: counts of log10 of every resolved singular value of every input (each input against its own
-    resolution); exact zeros and unresolved values counted apart."""
+    resolution); exact zeros and unresolved values counted apart. `check` (which raises to cancel) is called
+    between groups of CHUNK_INPUTS inputs: one group's Jacobians and SVDs run to their end."""
+    check = check or (lambda: None)
     validate(cfg)
     if not 1 <= inputs <= MAX_INPUTS:
         raise SpecError("inputs", inputs, f"an integer in [1, {MAX_INPUTS}]")
@@ -91,8 +95,14 @@ def jacobian_spectrum(cfg: Config, inputs: int = 1, bins: int = 20) -> dict[str,
     torch.manual_seed(cfg.seed)
     model = build_mlp(cfg, dev).to(dtype).eval()
     x = torch.randn(inputs, cfg.in_features, device=dev, dtype=dtype)
-    jac = input_jacobians(model, x).detach()
-    s = torch.linalg.svdvals(jac)                      # [inputs, k], each row descending
+    spectra, finites = [], []
+    for start in range(0, inputs, CHUNK_INPUTS):
+        check()
+        jac = input_jacobians(model, x[start:start + CHUNK_INPUTS]).detach()
+        spectra.append(torch.linalg.svdvals(jac))      # [chunk, k], each row descending
+        finites.append(torch.isfinite(jac).all())
+    check()
+    s = torch.cat(spectra)
     mean_s = s.mean(0)
     eps = torch.finfo(dtype).eps * max(cfg.out_features, cfg.in_features)
     flat = s.flatten()
@@ -101,7 +111,7 @@ def jacobian_spectrum(cfg: Config, inputs: int = 1, bins: int = 20) -> dict[str,
     counts, lo, hi = histogram(torch.log10(torch.where(resolved, flat, torch.ones_like(flat))), bins, resolved)
     zeros = (flat == 0).sum()
     unresolved = (~resolved).sum() - zeros
-    finite = torch.isfinite(jac).all()
+    finite = torch.stack(finites).all()
     dt = mean_s.dtype
     host = torch.cat([mean_s, counts.to(dt), torch.stack([zeros.to(dt), unresolved.to(dt), finite.to(dt),
                                                           (flat ** 2).mean(), lo, hi])]).tolist()   # one transfer
@@ -145,4 +155,4 @@ class JacobianJob:
     name: str = "jacobian"
 
     def run(self, ctx) -> dict[str, Any]:
-        return jacobian_spectrum(self.config, self.inputs, self.bins)
+        return jacobian_spectrum(self.config, self.inputs, self.bins, check=ctx.check)

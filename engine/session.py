@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
-from typing import Any, AsyncIterator, Callable, Protocol
+from typing import Any, Callable, Protocol
 
 from .events import Cancelled, Event, Failed, Finished, Started
+
+
+_log = logging.getLogger("initlab")
 
 
 class JobCancelled(Exception):
@@ -83,23 +87,30 @@ class Session:
     def _emit(self, ev: Event) -> None:
         self.last_event = ev
         for cb in list(self._callbacks):
-            cb(ev)
+            try:
+                cb(ev)
+            except Exception:       # a subscriber's bug is its own: the job, the others and the queues go on
+                _log.exception("initlab: a Session callback raised on %s; the job goes on", type(ev).__name__)
         for loop, q in list(self._queues):
             try:
                 loop.call_soon_threadsafe(q.put_nowait, ev)
             except RuntimeError:        # that loop is closed
-                self._queues.remove((loop, q))
+                if (loop, q) in self._queues:
+                    self._queues.remove((loop, q))
 
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
     def start(self, job: Job, unless: Callable[[], bool] | None = None) -> bool:
-        """Start `job` once the running one has stopped; False, and nothing started, where `unless` (asked after
-        that wait) says the start was called off meanwhile (a stop asked for while the old job wound down)."""
+        """Start `job` once the running one has stopped (however long its last step takes: two jobs never run at
+        once); False, and nothing started, where `unless` (asked after that wait) says the start was called off
+        meanwhile (a stop asked for while the old job wound down)."""
         with self._lock:
             replaced = self.running
-            self.cancel(wait=True)
+            self._stop.set()
+            while not self.cancel(wait=True):
+                pass
             if unless is not None and unless():
                 return False
             self._stop = threading.Event()
@@ -145,15 +156,51 @@ class Session:
             t.join(timeout)
         return not self.running
 
-    async def events(self) -> AsyncIterator[Event]:
-        """Every event from now on, in order, on the calling event loop."""
-        loop = asyncio.get_running_loop()
-        q: asyncio.Queue = asyncio.Queue()
-        entry = (loop, q)
-        self._queues.append(entry)
-        try:
-            while True:
-                yield await q.get()
-        finally:
-            if entry in self._queues:
-                self._queues.remove(entry)
+    def events(self, until_end: bool = False) -> "EventStream":
+        """An async iterator of every event from this call on, in order, on the calling event loop (call it in a
+        coroutine before start(), so that the job's Started is among them). It ends after the first Finished, Failed
+        or Cancelled with `until_end`, else never by itself (break out of it, or close() it)."""
+        return EventStream(self, asyncio.get_running_loop(), until_end)
+
+    def close(self) -> None:
+        """Stop the running job, if any, and wait for its thread to end (a daemon thread still inside torch when
+        the interpreter exits can crash it)."""
+        with self._lock:
+            self._stop.set()
+            while not self.cancel(wait=True):
+                pass
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class EventStream:
+    """Session.events(): registered when made, so that nothing emitted after it is lost."""
+
+    def __init__(self, session: Session, loop: asyncio.AbstractEventLoop, until_end: bool):
+        self._session = session
+        self._queue: asyncio.Queue = asyncio.Queue()
+        self._entry = (loop, self._queue)
+        self._until_end = until_end
+        self._done = False
+        session._queues.append(self._entry)
+
+    def __aiter__(self) -> "EventStream":
+        return self
+
+    async def __anext__(self) -> Event:
+        if self._done:
+            raise StopAsyncIteration
+        ev = await self._queue.get()
+        if self._until_end and isinstance(ev, (Finished, Failed, Cancelled)):
+            self.close()
+        return ev
+
+    def close(self) -> None:
+        """No more events: those after this are not queued."""
+        self._done = True
+        if self._entry in self._session._queues:
+            self._session._queues.remove(self._entry)

@@ -311,6 +311,10 @@ def check_value(name: str, value: Any) -> None:
     info = FIELDS[name]
     if value is None and info.optional:
         return
+    if not _of_kind(info.kind, value):
+        # a Config made in Python holds what it was given: "false" for a bool would read as true, "5" as no number
+        raise SpecError(name, value, f"{_allowed(info)} (given {type(value).__name__} {value!r}; "
+                                     "spec.parse_value turns text into a setting)")
     if info.choices and value not in info.choices:
         raise SpecError(name, value, _allowed(info))
     if info.kind in (int, float):
@@ -324,6 +328,21 @@ def check_value(name: str, value: Any) -> None:
         msg = info.check(value)
         if msg:
             raise SpecError(name, value, msg)
+
+
+def _of_kind(kind: type, value: Any) -> bool:
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is str:
+        return isinstance(value, str)
+    if kind is tuple:
+        return isinstance(value, tuple) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                for v in value)
+    return True
 
 
 def validate(cfg: Config) -> None:

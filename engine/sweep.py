@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from .reads import read_nowhere
 from .textplot import fmt
@@ -111,6 +111,11 @@ def grid(vary: dict[str, list[Any]]) -> list[dict[str, Any]]:
     return [dict(zip(names, combo)) for combo in itertools.product(*(vary[n] for n in names))]
 
 
+def checked_vary(vary: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    """A grid made in Python: its names must be settings, its values those settings' (text parsed as typed)."""
+    return {name: [parse_checked(name, v) for v in values] for name, values in vary.items()}
+
+
 def point_configs(base: Config, vary: dict[str, list[Any]], train: bool = False
                   ) -> list[tuple[dict[str, Any], Config]]:
     """(values, config) for every run, all validated and checked against the device's memory before any runs (a
@@ -118,6 +123,7 @@ def point_configs(base: Config, vary: dict[str, list[Any]], train: bool = False
     is not met after the others ran."""
     from . import device as devices
 
+    vary = checked_vary(vary)
     runs = grid(vary)
     if len(runs) > MAX_POINTS:
         raise SpecError("vary", f"{len(runs)} runs", f"at most {MAX_POINTS} runs in one sweep")
@@ -172,22 +178,26 @@ def _layer_metrics(layers: list[dict[str, Any]], input_std: float | None, batch:
             "first_last_grad_ratio": v["first_last_grad_ratio"], "last_a_std": layers[-1].get("a_std")}
 
 
-def probe_point(cfg: Config) -> dict[str, Any]:
+def probe_point(cfg: Config, check: Callable[[], None] | None = None) -> dict[str, Any]:
     """The probe's verdict and headline numbers for one configuration."""
     from .probe import run_probe
 
-    res = run_probe(cfg, distributions=False)
+    res = run_probe(cfg, distributions=False, check=check)
     return {**_layer_metrics(res.layers, res.input_std, cfg.batch), "device": res.device}
 
 
-def train_point(cfg: Config) -> dict[str, Any]:
-    """A short training; the verdict and numbers come from the probe statistics taken after it."""
+def train_point(cfg: Config, check: Callable[[], None] | None = None) -> dict[str, Any]:
+    """A short training; the verdict and numbers come from the probe statistics taken after it. A `check` that
+    raises stops the training at its next step, and the point with it (a point stopped short is no point)."""
     import torch
 
     from . import data as datasets
+    from .session import JobCancelled
     from .train import run_training
 
-    res = run_training(cfg)
+    res = run_training(cfg, check=check)
+    if res["stopped"] == "cancelled":
+        raise JobCancelled()
     layers = res["final"]["layers"]
     x = datasets.make(cfg, torch.device("cpu")).x_train[: cfg.batch]
     out = _layer_metrics(layers, float(x.std(correction=0)), cfg.batch) if layers else {"verdict": "nonfinite"}
@@ -200,14 +210,16 @@ def train_point(cfg: Config) -> dict[str, Any]:
     return out
 
 
-def sweep(base: Config, vary: dict[str, list[Any]], train: bool = False) -> Iterator[dict[str, Any]]:
+def sweep(base: Config, vary: dict[str, list[Any]], train: bool = False,
+          check: Callable[[], None] | None = None) -> Iterator[dict[str, Any]]:
     """Run every point of the grid, yielding after each run a dict: index, total, values (the varied settings),
-    verdict and the METRICS. Stop iterating to cancel; the runs yielded so far stand on their own."""
+    verdict and the METRICS. Stop iterating to cancel, or have `check` raise (it is called within each point's
+    probe or training too); the runs yielded so far stand on their own."""
     plan = point_configs(base, vary, train)
     from . import probe, train as training      # noqa: F401  imported before the first point's clock starts
     for i, (values, cfg) in enumerate(plan):
         t0 = time.perf_counter()
-        res = train_point(cfg) if train else probe_point(cfg)
+        res = train_point(cfg, check) if train else probe_point(cfg, check)
         res.update(theory_numbers(cfg))
         res["seconds"] = time.perf_counter() - t0
         yield {"index": i, "total": len(plan), "values": values, **res}
@@ -343,10 +355,11 @@ class SweepJob:
         from .events import LogLine, Progress
 
         runs: list[dict[str, Any]] = []
-        ctx.partial = summary(self.config, self.vary, runs, self.train)
-        for r in sweep(self.config, self.vary, self.train):
+        vary = checked_vary(self.vary)
+        ctx.partial = summary(self.config, vary, runs, self.train)
+        for r in sweep(self.config, vary, self.train, ctx.check):
             runs.append(r)
-            ctx.partial = summary(self.config, self.vary, runs, self.train)
+            ctx.partial = summary(self.config, vary, runs, self.train)
             ctx.emit(Progress(self.name, step=r["index"] + 1, total_steps=r["total"]))
             ctx.emit(LogLine(self.name, "info", describe_run(r)))
             ctx.check()

@@ -246,3 +246,87 @@ def test_a_job_that_ran_to_its_end_finishes_even_if_a_stop_came_late():
     s.start(StopsShort())
     assert s.wait(10)
     assert isinstance(events[-1], Cancelled) and events[-1].result == {"stopped": "cancelled"}
+
+
+# -- the engine as a library ---------------------------------------------------------------------------------------
+
+def test_an_event_stream_made_before_start_sees_the_started_and_ends_with_the_job():
+    async def main():
+        s = Session()
+        stream = s.events(until_end=True)       # registered when made: nothing after it is lost
+        s.start(ProbeJob(Config(depth=2, width=4, in_features=4, out_features=4, device="cpu")))
+        return [ev async for ev in stream], s
+
+    seen, s = asyncio.run(main())
+    assert isinstance(seen[0], Started) and isinstance(seen[-1], Finished)
+    assert not s._queues        # the stream that ended is no longer fed
+
+
+def test_a_callback_that_raises_breaks_neither_the_job_nor_the_other_subscribers(caplog):
+    seen = []
+
+    def buggy(ev):
+        if isinstance(ev, (Started, LayerStats)):
+            raise ValueError("my bug")
+
+    s = Session(buggy)
+    s.subscribe(seen.append)
+    s.start(TrainJob(LONG.replace(epochs=1, n_rows=100)))
+    assert s.wait(60)
+    assert isinstance(seen[0], Started) and isinstance(seen[-1], Finished)
+    assert seen[-1].result["stopped"] == "finished"
+    assert "a Session callback raised on Started" in caplog.text
+
+
+class Stubborn:
+    """A job that does not check for a stop for a while (a user's job, a long step): longer than cancel's wait."""
+
+    name = "stubborn"
+
+    def __init__(self, seconds: float, log: list):
+        self.seconds, self.log = seconds, log
+
+    def run(self, ctx):
+        self.log.append(("in", threading.get_ident()))
+        time.sleep(self.seconds)
+        self.log.append(("out", threading.get_ident()))
+        ctx.check()
+        return {}
+
+
+def test_a_new_job_never_runs_beside_one_that_takes_long_to_stop():
+    log: list = []
+    s = Session()
+    s.start(Stubborn(5.5, log))
+    time.sleep(0.2)
+    s.start(Stubborn(0.0, log))         # waits for the first to end, past cancel's 5 s, rather than overlap it
+    assert s.wait(30)
+    assert [k for k, _ in log] == ["in", "out", "in", "out"]
+    s.close()
+    assert not job_threads()
+
+
+def test_close_stops_the_job_and_joins_its_thread():
+    with Session() as s:
+        s.start(TrainJob(LONG))
+        time.sleep(0.3)
+    assert not s.running and not job_threads()
+
+
+@pytest.mark.parametrize("which", ["jacobian", "sweep_train"])
+def test_a_jacobian_of_many_inputs_and_a_training_sweep_stop_within_half_a_second(which):
+    from initlab.engine.jacobian import JacobianJob
+    from initlab.engine.sweep import SweepJob
+
+    events = []
+    s = Session(events.append)
+    if which == "jacobian":
+        job = JacobianJob(Config(depth=12, width=128, in_features=128, out_features=128, device="cpu"), inputs=256)
+    else:
+        job = SweepJob(LONG, {"depth": [2, 3]}, train=True)
+    s.start(job)
+    time.sleep(0.5)
+    t0 = time.perf_counter()
+    assert s.cancel(wait=True)
+    assert time.perf_counter() - t0 < 0.5 and isinstance(events[-1], Cancelled)
+    assert not job_threads()
