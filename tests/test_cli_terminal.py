@@ -170,3 +170,69 @@ def test_a_user_models_table_keeps_its_module_and_kind_in_every_block(monkeypatc
         assert head[:3] == ["#", "module", "kind"]
         assert [ln.split()[2] for ln in b.splitlines()[2:]] == ["Linear", "Tanh", "Linear"]
     assert all(len(ln) < 60 for ln in out.splitlines())
+
+
+# -- the process's surroundings ------------------------------------------------------------------------------------
+
+def script() -> str:
+    import os
+    import sys
+
+    return os.path.join(os.path.dirname(sys.executable), "initlab")
+
+
+def test_version_is_the_installed_one():
+    import subprocess
+    from importlib.metadata import version
+
+    out = subprocess.run([script(), "--version"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout == f"initlab {version('initlab')}\n"
+
+
+def test_a_deleted_current_folder_is_said_in_one_line_before_torch_loads(tmp_path):
+    import subprocess
+
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    out = subprocess.run(["sh", "-c", f"cd {gone} && rmdir {gone} && exec {script()} probe --depth 2 --width 4"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr == "initlab: error: the current folder no longer exists (deleted?): cd to another and run it " \
+                         "again\n"
+
+
+def test_the_app_without_a_terminal_says_so_rather_than_hang():
+    import subprocess
+
+    out = subprocess.run([script()], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.startswith("initlab: error: the app needs a terminal, and stdin and stderr are not one")
+
+
+def test_closed_outputs_give_a_line_and_the_right_status():
+    import subprocess
+
+    out = subprocess.run(["sh", "-c", f"{script()} probe --depth 2 --width 4 --device cpu >&-"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and out.stderr == "initlab: error: OSError: stdout is closed: nowhere to write the " \
+                                                 "result (give --out, --csv or --report a file)\n"
+    out = subprocess.run(["sh", "-c", f"{script()} probe --depth 0 2>&-"], capture_output=True, timeout=60)
+    assert out.returncode == 2      # bad input, said by the status alone where there is no stderr
+
+
+def test_the_bar_is_drawn_where_stderr_is_a_terminal_whatever_stdout_is(monkeypatch, capsys, piped):
+    import json
+    import sys
+
+    from initlab.tui.cli import main
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    err = Tty()
+    monkeypatch.setattr(sys, "stderr", err)
+    assert main(["train", "--depth", "2", "--width", "4", "--epochs", "1", "--n-rows", "100", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert json.loads(out)["stopped"] == "finished", out[:300]        # stdout, not a terminal: JSON
+    assert "\r[" in err.getvalue() and "2/2 epoch 1/1" in err.getvalue()

@@ -152,3 +152,15 @@ def test_a_real_server_listens_on_localhost_and_starts_the_app():
             proc.wait()
         proc.stdout.close()
         proc.stderr.close()
+
+
+def test_a_port_in_use_is_refused_before_any_banner(no_serving, capsys):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["serve", "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"initlab: error: port: {port} is not allowed; a port free on this host (in use: try --port with " \
+                  "another)\n"
+    assert no_serving == []

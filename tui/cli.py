@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from typing import Sequence
-
-from . import commands
 
 
 def one_line(text: str) -> str:
@@ -27,7 +26,7 @@ class OneLineParser(argparse.ArgumentParser):
         self.argv: list[str] = []       # the arguments being parsed, so that a refusal can say which flag a value follows
 
     def error(self, message: str) -> None:   # type: ignore[override]
-        sys.stderr.write(f"initlab: error: {one_line(self._with_flag(message))}\n")
+        say_error(self._with_flag(message))
         raise SystemExit(2)
 
     def _with_flag(self, message: str) -> str:
@@ -63,16 +62,66 @@ class OneLineParser(argparse.ArgumentParser):
         return out
 
 
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("initlab")
+    except PackageNotFoundError:     # run from a checkout that was not installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> OneLineParser:
+    from . import commands
+
     parser = OneLineParser(prog="initlab", description="A terminal lab for gradient stability in deep networks.")
+    parser.add_argument("-V", "--version", action="version", version=f"initlab {version()}")
     sub = parser.add_subparsers(dest="command", parser_class=OneLineParser, metavar="COMMAND")
     for mod in commands.ALL:
         mod.register(sub)
     return parser
 
 
+def say_error(text: str) -> None:
+    """One line on stderr, when there is a stderr (a closed one leaves only the exit status to say it)."""
+    if sys.stderr is not None:
+        try:
+            sys.stderr.write(f"initlab: error: {one_line(text)}\n")
+        except (OSError, ValueError):
+            pass
+
+
+def setting_problem(app: bool) -> str | None:
+    """What in the process's surroundings stops a run before anything loads, in a line; None when nothing does."""
+    try:
+        os.getcwd()
+    except FileNotFoundError:       # torch's libraries fail to load from a deleted folder, and files go nowhere
+        return "the current folder no longer exists (deleted?): cd to another and run it again"
+    if app and not os.environ.get("TEXTUAL_DRIVER"):     # a driver of its own (initlab serve's) needs no terminal
+        ttys = [(name, stream) for name, stream in (("stdin", sys.stdin), ("stderr", sys.stderr))]
+        bad = [name for name, stream in ttys if stream is None or not stream.isatty()]
+        if bad:     # the app reads keys from stdin and draws on stderr: else it hangs, or draws into a file
+            return (f"the app needs a terminal, and {' and '.join(bad)} {'is' if len(bad) == 1 else 'are'} not one "
+                    "(ssh -t, no redirection of them); the commands (initlab probe, train, ...) run without one")
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:       # ctrl-c while the modules load, before a command could catch it
+        if sys.stderr is not None:
+            sys.stderr.write("\ninitlab: interrupted\n")
+        return 130
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    problem = setting_problem(app=not argv)
+    if problem:
+        say_error(problem)
+        return 2
     parser = build_parser()
     if not argv:
         from .app_main import run_app
@@ -92,8 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prepare(args)
         return int(args.func(args) or 0)
     except SpecError as e:
-        e = as_typed(e, args)
-        sys.stderr.write(f"initlab: error: {one_line(str(e))}\n")
+        say_error(str(as_typed(e, args)))
         return 2
     except KeyboardInterrupt:
         sys.stderr.write("initlab: interrupted\n")
@@ -101,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:     # a failure at run time (out of memory, a user's model raising): one line, status 1
         from initlab.engine.session import describe_error
 
-        sys.stderr.write(f"initlab: error: {one_line(describe_error(e))}\n")
+        say_error(describe_error(e))
         return 1
 
 

@@ -311,7 +311,7 @@ def save_config(args: argparse.Namespace, cfg: Config) -> None:
 
 
 def stdout_is_terminal() -> bool:
-    return sys.stdout.isatty()
+    return sys.stdout is not None and sys.stdout.isatty()      # a closed stdout (>&-) is None
 
 
 def wants_json(args: argparse.Namespace) -> bool:
@@ -343,6 +343,8 @@ def print_json(obj: Any) -> None:
     from initlab.engine.export import dumps
 
     text = dumps(obj) + "\n"
+    if sys.stdout is None:          # closed (>&-): the result has nowhere to go, which is said, not an AttributeError
+        raise OSError("stdout is closed: nowhere to write the result (give --out, --csv or --report a file)")
     with sigint_held():         # half an object is no JSON: an interrupt comes after the whole of it
         sys.stdout.write(text)
         sys.stdout.flush()

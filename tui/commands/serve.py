@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import ipaddress
 import os
 import shlex
@@ -115,8 +116,27 @@ def run(args: argparse.Namespace) -> int:
     except MissingExtra:
         sys.stderr.write(INSTALL_HINT + "\n")
         return 2
+    busy = port_problem(server.host, server.port)
+    if busy:        # said before textual-serve's banner, which would announce a server that never serves
+        raise SpecError("port", server.port, busy)
     warning = exposure_warning(server.host, server.port)
     if warning:
         sys.stderr.write(warning + "\n")
     server.serve()
     return 0
+
+
+def port_problem(host: str, port: int) -> str | None:
+    """Why the server could not listen on host:port (another listens there), or None."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)     # as the server binds: a closing one is free
+        try:
+            sock.bind((host.strip("[]"), port))
+        except OSError as e:
+            # in use, the common case; an address this host lacks is the server's to refuse, as it would
+            if e.errno == errno.EADDRINUSE:
+                return "a port free on this host (in use: try --port with another)"
+    return None

@@ -188,8 +188,8 @@ def run(args: argparse.Namespace) -> int:
     if p is not None and p.kind == "train" and "seed" not in given_settings(args):     # a seed given runs it alone
         seeds = p.seeds
     cfg = config_from_args(args)
-    interactive = not wants_json(args)
-    bar = Bar() if interactive else None
+    # the bar goes to stderr: drawn where that is a terminal, whatever stdout is (a file the JSON goes to, say)
+    bar = Bar() if sys.stderr is not None and sys.stderr.isatty() else None
     check, restore = stop_on_interrupt(bar)
     try:
         res = run_training(cfg, emit=bar, check=check, seeds=seeds, ready=lambda: save_config(args, cfg))
