@@ -415,7 +415,7 @@ def probe_model(um: UserModel) -> UserProbeResult:
               for i, r in enumerate(rows)]
     input_std = flat[-1] if x is not None else None
     return UserProbeResult(
-        config=spec.to_dict(), device=str(dev), torch=torch.__version__, model=type(module).__name__,
+        config=spec.to_dict(), device=str(dev), torch=str(torch.__version__), model=type(module).__name__,
         layers=layers, params=param_out, warnings=_warnings(hooks, rows, params, loss is not None, source),
         verdict=_verdict(layers, input_std), first_nonfinite_layer=first_nonfinite(layers),
         loss=flat[-2] if loss is not None and source != "signal" else None, loss_source=source,

@@ -6,7 +6,6 @@ weights has exactly that, a Gaussian one spreads them over orders of magnitude a
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
@@ -143,16 +142,3 @@ def shortfall(res: dict[str, Any]) -> tuple[int, int]:
     and condition number can be said to be."""
     sv = res["singular_values"]
     return sum(1 for v in sv if v == 0), len(sv) - res.get("numerical_rank", len(sv))
-
-
-@dataclass
-class JacobianJob:
-    """The Jacobian spectrum as a Session job."""
-
-    config: Config
-    inputs: int = 1
-    bins: int = 20
-    name: str = "jacobian"
-
-    def run(self, ctx) -> dict[str, Any]:
-        return jacobian_spectrum(self.config, self.inputs, self.bins, check=ctx.check)

@@ -1,4 +1,4 @@
-"""The jobs a Session runs: probe and training; torch is imported on the job's thread, not at import time."""
+"""The jobs a Session runs (probe, training, your model, Jacobian, width check); torch loads on the job's thread."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,6 +8,9 @@ from .events import LayerStats, LogLine
 from .session import Context
 from .spec import Config
 from .verdict import symmetry_note
+
+
+DEFAULT_WIDTHS = (64, 128, 256, 512, 1024)      # the width check's, here so that its job needs no torch to be made
 
 
 def verdict_message(v: dict[str, Any]) -> tuple[str, str]:
@@ -113,3 +116,39 @@ class UserProbeJob:
         ctx.emit(LogLine(self.name, level, f"{text} ({len(res.layers)} modules of {res.model}, loss from "
                                            f"{res.loss_source}, {res.seconds:.2f} s on {res.device})"))
         return res.to_json()
+
+
+@dataclass
+class JacobianJob:
+    """The Jacobian spectrum as a Session job."""
+
+    config: Config
+    inputs: int = 1
+    bins: int = 20
+    name: str = "jacobian"
+
+    def run(self, ctx: Context) -> dict[str, Any]:
+        from .jacobian import jacobian_spectrum
+
+        return jacobian_spectrum(self.config, self.inputs, self.bins, check=ctx.check)
+
+
+@dataclass
+class WidthsJob:
+    """The width check as a Session job: a Progress after each width, cancellable between steps."""
+
+    config: Config
+    widths: tuple[int, ...] = DEFAULT_WIDTHS
+    steps: int = 5
+    name: str = "widths"
+
+    @property
+    def total_steps(self) -> int:
+        return len(self.widths)
+
+    def run(self, ctx: Context) -> dict[str, Any]:
+        from .events import Progress
+        from .widths import width_check
+
+        return width_check(self.config, list(self.widths), self.steps, check=ctx.check,
+                           progress=lambda i, n: ctx.emit(Progress(self.name, step=i, total_steps=n)))

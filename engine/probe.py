@@ -80,7 +80,7 @@ def run_probe(cfg: Config, distributions: bool = True, check: Callable[[], None]
     rows = layer_rows(model, layers)
     loss_v, input_std = extras
     return ProbeResult(
-        config=cfg.to_dict(), device=str(dev), torch=torch.__version__, layers=rows,
+        config=cfg.to_dict(), device=str(dev), torch=str(torch.__version__), layers=rows,
         first_nonfinite_layer=first_nonfinite(rows), verdict=verdict(rows, input_std, cfg.batch),
         loss=loss_v if cfg.loss == "mse" else None, input_std=input_std, distributions=dists,
         seconds=time.perf_counter() - t0, names=[r["name"] for r in rows])

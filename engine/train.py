@@ -340,7 +340,7 @@ class Trainer:
                                  "distinct_units": None} for r in latest.get("layers", [])],
                      "step": latest.get("step")}
         return {
-            "config": self.cfg.to_dict(), "device": str(self.device), "torch": torch.__version__,
+            "config": self.cfg.to_dict(), "device": str(self.device), "torch": str(torch.__version__),
             "task": self.data.task, "total_steps": self.total_steps, "steps_done": self.step,
             "seconds": seconds, "epochs": self.epochs.values(), "steps": self.steps.values(),
             "final": final, "stopped": self.stopped, "nonfinite": self.nonfinite,

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
 from torch import nn
 
 from . import device as devices
+from .jobs import DEFAULT_WIDTHS
 from .models import build_mlp
 from .spec import Config, SpecError, check_value, validate
 
-DEFAULT_WIDTHS = (64, 128, 256, 512, 1024)
 MAX_STEPS = 1000
 
 
@@ -136,23 +135,3 @@ def width_check(cfg: Config, widths: list[int] | tuple[int, ...] = DEFAULT_WIDTH
             "mean_abs_a": mean_abs, "mean_abs_delta": delta, "loss": losses,
             "slopes": slopes, "delta_slopes": dslopes, "optimizer": cfg.optimizer, "lr": cfg.lr,
             "device": str(dev), "seconds": time.perf_counter() - t0, "config": cfg.to_dict()}
-
-
-@dataclass
-class WidthsJob:
-    """The width check as a Session job: a Progress after each width, cancellable between steps."""
-
-    config: Config
-    widths: tuple[int, ...] = DEFAULT_WIDTHS
-    steps: int = 5
-    name: str = "widths"
-
-    @property
-    def total_steps(self) -> int:
-        return len(self.widths)
-
-    def run(self, ctx) -> dict[str, Any]:
-        from .events import Progress
-
-        return width_check(self.config, list(self.widths), self.steps, check=ctx.check,
-                           progress=lambda i, n: ctx.emit(Progress(self.name, step=i, total_steps=n)))

@@ -223,6 +223,32 @@ def test_probe_refuses_a_config_that_is_a_directory_or_not_toml(capsys, tmp_path
     assert "widht" in refused(capsys, "probe", "--config", str(bad))
 
 
+def test_a_bad_value_in_a_config_is_refused_even_where_a_flag_overrides_it(capsys, tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('depth = "abc"\n')
+    assert refused(capsys, "probe", "--config", str(path), "--depth", "3", "--width", "4") == \
+        "initlab: error: depth: 'abc' is not allowed; an integer in [1, 10000]\n"
+
+
+def test_a_config_naming_a_sweep_preset_gives_other_commands_its_net(capsys, tmp_path):
+    from initlab.engine.sweep import SWEEP_PRESETS
+
+    path = tmp_path / "c.toml"
+    path.write_text('preset = "edge-of-chaos-tanh"\nwidth = 8\nin_features = 8\nout_features = 8\n')
+    assert main(["probe", "--config", str(path), "--device", "cpu", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)["config"]
+    net = SWEEP_PRESETS["edge-of-chaos-tanh"].config
+    assert (got["depth"], got["init"], got["activation"]) == (net.depth, net.init, net.activation)    # its net
+    assert got["width"] == 8        # under the file's own settings
+
+
+def test_a_config_files_random_matrix_preset_is_named_as_the_files(capsys, tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('preset = "random-matrix"\n')
+    err = refused(capsys, "probe", "--config", str(path), "--device", "cpu")
+    assert "not with preset random-matrix (the --config file's preset key)" in err
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_probe_refuses_cuda_without_cuda(capsys):
     err = refused(capsys, "probe", *SMALL[:-2], "--device", "cuda")

@@ -158,7 +158,7 @@ def test_a_zero_jacobian_has_no_bar_only_its_zeros():
 
 def test_jacobian_job_on_a_session_gives_the_same_spectrum():
     from initlab.engine.events import Finished
-    from initlab.engine.jacobian import JacobianJob
+    from initlab.engine.jobs import JacobianJob
     from initlab.engine.session import Session
 
     events = []

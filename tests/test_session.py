@@ -315,7 +315,7 @@ def test_close_stops_the_job_and_joins_its_thread():
 
 @pytest.mark.parametrize("which", ["jacobian", "sweep_train"])
 def test_a_jacobian_of_many_inputs_and_a_training_sweep_stop_within_half_a_second(which):
-    from initlab.engine.jacobian import JacobianJob
+    from initlab.engine.jobs import JacobianJob
     from initlab.engine.sweep import SweepJob
 
     events = []
@@ -329,4 +329,20 @@ def test_a_jacobian_of_many_inputs_and_a_training_sweep_stop_within_half_a_secon
     t0 = time.perf_counter()
     assert s.cancel(wait=True)
     assert time.perf_counter() - t0 < 0.5 and isinstance(events[-1], Cancelled)
+    assert not job_threads()
+
+
+def test_the_readmes_library_example_runs(capsys):
+    import os
+    import re
+
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md"), encoding="utf-8").read()
+    section = readme[readme.index("## The engine from Python"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    asyncio.run(scope["main"]())
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "Started" and "Finished" in out and out[-2].startswith("{'epoch': 3, 'train_loss': ")
+    assert out[-1].startswith("[") and len(eval(out[-1])) == 10       # the probe's a_std per layer
     assert not job_threads()

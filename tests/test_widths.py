@@ -151,7 +151,7 @@ def test_widths_text_and_refusal(capsys):
 def test_widths_job_on_a_session_reports_each_width():
     from initlab.engine.events import Finished, Progress
     from initlab.engine.session import Session
-    from initlab.engine.widths import WidthsJob
+    from initlab.engine.jobs import WidthsJob
 
     events = []
     session = Session(events.append)
@@ -170,7 +170,7 @@ def test_a_width_check_stops_within_a_width():
 
     from initlab.engine.events import Cancelled
     from initlab.engine.session import Session
-    from initlab.engine.widths import WidthsJob
+    from initlab.engine.jobs import WidthsJob
 
     events = []
     session = Session(events.append)

@@ -167,7 +167,7 @@ class BeyondMixin:
     def action_jacobian(self) -> None:
         cfg = self.valid_config()
         if cfg is not None:
-            from initlab.engine.jacobian import JacobianJob
+            from initlab.engine.jobs import JacobianJob
 
             self.charts.show_tab("jacobian")
             self.note_model_not_used("the Jacobian is of")
@@ -176,7 +176,7 @@ class BeyondMixin:
     def action_widths(self) -> None:
         cfg = self.valid_config()
         if cfg is not None:
-            from initlab.engine.widths import WidthsJob
+            from initlab.engine.jobs import WidthsJob
 
             self.charts.show_tab("widths")
             self.note_model_not_used("the width check trains")

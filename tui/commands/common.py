@@ -188,12 +188,17 @@ def prepare(args: argparse.Namespace) -> None:
     path = getattr(args, "config", None)
     raw = _take_own_keys(args, spec.read_toml(path, extra=tuple(_OWN_KINDS))) if path is not None else {}
     args.config_keys = raw
+    for name, value in raw.items():     # every value the file holds is checked, those a flag overrides too
+        if name in FIELDS:
+            spec.parse_checked(name, value)
     _refuse_outputs_over_inputs(args, taken)
     if "preset" in raw and getattr(args, "preset", None) is None:
         from initlab.engine.sweep import SWEEP_PRESETS
 
-        # a sweep preset's name brings its grid to a sweep; the file's settings are the whole net for the others
-        if not (raw["preset"] in SWEEP_PRESETS and getattr(args, "command", "sweep") != "sweep"):
+        # a sweep preset's name brings its grid to a sweep; to the other commands its net, under the file's settings
+        if raw["preset"] in SWEEP_PRESETS and getattr(args, "command", "sweep") != "sweep":
+            args.sweep_base = raw["preset"]
+        else:
             args.preset = raw["preset"]
             args.preset_from_config = True
 
@@ -283,6 +288,10 @@ def config_from_args(args: argparse.Namespace, base: Config | None = None) -> Co
     cfg = base or Config()
     if args.preset:
         cfg = presets.get(args.preset).config
+    elif getattr(args, "sweep_base", None):        # a config file's sweep preset: the net it sweeps
+        from initlab.engine.sweep import SWEEP_PRESETS
+
+        cfg = SWEEP_PRESETS[args.sweep_base].config
     return spec.from_mapping(given_settings(args), cfg)
 
 

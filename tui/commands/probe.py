@@ -33,11 +33,14 @@ def run_matrix(args: argparse.Namespace) -> int:
     from initlab.engine.spec import SpecError, check_value, parse_value
 
     given = given_settings(args)
+    # the preset named by a config file's preset key is said as such: the flag given beside it is not the mistake
+    which = ("preset random-matrix (the --config file's preset key)" if getattr(args, "preset_from_config", False)
+             else "--preset random-matrix")
     for name, value in given.items():
         if name != "seed":
-            raise SpecError(name, value, "not with --preset random-matrix (it takes --seed and --json)")
+            raise SpecError(name, value, f"not with {which} (it takes --seed and --json)")
     if args.save_config:
-        raise SpecError("save_config", args.save_config, "not with --preset random-matrix (it has no network)")
+        raise SpecError("save_config", args.save_config, f"not with {which} (it has no network)")
     raw = given.get("seed", 0)
     seed = parse_value("seed", raw)
     check_value("seed", seed)
