@@ -142,3 +142,11 @@ def shortfall(res: dict[str, Any]) -> tuple[int, int]:
     and condition number can be said to be."""
     sv = res["singular_values"]
     return sum(1 for v in sv if v == 0), len(sv) - res.get("numerical_rank", len(sv))
+
+
+def __getattr__(name: str):
+    if name == "JacobianJob":      # it lives in jobs.py now, whose jobs load no torch when made
+        from .jobs import JacobianJob
+
+        return JacobianJob
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -5,6 +5,7 @@ import asyncio
 import logging
 import threading
 import time
+import weakref
 from typing import Any, Callable, Protocol
 
 from .events import Cancelled, Event, Failed, Finished, Started
@@ -105,20 +106,37 @@ class Session:
     def start(self, job: Job, unless: Callable[[], bool] | None = None) -> bool:
         """Start `job` once the running one has stopped (however long its last step takes: two jobs never run at
         once); False, and nothing started, where `unless` (asked after that wait) says the start was called off
-        meanwhile (a stop asked for while the old job wound down)."""
-        with self._lock:
-            replaced = self.running
-            self._stop.set()
-            while not self.cancel(wait=True):
-                pass
-            if unless is not None and unless():
-                return False
-            self._stop = threading.Event()
-            stop = self._stop
-            self._thread = threading.Thread(target=self._run, args=(job, stop, replaced), daemon=True,
-                                            name=f"initlab-{job.name}")
-            self._thread.start()
-        return True
+        meanwhile (a stop asked for while the old job wound down). Called on the job's own thread (by a callback,
+        or by the job), it returns at once and the new job's thread waits for this one's end instead."""
+        if threading.current_thread() is self._thread:
+            with self._lock:
+                self._stop.set()
+                self._launch(job, replaced=True, after=self._thread)
+            return True
+        replaced = False
+        while True:
+            with self._lock:
+                t = self._thread
+                if t is None or not t.is_alive():
+                    if unless is not None and unless():
+                        return False
+                    self._launch(job, replaced)
+                    return True
+                replaced = True
+                self._stop.set()
+            t.join()        # outside the lock: a callback on that thread may start or close meanwhile
+
+    def _launch(self, job: Job, replaced: bool, after: threading.Thread | None = None) -> None:
+        self._stop = threading.Event()
+        stop = self._stop
+
+        def body() -> None:
+            if after is not None:
+                after.join()
+            self._run(job, stop, replaced)
+
+        self._thread = threading.Thread(target=body, daemon=True, name=f"initlab-{job.name}")
+        self._thread.start()
 
     def _run(self, job: Job, stop: threading.Event, replaced: bool) -> None:
         ctx = Context(self._emit, stop)
@@ -158,17 +176,25 @@ class Session:
 
     def events(self, until_end: bool = False) -> "EventStream":
         """An async iterator of every event from this call on, in order, on the calling event loop (call it in a
-        coroutine before start(), so that the job's Started is among them). It ends after the first Finished, Failed
-        or Cancelled with `until_end`, else never by itself (break out of it, or close() it)."""
-        return EventStream(self, asyncio.get_running_loop(), until_end)
+        coroutine before start(), so that the job's Started is among them). With `until_end` it ends after the
+        first Finished, Failed or Cancelled; else when close()d (or dropped): events are queued for it until then."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise RuntimeError("Session.events() is called in a coroutine: it needs the running event loop its "
+                               "events go to") from None
+        return EventStream(self, loop, until_end)
 
     def close(self) -> None:
         """Stop the running job, if any, and wait for its thread to end (a daemon thread still inside torch when
-        the interpreter exits can crash it)."""
-        with self._lock:
-            self._stop.set()
-            while not self.cancel(wait=True):
-                pass
+        the interpreter exits can crash it). On the job's own thread (a callback) it only asks the job to stop."""
+        while True:
+            with self._lock:
+                t = self._thread
+                self._stop.set()
+            if t is None or not t.is_alive() or t is threading.current_thread():
+                return
+            t.join()
 
     def __enter__(self) -> "Session":
         return self
@@ -187,6 +213,8 @@ class EventStream:
         self._until_end = until_end
         self._done = False
         session._queues.append(self._entry)
+        # a stream dropped without close() stops being fed: else the session would queue for it for ever
+        weakref.finalize(self, _unregister, session._queues, self._entry)
 
     def __aiter__(self) -> "EventStream":
         return self
@@ -202,5 +230,9 @@ class EventStream:
     def close(self) -> None:
         """No more events: those after this are not queued."""
         self._done = True
-        if self._entry in self._session._queues:
-            self._session._queues.remove(self._entry)
+        _unregister(self._session._queues, self._entry)
+
+
+def _unregister(queues: list, entry: tuple) -> None:
+    if entry in queues:
+        queues.remove(entry)

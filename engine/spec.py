@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import os
 import re
 import tomllib
@@ -258,8 +259,8 @@ def parse_value(name: str, raw: Any) -> Any:
     if info.kind is int:
         if isinstance(raw, bool):
             raise SpecError(name, raw, _allowed(info))
-        if isinstance(raw, int):
-            return raw
+        if isinstance(raw, numbers.Integral):       # numpy's integers too (a grid made with np.arange)
+            return int(raw)
         # a whole float (TOML's 1e3) is its integer; past 2**53 a float names no one integer: refused as written
         if isinstance(raw, float) and raw.is_integer() and abs(raw) <= 2 ** 53:
             return int(raw)
@@ -274,7 +275,7 @@ def parse_value(name: str, raw: Any) -> Any:
     if info.kind is float:
         if isinstance(raw, bool):
             raise SpecError(name, raw, _allowed(info))
-        if isinstance(raw, (int, float)):
+        if isinstance(raw, numbers.Real):           # numpy's numbers too
             try:
                 return float(raw)
             except OverflowError:       # an integer beyond float's range, as TOML allows
@@ -313,8 +314,8 @@ def check_value(name: str, value: Any) -> None:
         return
     if not _of_kind(info.kind, value):
         # a Config made in Python holds what it was given: "false" for a bool would read as true, "5" as no number
-        raise SpecError(name, value, f"{_allowed(info)} (given {type(value).__name__} {value!r}; "
-                                     "spec.parse_value turns text into a setting)")
+        raise SpecError(name, value, f"{_allowed(info)}, as a Python {info.kind.__name__} (given "
+                                     f"{type(value).__name__} {value!r}; spec.parse_value turns it into one)")
     if info.choices and value not in info.choices:
         raise SpecError(name, value, _allowed(info))
     if info.kind in (int, float):

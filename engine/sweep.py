@@ -111,9 +111,15 @@ def grid(vary: dict[str, list[Any]]) -> list[dict[str, Any]]:
     return [dict(zip(names, combo)) for combo in itertools.product(*(vary[n] for n in names))]
 
 
-def checked_vary(vary: dict[str, list[Any]]) -> dict[str, list[Any]]:
-    """A grid made in Python: its names must be settings, its values those settings' (text parsed as typed)."""
-    return {name: [parse_checked(name, v) for v in values] for name, values in vary.items()}
+def checked_vary(vary: dict[str, Any]) -> dict[str, list[Any]]:
+    """A grid made in Python: its names must be settings, its values a list (or tuple, or array) of that setting's
+    values (text parsed as typed, numpy's numbers as Python's)."""
+    out = {}
+    for name, values in vary.items():
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+            raise SpecError(name, values, "a list of values to vary it over (a grid's values, such as [2, 4, 8])")
+        out[name] = [parse_checked(name, v) for v in values]
+    return out
 
 
 def point_configs(base: Config, vary: dict[str, list[Any]], train: bool = False

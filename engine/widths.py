@@ -135,3 +135,11 @@ def width_check(cfg: Config, widths: list[int] | tuple[int, ...] = DEFAULT_WIDTH
             "mean_abs_a": mean_abs, "mean_abs_delta": delta, "loss": losses,
             "slopes": slopes, "delta_slopes": dslopes, "optimizer": cfg.optimizer, "lr": cfg.lr,
             "device": str(dev), "seconds": time.perf_counter() - t0, "config": cfg.to_dict()}
+
+
+def __getattr__(name: str):
+    if name == "WidthsJob":      # it lives in jobs.py now, whose jobs load no torch when made
+        from .jobs import WidthsJob
+
+        return WidthsJob
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

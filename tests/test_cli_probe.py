@@ -227,7 +227,8 @@ def test_a_bad_value_in_a_config_is_refused_even_where_a_flag_overrides_it(capsy
     path = tmp_path / "c.toml"
     path.write_text('depth = "abc"\n')
     assert refused(capsys, "probe", "--config", str(path), "--depth", "3", "--width", "4") == \
-        "initlab: error: depth: 'abc' is not allowed; an integer in [1, 10000]\n"
+        "initlab: error: depth: 'abc' is not allowed; an integer in [1, 10000] (the --config file's value; --depth " \
+        "gives another)\n"
 
 
 def test_a_config_naming_a_sweep_preset_gives_other_commands_its_net(capsys, tmp_path):

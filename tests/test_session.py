@@ -346,3 +346,67 @@ def test_the_readmes_library_example_runs(capsys):
     assert out[0] == "Started" and "Finished" in out and out[-2].startswith("{'epoch': 3, 'train_loss': ")
     assert out[-1].startswith("[") and len(eval(out[-1])) == 10       # the probe's a_std per layer
     assert not job_threads()
+
+
+def test_a_callback_may_start_the_next_job_or_close_without_a_deadlock():
+    log: list = []
+    s = Session()
+    chained = []
+
+    def on_event(ev):
+        if isinstance(ev, Finished) and not chained:        # the next job, from the job's own thread
+            chained.append(s.start(Stubborn(0.0, log)))
+        if isinstance(ev, LayerStats) and len(chained) == 1:    # mid-job: replaces it, never beside it
+            chained.append(s.start(Stubborn(0.0, log)))
+
+    s.subscribe(on_event)
+    s.start(ProbeJob(Config(depth=2, width=4, in_features=4, out_features=4, device="cpu")))
+    deadline = time.monotonic() + 30
+    while len(log) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert s.wait(30) and chained == [True] and [k for k, _ in log] == ["in", "out"]
+    closer = Session()
+    closer.subscribe(lambda ev: isinstance(ev, Started) and closer.close())     # asks its own job to stop
+    closer.start(TrainJob(LONG))
+    assert closer.wait(30)
+    assert isinstance(closer.last_event, Cancelled)
+
+
+def test_a_dropped_or_closed_stream_is_no_longer_fed():
+    import gc
+
+    async def main():
+        s = Session()
+        s.events()                      # made and dropped
+        gc.collect()
+        kept = s.events()
+        kept.close()
+        s.start(ProbeJob(Config(depth=2, width=4, in_features=4, out_features=4, device="cpu")))
+        s.wait(30)
+        return s
+
+    assert asyncio.run(main())._queues == []
+    with pytest.raises(RuntimeError, match="Session.events\\(\\) is called in a coroutine"):
+        Session().events()
+
+
+def test_typed_settings_for_library_users():
+    import numpy as np
+
+    from initlab.engine.spec import SpecError, validate
+    from initlab.engine.sweep import checked_vary, point_configs
+
+    for kw, words in [({"depth": "5"}, "depth: '5' is not allowed; an integer in [1, 10000], as a Python int"),
+                      ({"bias": "false"}, "bias: 'false' is not allowed"),       # read as true, a net with bias
+                      ({"width": 2.5}, "width: 2.5 is not allowed"),
+                      ({"depth": np.int64(3)}, "as a Python int (given int64")]:
+        with pytest.raises(SpecError) as e:
+            validate(Config(**kw))
+        assert str(e.value).startswith(words) or words in str(e.value)
+    base = Config(width=4, in_features=4, out_features=4, device="cpu")
+    assert [c.depth for _, c in point_configs(base, {"depth": np.arange(2, 4)})] == [2, 3]    # numpy's, as Python's
+    assert [c.depth for _, c in point_configs(base, {"depth": ["2", "3"]})] == [2, 3]         # text, as typed
+    with pytest.raises(SpecError, match="dpth: .* is not allowed; a known setting"):
+        point_configs(base, {"dpth": [2, 3]})
+    with pytest.raises(SpecError, match="sigma_w: 1.5 is not allowed; a list of values"):
+        checked_vary({"sigma_w": 1.5})

@@ -188,9 +188,14 @@ def prepare(args: argparse.Namespace) -> None:
     path = getattr(args, "config", None)
     raw = _take_own_keys(args, spec.read_toml(path, extra=tuple(_OWN_KINDS))) if path is not None else {}
     args.config_keys = raw
+    given = given_flags(args)
     for name, value in raw.items():     # every value the file holds is checked, those a flag overrides too
         if name in FIELDS:
-            spec.parse_checked(name, value)
+            try:
+                spec.parse_checked(name, value)
+            except SpecError as e:      # said to be the file's, where a flag beside it gives the field another
+                where = f" (the --config file's value; {flag(name)} gives another)" if name in given else ""
+                raise SpecError(e.field, e.value, e.allowed + where) from None
     _refuse_outputs_over_inputs(args, taken)
     if "preset" in raw and getattr(args, "preset", None) is None:
         from initlab.engine.sweep import SWEEP_PRESETS
