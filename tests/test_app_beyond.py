@@ -543,3 +543,58 @@ async def test_e_on_the_training_tab_exports_the_training_it_shows_after_a_probe
         assert len(names) == 2 and all(n.startswith("initlab-train-") for n in names)
         docs = [json.loads((tmp_path / n).read_text()) for n in names]
         assert all(len(d["epochs"]) == 2 and d["stopped"] == "finished" for d in docs)
+
+
+@pilot_test
+async def test_a_probe_after_a_training_leaves_its_training_and_heatmap_tabs_with_a_baseline_pinned():
+    app = make_app(SMALL.replace(epochs=2, n_rows=100, batch=20, stats_every=1))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("t")
+        await settle(pilot, app)
+        await pilot.press("b")          # a baseline pinned: the Training tab was redrawn from the probe's no epochs
+        await pilot.pause()
+        epochs = app.charts.chart("training").data.epochs
+        heat = app.charts.chart("heatmap").data
+        assert len(epochs) == 2 and len(heat) > 1
+        await pilot.press("p")
+        await settle(pilot, app)
+        assert app.last_kind == "probe"
+        training = app.charts.chart("training").data
+        assert training.epochs == epochs and training.baseline        # the training's curves, the baseline beside
+        assert app.charts.chart("heatmap").data == heat                # a probe's one step does not replace it
+
+
+@pilot_test
+async def test_a_stopped_width_check_says_the_tab_keeps_the_one_before():
+    app = make_app(SMALL.replace(depth=3))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, app)
+        app.extras.set_value("widths", "8,16")
+        await pilot.press("0", "r")
+        await settle(pilot, app)
+        before = app.charts.chart("widths").data
+        # a width check stopped in its first width hands back nothing (the engine's own test stops one so)
+        from initlab.engine.events import Cancelled
+        from initlab.tui.messages import EngineEvent
+
+        app.post_message(EngineEvent(Cancelled("widths", result={})))
+        await pilot.pause()
+        assert app.charts.chart("widths").data is before
+        assert "the Widths tab keeps the width check before the one stopped" in app.log_pane.messages()
+
+
+@pilot_test
+async def test_a_width_that_went_non_finite_is_said_in_the_log():
+    from initlab.engine.events import Finished
+    from initlab.tui.messages import EngineEvent
+
+    cfg = SMALL.replace(depth=3, in_features=8, out_features=4, batch=8, lr=1e4, activation="identity", init="normal")
+    result = width_check(cfg, [8, 64], steps=3)
+    app = make_app(cfg)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, app)
+        app.post_message(EngineEvent(Finished("widths", result=result, seconds=0.1)))
+        await pilot.pause()
+        warned = [m for lvl, m in [e[1:] for e in app.log_pane.entries] if lvl == "warning"]
+        assert "width 64 is non-finite at step 2 (mean |a| of layer 0); a smaller lr keeps it finite" in warned

@@ -613,7 +613,8 @@ def test_the_sweep_heatmaps_keys_stay_whole_in_a_narrow_pane():
           "metric": "log10_gradz_ratio",
           "values": [[math.log10(sw) for sw in vary["sigma_w"]] for _ in vary["sigma_b"]]}
     wide = [t.plain for t in heatmap_lines(hm, line, 200, dict(_FALLBACK))]
-    assert "chi_1 = 1 (edge of chaos)" in wide[0] and wide[-1].endswith("· pending or not finite")
+    assert "chi_1 = 1 (edge of chaos)" in wide[0]
+    assert wide[-1].endswith("· pending, 0 or not finite")
     assert "left out" not in "\n".join(wide)
     # ends within the verdict's three decades are leanings, not a vanishing or an exploding net
     assert "-0.301 first layer smaller  0  0.301 first layer larger" in wide[-1]
@@ -621,8 +622,8 @@ def test_the_sweep_heatmaps_keys_stay_whole_in_a_narrow_pane():
     assert "-4 vanishing  0  4 exploding" in heatmap_lines(steep, line, 200, dict(_FALLBACK))[-1].plain
     assert " -0.301  0  0.301 " in heatmap_lines({**hm, "metric": "last_a_std"}, line, 200, dict(_FALLBACK))[-1].plain
     empty = {**hm, "values": [[None] * 8 for _ in vary["sigma_b"]]}      # nothing finite yet: no scale to name
-    assert heatmap_lines(empty, line, 200, dict(_FALLBACK))[-1].plain.split() == ["0", "0", "0", "·", "pending", "or",
-                                                                                  "not", "finite"]
+    assert heatmap_lines(empty, line, 200, dict(_FALLBACK))[-1].plain.split() == \
+        ["0", "0", "0", "·", "pending,", "0", "or", "not", "finite"]
     for width in (60, 36):
         lines = [t.plain for t in heatmap_lines(hm, line, width, dict(_FALLBACK))]
         assert "chi_1" not in lines[0]
@@ -636,7 +637,7 @@ def test_the_sweep_heatmaps_keys_stay_whole_in_a_narrow_pane():
             f"{hidden} of 8 sigma_w^2 columns left out for room; n lists every point"
         lines = lines[:at]
         assert lines[-1].strip() == "┃ chi_1 = 1 (edge of chaos)" and len(lines[-1]) <= width
-        assert lines[-2].strip() == "· pending or not finite" and len(lines[-2]) <= width
+        assert lines[-2].strip() == "· pending, 0 or not finite" and len(lines[-2]) <= width
 
 
 def test_jacobian_bins_of_a_narrow_spread_are_labelled_apart_and_indistinguishable_ones_merged():

@@ -345,6 +345,9 @@ def test_the_readmes_library_example_runs(capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "Started" and "Finished" in out and out[-2].startswith("{'epoch': 3, 'train_loss': ")
     assert out[-1].startswith("[") and len(eval(out[-1])) == 10       # the probe's a_std per layer
+    deadline = time.monotonic() + 5         # the stream ends with Finished; the thread that sent it, just after
+    while job_threads() and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert not job_threads()
 
 

@@ -93,7 +93,7 @@ class InitlabApp(BeyondMixin, App):
         Binding("t", "train", "train", tooltip="train the configured net", id="train"),
         Binding("s", "stop", "stop", tooltip="stop the running job", id="stop"),
         Binding("b", "pin_baseline", "pin", tooltip="pin the current run as the baseline", id="baseline"),
-        Binding("e", "export", "export", tooltip="last result as JSON and the screen as SVG", id="export"),
+        Binding("e", "export", "export", tooltip="the visible tab's result as JSON and the screen as SVG", id="export"),
         Binding("n", "toggle_numbers", "table", tooltip="the numbers behind the visible chart", id="numbers"),
         Binding("c", "toggle_config", "config", tooltip="show or hide the configuration", id="config"),
         Binding("k", "cycle_kind", "kind", show=False, tooltip="Distributions: weights, activations, gradients"),
@@ -333,15 +333,16 @@ class InitlabApp(BeyondMixin, App):
 
     def action_stop(self) -> None:
         if not self.bridge.running and not self._starting:
-            self.log_pane.add("info", "nothing is running: s stops a probe, a training, a sweep or a width check while it runs")
+            self.log_pane.add("info", "nothing is running: s stops a probe, a training, a sweep, a Jacobian or a width "
+                                      "check while it runs")
             self.notify("nothing is running", timeout=2)
             return
         self.run_state = "stopping"
         self._stopped_upto = self._requested
         self._quit_asked = -math.inf
         if self.last_kind == "jacobian" and self.bridge.running:
-            # one SVD, with no step between which to stop: said, rather than a stop that seems to do nothing
-            self.log_pane.add("info", "a Jacobian cannot be stopped part-way (one SVD): it ends by itself")
+            # its inputs go in groups whose SVDs cannot stop part-way: said, in case the stop takes a moment
+            self.log_pane.add("info", "the Jacobian stops after its current group of four inputs")
         self.bridge.cancel(wait=False)
 
     async def action_quit(self) -> None:
@@ -419,7 +420,12 @@ class InitlabApp(BeyondMixin, App):
                 for tid in ("forward", "backward", "glorot", "distributions"):
                     self.charts.set_data(tid, data)
             training = self.last_kind == "train"
-            if snap.epochs or base or training:
+            of_training = getattr(self._job_of(self._snap_run), "name", "") == "train"
+            current = self.charts.chart("training").data
+            if base and not (snap.epochs or training or of_training) and isinstance(current, TrainingData):
+                # another job's statistics (a probe): the Training tab keeps the last training, the baseline beside it
+                self.charts.set_data("training", replace(current, baseline=base.epochs))
+            elif snap.epochs or base or training:
                 # while it runs the axis spans the planned epochs; once stopped, the epochs it ran
                 total = max([e.epochs for e in snap.epochs] + [snap.progress.epochs if snap.progress else 0]) \
                     if self.run_state.startswith("training") else 0
@@ -430,7 +436,7 @@ class InitlabApp(BeyondMixin, App):
                 self.charts.set_data("training", TrainingData(tuple(epoch_row(e) for e in snap.epochs),
                                                               base.epochs if base else (), label=note,
                                                               total_epochs=total, seeds=self._snap_seeds))
-            if snap.heat:
+            if snap.heat and of_training:       # a probe's one step would replace the training's steps
                 heat = self.charts.chart("heatmap")
                 heat.label = self._seed_note(snap.stats.run if snap.stats is not None else 0).lstrip(", ")
                 self.charts.set_data("heatmap", snap.heat)

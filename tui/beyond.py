@@ -225,7 +225,7 @@ class BeyondMixin:
         try:
             if isinstance(ev, Finished):
                 self.show_result(ev.job, ev.result, "finished")
-            elif isinstance(ev, Cancelled) and ev.result:
+            elif isinstance(ev, Cancelled) and (ev.result or ev.job in ("jacobian", "widths")):
                 self.show_result(ev.job, ev.result, "stopped")
             elif isinstance(ev, Failed) and ev.job == "sweep" and self._live_sweep is not None:
                 latest = self._live_sweep.latest
@@ -257,6 +257,14 @@ class BeyondMixin:
                 self.log_pane.add("info", f"widths: {', '.join(map(str, result['widths']))} over {result['steps']} "
                                           f"steps; the largest |slope| of mean |a| against width at the last step is "
                                           f"{worst:.3g} (0 is width-stable)")
+                from .commands.widths import nonfinite_notes
+
+                for note in nonfinite_notes(result):        # a width whose lines end early: said, as the CLI says it
+                    self.log_pane.add("warning", note.removeprefix("initlab: note: "))
+        elif job in ("jacobian", "widths") and self.charts.chart(job).has_data():
+            # stopped: nothing of it to show; the tab keeps the one before, which is said
+            self.log_pane.add("info", f"the {'Jacobian' if job == 'jacobian' else 'Widths'} tab keeps the "
+                                      f"{'spectrum' if job == 'jacobian' else 'width check'} before the one stopped")
 
     # -- theory --------------------------------------------------------------------------------------------------
     def on_ready(self) -> None:

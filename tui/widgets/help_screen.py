@@ -17,7 +17,7 @@ KEYS = (
     ("t", "train the configured net"),
     ("s", "stop the running job"),
     ("b", "pin the current run as the baseline (overlaid on Forward, Backward, Training)"),
-    ("e", "export the last result as JSON and the screen as SVG (while a run goes on, the screen alone)"),
+    ("e", "export the visible tab's result as JSON and the screen as SVG (while a run goes on, the screen alone)"),
     ("1-9, 0", "switch chart tab"),
     ("r", "run the visible view: the sweep, the Jacobian or the width check (a probe elsewhere)"),
     ("n", "show or hide the numbers behind the visible chart"),

@@ -199,7 +199,7 @@ def heatmap_lines(hm: dict[str, Any], line: list[dict[str, Any]] | None, width: 
     legend.append(f" {fmt(-m, 3) if m else '0'}{low} ", style=f"{ink(lo)} on rgb({lo[0]},{lo[1]},{lo[2]})")
     legend.append(" 0 ", style=f"{ink(NEUTRAL)} on rgb({NEUTRAL[0]},{NEUTRAL[1]},{NEUTRAL[2]})")
     legend.append(f" {fmt(m, 3)}{high} ", style=f"{ink(hi)} on rgb({hi[0]},{hi[1]},{hi[2]})")
-    pending = "  · pending or not finite"
+    pending = "  · pending, 0 or not finite"       # a ratio of 0 has no log: finished, yet no colour
     if legend.cell_len + len(pending) <= width:
         legend.append(pending, style="dim")
         out.append(legend)
