@@ -148,7 +148,11 @@ def test_charts_draw_and_tabulate_without_an_app():
     fwd = ForwardChart()
     fwd.data = LayerData(layers, input_std=1.0)
     pic = fwd.draw(80, 20).plain
-    assert "a_std" in pic and "level 1" in pic and "1e-4" in pic
+    assert "a_std" in pic and "level 1" in pic and "1e-4" in pic and "no a_std bar" not in pic
+    # some layers of zero std (dead ReLU layers): their missing bars are said, where others have one
+    fwd.data = LayerData(tuple({**d, "a_std": 0.0} if i in (1, 3) else d for i, d in enumerate(layers)), input_std=1.0)
+    assert fwd.draw(80, 20).plain.splitlines()[-1] == "no a_std bar at layer 1, 3: zero, not finite or not measured"
+    fwd.data = LayerData(layers, input_std=1.0)
     cols, rows = fwd.table()
     assert cols[1] == "a_std" and [r[1] for r in rows] == [fmt(10.0 ** -i) for i in range(5)]
     glo = GlorotChart()

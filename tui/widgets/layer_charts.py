@@ -75,7 +75,14 @@ def draw_log_bars(width: int, height: int, title: str, series: list[Series],
     key = legend(*[(s.glyph, s.name, s.color) for s in series],
                  *[(g, name, rgb) for name, y, g, rgb in refs if y is not None], width=width,
                  rows=max(1, height - 8))       # the plot keeps 7 rows: 4 of them data
-    plot_h = height - 2 - key.plain.count("\n")
+    # layers the bars skip (a value of zero, non-finite or not measured has no log): said, where the others have one
+    bars = next((s for s in series if s.bars), None)
+    gaps = [i for i, v in enumerate(bars.values) if v is None] if bars is not None else []
+    gap_note = ""
+    if gaps and len(gaps) < len(bars.values) and height >= 12 and not note:     # a non-finite title says its own
+        listed = ", ".join(map(str, gaps[:6])) + (f" and {len(gaps) - 6} more" if len(gaps) > 6 else "")
+        gap_note = f"no {bars.name} bar at {xlabel.split(',')[0]} {listed}: zero, not finite or not measured"
+    plot_h = height - 2 - key.plain.count("\n") - (1 if gap_note else 0)
     # a row's worth more below, so that the lowest value stands a row above the floor: on an axis of many decades
     # a bar shorter than a row (or a baseline mark on the floor) would not show at all. A row of the data's rows,
     # the plot's less its frame, tick labels and axis name (of the whole height, a short chart's floor sank by
@@ -123,6 +130,9 @@ def draw_log_bars(width: int, height: int, title: str, series: list[Series],
     out.append_text(build_plot(width, plot_h, draw))
     out.append("\n")
     out.append_text(key)
+    if gap_note:
+        out.append("\n")
+        out.append(Text(gap_note, style="dim", no_wrap=True, overflow="ellipsis"))
     return out
 
 
