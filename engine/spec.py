@@ -110,6 +110,13 @@ class Config:
     seed: int = 0
     device: str = "auto"
 
+    def __post_init__(self) -> None:
+        # a value of the wrong type is refused as it is made: "false" for a bool would read as true
+        for name, info in FIELDS.items():
+            value = getattr(self, name)
+            if not (value is None and info.optional) and not _of_kind(info.kind, value):
+                check_value(name, value)
+
     def replace(self, **changes: Any) -> "Config":
         return dataclasses.replace(self, **changes)
 

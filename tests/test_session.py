@@ -396,7 +396,7 @@ def test_a_dropped_or_closed_stream_is_no_longer_fed():
 def test_typed_settings_for_library_users():
     import numpy as np
 
-    from initlab.engine.spec import SpecError, validate
+    from initlab.engine.spec import SpecError
     from initlab.engine.sweep import checked_vary, point_configs
 
     for kw, words in [({"depth": "5"}, "depth: '5' is not allowed; an integer in [1, 10000], as a Python int"),
@@ -404,7 +404,7 @@ def test_typed_settings_for_library_users():
                       ({"width": 2.5}, "width: 2.5 is not allowed"),
                       ({"depth": np.int64(3)}, "as a Python int (given int64")]:
         with pytest.raises(SpecError) as e:
-            validate(Config(**kw))
+            Config(**kw)                # as it is made, before any job runs it
         assert str(e.value).startswith(words) or words in str(e.value)
     base = Config(width=4, in_features=4, out_features=4, device="cpu")
     assert [c.depth for _, c in point_configs(base, {"depth": np.arange(2, 4)})] == [2, 3]    # numpy's, as Python's
