@@ -46,12 +46,17 @@ def md_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     return "\n".join([head, rule] + body)
 
 
+def pairs_table(pairs: dict[str, Any], head: str) -> str:
+    """A two-column Markdown table: the names under `head`, their values under "value"."""
+    return md_table([{head: k, "value": v} for k, v in pairs.items()], (head, "value"))
+
+
 def settings_table(settings: dict[str, Any]) -> str:
-    return md_table([{"setting": k, "value": v} for k, v in settings.items()], ("setting", "value"))
+    return pairs_table(settings, "setting")
 
 
 def figures_table(figures: dict[str, Any]) -> str:
-    return md_table([{"figure": k, "value": v} for k, v in figures.items()], ("figure", "value"))
+    return pairs_table(figures, "figure")
 
 
 def figure(title: str, labels: Sequence[Any], values: Sequence[Any], log: bool = True) -> str:

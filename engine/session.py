@@ -96,8 +96,7 @@ class Session:
             try:
                 loop.call_soon_threadsafe(q.put_nowait, ev)
             except RuntimeError:        # that loop is closed
-                if (loop, q) in self._queues:
-                    self._queues.remove((loop, q))
+                _unregister(self._queues, (loop, q))
 
     @property
     def running(self) -> bool:

@@ -248,7 +248,7 @@ def _geometric(xs: list[float]) -> tuple[float | None, float | None]:
     xs = [x for x in xs if x is not None and math.isfinite(x)]
     if len(xs) == 1:        # itself, not 10 ** log10 of it, a rounding away
         return xs[0], None
-    mean, std = _mean_std([math.log10(x) for x in xs if x > 0])
+    mean, std = _mean_std([_log10(x) for x in xs])
     return (None if mean is None else 10.0 ** mean), std
 
 

@@ -99,8 +99,8 @@ def setting_problem(app: bool) -> str | None:
     except FileNotFoundError:       # torch's libraries fail to load from a deleted folder, and files go nowhere
         return "the current folder no longer exists (deleted?): cd to another and run it again"
     if app and not os.environ.get("TEXTUAL_DRIVER"):     # a driver of its own (initlab serve's) needs no terminal
-        ttys = [(name, stream) for name, stream in (("stdin", sys.stdin), ("stderr", sys.stderr))]
-        bad = [name for name, stream in ttys if stream is None or not stream.isatty()]
+        bad = [name for name, stream in (("stdin", sys.stdin), ("stderr", sys.stderr))
+               if stream is None or not stream.isatty()]
         if bad:     # the app reads keys from stdin and draws on stderr: else it hangs, or draws into a file
             return (f"the app needs a terminal, and {' and '.join(bad)} {'is' if len(bad) == 1 else 'are'} not one "
                     "(ssh -t, no redirection of them); the commands (initlab probe, train, ...) run without one")

@@ -10,15 +10,10 @@ from .outputs import add_output_flags, write_outputs
 from .common import (add_config_flags, config_from_args, fmt, given_flags, print_json, save_config, say, table,
                     unread_notes, wants_json)
 
-# settings the width check does not read, refused as flags rather than silently ignored (a config file holds every
-# setting, so there they are passed over: a file saved by any command loads here)
-UNUSED = WIDTHS_UNREAD
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("widths", help="coordinate check: per-layer mean |a| against width over the first steps",
                        description=__doc__ + " Slope is d log(mean |a|) / d log(width): near 0 is width-stable.")
-    add_config_flags(p, groups=WIDTHS_GROUPS, hidden=UNUSED)
+    add_config_flags(p, groups=WIDTHS_GROUPS, hidden=WIDTHS_UNREAD)
     p.add_argument("--widths", default="64,128,256,512,1024", metavar="W1,W2,...",
                    help="hidden widths to compare (default 64,128,256,512,1024)")
     p.add_argument("--steps", default="5", metavar="N", help="training steps on one fixed N(0, 1) batch: an integer in [0, 1000] (default 5)")
@@ -61,8 +56,8 @@ def run(args: argparse.Namespace) -> int:
     from initlab.engine.widths import MAX_STEPS, width_check
 
     for name, value in given_flags(args).items():
-        if name in UNUSED:
-            raise SpecError(name, value, f"not with widths: {UNUSED[name]}")
+        if name in WIDTHS_UNREAD:     # refused as flags rather than ignored (a config file's are passed over)
+            raise SpecError(name, value, f"not with widths: {WIDTHS_UNREAD[name]}")
     cfg = config_from_args(args)
     widths = parse_widths(args.widths)
     try:
