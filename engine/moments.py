@@ -3,7 +3,8 @@
 Every tensor gets its mean, population variance and element count; those flagged get mean |x| (ABS), or their
 min, max and finite fraction (EXT). Small tensors with the same last dimension are concatenated along their rows and
 reduced row by row, and the rows are then summed per tensor, so a deep net of equal widths costs a few dozen
-operations whatever its depth. Large tensors are reduced one at a time, where an operation's fixed cost no longer
+operations whatever its depth; widths that hold few elements in all (a net's first and last layers) are reduced
+together, each element a row. Large tensors are reduced one at a time, where an operation's fixed cost no longer
 matters and a concatenated copy would. All sums run in float64 (float32 squares past 1e19 would overflow), and the
 variance is two-pass: squares are taken around each row's mean and rows are combined with Chan's formula, so a
 constant tensor has a variance of exactly 0.
@@ -21,6 +22,7 @@ FIELDS = ALL + ("count",)   # the columns of a moments table
 ABS, EXT = 1, 2             # flags: mean |x|; min, max and finite fraction
 BIG = 1 << 15               # elements from which a tensor is reduced on its own
 CHUNK = 1 << 20             # elements at most in one concatenation or one pass over a large tensor
+FEW = 1 << 12               # a width whose tensors hold fewer elements than this in all is reduced element-wise
 _WORK: dict[tuple, torch.Tensor] = {}
 _LOCK = threading.Lock()    # the work buffers are shared: one reduction at a time
 _INDEX: dict[tuple, torch.Tensor] = {}
@@ -39,10 +41,8 @@ def index(values: list[int], device: torch.device) -> torch.Tensor:
     return t
 
 
-def _as_rows(t: torch.Tensor) -> torch.Tensor:
-    if t.dim() == 2:
-        return t
-    return t.reshape(1, -1) if t.dim() < 2 else t.reshape(-1, t.shape[-1])
+def _as_rows(t: torch.Tensor, cols: int) -> torch.Tensor:
+    return t if t.dim() == 2 and t.shape[1] == cols else t.reshape(-1, cols)
 
 
 @dataclass
@@ -52,6 +52,7 @@ class _Group:
     abs_rows: tuple[int, int]   # the row range of the ABS items
     rows: int
     cols: int
+    zeros: torch.Tensor | None = None     # for a group of element rows: their (zero) spreads around their means
 
 
 class _Plan:
@@ -62,11 +63,20 @@ class _Plan:
         numel = [_numel(s) for s in shapes]
         self.n = n
         self.big = [i for i in range(n) if numel[i] >= BIG]
+        width = [shapes[i][-1] if len(shapes[i]) >= 2 else numel[i] for i in range(n)]
         by_c: dict[int, list[int]] = {}
         for i in range(n):
             if numel[i] < BIG and numel[i] > 0:
-                by_c.setdefault(shapes[i][-1] if len(shapes[i]) >= 2 else numel[i], []).append(i)
-        rows = lambda i: numel[i] // (shapes[i][-1] if len(shapes[i]) >= 2 else max(numel[i], 1))
+                by_c.setdefault(width[i], []).append(i)
+        # widths holding few elements in all (a net's first and last layers) are reduced together, element by
+        # element: a group costs a dozen operations whatever its size, an element row costs nothing to centre
+        few = [c for c, its in by_c.items() if c > 1 and sum(numel[i] for i in its) < FEW]
+        if len(few) + (1 in by_c) > 1:
+            for c in few:
+                for i in by_c.pop(c):
+                    width[i] = 1
+                    by_c.setdefault(1, []).append(i)
+        rows = lambda i: numel[i] // max(width[i], 1)
         self.groups: list[_Group] = []
         seg, cnt, seg_abs, seg_ext = [], [], [], []
         for c, its in by_c.items():
@@ -76,7 +86,9 @@ class _Plan:
                 n_ext = sum(rows(i) for i in part if flags[i] & EXT)
                 a0 = sum(rows(i) for i in part if flags[i] & (EXT | ABS) == EXT)
                 a1 = a0 + sum(rows(i) for i in part if flags[i] & ABS)
-                self.groups.append(_Group(part, n_ext, (a0, a1), sum(rows(i) for i in part), c))
+                n_rows = sum(rows(i) for i in part)
+                self.groups.append(_Group(part, n_ext, (a0, a1), n_rows, c,
+                                          torch.zeros(n_rows, dtype=torch.float64, device=device) if c == 1 else None))
                 for i in part:
                     seg += [i] * rows(i)
                     cnt += [float(c)] * rows(i)
@@ -183,7 +195,7 @@ def _pieces(tensors: list[torch.Tensor], p: _Plan, device: torch.device) -> tupl
 
 def _group_rows(tensors: list[torch.Tensor], g: _Group) -> torch.Tensor:
     """The group's tensors, concatenated along their rows into a float64 work buffer [rows, cols]."""
-    parts = [_as_rows(tensors[i]) for i in g.items]
+    parts = [_as_rows(tensors[i], g.cols) for i in g.items]
     device, n = parts[0].device, g.rows * g.cols
     dtype = parts[0].dtype if all(p.dtype == parts[0].dtype for p in parts) else torch.float64
     out = _work(0, n, torch.float64, device).view(g.rows, g.cols)
@@ -213,18 +225,23 @@ def _reduce(tensors: list[torch.Tensor], device: torch.device, p: _Plan) -> torc
         for g in p.groups:
             m = _group_rows(tensors, g)
             s = m.sum(1)
-            c = torch.sub(m, (s / g.cols).unsqueeze(1), out=_work(1, g.rows * g.cols, torch.float64, device)
-                          .view(g.rows, g.cols))
             rsum.append(s)
-            rm2.append(c.mul_(c).sum(1))
-            a0, a1 = g.abs_rows
-            if a1 > a0:
-                rabs.append(torch.abs(m[a0:a1], out=c[a0:a1]).sum(1))
+            # the extremes and |x| first: the rows are then centred in place, so that a step touches one work
+            # buffer of float64s rather than two (a second megabyte evicts the training's own data from the cache)
             if g.n_ext:
                 e = m[:g.n_ext]
                 rmax.append(e.amax(1))
                 rmin.append(e.amin(1))
                 rfin.append(torch.isfinite(e).sum(1, dtype=torch.float64))
+            a0, a1 = g.abs_rows
+            if a1 > a0:
+                rabs.append(torch.abs(m[a0:a1], out=_work(1, (a1 - a0) * g.cols, torch.float64, device)
+                                      .view(a1 - a0, g.cols)).sum(1))
+            if g.cols == 1:     # one element a row: nothing to spread around its mean
+                rm2.append(g.zeros)
+            else:
+                c = m.sub_((s / g.cols).unsqueeze(1))
+                rm2.append(c.mul_(c).sum(1))
         if p.pieces:
             for v, piece in zip((rsum, rm2, rabs, rmin, rmax, rfin), _pieces(tensors, p, device)):
                 v.append(piece)

@@ -52,18 +52,19 @@ def train_config(cfg: Config, ds: datasets.Dataset) -> Config:
     return cfg.replace(in_features=ds.in_features, out_features=ds.out_features)
 
 
-def _rows(values: list[float], model: MLP, extra_names: tuple[str, ...]) -> list[dict[str, Any]]:
-    """Per layer: index, name and fans as the probe gives them, then the statistics (and the extra names')."""
+def _rows(values: list[float], heads: list[dict[str, Any]], extra_names: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Per layer: index, name and fans as the probe gives them (`heads`, from layer_rows), then the statistics (and
+    the extra names')."""
     names = STAT_NAMES + extra_names
     k = len(names)
-    stats = []
-    for i in range(len(model.blocks)):
+    rows = []
+    for i, head in enumerate(heads):
         d = dict(zip(names, values[i * k:(i + 1) * k]))
         du = d.pop("distinct_units", None)
         if du is not None and du == du:     # not sampled during training: it costs a sort per layer
             d["distinct_units"] = int(du)
-        stats.append(undefined_as_none(d))
-    return layer_rows(model, stats)
+        rows.append({**head, **undefined_as_none(d)})
+    return rows
 
 
 class Trainer:
@@ -87,6 +88,10 @@ class Trainer:
         self.model: MLP = build_mlp(self.cfg, self.device, sample=self.data.x_train[: max(cfg.batch, 16)],
                                     check=self.check)
         self.model.train()
+        # taken once: reaching a weight through the modules costs microseconds a layer, at every sampled step
+        self.blocks = list(self.model.blocks)
+        self.weights = [b.linear.weight for b in self.blocks]
+        self.heads = layer_rows(self.model, [{} for _ in self.blocks])
         self.opt = make_optimizer(self.cfg, self.model.parameters())
         self.n_train = int(self.data.x_train.shape[0])
         self.per_epoch = steps_per_epoch(self.n_train, self.cfg.batch, self.cfg.norm)
@@ -115,7 +120,7 @@ class Trainer:
         loss.backward()
         raw = None
         if self.cfg.clip > 0:
-            grads = [b.linear.weight.grad for b in self.model.blocks]
+            grads = [w.grad for w in self.weights]
             if keep_grads and all(g is not None for g in grads):
                 raw = torch._foreach_mul(grads, 1.0)
             nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip)
@@ -135,19 +140,19 @@ class Trainer:
 
     def _sampled_step(self, xb: torch.Tensor, yb: torch.Tensor, epoch: int) -> float:
         """A step that also reduces every layer's statistics and the update ratio, then makes one transfer."""
-        blocks = self.model.blocks
+        blocks, weights = self.blocks, self.weights
         with Capture(blocks) as cap:
             loss = self.crit(self.model(xb), yb)
             raw = self._update(loss, keep_grads=True)
-        weights = [b.linear.weight for b in blocks]
+        grads = raw if raw is not None else [w.grad for w in weights]
         with torch.no_grad():
             before = torch._foreach_mul(weights, 1.0)       # one copy of every weight, in one op
             self.opt.step()
             deltas = torch._foreach_sub(weights, before)
-        table = layer_table(cap, blocks, distinct=False, weights=before, updates=deltas, grads=raw)
+        table = layer_table(cap, blocks, distinct=False, weights=before, updates=deltas, grads=grads)
         flat = torch.cat([table.flatten(), loss.detach().double().reshape(1),
                           self.first_bad.double().reshape(1)]).tolist()          # the one transfer
-        rows = _rows(flat[:-2], self.model, ("update_to_weight_log10", "weights_finite"))
+        rows = _rows(flat[:-2], self.heads, ("update_to_weight_log10", "weights_finite"))
         ok = [r.pop("weights_finite") for r in rows]
         loss_v, first_bad = flat[-2], int(flat[-1])
         self.steps.append({"step": self.step, "epoch": epoch, "loss": loss_v, "layers": rows})

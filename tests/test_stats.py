@@ -244,6 +244,29 @@ def test_a_constant_tensor_has_a_variance_of_exactly_zero_at_any_size(n):
         assert m[0, 1].item() == 0.0 and m[0, 0].item() == pytest.approx(value, rel=1e-7)
 
 
+def test_moments_of_tensors_of_every_layout_match_numpy():
+    """Widths with many elements are reduced in row groups, the few-element widths together element by element,
+    large tensors in chunks: each statistic against numpy in float64, with non-finite values and constants among
+    them."""
+    from initlab.engine.moments import ABS, BIG, EXT, FEW, reduce
+
+    g = torch.Generator().manual_seed(3)
+    shapes = [(10, 64), (64, 64), (64, 2), (10, 2), (10, 1), (7,), (3, 5, 4), (), (BIG + 10,), (FEW, 3), (1, 64)]
+    tensors = [torch.randn(s, generator=g) * 3 + 1 for s in shapes]
+    tensors[2] = torch.full((64, 2), 0.1)                       # a constant among the element rows
+    tensors[4][3, 0] = float("inf")
+    tensors[6][1, 2, 3] = float("nan")
+    flags = [EXT, ABS, EXT | ABS, 0, EXT, ABS, EXT, EXT | ABS, ABS | EXT, 0, EXT]
+    m = reduce(tensors, flags).numpy()
+    for t, f, row in zip(tensors, flags, m):
+        x = t.double().numpy().reshape(-1)
+        with np.errstate(invalid="ignore"):
+            want = [x.mean(), x.var(), x.min() if f & EXT else np.nan, x.max() if f & EXT else np.nan,
+                    np.abs(x).mean() if f & ABS else np.nan, np.isfinite(x).mean() if f & EXT else np.nan, x.size]
+        assert np.allclose(row, want, rtol=1e-12, atol=0, equal_nan=True), (t.shape, f, row, want)
+    assert m[2, 1] == 0.0 and m[2, 0] == np.float32(0.1)
+
+
 def test_distinct_units_tells_apart_every_row_of_a_wide_random_matrix():
     """Neighbours in the sort by the first projection are close on it anyway: with two directions a random
     4096 x 4096 matrix lost a row or more in most draws; every projection must agree for rows to be one unit."""
