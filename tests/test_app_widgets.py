@@ -79,6 +79,11 @@ def test_log_ticks_whole_powers_then_1_2_5_then_plain():
     assert labels == ["0.5", "1", "2"] and ticks == pytest.approx([math.log10(0.5), 0.0, math.log10(2)])
     ticks, labels = log_ticks(0.1, 0.2)
     assert len(ticks) == 3 and labels[1] == f"{10 ** 0.15:.3g}"
+    # more 1-2-5 marks than the rows hold: 1-5, then the outer two (on a short Glorot chart 0.2 and 0.5 shared a
+    # row, and 0.2 was printed where the values near 0.5 lay)
+    assert log_ticks(-0.75, 0.8, most=6)[1] == ["0.2", "0.5", "1", "2", "5"]
+    assert log_ticks(-0.75, 0.8, most=3)[1] == ["0.5", "1", "5"]
+    assert log_ticks(-0.75, 0.8, most=2)[1] == ["0.5", "5"]
 
 
 def test_fmt():

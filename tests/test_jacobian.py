@@ -150,6 +150,21 @@ def test_jacobian_text_and_refusal(capsys):
     assert err.count("\n") == 1 and "inputs" in err
 
 
+def test_several_inputs_say_the_extremes_are_of_the_mean_spectrum(capsys):
+    """The histogram pools every input's values, max and min are the averaged spectrum's: with one output each
+    input has one value, four values in the bins and max == min beside them read as a contradiction unsaid."""
+    from initlab.tui.widgets.jacobian_chart import summary_line
+
+    assert main(["jacobian", "--preset", "sigmoid-deep-train", "--inputs", "4", "--bins", "6", "--device", "cpu"]) == 0
+    out, _ = capsys.readouterr()
+    assert "averaged over the 4 inputs" in out
+    assert main(["jacobian", "--preset", "sigmoid-deep-train", "--device", "cpu"]) == 0
+    assert "averaged" not in capsys.readouterr()[0]
+    res = jacobian_spectrum(Config(depth=3, width=8, in_features=4, out_features=1, device="cpu"), inputs=4)
+    assert res["max"] == res["min"] and sum(res["histogram"]["counts"]) == 4
+    assert "(mean spectrum of 4 inputs" in summary_line(res)
+
+
 def test_a_zero_jacobian_has_no_bar_only_its_zeros():
     res = jacobian_spectrum(Config(depth=3, width=8, in_features=4, out_features=4, init="zeros", device="cpu"))
     assert res["singular_values"] == [0.0] * 4 and res["histogram"]["zeros"] == 4

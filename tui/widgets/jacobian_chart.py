@@ -78,7 +78,9 @@ def summary_line(r: dict[str, Any], width: int = 1000) -> str:
     inputs = r.get("inputs", 1)
     return packed(extreme_parts(r) + [f"log10 spread {fmt(r.get('log10_spread'), 3)}",
                                       f"mean s^2 {fmt(r.get('mean_squared'))}",
-                                      f"({inputs} input{'s' if inputs != 1 else ''}, {r.get('dtype', '')})"],
+                                      # the extremes are the mean spectrum's, the bins every input's values
+                                      f"({'mean spectrum of ' if inputs != 1 else ''}{inputs} "
+                                      f"input{'s' if inputs != 1 else ''}, {r.get('dtype', '')})"],
                   width, gap="   ")
 
 

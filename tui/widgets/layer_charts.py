@@ -110,7 +110,8 @@ def draw_log_bars(width: int, height: int, title: str, series: list[Series],
             xs, ys = points(s)
             if not s.bars and xs:
                 plt.plot(xs, ys, marker=s.glyph, color=s.color)
-        ticks, labels = log_ticks(lo, hi, most=max(2, (height - 4) // 2))
+        # a label every other data row at most: the widget's height less the key's lines overstated them
+        ticks, labels = log_ticks(lo, hi, most=max(2, (rows + 1) // 2))
         plt.yticks(ticks, labels)
         plt.ylim(lo, hi)
         plt.xlim(-0.5, n - 0.5)

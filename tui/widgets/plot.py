@@ -47,17 +47,28 @@ def log_label(p: int, m: int = 1) -> str:
 
 def log_ticks(lo: float, hi: float, most: int = 6) -> tuple[list[float], list[str]]:
     """Ticks for a log10 axis from lo to hi: whole powers of ten, thinned to at most `most`; where fewer than two
-    powers fall inside, the 1-2-5 steps; where even those are too few, three evenly spaced values."""
+    powers fall inside, the 1-2-5 steps (1-5, or the outer two, past `most`); where even those are too few, three
+    evenly spaced values."""
     powers = list(range(math.ceil(lo), math.floor(hi) + 1))
     if len(powers) >= 2:
         need = math.ceil(len(powers) / max(1, most))
         step = next(n for n in (1, 2, 3, 5, 10, 20, 25, 50, 100, 200, 500, 1000, 10**9) if n >= need)
         ps = [p for p in powers if p % step == 0] or powers[:1]
         return [float(p) for p in ps], [log_label(p) for p in ps]
-    marks = [(p + math.log10(m), log_label(p, m)) for p in range(math.floor(lo) - 1, math.ceil(hi) + 1)
-             for m in (1, 2, 5) if lo <= p + math.log10(m) <= hi]
-    if len(marks) >= 2:
-        return [v for v, _ in marks], [t for _, t in marks]
+    def marks(steps: tuple[int, ...]) -> list[tuple[float, str]]:
+        return [(p + math.log10(m), log_label(p, m)) for p in range(math.floor(lo) - 1, math.ceil(hi) + 1)
+                for m in steps if lo <= p + math.log10(m) <= hi]
+
+    # 1-2-5 where the rows allow, else 1-5, else the outermost two: more labels than rows put two on one row, and
+    # plotext then shows one of them on the other's value (0.5 missing, 0.2 where the values near 0.5 lie)
+    for steps in ((1, 2, 5), (1, 5)):
+        ms = marks(steps)
+        if 2 <= len(ms) <= max(2, most):
+            return [v for v, _ in ms], [t for _, t in ms]
+    ms = marks((1, 5))
+    if len(ms) >= 2:
+        ms = [ms[0], ms[-1]]
+        return [v for v, _ in ms], [t for _, t in ms]
     vs = [lo + (hi - lo) * k / 4 for k in (1, 2, 3)]
     return vs, [f"{10.0 ** v:.3g}" for v in vs]
 

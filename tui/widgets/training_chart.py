@@ -77,7 +77,7 @@ class TrainingChart(PlotWidget):
             if acc:
                 plt.plot([a[0] for a in acc], [a[1] for a in acc], marker="+", color=c["success"], yside="right")
                 plt.ylim(0, 1, yside="right")
-            ticks, labels = log_ticks(lo, hi, most=max(2, (height - 4) // 2))
+            ticks, labels = log_ticks(lo, hi, most=max(2, (plot_h - 4) // 2))
             plt.yticks(ticks, labels)
             plt.ylim(lo, hi)
             plt.xlim(0.5, max(1.5, n_epochs + 0.5))
@@ -90,9 +90,10 @@ class TrainingChart(PlotWidget):
         if acc:
             items.append(("+", "test acc (right axis)", c["success"]))
         key = legend(*items, width=width, rows=max(1, height - 8))     # the plot keeps 7 rows: 4 of them data
+        plot_h = height - 2 - key.plain.count("\n")
         out = Text(self.title + (f" ({d.label})" if d.label else ""), style="bold", no_wrap=True, overflow="ellipsis")
         out.append("\n")
-        out.append_text(build_plot(width, height - 2 - key.plain.count("\n"), draw))
+        out.append_text(build_plot(width, plot_h, draw))
         out.append("\n")
         out.append_text(key)
         return out
