@@ -57,19 +57,30 @@ def empirical_gain(name: str, n: int = 1_000_000, seed: int = 0, slope: float = 
     return float(x.std() / y.std())
 
 
+def rms_gain(name: str, n: int = 1_000_000, seed: int = 0, slope: float = 0.01) -> float:
+    """sqrt(E[x^2] / E[f(x)^2]) for x ~ N(0, 1), on the same draws as empirical_gain: the second moment is what a
+    Linear with zero-mean weights carries on (Var(z) = n Var(W) E[a^2], He et al. 2015), so this is the gain torch's
+    aims at (sqrt 2 for ReLU, where the std ratio reads 1.71: ReLU's outputs have a mean)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, generator=g, dtype=torch.float64)
+    y = module(name, slope)(x)
+    return float((x.square().mean() / y.square().mean()).sqrt())
+
+
 @dataclass(frozen=True)
 class GainRow:
     name: str
     max_derivative: float
     torch_gain: float | None
     empirical: float
+    rms: float
 
 
 def gain_table(slope: float = 0.01) -> list[GainRow]:
     from .spec import ACTIVATIONS
 
-    return [GainRow(a, round(max_derivative(a, slope), 6), torch_gain(a, slope), empirical_gain(a, slope=slope))
-            for a in ACTIVATIONS]
+    return [GainRow(a, round(max_derivative(a, slope), 6), torch_gain(a, slope), empirical_gain(a, slope=slope),
+                    rms_gain(a, slope=slope)) for a in ACTIVATIONS]
 
 
 def saturated_mask(name: str, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor | None:

@@ -7,7 +7,7 @@ from typing import Any
 from .events import LayerStats, LogLine
 from .session import Context
 from .spec import Config
-from .verdict import symmetry_note
+from .verdict import stable_text, symmetry_note
 
 
 DEFAULT_WIDTHS = (64, 128, 256, 512, 1024)      # the width check's, here so that its job needs no torch to be made
@@ -17,7 +17,7 @@ def verdict_message(v: dict[str, Any]) -> tuple[str, str]:
     """(level, text) for a probe's verdict, as the log shows it."""
     kind, at = v.get("kind"), v.get("from_layer")
     if kind == "stable":
-        return "info", "stable: no layer's signal vanishes or explodes"
+        return "info", f"stable: {stable_text(v)}"
     where = f" from layer {at}" if at is not None else ""
     return "warning", f"{kind}{where}"
 

@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 from .export import dumps, write_csv, write_text
 from .reads import read_by_widths
 from .textplot import bar_chart, fmt
-from .verdict import verdict as verdict_of
+from .verdict import stable_text, verdict as verdict_of
 
 KINDS = ("probe", "train", "sweep", "theory", "jacobian", "widths")
 MLP_COLUMNS = ("index", "name", "fan_in", "fan_out", "a_mean", "a_std", "saturated_frac", "dead_frac",
@@ -69,7 +69,7 @@ def verdict_text(v: dict[str, Any] | None) -> str:
     kind, at = v.get("kind"), v.get("from_layer")
     head = f"**{kind}**" + (f" from layer {at}" if at is not None else "")
     if kind == "stable":
-        head += ": no layer's signal vanishes or explodes"
+        head += f": {stable_text(v)}"
     return (f"{head}\n\n- first/last mean |dL/dW| ratio: {fmt(v.get('first_last_grad_ratio'))}\n"
             f"- first/last dL/dz RMS ratio: {fmt(v.get('first_last_gradz_ratio'))}")
 
@@ -285,8 +285,9 @@ def theory_notes(res: dict[str, Any]) -> list[str]:
                      f"correlation map's quadrature is not accurate there")
     back = res.get("depth_scale_backward")
     if back is not None and back < 0:
-        notes.append(f"a negative depth scale is of growth: chi_1 > 1, gradients grow by a factor e every "
-                     f"{fmt(-back)} layers towards the input")
+        # chi_1 multiplies the gradient's mean square per layer: its size grows by e over twice the layers
+        notes.append(f"a negative depth scale is of growth: chi_1 > 1, the gradient's mean square grows by a factor e "
+                     f"every {fmt(-back)} layers towards the input (its size every {fmt(-2 * back)})")
     return notes
 
 

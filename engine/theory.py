@@ -284,8 +284,9 @@ def chi_c(f_prime: Fn, sigma_w: float, q: float, c: float, kinked: bool = False)
 
 
 def depth_scale(chi: float) -> float:
-    """-1 / ln(chi): the layers over which a signal changes by a factor e. Infinite where |chi - 1| <= PHASE_TOL
-    (critical), negative above 1, where the signal grows."""
+    """-1 / ln(chi): the layers over which what chi multiplies per layer changes by a factor e: with chi_1 the
+    gradient's mean square (its size changes by e over twice as many), with chi_c the correlation's distance from
+    c*. Infinite where |chi - 1| <= PHASE_TOL (critical), negative above 1, where it grows."""
     if chi <= 0:
         return 0.0
     if abs(chi - 1.0) <= PHASE_TOL:

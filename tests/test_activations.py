@@ -126,3 +126,18 @@ def test_the_curve_grid_holds_zero_exactly():
     x, y, d = activations.curve("sigmoid")
     assert x[100] == 0.0 and y[100] == 0.5 and d[100] == 0.25
     assert x[0] == -5.0 and x[-1] == 5.0
+
+
+def test_the_rms_gain_is_the_second_moments_which_torchs_gains_aim_at():
+    """std(x)/std(f(x)) is the course's measured gain; torch's gains keep the second moment, which a Linear with
+    zero-mean weights carries on: for ReLU sqrt 2 against a std ratio of 1.71 (ReLU's outputs have a mean)."""
+    assert activations.rms_gain("relu") == pytest.approx(math.sqrt(2), rel=3e-3)
+    assert activations.rms_gain("relu") == pytest.approx(activations.torch_gain("relu"), rel=3e-3)
+    assert activations.empirical_gain("relu") == pytest.approx(1.713, rel=3e-3)
+    assert activations.rms_gain("tanh") == pytest.approx(activations.empirical_gain("tanh"), rel=1e-3)
+    assert activations.rms_gain("identity") == pytest.approx(1.0)
+    # sigmoid: E[s(x)^2] = Var + 1/4, so the second moment's gain is far below the std ratio
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1_000_000, generator=g, dtype=torch.float64)
+    want = (x.square().mean() / torch.sigmoid(x).square().mean()).sqrt()
+    assert activations.rms_gain("sigmoid") == pytest.approx(float(want), rel=1e-9)

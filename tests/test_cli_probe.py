@@ -18,7 +18,7 @@ SMALL = ["--depth", "3", "--width", "8", "--in-features", "6", "--out-features",
 LAYER_KEYS = {"index", "name", "fan_in", "fan_out", "z_mean", "z_std", "a_mean", "a_std", "a_min", "a_max",
               "saturated_frac", "dead_frac", "nonfinite_frac", "grad_z_std", "grad_w_std", "grad_w_absmean",
               "grad_w_norm", "w_std", "grad_to_weight", "fwd_var_ratio", "bwd_var_ratio", "distinct_units"}
-VERDICT_KEYS = {"kind", "from_layer", "first_last_grad_ratio", "first_last_gradz_ratio"}
+VERDICT_KEYS = {"kind", "from_layer", "note", "first_last_grad_ratio", "first_last_gradz_ratio"}
 
 
 def strict_json(text: str):
@@ -131,8 +131,8 @@ def test_gain_json_shape(capsys):
     assert list(doc) == ["identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "gelu", "silu",
                          "softplus"]
     for name, row in doc.items():
-        assert set(row) == {"max_derivative", "torch_gain", "empirical"}
-        assert row["max_derivative"] > 0 and row["empirical"] > 0
+        assert set(row) == {"max_derivative", "torch_gain", "empirical", "rms_gain"}
+        assert row["max_derivative"] > 0 and row["empirical"] > 0 and row["rms_gain"] > 0
     assert doc["tanh"]["max_derivative"] == pytest.approx(1.0)
     assert doc["tanh"]["torch_gain"] == pytest.approx(5 / 3)
     assert 1.59 <= doc["tanh"]["empirical"] <= 1.60
@@ -143,8 +143,9 @@ def test_gain_json_shape(capsys):
 def test_gain_table(capsys):
     code, out, _ = run_cli(capsys, "gain")
     assert code == 0
-    assert out.splitlines()[0].split()[0] == "activation"
-    assert len(out.strip().splitlines()) == 2 + 10
+    lines = out.strip().splitlines()
+    assert lines[0].split() == ["activation", "max", "f'", "torch", "gain", "std", "ratio", "rms", "ratio"]
+    assert len(lines) == 2 + 10 + 1 and lines[-1].startswith("std ratio: std(x) / std(f(x))")     # what each is
 
 
 def test_presets_json(capsys):

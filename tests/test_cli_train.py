@@ -553,3 +553,14 @@ def test_a_history_that_thinned_says_so(capsys, monkeypatch):
 def test_a_rule_joining_settings_echoes_the_flag_as_typed(capsys, argv, line):
     assert main(argv) == 2
     assert capsys.readouterr().err == f"initlab: error: {line}\n"
+
+
+def test_the_terminal_says_the_zero_init_lesson(capsys):
+    """zero-init-symmetry's point is that its hidden units never separate: the app's log says it, and so does the
+    command line's end state (it said nothing, and its probe counterpart read only "vanishing")."""
+    code, out, _ = run(capsys, "train", "--preset", "zero-init-symmetry", "--epochs", "1")
+    assert code == 0
+    assert "end state: symmetry: layer 0 has 1 distinct unit of 2" in " ".join(out.split())
+    assert main(["probe", "--init", "zeros", "--depth", "3", "--width", "4", "--device", "cpu"]) == 0
+    out = " ".join(capsys.readouterr()[0].split())
+    assert "symmetry: layer 0 has 1 distinct unit of 4, layer 1 1 of 4" in out

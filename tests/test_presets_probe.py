@@ -128,6 +128,11 @@ def test_tanh_naive_decays(tanh_naive):
     assert all(v < 0.15 for v in s[90:]), s[90:]
     assert s[0] > 0.5 and s[-1] < s[50] < s[10] < s[0]
     assert 0.07 <= s[-1] <= 0.09            # the reference: about 0.08 by layer 99
+    # the course's slow vanishing: short of the verdict's three decades, the stable verdict says how far it fell
+    v = tanh_naive.verdict
+    fell = tanh_naive.input_std / min(s)
+    assert v["kind"] == "stable" and 10 <= fell < 1000
+    assert v["note"] == f"the forward std falls {fell:.3g}x across the net: short of the 1000x read as vanishing"
 
 
 def test_tanh_xavier_settles(tanh_xavier):

@@ -230,7 +230,10 @@ def test_a_theory_report_says_what_it_could_not_compute_and_why(capsys):
     notes = section(report.markdown("theory", doc), "Notes")
     assert "- c*, chi_c and the forward depth scale are not computed past q* = 9" in notes
     # chi_1 > 1: the backward depth scale is negative, a scale of growth
-    assert f"grow by a factor e every {fmt(-doc['depth_scale_backward'])} layers" in notes
+    # chi_1 multiplies the gradient's mean square: its size grows by e over twice the depth scale
+    back = doc["depth_scale_backward"]
+    assert f"mean square grows by a factor e every {fmt(-back)} layers towards the input (its size every " \
+           f"{fmt(-2 * back)})" in notes
     assert main(["theory", "--activation", "tanh", "--sigma-w", "4", "--sigma-b", "3"]) == 0
     out, _ = capsys.readouterr()
     bullets = [n[2:] for n in notes.splitlines() if n.startswith("- ")]

@@ -313,3 +313,15 @@ def test_chi1_at_a_very_large_variance_keeps_the_tails_of_f_prime(name):
     right, left = float(fp(np.array([1e9]))[0] ** 2), float(fp(np.array([-1e9]))[0] ** 2)
     exact = inside + beyond * (right + left)
     assert theory.chi1(fp, 1.0, q) == pytest.approx(exact, rel=1e-8)
+
+
+def test_the_backward_depth_scale_is_of_the_gradients_mean_square():
+    """chi_1 multiplies the gradient's mean square per layer, so the depth scale -1/ln(chi_1) is the mean square's:
+    the gradient's size grows by e over twice as many layers. tanh-xavier (sigma_w 5/3 at width 256) measures it."""
+    from initlab.engine.presets import PRESETS
+
+    cfg = PRESETS["tanh-xavier"].config.replace(device="cpu")
+    layers = run_probe(cfg, distributions=False).layers
+    grown = math.log(layers[0]["grad_z_rms"] / layers[-1]["grad_z_rms"])
+    xi = theory.mean_field("tanh", 5 / 3, 0.0)["depth_scale_backward"]
+    assert xi < 0 and grown == pytest.approx((cfg.depth - 1) / (2 * -xi), rel=0.05)

@@ -341,6 +341,22 @@ def test_nesterov_without_momentum_is_refused():
     assert "nesterov" in str(e.value)
 
 
+@pytest.mark.parametrize("steps, cuts", [(55, [19, 38]), (5, [2, 4]), (420, [140, 280]), (2, [1])])
+def test_the_step_schedule_cuts_the_rate_after_each_of_the_first_two_thirds(steps, cuts):
+    from initlab.engine.train import make_schedule
+
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=1.0)
+    sched = make_schedule(Config(schedule="step"), opt, steps)
+    rates = []
+    for _ in range(steps):
+        rates.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert [i for i in range(1, steps) if rates[i] != rates[i - 1]] == cuts
+    assert rates[-1] == pytest.approx(0.1 ** len(cuts))
+
+
 @pytest.mark.parametrize("opt", ["sgd", "adam", "adamw", "rmsprop"])
 @pytest.mark.parametrize("schedule", ["none", "step", "cosine"])
 def test_every_optimiser_and_schedule_trains(opt, schedule):

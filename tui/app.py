@@ -580,7 +580,8 @@ class InitlabApp(BeyondMixin, App):
             # the empirical gain drawn as `initlab gain` draws it: one figure, the same digits in both
             gain = activations.empirical_gain(name, slope=slope)
             self.post_message(CurveReady(name, slope, x, f, df, activations.max_derivative(name, slope),
-                                         activations.torch_gain(name, slope), gain))
+                                         activations.torch_gain(name, slope), gain,
+                                         activations.rms_gain(name, slope=slope)))
 
         self.helpers.run("curve", curve)
 

@@ -35,6 +35,7 @@ class CurveReady(Message):
     max_derivative: float
     torch_gain: float | None
     empirical_gain: float
+    rms_gain: float | None = None       # sqrt(E[x^2] / E[f(x)^2]), the second moment's gain
 
 
 @dataclass

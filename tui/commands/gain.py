@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
-from .common import print_json, table, wants_json
+from .common import print_json, say, table, wants_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("gain", help="activation gains: max f', torch's gain, empirical std(x)/std(f(x))",
-                       description=__doc__)
+    p = sub.add_parser("gain", help="activation gains: max f', torch's gain, std(x)/std(f(x)) and "
+                                    "sqrt(E[x^2]/E[f(x)^2]) for x ~ N(0, 1)", description=__doc__)
     p.add_argument("--json", action="store_true", help="print one JSON object and nothing else")
     p.set_defaults(func=run)
 
@@ -19,8 +20,12 @@ def run(args: argparse.Namespace) -> int:
     rows = gain_table()
     if wants_json(args):
         print_json({r.name: {"max_derivative": r.max_derivative, "torch_gain": r.torch_gain,
-                             "empirical": r.empirical} for r in rows})
+                             "empirical": r.empirical, "rms_gain": r.rms} for r in rows})
         return 0
-    print(table([r.__dict__ for r in rows], ["name", "max_derivative", "torch_gain", "empirical"],
-                ["activation", "max f'", "torch gain", "empirical gain"]))
+    print(table([r.__dict__ for r in rows], ["name", "max_derivative", "torch_gain", "empirical", "rms"],
+                ["activation", "max f'", "torch gain", "std ratio", "rms ratio"]))
+    # the course's gain is the std ratio; torch's gains aim at the second moment's, which a mean sets apart
+    say("std ratio: std(x) / std(f(x)) for x ~ N(0, 1), the course's measured gain; rms ratio: sqrt(E[x^2] / "
+        "E[f(x)^2]), the one torch's gains aim at (a Linear carries the second moment on), apart where f has a mean",
+        sys.stdout)
     return 0

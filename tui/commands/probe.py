@@ -75,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
                                                    "its norms; use --json)")
         return run_matrix(args)
     from initlab.engine.probe import run_probe
+    from initlab.engine.verdict import symmetry_note
 
     command_preset(args, "probe", extra=("random-matrix",))
     cfg = config_from_args(args)
@@ -93,6 +94,9 @@ def run(args: argparse.Namespace) -> int:
     where = f" from layer {v['from_layer']}" if v["from_layer"] is not None else ""
     print(f"\nverdict: {v['kind']}{where}; first/last |dW| ratio {fmt(v['first_last_grad_ratio'])}, "
           f"first/last dL/dz RMS ratio {fmt(v['first_last_gradz_ratio'])}")
+    for note in (v.get("note"), symmetry_note(res.layers)):
+        if note:
+            say(note, sys.stdout)
     if res.first_nonfinite_layer is not None:
         print(f"first non-finite output: layer {res.first_nonfinite_layer}")
     if res.loss is not None:

@@ -119,6 +119,8 @@ def thinned_note(res: dict) -> str:
 
 
 def print_run(res: dict) -> None:
+    from initlab.engine.verdict import symmetry_note
+
     step = res["final"].get("step")
     layers = res["final"]["layers"]
     if res["stopped"] == "finished":
@@ -130,6 +132,9 @@ def print_run(res: dict) -> None:
     keep = [i for i, c in enumerate(LAYER_COLUMNS) if c != "distinct_units" or any(r.get(c) is not None
                                                                                   for r in layers)]
     print(table(layers, [LAYER_COLUMNS[i] for i in keep], [LAYER_HEADERS[i] for i in keep]))
+    note = symmetry_note(layers) if res["stopped"] == "finished" else None
+    if note:        # zero-init-symmetry's lesson, said as the app's log says it
+        say(f"end state: {note}", sys.stdout)
     print()
     cols = ["epoch", "train_loss", "test_loss"] + (["train_acc", "test_acc"] if res.get("task") == "classification"
                                                    else [])

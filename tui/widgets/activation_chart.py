@@ -79,8 +79,11 @@ class ActivationChart(PlotWidget):
     def summary(self, width: int = 1000) -> str:
         d: CurveReady = self.data
         tg = fmt(d.torch_gain) if d.torch_gain is not None else "none"
-        return packed([f"max f' {fmt(d.max_derivative)}", f"torch gain {tg}",
-                       f"empirical gain std(x)/std(f(x)) {fmt(d.empirical_gain)}"], width, gap="   ")
+        parts = [f"max f' {fmt(d.max_derivative)}", f"torch gain {tg}",
+                 f"empirical gain std(x)/std(f(x)) {fmt(d.empirical_gain)}"]
+        if d.rms_gain is not None:      # what torch's gain aims at: apart from the std ratio where f has a mean
+            parts.append(f"rms gain sqrt(E[x^2]/E[f^2]) {fmt(d.rms_gain)}")
+        return packed(parts, width, gap="   ")
 
     def draw(self, width: int, height: int) -> Text:
         c = theme_rgb(self)
@@ -135,6 +138,7 @@ class ActivationChart(PlotWidget):
         rows.append(["max f'", fmt(d.max_derivative), ""])
         rows.append(["torch gain", fmt(d.torch_gain), ""])
         rows.append(["empirical gain", fmt(d.empirical_gain), ""])
+        rows.append(["rms gain", fmt(d.rms_gain), ""])
         if self.theory is not None:
             t = self.theory.theory
             rows += [[name, fmt(t[key]) if key != "phase" else t[key], ""] for name, key in THEORY_ROWS]
