@@ -59,8 +59,9 @@ def empirical_gain(name: str, n: int = 1_000_000, seed: int = 0, slope: float = 
 
 def rms_gain(name: str, n: int = 1_000_000, seed: int = 0, slope: float = 0.01) -> float:
     """sqrt(E[x^2] / E[f(x)^2]) for x ~ N(0, 1), on the same draws as empirical_gain: the second moment is what a
-    Linear with zero-mean weights carries on (Var(z) = n Var(W) E[a^2], He et al. 2015), so this is the gain torch's
-    aims at (sqrt 2 for ReLU, where the std ratio reads 1.71: ReLU's outputs have a mean)."""
+    Linear with zero-mean weights carries on (Var(z) = n Var(W) E[a^2], He et al. 2015). Kaiming's sqrt 2 for the
+    ReLU family is this gain, where the std ratio reads 1.71 (ReLU's outputs have a mean); torch's other gains are
+    rules of thumb (tanh 5/3 against 1.59, sigmoid 1, SELU 3/4 for self-normalising nets)."""
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, generator=g, dtype=torch.float64)
     y = module(name, slope)(x)
@@ -83,18 +84,23 @@ def gain_table(slope: float = 0.01) -> list[GainRow]:
                     rms_gain(a, slope=slope)) for a in ACTIVATIONS]
 
 
-def saturated_mask(name: str, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor | None:
-    """Boolean mask of saturated units, or None where the activation has no saturated region.
+# |f'| below 3% of its peak: tanh's 1 - a^2 < 0.03; sigmoid's a (1 - a) < 0.03 / 4, a root of a quadratic
+# (the thresholds were |a| > 0.97 and 0.03 from 0 or 1: f' under 5.9% and 11.6% of the peak, against 3% elsewhere)
+TANH_SATURATED = math.sqrt(0.97)
+SIGMOID_SATURATED = (1 - math.sqrt(0.97)) / 2
 
-    tanh: |a| > 0.97; sigmoid: within 0.03 of 0 or 1; ELU/SELU/softplus/GELU/SiLU: the flat negative tail,
-    where f' has fallen below 3% of its largest value. ReLU's flat side is counted as dead, not saturated.
-    """
+
+def saturated_mask(name: str, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor | None:
+    """Boolean mask of saturated units, or None where the activation has no saturated region: where f' has fallen
+    below 3% of its largest value, one rule for every activation. tanh: f' = 1 - a^2, so |a| > sqrt(0.97) = 0.985;
+    sigmoid: f' = a (1 - a) against 1/4 at 0, so within 0.0076 of 0 or 1; ELU/SELU/softplus/GELU/SiLU: the flat
+    negative tail. ReLU's flat side is counted as dead, not saturated."""
     if name not in SATURATING:
         return None
     if name == "tanh":
-        return a.abs() > 0.97
+        return a.abs() > TANH_SATURATED
     if name == "sigmoid":
-        return (a < 0.03) | (a > 0.97)
+        return (a < SIGMOID_SATURATED) | (a > 1 - SIGMOID_SATURATED)
     if name in ("elu", "selu"):
         return z < math.log(0.03)           # f'(z) = alpha e^z on the negative side, max at 0-
     if name == "softplus":

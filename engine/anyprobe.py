@@ -288,7 +288,7 @@ def _verdict(layers: list[dict[str, Any]], input_std: float | None) -> dict[str,
     with_grad = any(r["grad_z_rms"] is not None for r in layers)
     rows = [r for r in layers if r["a_std"] is not None and (r["grad_z_rms"] is not None or not with_grad)]
     if not rows:
-        v: dict[str, Any] = {"kind": "unknown", "from_layer": None, "first_last_gradz_ratio": None}
+        v: dict[str, Any] = {"kind": "unknown", "from_layer": None, "note": None, "first_last_gradz_ratio": None}
     else:
         v = verdict(rows, input_std)
         if v["from_layer"] is not None:

@@ -312,6 +312,16 @@ def jacobian_csv(res: dict[str, Any]) -> list[dict[str, Any]]:
             for i, s in enumerate(res.get("singular_values", []))]
 
 
+def averaged_note(res: dict[str, Any]) -> str | None:
+    """For several inputs: what the extremes are of, beside a histogram that pools every input's values (with one
+    output each input has one value: four in the bins, and max == min beside them)."""
+    n = res.get("inputs", 1)
+    if n <= 1:
+        return None
+    return (f"max, min and condition number of the spectrum averaged over the {n} inputs; the histogram counts every "
+            f"input's values")
+
+
 def jacobian_markdown(res: dict[str, Any]) -> str:
     h = res.get("histogram") or {}
     edges, counts = h.get("edges", []), h.get("counts", [])
@@ -325,9 +335,10 @@ def jacobian_markdown(res: dict[str, Any]) -> str:
     spectrum |= {f"{k} (not in the histogram)": h.get(k) for k in ("zeros", "unresolved") if h.get(k)}
     chart = figure(f"singular values per bin of {unit}", labels, counts, log=False) if any(counts) else \
         "No singular value above zero or the resolution to bin." if counts else ""
+    note = averaged_note(res)
     return document("initlab Jacobian spectrum report", [
         ("Settings", settings_table({**res.get("config", {}), "inputs": res.get("inputs"), "bins": len(counts)})),
-        ("Spectrum", figures_table(spectrum)),
+        ("Spectrum", figures_table(spectrum) + (f"\n\n{note[0].upper()}{note[1:]}." if note else "")),
         ("Figures", chart),
     ])
 

@@ -41,8 +41,10 @@ def make_optimizer(cfg: Config, params) -> torch.optim.Optimizer:
 def make_schedule(cfg: Config, opt: torch.optim.Optimizer, total_steps: int):
     """The per-step scheduler: step decays 10x after each of the run's first two thirds, cosine anneals per step."""
     if cfg.schedule == "step":
-        # a third rounded up: rounded down, a run of 55 steps was cut at 18, 36 and 54 (and one of 5 at every step)
-        return torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, -(-total_steps // 3)), gamma=0.1)
+        # at the thirds themselves, rounded: a step size of a third rounded down cut a run of 55 steps three times
+        # (18, 36, 54) and one of 5 at every step; rounded up, a run of 4 once
+        cuts = sorted({round(total_steps * k / 3) for k in (1, 2)} & set(range(1, total_steps)))
+        return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=cuts, gamma=0.1)
     if cfg.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, total_steps))
     return None

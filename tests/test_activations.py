@@ -92,12 +92,18 @@ def test_gain_table_has_every_activation():
 # saturation ------------------------------------------------------------------------------------------------------
 
 def test_tanh_and_sigmoid_saturation_rules():
-    z = torch.tensor([-3.0, -2.0, 0.0, 2.0, 2.2])
-    a = torch.tanh(z)                   # tanh(2.0) = 0.964, tanh(2.2) = 0.976
-    assert activations.saturated_mask("tanh", z, a).tolist() == [True, False, False, False, True]
-    s = torch.tensor([0.01, 0.03, 0.031, 0.5, 0.969, 0.97, 0.99])
+    """The rule of every activation: |f'| below 3% of its peak (tanh 1 - a^2 < 0.03, sigmoid a (1 - a) < 0.0075)."""
+    z = torch.tensor([-3.0, -2.4, 0.0, 2.2, 2.4, 2.5])
+    a = torch.tanh(z)                   # tanh(2.4) = 0.9837, tanh(2.5) = 0.9866; sqrt(0.97) = 0.9849
+    assert activations.saturated_mask("tanh", z, a).tolist() == [True, False, False, False, False, True]
+    s = torch.tensor([0.005, 0.0075, 0.0076, 0.5, 0.9924, 0.9925, 0.999], dtype=torch.float64)
     assert activations.saturated_mask("sigmoid", torch.logit(s), s).tolist() == \
-        [True, False, False, False, False, False, True]
+        [True, True, False, False, False, True, True]
+    for name, f in (("tanh", torch.tanh), ("sigmoid", torch.sigmoid)):
+        x = torch.linspace(-12, 12, 240001, dtype=torch.float64).requires_grad_()
+        (d,) = torch.autograd.grad(f(x).sum(), x)
+        mask = activations.saturated_mask(name, x.detach(), f(x).detach())
+        assert torch.equal(mask, d.abs() < 0.03 * d.abs().max())
 
 
 @pytest.mark.parametrize("name", ["identity", "relu", "leaky_relu"])

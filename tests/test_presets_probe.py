@@ -223,3 +223,16 @@ def test_a_one_unit_output_on_a_batch_of_one_is_not_read_as_vanished():
     assert one.layers[-1]["a_std"] == 0.0 and one.verdict["kind"] == "stable"
     assert run_probe(base.replace(batch=2), distributions=False).verdict["kind"] == "stable"
     assert run_probe(base.replace(batch=1, init="zeros"), distributions=False).verdict["kind"] == "vanishing"
+
+
+def test_the_forward_variance_ratio_after_a_relu_reads_its_mean(relu_xavier, relu_kaiming):
+    """Var(z) = n_in Var(W) E[x^2]: a ReLU's output x has E[x^2] / Var(x) = 1 / (1 - 1/pi), so with n_in Var(W) = 1
+    (Xavier, fan_in = fan_out) Var(z) / Var(x) reads about 1.47, and Kaiming's 2 about 2.9, as the README says."""
+    import statistics
+
+    lift = 1 / (1 - 1 / math.pi)
+    for res, n_var_w in ((relu_xavier, 1.0), (relu_kaiming, 2.0)):
+        ratios = [d["fwd_var_ratio"] for d in res.layers[1:]]
+        assert statistics.median(ratios) == pytest.approx(n_var_w * lift, rel=0.06)
+    assert 1.05 <= min(d["fwd_var_ratio"] for d in relu_xavier.layers[1:]) and \
+        max(d["fwd_var_ratio"] for d in relu_xavier.layers[1:]) <= 1.85

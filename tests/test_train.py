@@ -341,7 +341,8 @@ def test_nesterov_without_momentum_is_refused():
     assert "nesterov" in str(e.value)
 
 
-@pytest.mark.parametrize("steps, cuts", [(55, [19, 38]), (5, [2, 4]), (420, [140, 280]), (2, [1])])
+@pytest.mark.parametrize("steps, cuts", [(55, [18, 37]), (5, [2, 3]), (4, [1, 3]), (420, [140, 280]), (2, [1]),
+                                         (1, [])])
 def test_the_step_schedule_cuts_the_rate_after_each_of_the_first_two_thirds(steps, cuts):
     from initlab.engine.train import make_schedule
 

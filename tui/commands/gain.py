@@ -24,8 +24,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(table([r.__dict__ for r in rows], ["name", "max_derivative", "torch_gain", "empirical", "rms"],
                 ["activation", "max f'", "torch gain", "std ratio", "rms ratio"]))
-    # the course's gain is the std ratio; torch's gains aim at the second moment's, which a mean sets apart
+    # the course's gain is the std ratio; Kaiming's is the second moment's, which a mean sets apart
     say("std ratio: std(x) / std(f(x)) for x ~ N(0, 1), the course's measured gain; rms ratio: sqrt(E[x^2] / "
-        "E[f(x)^2]), the one torch's gains aim at (a Linear carries the second moment on), apart where f has a mean",
-        sys.stdout)
+        "E[f(x)^2]), the second moment's, which a Linear carries on: Kaiming's sqrt 2 for the ReLU family (the two "
+        "part where f has a mean); torch's other gains are rules of thumb", sys.stdout)
     return 0

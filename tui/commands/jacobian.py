@@ -87,6 +87,7 @@ def condition_text(res: dict) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from initlab.engine.jacobian import jacobian_spectrum
+    from initlab.engine.report import averaged_note
 
     cfg = config_from_args(args)
     res = jacobian_spectrum(cfg, _int("inputs", args.inputs), _int("bins", args.bins))
@@ -104,9 +105,9 @@ def run(args: argparse.Namespace) -> int:
     say(f"  min singular value   {min_text(res)}", sys.stdout, indent=23)      # under the values
     say(f"  condition number     {condition_text(res)}", sys.stdout, indent=23)
     print(f"  mean squared         {fmt(res['mean_squared'])}")
-    if res["inputs"] > 1:
-        say(f"  (max, min and condition number of the spectrum averaged over the {res['inputs']} inputs; the "
-            "histogram counts every input's values)", sys.stdout, indent=3)
+    note = averaged_note(res)
+    if note:
+        say(f"  ({note})", sys.stdout, indent=3)
     print()
     print(histogram_text(res["histogram"]))
     return 0

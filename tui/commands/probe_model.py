@@ -45,6 +45,8 @@ def run_model(args: argparse.Namespace) -> int:
     print()
     say(f"verdict: {v['kind']}{where}; first/last |dW| ratio {fmt(v['first_last_grad_ratio'])}, "
         f"first/last dL/dout RMS ratio {fmt(v['first_last_gradz_ratio'])}", sys.stdout)
+    if v.get("note"):
+        say(v["note"], sys.stdout)
     loss = f"loss {fmt(res.loss)} from {res.loss_source}" if res.loss is not None else f"loss from {res.loss_source}"
     print(f"{loss}; {len(res.params)} parameter tensors")
     for w in res.warnings:

@@ -81,7 +81,7 @@ class ActivationChart(PlotWidget):
         tg = fmt(d.torch_gain) if d.torch_gain is not None else "none"
         parts = [f"max f' {fmt(d.max_derivative)}", f"torch gain {tg}",
                  f"empirical gain std(x)/std(f(x)) {fmt(d.empirical_gain)}"]
-        if d.rms_gain is not None:      # what torch's gain aims at: apart from the std ratio where f has a mean
+        if d.rms_gain is not None:      # Kaiming's gain for the ReLU family, apart from the std ratio where f has a mean
             parts.append(f"rms gain sqrt(E[x^2]/E[f^2]) {fmt(d.rms_gain)}")
         return packed(parts, width, gap="   ")
 
