@@ -24,6 +24,16 @@ METRICS = ("first_last_gradz_ratio", "log10_gradz_ratio", "first_last_grad_ratio
 # ratios spanning decades over the seeds: their mean is geometric (10 ** the mean of log10), as the log10 columns
 # beside them, and their spread is of log10 (<ratio>_log10_std), not of values one seed would dominate
 RATIOS = ("first_last_gradz_ratio", "first_last_grad_ratio")
+SEVERITY = {"nonfinite": 4, "exploding": 3, "vanishing": 2, "unknown": 1, "stable": 0}   # a tie's verdict: the graver
+
+
+def verdict_cell(row: dict[str, Any]) -> str:
+    """A grid point's verdict as a table shows it: with how many of its seeds gave it, where they did not agree
+    (a point of 5 seeds, 2 of them vanishing, read "stable" alone)."""
+    counts = row.get("verdicts") or {}
+    if len(counts) < 2:
+        return str(row.get("verdict"))
+    return f"{row.get('verdict')} {counts.get(row.get('verdict'), 0)}/{row.get('runs', sum(counts.values()))}"
 MAX_POINTS = 10_000
 SQUARED = {"sigma_w": "sigma_w^2", "sigma_b": "sigma_b^2"}   # the phase diagram's axes are the variances
 
@@ -242,12 +252,14 @@ def _mean_std(xs: list[float]) -> tuple[float | None, float | None]:
 
 
 def _geometric(xs: list[float]) -> tuple[float | None, float | None]:
-    """A ratio's geometric mean over the seeds and the sample std of its log10, over the positive values: as the
-    log10 column (a ratio of 0, an underflowed first layer, has no log and is left out of both). One run's ratio
-    is itself."""
+    """A ratio's geometric mean over the seeds and the sample std of its log10. A seed's ratio of 0 (its first
+    layer's gradient underflowed) makes the mean 0, as it makes the product: left out, the mean of the others hid
+    that seed's complete vanishing behind a healthier figure. One run's ratio is itself."""
     xs = [x for x in xs if x is not None and math.isfinite(x)]
     if len(xs) == 1:        # itself, not 10 ** log10 of it, a rounding away
         return xs[0], None
+    if any(x == 0 for x in xs):
+        return 0.0, None
     mean, std = _mean_std([_log10(x) for x in xs])
     return (None if mean is None else 10.0 ** mean), std
 
@@ -265,7 +277,8 @@ def aggregate(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for members in groups.values():
         row = {k: v for k, v in members[0]["values"].items() if k != "seed"}
         counts = Counter(m.get("verdict") for m in members)
-        row["verdict"] = counts.most_common(1)[0][0]
+        # the most runs' verdict; a tie goes to the graver, whatever order the seeds were listed in
+        row["verdict"] = max(counts, key=lambda k: (counts[k], SEVERITY.get(k, 0)))
         row["runs"] = len(members)
         if len(members) > 1:
             row["verdicts"] = dict(counts)
@@ -283,6 +296,11 @@ def aggregate(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             row[name] = mean
             if len(members) > 1:
                 row[name + ("_log10_std" if name in RATIOS else "_std")] = std
+        if row.get("first_last_gradz_ratio") == 0 and "log10_gradz_ratio" in row:
+            # the log of a mean of 0: none (-inf), not the mean of the other seeds' logs
+            row["log10_gradz_ratio"] = None
+            if "log10_gradz_ratio_std" in row:
+                row["log10_gradz_ratio_std"] = None
         rows.append(row)
     return rows
 

@@ -109,15 +109,32 @@ def test_seed_sweep_gives_mean_and_sample_std_of_the_runs():
     assert len({r["last_a_std"] for r in runs}) == 6     # the seeds really differ
 
 
-def test_a_zero_ratio_is_left_out_of_the_geometric_mean_as_of_the_log10_column():
-    # an underflowed first layer gives a ratio of 0: no log, so the ratio's mean leaves it out as the log10 column does
+def test_a_seeds_zero_ratio_makes_the_geometric_mean_zero():
+    """An underflowed first layer gives a ratio of 0: the product, so the geometric mean, is 0 and its log none.
+    Left out, the mean of the other seeds (1e-4 here) hid one seed's complete vanishing behind a healthier figure,
+    with every seed counted."""
     runs = [{"values": {"depth": 3, "seed": s}, "verdict": "vanishing", "first_last_gradz_ratio": r,
-             "log10_gradz_ratio": sweep._log10(r)} for s, r in enumerate([0.0, 1e-3, 1e-5])]
+             "log10_gradz_ratio": sweep._log10(r)} for s, r in enumerate([1e-3, 0.0, 1e-5])]
     (row,) = sweep.aggregate(runs)
-    assert row["first_last_gradz_ratio"] == pytest.approx(1e-4) and row["log10_gradz_ratio"] == pytest.approx(-4)
-    assert row["first_last_gradz_ratio_log10_std"] == pytest.approx(row["log10_gradz_ratio_std"])
-    (one,) = sweep.aggregate(runs[:1])
-    assert one["first_last_gradz_ratio"] == 0.0        # one run's ratio is itself
+    assert row["first_last_gradz_ratio"] == 0.0 and row["first_last_gradz_ratio_log10_std"] is None
+    assert row["log10_gradz_ratio"] is None and row["log10_gradz_ratio_std"] is None and row["runs"] == 3
+    (one,) = sweep.aggregate(runs[1:2])
+    assert one["first_last_gradz_ratio"] == 0.0 and one["log10_gradz_ratio"] is None   # one run's ratio is itself
+    (none,) = sweep.aggregate(runs[::2])
+    assert none["first_last_gradz_ratio"] == pytest.approx(1e-4) and none["log10_gradz_ratio"] == pytest.approx(-4)
+
+
+def test_a_tied_verdict_is_the_graver_whatever_the_seed_order_and_tables_say_the_split():
+    runs = [{"values": {"depth": 20, "seed": s}, "verdict": v} for s, v in ((0, "vanishing"), (1, "stable"))]
+    for order in (runs, runs[::-1]):
+        (row,) = sweep.aggregate(order)
+        assert row["verdict"] == "vanishing" and sweep.verdict_cell(row) == "vanishing 1/2"
+    five = [{"values": {"depth": 20, "seed": s}, "verdict": v}
+            for s, v in enumerate(["stable", "vanishing", "stable", "stable", "vanishing"])]
+    (row,) = sweep.aggregate(five)
+    assert row["verdict"] == "stable" and sweep.verdict_cell(row) == "stable 3/5"
+    (same,) = sweep.aggregate([{**r, "verdict": "stable"} for r in five])
+    assert sweep.verdict_cell(same) == "stable"
 
 
 def test_gradient_ratio_changes_sign_where_chi1_crosses_one():

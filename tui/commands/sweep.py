@@ -121,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
         return 130 if interrupted else 0
     if res["points"]:
         cols, heads = columns(vary, res["points"], args.train)
-        print(table(res["points"], cols, heads, keys=len(sweep.varied_axes(vary))))
+        shown = [{**p, "verdict": sweep.verdict_cell(p)} for p in res["points"]]     # a split verdict says so
+        print(table(shown, cols, heads, keys=len(sweep.varied_axes(vary))))
     if "heatmap" in res:
         print()
         print(heatmap_text(res["heatmap"]))

@@ -12,7 +12,7 @@ from typing import Any
 
 from rich.text import Text
 
-from initlab.engine.sweep import SQUARED
+from initlab.engine.sweep import SQUARED, verdict_cell
 
 from .dist_chart import sample
 from .heatmap import blend
@@ -71,7 +71,8 @@ def cell_text(key: str, v: Any) -> str:
 
 def point_rows(summary: dict[str, Any]) -> tuple[Row, list[Row]]:
     cols = columns(summary)
-    return [h for _k, h in cols], [[cell_text(k, p.get(k)) for k, _h in cols] for p in summary.get("points", [])]
+    return [h for _k, h in cols], [[verdict_cell(p) if k == "verdict" else cell_text(k, p.get(k)) for k, _h in cols]
+                                   for p in summary.get("points", [])]
 
 
 def diverging(v: float, m: float, c: dict[str, RGB]) -> RGB:
