@@ -391,8 +391,15 @@ class SweepJob:
 
 
 def setting_text(name: str, value: Any) -> str:
-    """name=value as the sweep's table, CSV and report give it (floats to 4 significant digits)."""
-    return f"{name}={value:.4g}" if isinstance(value, float) else f"{name}={value}"
+    """name=value for a run's progress line: floats to 4 significant digits, a pair of numbers as the table's list
+    ([1, 2], not a tuple's repr), an automatic gain as auto (not None)."""
+    if isinstance(value, float):
+        return f"{name}={value:.4g}"
+    if value is None and name == "gain":
+        return "gain=auto"
+    if isinstance(value, (tuple, list)):
+        return f"{name}=[{', '.join(f'{v:.4g}' if isinstance(v, float) else str(v) for v in value)}]"
+    return f"{name}={value}"
 
 
 def describe_run(r: dict[str, Any]) -> str:

@@ -482,3 +482,9 @@ def test_a_point_whose_runs_went_non_finite_keeps_its_time_and_a_lone_seed_has_n
     assert len(finite) == 1             # two of the three seeds blow up: one value has no sample std
     assert row["nonfinite_runs"] == 2 and row["log10_gradz_ratio_std"] is None
     assert row["log10_gradz_ratio"] == pytest.approx(finite[0]["log10_gradz_ratio"])
+
+
+def test_progress_lines_name_settings_as_the_table_does():
+    assert sweep.setting_text("gain", None) == "gain=auto"
+    assert sweep.setting_text("poly_w", (1.0, 2.0)) == "poly_w=[1, 2]"
+    assert sweep.setting_text("lr", 0.012345) == "lr=0.01235" and sweep.setting_text("depth", 4) == "depth=4"
