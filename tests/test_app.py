@@ -708,6 +708,14 @@ async def test_a_training_of_several_seeds_says_which_seed_the_charts_hold():
         assert [step for step, _ in heat.data] == [s["step"] for s in second["steps"]]
         assert list(heat.data[-1][1]) == pytest.approx(
             [log10_or_none(d["grad_w_absmean"]) for d in second["steps"][-1]["layers"]], rel=1e-6)
+        # b pins the run the charts show: the second seed's end state and its epochs alone, drawn as the baseline's
+        # one curve (both seeds' had been pinned and drawn as one), its seed and lr in its label
+        await pilot.press("b")
+        await pilot.pause()
+        base = app.baseline
+        assert [e["train_loss"] for e in base.epochs] == pytest.approx([e["train_loss"] for e in second["epochs"]])
+        assert {e["run"] for e in base.epochs} == {0} and base.config["lr"] == cfg.lr
+        assert base.label.endswith(f"sgd lr {cfg.lr:g} seed 5")
 
 
 @pilot_test

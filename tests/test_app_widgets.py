@@ -142,6 +142,17 @@ def test_small_panes_cut_a_chart_at_their_height_and_never_divide_by_zero():
     assert heat.draw(40, 4).plain.startswith("Heatmap")      # one row for two layers: the first is shown
 
 
+def test_a_thinned_heatmap_says_its_extremes_are_of_the_steps_kept():
+    """A long run's history keeps every other step as it fills: a spike between two kept steps is gone, so the
+    numbers' min and max are of the steps kept, and the title says how many of how many."""
+    heat = HeatmapChart()
+    heat.data = tuple((s, (-1.0 - s / 100, -2.0)) for s in range(0, 400, 40))
+    assert heat.table()[0][-2:] == ["min", "max"] and "kept" not in heat.draw(80, 12).plain.splitlines()[0]
+    heat.seen = 80
+    assert heat.table()[0][-2:] == ["min of kept", "max of kept"]
+    assert heat.draw(120, 12).plain.splitlines()[0].endswith("(10 of 80 sampled steps kept)")
+
+
 def test_heatmap_levels_span_the_range():
     assert level(-6.0, -6.0, -1.0) == 0 and level(-1.0, -6.0, -1.0) == len(SHADES) - 1
     assert level(-3.6, -6.0, -1.0) == 2
@@ -157,6 +168,10 @@ def test_charts_draw_and_tabulate_without_an_app():
     # some layers of zero std (dead ReLU layers): their missing bars are said, where others have one
     fwd.data = LayerData(tuple({**d, "a_std": 0.0} if i in (1, 3) else d for i, d in enumerate(layers)), input_std=1.0)
     assert fwd.draw(80, 20).plain.splitlines()[-1] == "no a_std bar at layer 1, 3: zero, not finite or not measured"
+    # every bar gone while a baseline is still drawn (a training that killed its ReLUs): said all the same
+    fwd.data = LayerData(tuple({**d, "a_std": 0.0} for d in layers), input_std=1.0, baseline=layers,
+                         baseline_label="probe")
+    assert fwd.draw(80, 20).plain.splitlines()[-1] == "no a_std bar at any layer: zero, not finite or not measured"
     fwd.data = LayerData(layers, input_std=1.0)
     cols, rows = fwd.table()
     assert cols[1] == "a_std" and [r[1] for r in rows] == [fmt(10.0 ** -i) for i in range(5)]

@@ -64,6 +64,7 @@ class Baseline:
     label: str
     layers: tuple[dict[str, Any], ...]
     epochs: tuple[Epoch, ...]
+    config: dict[str, Any] | None = None     # the pinned run's settings, exported beside it
 
 
 # The form's first settings: the engine's defaults, but statistics every 5 steps, so that the short default training
@@ -412,9 +413,15 @@ class InitlabApp(BeyondMixin, App):
                 # what b pins: the run these charts show, whatever job (a width check, a Jacobian) came after
                 # a user's model has no activation or init to name: its factory names it
                 named = [str(getattr(cfg, k)) for k in ("activation", "init", "model") if getattr(cfg, k, None)]
+                if s.job == "train" and cfg is not None:     # a baseline is mostly another lr or optimiser's run
+                    named += [cfg.optimizer, f"lr {cfg.lr:g}"]
+                seed = self._seed_note(s.run).lstrip(", ")
                 self._pinnable_at = label
-                self._pinnable = Baseline(" ".join([s.job, *named]), tuple(s.layers),
-                                          tuple(epoch_row(e) for e in snap.epochs))
+                # of a several-seed training, the run the charts show: its epochs alone, as the Training tab's
+                # first run (the tab draws a baseline's run 0; both seeds' had been pinned, drawn as one curve)
+                self._pinnable = Baseline(" ".join([s.job, *named, *([seed] if seed else [])]), tuple(s.layers),
+                                          tuple({**epoch_row(e), "run": 0} for e in snap.epochs if e.run == s.run),
+                                          cfg.to_dict() if hasattr(cfg, "to_dict") else None)
                 # Distributions too, with or without boxes: it says when this run has none rather than keep an
                 # earlier run's under another's label
                 for tid in ("forward", "backward", "glorot", "distributions"):
@@ -439,6 +446,7 @@ class InitlabApp(BeyondMixin, App):
             if snap.heat and of_training:       # a probe's one step would replace the training's steps
                 heat = self.charts.chart("heatmap")
                 heat.label = self._seed_note(snap.stats.run if snap.stats is not None else 0).lstrip(", ")
+                heat.seen = snap.heat_seen
                 self.charts.set_data("heatmap", snap.heat)
 
     def _seed_note(self, run: int) -> str:
@@ -729,7 +737,8 @@ class InitlabApp(BeyondMixin, App):
             doc = dict(shown)
             if self.baseline is not None and shown_kind not in VIEW_JOBS:     # what the charts overlay is in the file too
                 b = self.baseline
-                doc["baseline"] = {"label": b.label, "layers": list(b.layers), "epochs": list(b.epochs)}
+                doc["baseline"] = {"label": b.label, "config": b.config, "layers": list(b.layers),
+                                   "epochs": list(b.epochs)}
             js = export.write_json(base + ".json", doc)
         except OSError as e:
             self._cannot_write("export", e, f"{os.path.basename(base)}.svg and .json")

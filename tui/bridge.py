@@ -32,6 +32,7 @@ class Snapshot:
     heat: tuple[tuple[int, tuple[float | None, ...]], ...]   # (step, log10 mean |dL/dW| per layer)
     version: int
     run: int = 0        # which job these are of: the count of jobs started when they came (1 for the first)
+    heat_seen: int = 0  # sampled steps the heatmap was given, of which `heat` keeps a thinned part on a long run
 
 
 class EngineBridge:
@@ -91,7 +92,7 @@ class EngineBridge:
                 return None
             self._taken = self._version
             return Snapshot(self._stats, self._progress, tuple(self._epochs.values()), tuple(self._heat.values()),
-                            self._version, self._runs)
+                            self._version, self._runs, self._heat.seen)
 
     @property
     def pending(self) -> bool:

@@ -22,11 +22,18 @@ def level(v: float, lo: float, hi: float, n: int = len(SHADES)) -> int:
     return min(n - 1, max(0, int((v - lo) / (hi - lo) * n)))
 
 
+def thinned_note(kept: int, seen: int) -> str:
+    """'N of M sampled steps kept' where a long run's history was thinned (every other step dropped as it filled),
+    else ''."""
+    return f"{kept} of {seen} sampled steps kept" if seen > kept else ""
+
+
 class HeatmapChart(PlotWidget):
     """Data: a tuple of (step, log10 values per layer) columns, oldest first."""
 
     title = "Heatmap: log10 mean |dL/dW|, layer x step"
     label = ""          # which run the steps are of, where a training runs several seeds
+    seen = 0            # sampled steps the run gave, of which the data keeps a thinned part on a long run
 
     def has_data(self) -> bool:
         return bool(self.data)
@@ -54,7 +61,8 @@ class HeatmapChart(PlotWidget):
         plot_w = max(4, width - LABEL_W - 1)
         shown = sample(len(cols), plot_w)
         cw = max(1, min(4, plot_w // max(1, len(shown))))
-        out = Text(self.title + (f" ({self.label})" if self.label else ""), style="bold", no_wrap=True,
+        notes = [n for n in (self.label, thinned_note(len(cols), self.seen)) if n]
+        out = Text(self.title + (f" ({'; '.join(notes)})" if notes else ""), style="bold", no_wrap=True,
                    overflow="ellipsis")
         label_every = max(1, len(rows) // 6)
         for k, layer in enumerate(rows):
@@ -100,4 +108,6 @@ class HeatmapChart(PlotWidget):
             vals = finite(series)
             out.append([str(layer), fmt(series[0], 3), fmt(series[-1], 3), fmt(min(vals) if vals else None, 3),
                         fmt(max(vals) if vals else None, 3)])
-        return ["layer", f"step {cols[0][0]}", f"step {cols[-1][0]}", "min", "max"], out
+        # of a long run's steps only some are kept: their extremes, not the run's (a spike between them is gone)
+        of = " of kept" if thinned_note(len(cols), self.seen) else ""
+        return ["layer", f"step {cols[0][0]}", f"step {cols[-1][0]}", f"min{of}", f"max{of}"], out

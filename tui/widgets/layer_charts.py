@@ -79,9 +79,11 @@ def draw_log_bars(width: int, height: int, title: str, series: list[Series],
     bars = next((s for s in series if s.bars), None)
     gaps = [i for i, v in enumerate(bars.values) if v is None] if bars is not None else []
     gap_note = ""
-    if gaps and len(gaps) < len(bars.values) and height >= 12 and not note:     # a non-finite title says its own
+    if gaps and height >= 12 and not note:     # a non-finite title says its own
         listed = ", ".join(map(str, gaps[:6])) + (f" and {len(gaps) - 6} more" if len(gaps) > 6 else "")
-        gap_note = f"no {bars.name} bar at {xlabel.split(',')[0]} {listed}: zero, not finite or not measured"
+        # every bar gone with a baseline or a second series still drawn: the chart is not empty, so say it too
+        where = f"any {xlabel.split(',')[0]}" if len(gaps) == len(bars.values) else f"{xlabel.split(',')[0]} {listed}"
+        gap_note = f"no {bars.name} bar at {where}: zero, not finite or not measured"
     plot_h = height - 2 - key.plain.count("\n") - (1 if gap_note else 0)
     # a row's worth more below, so that the lowest value stands a row above the floor: on an axis of many decades
     # a bar shorter than a row (or a baseline mark on the floor) would not show at all. A row of the data's rows,
