@@ -236,11 +236,14 @@ def edge_of_chaos_text(res: dict[str, Any]) -> str:
 
 
 def sweep_markdown(res: dict[str, Any]) -> str:
+    from .sweep import value_text
+
     points, vary = _sweep_points(res), res.get("vary", {})
     axes = [k for k in vary if k != "seed"]          # a point holds every seed: its mean and spread
     keys = axes + list(dict.fromkeys(k for p in points for k in p if k not in vary))     # as the CSV: every key
     # as the tables write them (sigma_w=1, not 1.0); a grid of seeds alone has one point, all of them
-    labels = [" ".join(f"{k}={fmt(p.get(k)) if isinstance(p.get(k), float) else p.get(k)}" for k in axes)
+    labels = [" ".join(f"{k}={fmt(p.get(k)) if isinstance(p.get(k), float) else value_text(k, p.get(k))}"
+                       for k in axes)
               or "all seeds" for p in points]
     metric = (res.get("heatmap") or {}).get("metric", "log10_gradz_ratio")
     sections = [

@@ -390,16 +390,22 @@ class SweepJob:
         return ctx.partial
 
 
-def setting_text(name: str, value: Any) -> str:
-    """name=value for a run's progress line: floats to 4 significant digits, a pair of numbers as the table's list
-    ([1, 2], not a tuple's repr), an automatic gain as auto (not None)."""
+def value_text(name: str, value: Any) -> str:
+    """A varied setting's value as the progress lines, tables and reports give it: floats to 4 significant digits,
+    a pair of numbers as a list ([1, 2], not a tuple's repr), an automatic gain as auto (not None, nor the '-' of a
+    value not measured)."""
     if isinstance(value, float):
-        return f"{name}={value:.4g}"
+        return f"{value:.4g}"
     if value is None and name == "gain":
-        return "gain=auto"
+        return "auto"
     if isinstance(value, (tuple, list)):
-        return f"{name}=[{', '.join(f'{v:.4g}' if isinstance(v, float) else str(v) for v in value)}]"
-    return f"{name}={value}"
+        return f"[{', '.join(f'{v:.4g}' if isinstance(v, float) else str(v) for v in value)}]"
+    return str(value)
+
+
+def setting_text(name: str, value: Any) -> str:
+    """name=value for a run's progress line."""
+    return f"{name}={value_text(name, value)}"
 
 
 def describe_run(r: dict[str, Any]) -> str:

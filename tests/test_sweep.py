@@ -485,6 +485,21 @@ def test_a_point_whose_runs_went_non_finite_keeps_its_time_and_a_lone_seed_has_n
 
 
 def test_progress_lines_name_settings_as_the_table_does():
+    from initlab.tui.widgets.sweep_chart import cell_text
+
+    assert cell_text("gain", None) == "auto" and sweep.value_text("gain", None) == "auto"
     assert sweep.setting_text("gain", None) == "gain=auto"
     assert sweep.setting_text("poly_w", (1.0, 2.0)) == "poly_w=[1, 2]"
     assert sweep.setting_text("lr", 0.012345) == "lr=0.01235" and sweep.setting_text("depth", 4) == "depth=4"
+
+
+def test_a_log10_of_zero_ratios_is_said_as_such_not_as_not_measured(capsys):
+    """Every point with a seed whose first layer's gradient underflowed: the ratio is 0 and its log10 -inf, measured,
+    not a metric that does not apply."""
+    assert main(["sweep", "--width", "4", "--in-features", "4", "--out-features", "4", "--activation", "relu",
+                 "--init", "kaiming_normal", "--vary", "depth=15,20", "--vary", "seed=0,1,2,3,4,5",
+                 "--device", "cpu", "--json"]) == 0
+    out, err = capsys.readouterr()
+    points = json.loads(out)["points"]
+    assert all(p["first_last_gradz_ratio"] == 0 and p["log10_gradz_ratio"] is None for p in points)
+    assert "first/last dL/dz ratio is 0" in err and "no point has a value" not in err

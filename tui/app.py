@@ -398,8 +398,9 @@ class InitlabApp(BeyondMixin, App):
         with self.batch_update():
             if snap.stats is not None:
                 s = snap.stats
-                label = "probe" if s.job == "probe" else (f"{s.job} end state, step {s.step}" if s.final
-                                                           else f"{s.job} step {s.step}") + self._seed_note(s.run)
+                state = "probe" if s.job == "probe" else (f"{s.job} end state, step {s.step}" if s.final
+                                                           else f"{s.job} step {s.step}")
+                label = state + self._seed_note(s.run)
                 # a baseline of another depth has no layer to stand beside: it is overlaid on the Training chart only
                 same = base is not None and len(base.layers) == len(s.layers)
                 if base is not None and not same and self._baseline_apart != (id(base), self._snap_run):
@@ -416,7 +417,9 @@ class InitlabApp(BeyondMixin, App):
                 if s.job == "train" and cfg is not None:     # a baseline is mostly another lr or optimiser's run
                     named += [cfg.optimizer, f"lr {cfg.lr:g}"]
                 seed = self._seed_note(s.run).lstrip(", ")
-                self._pinnable_at = label
+                if seed and hasattr(cfg, "replace"):     # the run's own seed: the job's config holds the first's
+                    cfg = cfg.replace(seed=self._snap_seeds[s.run])
+                self._pinnable_at = state       # the seed is in the label already
                 # of a several-seed training, the run the charts show: its epochs alone, as the Training tab's
                 # first run (the tab draws a baseline's run 0; both seeds' had been pinned, drawn as one curve)
                 self._pinnable = Baseline(" ".join([s.job, *named, *([seed] if seed else [])]), tuple(s.layers),

@@ -109,8 +109,12 @@ def run(args: argparse.Namespace) -> int:
     if args.metric != "log10_gradz_ratio" and "heatmap" in res:
         res["heatmap"] = sweep.heatmap(res["points"], vary, args.metric)
     if res["points"] and all(p.get(args.metric) is None for p in res["points"]):
-        # e.g. chi1 without a mean-field init, or a training's losses from probes
-        say(f"initlab: note: no point has a value of {args.metric}")
+        if args.metric == "log10_gradz_ratio" and all(p.get("first_last_gradz_ratio") == 0 for p in res["points"]):
+            # measured, and -inf: the first layer's gradient vanished completely (in a seed at least)
+            say("initlab: note: every point's first/last dL/dz ratio is 0 (a first layer's gradient underflowed): "
+                "its log10 is -inf, no value to show")
+        else:   # e.g. chi1 without a mean-field init, or a training's losses from probes
+            say(f"initlab: note: no point has a value of {args.metric}")
     write_outputs(args, "sweep", res)
     if interrupted:
         # over the terminal's echo of ^C, which would lead the line
@@ -121,7 +125,9 @@ def run(args: argparse.Namespace) -> int:
         return 130 if interrupted else 0
     if res["points"]:
         cols, heads = columns(vary, res["points"], args.train)
-        shown = [{**p, "verdict": sweep.verdict_cell(p)} for p in res["points"]]     # a split verdict says so
+        # a split verdict says so; an automatic gain reads auto, not the '-' of a value not measured
+        shown = [{**p, "verdict": sweep.verdict_cell(p), **({"gain": "auto"} if "gain" in p and p["gain"] is None
+                                                            else {})} for p in res["points"]]
         print(table(shown, cols, heads, keys=len(sweep.varied_axes(vary))))
     if "heatmap" in res:
         print()

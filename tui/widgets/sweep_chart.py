@@ -64,6 +64,8 @@ def columns(summary: dict[str, Any]) -> list[tuple[str, str]]:
 def cell_text(key: str, v: Any) -> str:
     if key in SQUARED:
         return label_of(axis_value(key, v))
+    if key == "gain" and v is None:     # an automatic gain, not a value missing
+        return "auto"
     if isinstance(v, float) or v is None:
         return fmt(v, 3 if "log10" in key else 4)
     return str(v)
