@@ -503,3 +503,12 @@ def test_a_log10_of_zero_ratios_is_said_as_such_not_as_not_measured(capsys):
     points = json.loads(out)["points"]
     assert all(p["first_last_gradz_ratio"] == 0 and p["log10_gradz_ratio"] is None for p in points)
     assert "first/last dL/dz ratio is 0" in err and "no point has a value" not in err
+
+
+def test_a_value_given_twice_is_run_once_and_said(capsys):
+    assert main(["sweep", *SMALL_FLAGS, "--vary", "depth=2,2,3", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert [p["depth"] for p in json.loads(out)["points"]] == [2, 3]
+    assert "initlab: note: --vary depth gives a value more than once; each runs once (2 of 3)" in err
+    assert main(["sweep", *SMALL_FLAGS, "--vary", "depth=2,3", "--json"]) == 0
+    assert "more than once" not in capsys.readouterr()[1]

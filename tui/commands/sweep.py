@@ -62,6 +62,21 @@ def plan(args: argparse.Namespace):
     return cfg, vary
 
 
+def repeats_noted(items: list[str]) -> list[str]:
+    """A note for each --vary that gives a value twice (`depth=4,4`): the grid runs it once."""
+    from initlab.engine.spec import FIELDS
+    from initlab.engine.sweep import parse_vary
+
+    notes = []
+    for item in items:
+        ((name, values),) = parse_vary([item]).items()
+        given = item.partition("=")[2].split(";" if FIELDS[name].kind is tuple else ",")
+        if len(given) > len(values):
+            notes.append(f"initlab: note: --vary {name} gives a value more than once; each runs once "
+                         f"({len(values)} of {len(given)})")
+    return notes
+
+
 def columns(vary: dict, rows: list[dict], train: bool) -> tuple[list[str], list[str]]:
     from initlab.engine.sweep import varied_axes
 
@@ -95,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
     # a flag naming a varied setting: the grid's values stand in for it at every point
     notes += [f"initlab: note: --vary {k}=... gives its values; {flag_text(k, v)} was not used"
               for k, v in given_flags(args).items() if k in vary]
+    notes += repeats_noted(args.vary or [])
     for note in notes:
         say(note)
     runs: list[dict] = []
