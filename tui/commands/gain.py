@@ -27,5 +27,5 @@ def run(args: argparse.Namespace) -> int:
     # the course's gain is the std ratio; Kaiming's is the second moment's, which a mean sets apart
     say("std ratio: std(x) / std(f(x)) for x ~ N(0, 1), the course's measured gain; rms ratio: sqrt(E[x^2] / "
         "E[f(x)^2]), the second moment's, which a Linear carries on: Kaiming's sqrt 2 for the ReLU family (the two "
-        "part where f has a mean); torch's other gains are rules of thumb", sys.stdout)
+        "ratios differ where f has a mean); torch's other gains are rules of thumb", sys.stdout)
     return 0
