@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 from .export import dumps, write_csv, write_text
 from .reads import read_by_widths
 from .textplot import bar_chart, fmt
-from .verdict import stable_text, verdict as verdict_of
+from .verdict import stable_text, symmetry_note, verdict as verdict_of
 
 KINDS = ("probe", "train", "sweep", "theory", "jacobian", "widths")
 MLP_COLUMNS = ("index", "name", "fan_in", "fan_out", "a_mean", "a_std", "saturated_frac", "dead_frac",
@@ -111,6 +111,9 @@ def probe_markdown(res: dict[str, Any]) -> str:
         summary.append(f"loss {fmt(res.get('loss'))}")
     if res.get("first_nonfinite_layer") is not None:
         summary.append(f"first non-finite output at layer {res['first_nonfinite_layer']}")
+    symmetry = symmetry_note(layers)        # a zero init's lesson, as the terminal and the log say it
+    if symmetry:
+        summary.append(symmetry)
     warnings = "\n".join(f"- {w['message']}" for w in res.get("warnings", []))
     return document("initlab probe report" + (f": {res.get('config', {}).get('model')}" if user else ""), [
         ("Settings", settings_table(res.get("config", {}))),
@@ -158,6 +161,9 @@ def _train_run(r: dict[str, Any]) -> str:
     if final:
         # the forward reference (the data's std) is not in the result: this reads the backward signal alone
         outcome.append("gradient signal over the final layers: " + verdict_text(verdict_of(final, None)))
+        symmetry = symmetry_note(final) if r.get("stopped") == "finished" else None
+        if symmetry:
+            outcome.append(f"end state: {symmetry}")
     figs = []
     for key in ("train_loss", "test_loss"):
         if any(e.get(key) is not None for e in epochs):

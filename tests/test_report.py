@@ -495,3 +495,13 @@ def test_written_files_are_named_as_the_user_gave_them(tmp_path, capsys, monkeyp
     code = main(["probe", *SMALL, "--csv", "p.csv", "--report", "p.md", "--json"])
     err = capsys.readouterr()[1]
     assert code == 0 and err.splitlines()[-2:] == ["wrote p.csv", "wrote p.md"]
+
+
+def test_reports_state_the_zero_init_lesson(capsys):
+    """The symmetry note the terminal and the app's log give, in the Markdown reports too."""
+    doc, _ = run_json(capsys, "train", "--preset", "zero-init-symmetry", "--epochs", "1", "--json")
+    assert "end state: symmetry: layer 0 has 1 distinct unit of 2" in report.markdown("train", doc)
+    doc, _ = run_json(capsys, "probe", "--init", "zeros", "--depth", "3", "--width", "4", "--device", "cpu", "--json")
+    assert "symmetry: layer 0 has 1 distinct unit of 4, layer 1 1 of 4" in report.markdown("probe", doc)
+    doc, _ = run_json(capsys, "probe", "--depth", "3", "--width", "4", "--device", "cpu", "--json")
+    assert "symmetry" not in report.markdown("probe", doc)
