@@ -715,7 +715,8 @@ async def test_a_training_of_several_seeds_says_which_seed_the_charts_hold():
         base = app.baseline
         assert [e["train_loss"] for e in base.epochs] == pytest.approx([e["train_loss"] for e in second["epochs"]])
         assert {e["run"] for e in base.epochs} == {0} and base.config["lr"] == cfg.lr
-        assert base.config["seed"] == 5 and base.label.endswith(f"sgd lr {cfg.lr:g} seed 5")
+        assert base.config["seed"] == 5 and base.label.startswith("train seed 5 ")
+        assert base.label.endswith(f"sgd lr {cfg.lr:g}")
         pinned = app.log_pane.messages()[-1]
         assert pinned.count("seed 5") == 1 and pinned.startswith("pinned the current train ")
 

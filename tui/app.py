@@ -422,7 +422,8 @@ class InitlabApp(BeyondMixin, App):
                 self._pinnable_at = state       # the seed is in the label already
                 # of a several-seed training, the run the charts show: its epochs alone, as the Training tab's
                 # first run (the tab draws a baseline's run 0; both seeds' had been pinned, drawn as one curve)
-                self._pinnable = Baseline(" ".join([s.job, *named, *([seed] if seed else [])]), tuple(s.layers),
+                # the seed first: a legend cut at a narrow pane's edge keeps it
+                self._pinnable = Baseline(" ".join([s.job, *([seed] if seed else []), *named]), tuple(s.layers),
                                           tuple({**epoch_row(e), "run": 0} for e in snap.epochs if e.run == s.run),
                                           cfg.to_dict() if hasattr(cfg, "to_dict") else None)
                 # Distributions too, with or without boxes: it says when this run has none rather than keep an

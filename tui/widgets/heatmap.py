@@ -32,6 +32,8 @@ class HeatmapChart(PlotWidget):
     """Data: a tuple of (step, log10 values per layer) columns, oldest first."""
 
     title = "Heatmap: log10 mean |dL/dW|, layer x step"
+    # a probe is one step, which the Backward tab shows: only a training fills this one
+    empty = "no training yet: t trains the configured net (a probe's one step is in the Backward tab)"
     label = ""          # which run the steps are of, where a training runs several seeds
     seen = 0            # sampled steps the run gave, of which the data keeps a thinned part on a long run
 

@@ -91,9 +91,9 @@ def footnote(r: dict[str, Any], width: int) -> str:
     if inputs > 1:
         parts.append(f"all {inputs * len(r['singular_values'])} values of {inputs} inputs")
     if h.get("zeros"):
-        parts.append(f"{h['zeros']} exactly zero")
+        parts.append(f"{h['zeros']} exactly zero, not in the bars")
     if h.get("unresolved"):
-        parts.append(f"{h['unresolved']} below their input's resolution")
+        parts.append(f"{h['unresolved']} below their input's resolution, not in the bars")
     if len(parts) == 1:
         parts.append("all 1 is dynamical isometry")
     return packed([p + ";" for p in parts[:-1]] + parts[-1:], width, gap=" ")
