@@ -49,11 +49,15 @@ def max_derivative(name: str, slope: float = 0.01) -> float:
     return max(abs(v) for v in d)
 
 
+def _draws(name: str, n: int, seed: int, slope: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """x ~ N(0, 1), n seeded float64 draws, and f(x): what both measured gains are taken on."""
+    x = torch.randn(n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return x, module(name, slope)(x)
+
+
 def empirical_gain(name: str, n: int = 1_000_000, seed: int = 0, slope: float = 0.01) -> float:
     """std(x) / std(f(x)) for x ~ N(0, 1): how much the activation shrinks a unit-variance signal."""
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, generator=g, dtype=torch.float64)
-    y = module(name, slope)(x)
+    x, y = _draws(name, n, seed, slope)
     return float(x.std() / y.std())
 
 
@@ -62,9 +66,7 @@ def rms_gain(name: str, n: int = 1_000_000, seed: int = 0, slope: float = 0.01) 
     Linear with zero-mean weights carries on (Var(z) = n Var(W) E[a^2], He et al. 2015). Kaiming's sqrt 2 for the
     ReLU family is this gain, where the std ratio reads 1.71 (ReLU's outputs have a mean); torch's other gains are
     rules of thumb (tanh 5/3 against 1.59, sigmoid 1, SELU 3/4 for self-normalising nets)."""
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, generator=g, dtype=torch.float64)
-    y = module(name, slope)(x)
+    x, y = _draws(name, n, seed, slope)
     return float((x.square().mean() / y.square().mean()).sqrt())
 
 

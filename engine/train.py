@@ -215,7 +215,7 @@ class Trainer:
         also the quantile boxes of each layer's weights, outputs and gradients (in final_distributions)."""
         xb = self.data.x_train[: self.cfg.batch]
         yb = self.data.y_train[: self.cfg.batch]
-        blocks = self.model.blocks
+        blocks = self.blocks
         with Capture(blocks) as cap:
             loss = self.crit(self.model(xb), yb)
             self.opt.zero_grad(set_to_none=True)
@@ -318,7 +318,7 @@ class Trainer:
         step = self.step
         # one transfer: the flagged step and whether each layer's weights are finite
         with torch.no_grad():
-            finite = torch.stack([torch.isfinite(b.linear.weight).all() for b in self.model.blocks])
+            finite = torch.stack([torch.isfinite(w).all() for w in self.weights])
             flat = torch.cat([self.first_bad.reshape(1), finite.long()]).tolist()
         flagged = flat[0]
         broken = [i for i, ok in enumerate(flat[1:]) if not ok]

@@ -142,8 +142,9 @@ def run(args: argparse.Namespace) -> int:
     if res["points"]:
         cols, heads = columns(vary, res["points"], args.train)
         # a split verdict says so; an automatic gain reads auto, not the '-' of a value not measured
-        shown = [{**p, "verdict": sweep.verdict_cell(p), **({"gain": "auto"} if "gain" in p and p["gain"] is None
-                                                            else {})} for p in res["points"]]
+        shown = [{**p, "verdict": sweep.verdict_cell(p), **({"gain": sweep.value_text("gain", None)}
+                                                            if "gain" in p and p["gain"] is None else {})}
+                 for p in res["points"]]
         print(table(shown, cols, heads, keys=len(sweep.varied_axes(vary))))
     if "heatmap" in res:
         print()

@@ -65,8 +65,7 @@ def log_ticks(lo: float, hi: float, most: int = 6) -> tuple[list[float], list[st
         ms = marks(steps)
         if 2 <= len(ms) <= max(2, most):
             return [v for v, _ in ms], [t for _, t in ms]
-    ms = marks((1, 5))
-    if len(ms) >= 2:
+    if len(ms) >= 2:        # the 1-5 marks, too many: their outer two
         ms = [ms[0], ms[-1]]
         return [v for v, _ in ms], [t for _, t in ms]
     vs = [lo + (hi - lo) * k / 4 for k in (1, 2, 3)]

@@ -12,7 +12,7 @@ from typing import Any
 
 from rich.text import Text
 
-from initlab.engine.sweep import SQUARED, verdict_cell
+from initlab.engine.sweep import SQUARED, value_text, verdict_cell
 
 from .dist_chart import sample
 from .heatmap import blend
@@ -65,7 +65,7 @@ def cell_text(key: str, v: Any) -> str:
     if key in SQUARED:
         return label_of(axis_value(key, v))
     if key == "gain" and v is None:     # an automatic gain, not a value missing
-        return "auto"
+        return value_text(key, v)
     if isinstance(v, float) or v is None:
         return fmt(v, 3 if "log10" in key else 4)
     return str(v)
