@@ -92,7 +92,7 @@ def jacobian_spectrum(cfg: Config, inputs: int = 1, bins: int = 20,
     # no batch here: its inputs are counted by _check_size
     devices.check_fits(cfg.replace(batch=1), dev, fields=("width", "depth", "in_features", "out_features"))
     torch.manual_seed(cfg.seed)
-    model = build_mlp(cfg, dev).to(dtype).eval()
+    model = build_mlp(cfg, dev, check=check).to(dtype).eval()
     x = torch.randn(inputs, cfg.in_features, device=dev, dtype=dtype)
     spectra, finites = [], []
     for start in range(0, inputs, CHUNK_INPUTS):

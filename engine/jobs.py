@@ -54,9 +54,10 @@ class TrainJob:
 
     @property
     def total_steps(self) -> int | None:
-        from .spec import BUILTIN_DATA, steps_per_epoch
+        from .spec import BUILTIN_DATA, steps_per_epoch, validate
 
         c = self.config
+        validate(c)         # a refused setting (a batch of 0) fails the job with its own message
         if c.data not in BUILTIN_DATA:
             return None
         per_epoch = steps_per_epoch(max(1, int(c.n_rows * 0.7)), c.batch, c.norm)

@@ -141,9 +141,16 @@ class Session:
         ctx = Context(self._emit, stop)
         t0 = time.perf_counter()
         cfg = getattr(job, "config", None)
-        self._emit(Started(job.name, config=cfg.to_dict() if hasattr(cfg, "to_dict") else {},
-                           device=getattr(cfg, "device", "cpu"), total_steps=getattr(job, "total_steps", None),
-                           replaced=replaced))
+        try:
+            # what Started says is read from the job, which may refuse its own settings: a Failed still follows
+            started = Started(job.name, config=cfg.to_dict() if hasattr(cfg, "to_dict") else {},
+                              device=getattr(cfg, "device", "cpu"), total_steps=getattr(job, "total_steps", None),
+                              replaced=replaced)
+        except BaseException as exc:
+            self._emit(Started(job.name, replaced=replaced))
+            self._emit(Failed(job.name, message=describe_error(exc)))
+            return
+        self._emit(started)
         try:
             result = job.run(ctx)
         except JobCancelled:
@@ -176,7 +183,8 @@ class Session:
     def events(self, until_end: bool = False) -> "EventStream":
         """An async iterator of every event from this call on, in order, on the calling event loop (call it in a
         coroutine before start(), so that the job's Started is among them). With `until_end` it ends after the
-        first Finished, Failed or Cancelled; else when close()d (or dropped): events are queued for it until then."""
+        first Finished, Failed or Cancelled; else when it or the session is close()d (or it is dropped): events are
+        queued for it until then. A stream hands each event out once: every task that wants them all takes its own."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -186,14 +194,21 @@ class Session:
 
     def close(self) -> None:
         """Stop the running job, if any, and wait for its thread to end (a daemon thread still inside torch when
-        the interpreter exits can crash it). On the job's own thread (a callback) it only asks the job to stop."""
+        the interpreter exits can crash it); then the open event streams end. On the job's own thread (a callback)
+        it only asks the job to stop."""
         while True:
             with self._lock:
                 t = self._thread
                 self._stop.set()
-            if t is None or not t.is_alive() or t is threading.current_thread():
-                return
-            t.join()
+            if t is not None and t.is_alive() and t is not threading.current_thread():
+                t.join()
+                continue
+            if t is not threading.current_thread():
+                # no job is left to emit: open streams end, rather than wait for ever
+                for loop, q in list(self._queues):
+                    _end(loop, q)
+                self._queues.clear()
+            return
 
     def __enter__(self) -> "Session":
         return self
@@ -219,17 +234,33 @@ class EventStream:
         return self
 
     async def __anext__(self) -> Event:
-        if self._done:
+        if self._done and self._queue.empty():
             raise StopAsyncIteration
         ev = await self._queue.get()
+        if ev is _END:
+            self._done = True
+            self._queue.put_nowait(_END)    # for any other task waiting on this stream
+            raise StopAsyncIteration
         if self._until_end and isinstance(ev, (Finished, Failed, Cancelled)):
             self.close()
         return ev
 
     def close(self) -> None:
-        """No more events: those after this are not queued."""
-        self._done = True
-        _unregister(self._session._queues, self._entry)
+        """No more events: those after this are not queued, and a task waiting on the stream is woken (it ends)."""
+        if not self._done:
+            self._done = True
+            _unregister(self._session._queues, self._entry)
+            _end(*self._entry)
+
+
+_END = object()     # put on a stream's queue when it ends: a task awaiting the next event stops waiting
+
+
+def _end(loop: asyncio.AbstractEventLoop, q: asyncio.Queue) -> None:
+    try:
+        loop.call_soon_threadsafe(q.put_nowait, _END)
+    except RuntimeError:        # that loop is closed: nobody waits on it
+        pass
 
 
 def _unregister(queues: list, entry: tuple) -> None:

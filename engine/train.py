@@ -144,7 +144,7 @@ class Trainer:
     def _sampled_step(self, xb: torch.Tensor, yb: torch.Tensor, epoch: int) -> float:
         """A step that also reduces every layer's statistics and the update ratio, then makes one transfer."""
         blocks, weights = self.blocks, self.weights
-        with Capture(blocks) as cap:
+        with Capture(blocks, check=self.check) as cap:     # a large step's forward can be stopped part-way
             loss = self.crit(self.model(xb), yb)
             raw = self._update(loss, keep_grads=True)
         grads = raw if raw is not None else [w.grad for w in weights]
@@ -199,12 +199,15 @@ class Trainer:
         was = self.model.training
         self.model.set_training(False)      # whatever the net holds: forward hooks and user code read .training too
         vals = []
-        for x, y in ((self.data.x_train, self.data.y_train), (self.data.x_test, self.data.y_test)):
-            out = self.model(x)
-            vals.append(self.crit(out, y).float())
-            if self.data.task == "classification":
-                vals.append((out.argmax(1) == y).float().mean())
-        self.model.set_training(was)
+        try:
+            for x, y in ((self.data.x_train, self.data.y_train), (self.data.x_test, self.data.y_test)):
+                self.check()        # a large split's pass is long: a stop is honoured between the two
+                out = self.model(x)
+                vals.append(self.crit(out, y).float())
+                if self.data.task == "classification":
+                    vals.append((out.argmax(1) == y).float().mean())
+        finally:
+            self.model.set_training(was)
         v = torch.stack(vals).tolist()
         if self.data.task == "classification":
             return {"train_loss": v[0], "train_acc": v[1], "test_loss": v[2], "test_acc": v[3]}
@@ -216,7 +219,7 @@ class Trainer:
         xb = self.data.x_train[: self.cfg.batch]
         yb = self.data.y_train[: self.cfg.batch]
         blocks = self.blocks
-        with Capture(blocks) as cap:
+        with Capture(blocks, check=self.check) as cap:
             loss = self.crit(self.model(xb), yb)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -300,7 +303,11 @@ class Trainer:
             self.emit(Progress("train", step=self.step, total_steps=self.total_steps, epoch=epoch,
                                epochs=cfg.epochs, loss=self.last_loss, steps_per_sec=self.step / max(seconds, 1e-9),
                                run=self.run_index, runs=self.runs))
-        self.final = self.final_stats() if self.stopped == "finished" else None
+        try:
+            self.final = self.final_stats() if self.stopped == "finished" else None
+        except JobCancelled:        # stopped while taking the end state: the steps so far are still the result
+            self.stopped, self.final = "cancelled", None
+            self.emit(LogLine("train", "info", f"cancelled at step {self.step}, before the end state"))
         if self.final is not None:
             last_epoch = (self.epochs.latest or {}).get("epoch", 0)
             self.emit(LayerStats("train", step=self.step, epoch=last_epoch, layers=tuple(self.final), final=True,

@@ -413,3 +413,74 @@ def test_typed_settings_for_library_users():
         point_configs(base, {"dpth": [2, 3]})
     with pytest.raises(SpecError, match="sigma_w: 1.5 is not allowed; a list of values"):
         checked_vary({"sigma_w": 1.5})
+
+
+def test_a_job_that_refuses_its_settings_before_it_starts_still_fails_with_an_event():
+    events = []
+    s = Session(events.append)
+    s.start(TrainJob(Config(batch=0, data="poly", device="cpu")))      # its step count divides by the batch
+    assert s.wait(30)
+    assert [type(e) for e in events] == [Started, Failed]
+    assert events[-1].message.startswith("batch: 0 is not allowed")
+
+
+def test_closing_a_stream_or_the_session_wakes_the_tasks_waiting_on_it():
+    async def main():
+        s = Session()
+        mine, shared = s.events(), s.events()
+        got: dict[str, list] = {}
+
+        async def drain(name, stream):
+            got[name] = [type(ev) async for ev in stream]
+
+        tasks = [asyncio.create_task(drain("mine", mine)), asyncio.create_task(drain("a", shared)),
+                 asyncio.create_task(drain("b", shared))]        # two tasks on one stream: both end with it
+        await asyncio.sleep(0.05)
+        mine.close()
+        await asyncio.wait_for(tasks[0], 5)
+        s.start(ProbeJob(Config(depth=2, width=4, in_features=4, out_features=4, device="cpu")))
+        await asyncio.to_thread(s.wait, 30)
+        await asyncio.to_thread(s.close)
+        await asyncio.wait_for(asyncio.gather(*tasks[1:]), 5)
+        return got
+
+    got = asyncio.run(main())
+    assert got["mine"] == []
+    both = got["a"] + got["b"]      # a stream hands each event out once, to one of its tasks
+    assert Started in both and Finished in both
+
+
+def test_a_stop_during_the_evaluation_or_the_end_state_cancels_and_keeps_the_steps():
+    from initlab.engine.session import JobCancelled
+    from initlab.engine.train import Trainer
+
+    cfg = LONG.replace(epochs=2, n_rows=100)
+    # in the first epoch's evaluation; in the end state, once the last epoch's evaluation is done
+    for stop_at, epochs_kept in ((7, 0), (14, 2)):
+        tr = None
+
+        def check():
+            if tr is not None and tr.step >= stop_at and len(tr.epochs.values()) >= epochs_kept:
+                raise JobCancelled()
+
+        tr = Trainer(cfg, check=check)
+        r = tr.run()
+        assert r["stopped"] == "cancelled" and r["steps_done"] == stop_at
+        assert len(r["epochs"]) == epochs_kept and len(r["steps"]) >= 1
+        assert tr.model.training        # the evaluation's switch to eval mode is undone
+
+
+def test_a_jacobian_is_cancelled_while_its_net_is_built():
+    from initlab.engine.jacobian import jacobian_spectrum
+    from initlab.engine.session import JobCancelled
+
+    calls = []
+
+    def check():
+        calls.append(1)
+        if len(calls) == 3:
+            raise JobCancelled()
+
+    with pytest.raises(JobCancelled):
+        jacobian_spectrum(Config(depth=6, width=8, in_features=8, out_features=8, init="orthogonal",
+                                 device="cpu"), check=check)
