@@ -280,18 +280,29 @@ def theory_csv(res: dict[str, Any]) -> list[dict[str, Any]]:
 def theory_notes(res: dict[str, Any]) -> list[str]:
     """What the figures cannot say by themselves: the edge of chaos, a missing fixed point, what is not computed and
     why, what a negative depth scale means."""
-    from .theory import PAIR_MAX_Q
+    from .theory import FINITE_Q, PAIR_MAX_Q
 
     notes = []
     if res.get("critical_sigma_w") is not None:
         notes.append(f"edge of chaos at this sigma_b: sigma_w {fmt(res['critical_sigma_w'])} "
                      f"(sigma_w^2 {fmt(res['critical_sigma_w2'])})")
     q = res.get("q_star")
-    if q is not None and math.isinf(q):
-        notes.append("the variance grows without bound: no finite fixed point (chi_1 is its large-q limit)")
+    q0 = fmt(res.get("q0", 1.0))
+    unbounded = bool(res.get("q_star_infinite")) or (q is not None and math.isinf(q))     # JSON's inf is null
+    if unbounded:
+        at = res.get("chi1_finite_q")
+        notes.append(f"from q0 = {q0} the variance grows without bound: no finite fixed point; chi_1 and the phase "
+                     "are their limits as q grows, and the phase is of the gradients alone (no c* exists for inputs "
+                     "to decorrelate towards)" + (f"; at q = {FINITE_Q:g} chi_1 is {fmt(at)}" if at is not None
+                                                  else ""))
+    for o in res.get("other_starts") or []:
+        where = "grows without bound" if math.isinf(o["q_star"]) else f"settles at q* {fmt(o['q_star'])}"
+        notes.append(f"the fixed point depends on the input's scale: from q0 = {fmt(o['q0'])} the variance {where} "
+                     f"(chi_1 {fmt(o['chi1'])}, {o['phase']}), not q0 = {q0}'s")
     if res.get("c_star") is None:
-        notes.append(f"c*, chi_c and the forward depth scale are not computed past q* = {fmt(PAIR_MAX_Q)}: the "
-                     f"correlation map's quadrature is not accurate there")
+        notes.append("c*, chi_c and the forward depth scale are not computed: "
+                     + ("with no finite fixed point there is no correlation map to take them at" if unbounded else
+                        f"past q* = {fmt(PAIR_MAX_Q)} the correlation map's quadrature is not accurate"))
     back = res.get("depth_scale_backward")
     if back is not None and back < 0:
         # chi_1 multiplies the gradient's mean square per layer: its size grows by e over twice the layers

@@ -271,16 +271,33 @@ def _columns(n: int, updates: bool, device: torch.device) -> _Columns:
     return _COLUMNS[key]
 
 
+_PICKS: dict[tuple[int, str], torch.Tensor] = {}
+
+
+def _picks(numel: int, device: torch.device) -> torch.Tensor:
+    """_QUANTILE_SAMPLE positions drawn at random (fixed seed) among numel, in order; cached per size. A stride
+    would keep whole columns of a matrix and drop the rest (every 64th of a 256-wide row: 4 units of 256)."""
+    key = (numel, str(device))
+    t = _PICKS.get(key)
+    if t is None:
+        if len(_PICKS) > 256:
+            _PICKS.clear()
+        g = torch.Generator(device="cpu").manual_seed(4321)
+        t = _PICKS[key] = torch.randperm(numel, generator=g)[:_QUANTILE_SAMPLE].sort().values.to(device)
+    return t
+
+
 def _sample(t: torch.Tensor) -> torch.Tensor:
     flat = t.detach().reshape(-1)
     if flat.numel() > _QUANTILE_SAMPLE:
-        flat = flat[:: flat.numel() // _QUANTILE_SAMPLE][:_QUANTILE_SAMPLE]
+        flat = flat.index_select(0, _picks(flat.numel(), flat.device))
     return flat
 
 
 def distributions_tensor(cap: Capture, blocks: nn.ModuleList) -> torch.Tensor:
-    """[layers, 3, 7]: quantiles of each layer's weights, outputs and weight gradients (a strided sample of at most
-    _QUANTILE_SAMPLE values each; samples of one length are sorted together)."""
+    """[layers, 3, 7]: quantiles of each layer's weights, outputs and weight gradients: of the whole tensor up to
+    _QUANTILE_SAMPLE values, else of that many drawn at random (samples of one length are sorted together). A
+    sample holding inf or NaN has NaN quantiles: the order of the rest says nothing a chart could draw."""
     n = len(blocks)
     device = cap.a[0].device
     samples: list[torch.Tensor | None] = []
@@ -291,11 +308,12 @@ def distributions_tensor(cap: Capture, blocks: nn.ModuleList) -> torch.Tensor:
     present = [i for i, t in enumerate(samples) if t is not None]
     for (length,), idx in _by_shape([samples[i] for i in present]).items():
         rows = [present[j] for j in idx]
-        m = torch.nan_to_num(torch.stack([samples[r] for r in rows]), nan=0.0, posinf=3.0e38, neginf=-3.0e38)
+        m = torch.stack([samples[r] for r in rows])
         lo, hi, frac = _quantile_points(length, device)
         v = m.sort(dim=1).values                # in the samples' own precision: sorting moves values, exactly
         a, b = v[:, lo].double(), v[:, hi].double()
-        out[index(rows, device)] = a + frac * (b - a)       # numpy's default (linear) interpolation
+        q = a + frac * (b - a)                  # numpy's default (linear) interpolation
+        out[index(rows, device)] = q.masked_fill(~torch.isfinite(m).all(1, keepdim=True), float("nan"))
     return out.reshape(n, 3, len(QUANTILES))
 
 

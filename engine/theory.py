@@ -328,6 +328,32 @@ def mean_field(activation: str, sigma_w: float, sigma_b: float, slope: float = 0
     }
 
 
+STARTS = (1e-3, 1e3)    # other starting variances whose fixed points are compared with q0's
+FINITE_Q = 1e4          # where chi_1 is also read when the variance has no fixed point (its limit is a limit)
+
+
+def elsewhere(activation: str, sigma_w: float, sigma_b: float, slope: float = 0.01, q0: float = 1.0,
+              q_star: float | None = None) -> dict[str, Any]:
+    """What the readout at q0 leaves out. other_starts: the fixed points the variance map reaches from the STARTS
+    where they differ from q0's (GELU at sigma_w 1.76 runs off to infinity from q0 = 1, yet settles at q* = 0.012
+    from below an unstable fixed point: the phase depends on the input's scale); each with its chi_1 and phase.
+    chi1_finite_q: chi_1 at q = FINITE_Q where q* is infinite (ELU's limit at sigma_w^2 = 2 is 1, critical, while
+    along the way chi_1 stays above it). q_star_infinite: whether q* is (JSON writes inf as null, as it does a figure
+    not computed)."""
+    f, fp = functions(activation, slope)
+    q = fixed_point_q(f, sigma_w, sigma_b, q0) if q_star is None else q_star
+    others = []
+    for start in STARTS:
+        o = fixed_point_q(f, sigma_w, sigma_b, start)
+        same = (math.isinf(o) and math.isinf(q)) or (math.isfinite(o) and math.isfinite(q)
+                                                      and abs(o - q) <= 1e-6 * max(abs(q), 1e-12))
+        if not same and not any(math.isclose(o, p["q_star"], rel_tol=1e-6) for p in others):
+            x = chi1(fp, sigma_w, Q_CEIL if math.isinf(o) else o)
+            others.append({"q0": start, "q_star": o, "chi1": x, "phase": phase(x)})
+    return {"q0": float(q0), "q_star_infinite": math.isinf(q), "other_starts": others,
+            "chi1_finite_q": chi1(fp, sigma_w, FINITE_Q) if math.isinf(q) else None}
+
+
 def critical_sigma_w(activation: str, sigma_b: float, slope: float = 0.01, q0: float = 1.0,
                      high: float = 1000.0) -> float | None:
     """The sigma_w at which chi_1 = 1 for this sigma_b, by bisection (chi_1 rises with sigma_w along the fixed

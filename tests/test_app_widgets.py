@@ -257,6 +257,12 @@ def test_charts_draw_and_tabulate_without_an_app():
     assert far.theory["depth_scale_forward"] is None
     assert "depth scales - forward" in theory_line(far) and "(the forward scale is not computed past q* = 9)" in \
         theory_line(far)
+    from initlab.engine.theory import elsewhere
+
+    gelu = mean_field("gelu", 1.76, 0.05)
+    line = theory_line(TheoryReady({**gelu, **elsewhere("gelu", 1.76, 0.05)}, "scaled_normal"))
+    assert "(q* inf: chi_1 and phase are limits; chi_1 1.551 at q 10000)" in line
+    assert "(from q0 0.001: q* 0.01201, chi_1 0.7975, ordered)" in line and "not computed past" not in line
 
 
 def test_form_values_read_back_as_the_same_config():

@@ -228,7 +228,8 @@ def test_a_theory_report_says_what_it_could_not_compute_and_why(capsys):
     doc, _ = run_json(capsys, "theory", "--activation", "tanh", "--sigma-w", "4", "--sigma-b", "3", "--json")
     assert doc["q_star"] > 9 and doc["c_star"] is None and doc["chi1"] > 1
     notes = section(report.markdown("theory", doc), "Notes")
-    assert "- c*, chi_c and the forward depth scale are not computed past q* = 9" in notes
+    assert "- c*, chi_c and the forward depth scale are not computed: past q* = 9 the correlation map's quadrature" \
+        in notes
     # chi_1 > 1: the backward depth scale is negative, a scale of growth
     # chi_1 multiplies the gradient's mean square: its size grows by e over twice the depth scale
     back = doc["depth_scale_backward"]
@@ -238,6 +239,14 @@ def test_a_theory_report_says_what_it_could_not_compute_and_why(capsys):
     out, _ = capsys.readouterr()
     bullets = [n[2:] for n in notes.splitlines() if n.startswith("- ")]
     assert len(bullets) == 3 and all(b in out for b in bullets)      # the terminal says the same
+    # a readout from q0 = 1 that runs off, while a smaller input settles: both said
+    gelu, _ = run_json(capsys, "theory", "--activation", "gelu", "--sigma-w", "1.76", "--sigma-b", "0.05", "--json")
+    gelu_notes = section(report.markdown("theory", gelu), "Notes")
+    assert "- from q0 = 1 the variance grows without bound" in gelu_notes
+    assert "at q = 10000 chi_1 is 1.551" in gelu_notes
+    assert "- the fixed point depends on the input's scale: from q0 = 0.001 the variance settles at q* 0.01201 " \
+           "(chi_1 0.7975, ordered), not q0 = 1's" in gelu_notes
+    assert "not computed: with no finite fixed point there is no correlation map" in gelu_notes
 
 
 def test_jacobian_csv_and_report(capsys):

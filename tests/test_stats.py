@@ -10,6 +10,7 @@ import torch
 
 from initlab.engine import stats
 from initlab.engine.models import build_mlp
+from initlab.engine.presets import PRESETS
 from initlab.engine.probe import run_probe
 from initlab.engine.spec import Config
 
@@ -189,6 +190,25 @@ def test_distributions_are_the_quantiles_of_the_same_tensors():
     assert res.distributions[0]["activation"][-1] == pytest.approx(res.layers[0]["a_max"], rel=1e-6)
 
 
+def test_a_large_tensors_quantiles_are_of_a_random_sample_and_a_non_finite_one_has_none():
+    w = torch.zeros(256, 256)
+    w[:, ::64] = 1.0            # the columns a stride of 64 would have kept, and only those
+    s = stats._sample(w)
+    assert s.numel() == stats._QUANTILE_SAMPLE and 0 < float(s.mean()) < 0.05
+    assert torch.equal(s, stats._sample(w.clone()))         # the same positions every time
+    cfg = Config(depth=2, width=256, in_features=256, out_features=256, batch=64, activation="relu",
+                 init="kaiming_normal", device="cpu")
+    res = run_probe(cfg, distributions=True)
+    torch.manual_seed(cfg.seed)
+    w0 = build_mlp(cfg, CPU).blocks[0].linear.weight.detach().double().numpy()
+    q, full = np.array(res.distributions[0]["weight"]), np.quantile(w0, stats.QUANTILES)
+    iqr = full[4] - full[2]
+    assert np.all(np.abs(q[1:6] - full[1:6]) < 0.1 * iqr)      # 5% to 95%: within sampling error
+    blown = run_probe(PRESETS["linear-explode"].config.replace(device="cpu"), distributions=True)
+    bad = [i for i, r in enumerate(blown.layers) if r["nonfinite_frac"] == 1.0]
+    assert bad and all(math.isnan(v) for i in bad for v in blown.distributions[i]["activation"])
+
+
 # one transfer (the sync_counter fixture is in conftest.py) ----------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("variant", ["tanh", "relu-batchnorm", "relu-residual-dropout"])
@@ -294,7 +314,6 @@ def test_a_ratio_of_two_zero_spreads_is_none():
 
 def test_a_ratio_made_nan_by_a_blown_up_net_stays_nan():
     # linear-explode overflows from layer 31: its variance ratios there are inf / inf, not 0 / 0
-    from initlab.engine.presets import PRESETS
 
     layers = run_probe(PRESETS["linear-explode"].config.replace(device="cpu"), distributions=False).layers
     late = layers[40]

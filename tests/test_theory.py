@@ -325,3 +325,23 @@ def test_the_backward_depth_scale_is_of_the_gradients_mean_square():
     grown = math.log(layers[0]["grad_z_rms"] / layers[-1]["grad_z_rms"])
     xi = theory.mean_field("tanh", 5 / 3, 0.0)["depth_scale_backward"]
     assert xi < 0 and grown == pytest.approx((cfg.depth - 1) / (2 * -xi), rel=0.05)
+
+
+def test_what_the_readout_from_a_variance_of_1_leaves_out():
+    # GELU at sigma_w 1.76: from q0 = 1 the variance runs off; from 1e-3 it settles below an unstable fixed point
+    mf = theory.mean_field("gelu", 1.76, 0.05)
+    more = theory.elsewhere("gelu", 1.76, 0.05, q_star=mf["q_star"])
+    assert math.isinf(mf["q_star"]) and more["q0"] == 1.0 and more["q_star_infinite"]
+    [other] = more["other_starts"]
+    settled = theory.q_trajectory("gelu", 1.76, 0.05, 400, q0=1e-3)[-1]      # the map itself, iterated
+    assert other["q0"] == 1e-3 and other["q_star"] == pytest.approx(settled, rel=1e-6)
+    f, fp = theory.functions("gelu")
+    assert other["chi1"] == pytest.approx(1.76 ** 2 * np.mean(fp(math.sqrt(settled) * np.random.default_rng(0)
+                                                                  .standard_normal(2_000_000)) ** 2), rel=3e-3)
+    assert other["phase"] == "ordered"
+    # ELU at sigma_w^2 = 2: the large-q limit reads critical; at q = 1e4 the gradients still grow
+    elu = theory.elsewhere("elu", math.sqrt(2.0), 0.1)
+    assert theory.mean_field("elu", math.sqrt(2.0), 0.1)["phase"] == "critical" and elu["chi1_finite_q"] > 1.003
+    # tanh's fixed point is the same from any start; a finite q* needs no finite-q reading
+    assert theory.elsewhere("tanh", 1.5, 0.1) == {"q0": 1.0, "q_star_infinite": False, "other_starts": [],
+                                                  "chi1_finite_q": None}

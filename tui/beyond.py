@@ -299,9 +299,10 @@ class BeyondMixin:
         sigma_b = v["sigma_b"] if v["bias"] else 0.0
 
         def theory() -> None:
-            from initlab.engine.theory import mean_field
+            from initlab.engine.theory import elsewhere, mean_field
 
             numbers = mean_field(v["activation"], v["sigma_w"], sigma_b, v["slope"])
+            numbers.update(elsewhere(v["activation"], v["sigma_w"], sigma_b, v["slope"], q_star=numbers["q_star"]))
             if asked == self._theory_asked:         # else a newer request is on its way
                 self.post_message(TheoryReady(numbers, v["init"]))
 

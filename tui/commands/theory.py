@@ -12,8 +12,11 @@ FLAGS = ("activation", "sigma_w", "sigma_b", "slope")
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("theory", help="mean-field theory: q*, chi_1, depth scales, ordered or chaotic",
-                       description=__doc__ + " Depth scales are infinite at criticality (null in JSON); a "
-                       "negative backward depth scale means gradients grow towards the input.")
+                       description=__doc__ + " The variance map starts from a pre-activation variance of 1 (q0); "
+                       "where another start reaches another fixed point, a note says so. Depth scales are infinite "
+                       "at criticality, and q* where the variance grows without bound (null in JSON, with "
+                       "q_star_infinite true); a negative backward depth scale means gradients grow towards the "
+                       "input.")
     from initlab.engine.spec import allowed
 
     p.add_argument("--activation", default=None, help=f"activation: {allowed('activation')} (default tanh)")
@@ -33,6 +36,7 @@ def compute(activation: str, sigma_w: float, sigma_b: float, slope: float) -> di
     out = theory.mean_field(activation, sigma_w, sigma_b, slope)
     if activation == "leaky_relu":      # the figures depend on it: the result says which
         out = {**{k: out[k] for k in ("activation", "sigma_w", "sigma_b")}, "slope": float(slope), **out}
+    out.update(theory.elsewhere(activation, sigma_w, sigma_b, slope, q_star=out["q_star"]))
     sw = theory.critical_sigma_w(activation, sigma_b, slope)
     out["critical_sigma_w"] = sw
     out["critical_sigma_w2"] = None if sw is None else sw * sw

@@ -30,9 +30,14 @@ def theory_line(m: TheoryReady, width: int = 1000, refused: str = "") -> str:
     parts = [f"mean field of {fields}",
              f"(a scaled_normal init{of}):", f"q* {fmt(t['q_star'])}", f"chi_1 {fmt(t['chi1'])} ({t['phase']})",
              f"depth scales {fmt(t['depth_scale_forward'], 3)} forward, {fmt(back, 3)} backward{grows}"]
-    if t.get("c_star") is None:
-        from initlab.engine.theory import PAIR_MAX_Q
+    from initlab.engine.theory import FINITE_Q, PAIR_MAX_Q
 
+    unbounded = t["q_star"] is not None and math.isinf(t["q_star"])
+    if unbounded and t.get("chi1_finite_q") is not None:
+        parts.append(f"(q* inf: chi_1 and phase are limits; chi_1 {fmt(t['chi1_finite_q'])} at q {FINITE_Q:g})")
+    for o in t.get("other_starts") or []:
+        parts.append(f"(from q0 {fmt(o['q0'])}: q* {fmt(o['q_star'])}, chi_1 {fmt(o['chi1'])}, {o['phase']})")
+    if t.get("c_star") is None and not unbounded:
         parts.append(f"(the forward scale is not computed past q* = {fmt(PAIR_MAX_Q)})")
     return packed(parts, width)
 

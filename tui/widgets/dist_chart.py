@@ -14,7 +14,7 @@ from .plot import Row, fmt, legend, theme_rgb
 KINDS = ("weight", "activation", "gradient")
 QUANTILE_NAMES = ("min", "5%", "25%", "median", "75%", "95%", "max")
 LABEL_W = 10
-OVERFLOW = 1e38         # the engine writes inf as +-3e38 in quantiles; such a layer has overflowed
+OVERFLOW = 1e38         # quantiles this large come of a layer at float32's edge: no box is drawn of them
 LINEAR_SPREAD = 100.0   # boxes whose widths differ by more than this get a symmetric log axis
 
 
@@ -111,8 +111,8 @@ class DistributionChart(LayerChart):
         return [list(d.get(self.kind) or [math.nan] * 7) for d in self.data.distributions]
 
     def overflowed(self) -> list[bool]:
-        """Per layer: did this kind of tensor hold inf or NaN? (The quantiles alone cannot say: the engine reads
-        NaN as 0 and inf as +-3e38 so that they can be sorted.)"""
+        """Per layer: did this kind of tensor hold inf or NaN? (The quantiles alone cannot say: they are of a sample,
+        which may have missed them.)"""
         out = []
         for d, q in zip(self.data.layers, self.quantiles()):
             if self.kind == "activation":
@@ -143,7 +143,7 @@ class DistributionChart(LayerChart):
         # the axis note goes on a line of its own where the title would be cut
         two = bool(axis) and len(head) + 2 + len(axis) > width
         key = legend(("█", "25-75%", c["primary"]), ("━", "median", c["accent"]), ("│", "5-95%", None),
-                     ("·", "min/max", None), ("▲▼", "beyond the axis", c["warning"]), ("×", "non-finite", None),
+                     ("·", "min/max (of ≤1,024 values)", None), ("▲▼", "beyond the axis", c["warning"]), ("×", "non-finite", None),
                      width=width)
         rows = max(2, height - 3 - two - key.plain.count("\n"))
         plot_w = max(4, width - LABEL_W - 1)
