@@ -307,8 +307,8 @@ def _guarded(spec: UserSpec, what: str, fn):
         return fn()
     except KeyboardInterrupt:
         raise
-    except Exception as e:
-        if type(e).__name__ == "OutOfMemoryError":
+    except BaseException as e:          # sys.exit() in a forward too: the refusal, not the user's exit status
+        if type(e).__name__ in ("OutOfMemoryError", "JobCancelled"):
             raise
         raise SpecError("model", spec.model, f"a model whose {what} (it raised {_first_line(e)})") from None
 
@@ -387,7 +387,13 @@ def probe_model(um: UserModel) -> UserProbeResult:
     hooks, loss, source = _passes(um, select)
     rows = list(hooks.rows.values())
     if select is not None and not rows:
-        matched = [n for n, _ in module.named_modules() if n and select.search(n)]
+        matched = [(n, m) for n, m in module.named_modules() if n and select.search(n)]
+        called = [n for n, m in matched if hooks.calls[id(m)] > 0]
+        if called:      # only a block whose forward calls its parts: the parts are the rows
+            raise SpecError("layers", spec.layers, f"a pattern matching a module that computes (it matches "
+                                                   f"{_names(called)}, whose rows are its parts': a pattern such "
+                                                   f"as '{called[0]}\\.' matches those)")
+        matched = [n for n, _ in matched]
         raise SpecError("layers", spec.layers, f"a pattern matching a module the forward calls (it matches "
                                                f"{_names(matched)}, never called as a module: a parent such as "
                                                "nn.MultiheadAttention may use its parts' weights without calling them)")

@@ -13,6 +13,7 @@ import importlib.util
 import os
 import re
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -90,7 +91,45 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
-def _load_file(spec: str, path: str) -> Any:
+_OWN: set[str] = set()     # modules imported from a user's folder: forgotten at the next load, so read afresh
+
+
+def _theirs(name: str, path: str | None, folder: str) -> bool:
+    """A module of the user's own, from their folder: not an installed package (a virtual environment may live in
+    that folder too) nor initlab itself (an editable checkout may be the current folder)."""
+    if not path or name == "initlab" or name.startswith("initlab."):
+        return False
+    full = os.path.abspath(path)
+    return full.startswith(folder.rstrip(os.sep) + os.sep) and "site-packages" not in full \
+        and "dist-packages" not in full
+
+
+@contextmanager
+def _from_folder(folder: str):
+    """The user's folder first on the import path while their file loads and their factory runs (a factory may
+    import a neighbour when called); the modules imported from it are remembered, to be forgotten at the next load:
+    an edited helper is read again, and another folder's helper of the same name is not taken for it. No bytecode
+    is written into the user's folder."""
+    before = set(sys.modules)
+    sys.path.insert(0, folder)
+    writes, sys.dont_write_bytecode = sys.dont_write_bytecode, True
+    try:
+        yield
+    finally:
+        sys.dont_write_bytecode = writes
+        if folder in sys.path:
+            sys.path.remove(folder)
+        _OWN.update(n for n in set(sys.modules) - before
+                    if _theirs(n, getattr(sys.modules.get(n), "__file__", None), folder))
+
+
+def _forget_own() -> None:
+    for name in _OWN:
+        sys.modules.pop(name, None)
+    _OWN.clear()
+
+
+def _load_file(spec: str, path: str) -> tuple[Any, str]:
     if not path.endswith(".py"):
         raise SpecError("model", spec, f"{SPEC_FORM} (a file path must end in .py)")
     if not os.path.isfile(path):
@@ -105,44 +144,39 @@ def _load_file(spec: str, path: str) -> Any:
     module = importlib.util.module_from_spec(mspec)
     folder = os.path.dirname(full)
     sys.modules[name] = module          # dataclasses and pickling look the module up while it runs
-    sys.path.insert(0, folder)          # so the file can import its neighbours
     try:
-        mspec.loader.exec_module(module)
+        with _from_folder(folder):      # so the file can import its neighbours
+            mspec.loader.exec_module(module)
     except BaseException as e:
         sys.modules.pop(name, None)
         if isinstance(e, KeyboardInterrupt):
             raise
         raise SpecError("model", spec, f"a file that runs on import (it raised {_first_line(e)})") from None
-    finally:
-        if sys.path and sys.path[0] == folder:
-            sys.path.pop(0)
-    return module
+    return module, folder
 
 
-def _load_module(spec: str, dotted: str) -> Any:
+def _load_module(spec: str, dotted: str) -> tuple[Any, str]:
     # the current folder first, as `python -m` has it: a console script's path starts at its own folder instead
     here = os.getcwd()
-    added = here not in sys.path
-    if added:
-        sys.path.insert(0, here)
     try:
-        return importlib.import_module(dotted)
+        with _from_folder(here):
+            return importlib.import_module(dotted), here
     except ModuleNotFoundError as e:
         raise SpecError("model", spec, f"{SPEC_FORM} (no module named {e.name!r})") from None
     except Exception as e:
         raise SpecError("model", spec, f"a module that imports cleanly (it raised {_first_line(e)})") from None
-    finally:
-        if added and here in sys.path:
-            sys.path.remove(here)
 
 
 def load_factory(spec: str) -> Callable[[], Any]:
-    """The callable that `spec` names; SpecError('model', ...) when the file, module or name is missing."""
+    """The callable that `spec` names, to be called with its folder on the import path (see _from_folder);
+    SpecError('model', ...) when the file, module or name is missing. What an earlier load imported from a user's
+    folder is read afresh."""
     where, _, attr = spec.strip().rpartition(":")
     if not where or not attr:
         raise SpecError("model", spec, SPEC_FORM)
     is_file = where.endswith(".py") or os.sep in where or "/" in where
-    module = _load_file(spec, where) if is_file else _load_module(spec, where)
+    _forget_own()
+    module, folder = _load_file(spec, where) if is_file else _load_module(spec, where)
     obj: Any = module
     for part in attr.split("."):
         if not hasattr(obj, part):
@@ -150,7 +184,12 @@ def load_factory(spec: str) -> Callable[[], Any]:
         obj = getattr(obj, part)
     if not callable(obj):
         raise SpecError("model", spec, f"a callable named {attr!r} in {where} (it is {describe(obj)})")
-    return obj
+
+    def factory() -> Any:
+        with _from_folder(folder):
+            return obj()
+
+    return factory
 
 
 Inputs = Any    # a tensor, a tuple of tensors or a dict of str -> tensor

@@ -574,3 +574,64 @@ def test_a_gradient_ratio_with_one_row_to_read_has_no_value(models):
 def test_a_layers_refusal_offers_names_a_pattern_can_match(capsys, cnn):
     err = one_line_refusal(capsys, "--model", f"{cnn}:make", "--input-shape", "2,3,8,8", "--layers", "zzz")
     assert "such as 0, 1, 2" in err and "(model)" not in err
+
+
+def test_an_edited_helper_and_another_folders_helper_of_the_same_name_are_read_afresh(tmp_path, monkeypatch):
+    """The app probes in its own process: what a model file imports from its folder is not kept from one probe to
+    the next (an edit would go unseen, and another folder's `layers.py` would be taken for this one's)."""
+    for folder, width in (("a", 3), ("b", 7)):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "layers.py").write_text(f"from torch import nn\ndef block(): return nn.Linear(4, {width})\n")
+        (tmp_path / folder / "net.py").write_text("import layers\nfrom torch import nn\n"
+                                                  "def make(): return nn.Sequential(layers.block())\n")
+    shape = lambda where: run_user_probe(make_spec(f"{tmp_path / where}:make", "2,4")).layers[0]["shape"]
+    assert shape("a/net.py") == [2, 3] and shape("b/net.py") == [2, 7]
+    (tmp_path / "a" / "layers.py").write_text("from torch import nn\ndef block(): return nn.Linear(4, 5)\n")
+    assert shape("a/net.py") == [2, 5]
+    assert not (tmp_path / "a" / "__pycache__").exists()        # nothing written into the user's folder
+    # a factory that imports its neighbour only when called
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "lazy.py").write_text("def make():\n    import helper_c\n    return helper_c.net()\n")
+    (tmp_path / "c" / "helper_c.py").write_text("from torch import nn\ndef net(): return nn.Linear(4, 2)\n")
+    assert shape("c/lazy.py") == [2, 2]
+    # a package.module:FACTORY from the current folder, edited between two probes
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mypkg").mkdir()
+    (tmp_path / "mypkg" / "__init__.py").write_text("")
+    (tmp_path / "mypkg" / "m.py").write_text("from torch import nn\ndef make(): return nn.Linear(4, 3)\n")
+    dotted = lambda: run_user_probe(make_spec("mypkg.m:make", "2,4")).layers[0]["shape"]
+    assert dotted() == [2, 3]
+    (tmp_path / "mypkg" / "m.py").write_text("from torch import nn\ndef make(): return nn.Linear(4, 9)\n")
+    assert dotted() == [2, 9]
+    assert "torch" in sys.modules and sys.modules["initlab.engine.spec"].SpecError is SpecError
+
+
+def test_layers_naming_a_block_and_an_exit_in_the_forward_are_refused_in_one_line(tmp_path, capsys):
+    f = tmp_path / "res.py"
+    f.write_text(textwrap.dedent("""
+        import sys
+        from torch import nn
+
+        class B(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.l1, self.l2 = nn.Linear(4, 4), nn.Linear(4, 4)
+            def forward(self, x):
+                return x + self.l2(self.l1(x))
+
+        def make():
+            return nn.Sequential(B(), B())
+
+        class Quits(nn.Module):
+            def forward(self, x):
+                sys.exit(3)
+
+        def quits():
+            return Quits()
+    """))
+    with pytest.raises(SpecError, match=r"it matches 0, whose rows are its parts': a pattern such as '0\\.' "):
+        run_user_probe(make_spec(f"{f}:make", "2,4", layers="^0$"))
+    assert [r["name"] for r in run_user_probe(make_spec(f"{f}:make", "2,4", layers=r"^0\.")).layers] == ["0.l1", "0.l2"]
+    assert main(["probe", "--model", f"{f}:quits", "--input-shape", "2,4"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("a model whose forward runs on the inputs (it raised SystemExit: 3)") and "\n" not in err
