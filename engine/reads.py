@@ -27,8 +27,9 @@ def _who(names: tuple[str, ...]) -> str:
     return f"{', '.join(names)} {'does' if len(names) == 1 else 'do'}"
 
 
-def unread(cfg: Config, name: str, train: bool) -> str | None:
-    """Why a run of cfg (a training if `train`, else a probe) does not read the setting `name`; None if it does."""
+def unread(cfg: Config, name: str, train: bool, train_hint: str = "--train") -> str | None:
+    """Why a run of cfg (a training if `train`, else a probe) does not read the setting `name`; None if it does.
+    `train_hint`: how the caller's user asks for trainings instead (a flag, or the app's field)."""
     if name in INIT_PARAMS and cfg.init not in INIT_PARAMS[name]:
         return f"init {cfg.init} does not read {name}; init {_who(INIT_PARAMS[name])}"
     if name == "sigma_b" and not cfg.bias:
@@ -36,7 +37,7 @@ def unread(cfg: Config, name: str, train: bool) -> str | None:
     if name == "slope" and cfg.activation != "leaky_relu":
         return f"activation {cfg.activation} does not read slope; leaky_relu does"
     if not train and name in TRAIN_ONLY:
-        return f"a probe does not read {name}; a training does (--train)"
+        return f"a probe does not read {name}; a training does ({train_hint})"
     if train and name in PROBE_ONLY:
         return f"a training does not read {name}: its loss follows the data"
     if name == "target" and cfg.loss != "mse":
@@ -56,14 +57,14 @@ def unread(cfg: Config, name: str, train: bool) -> str | None:
     return None
 
 
-def read_nowhere(cfgs: Iterable[Config], name: str, train: bool) -> str | None:
+def read_nowhere(cfgs: Iterable[Config], name: str, train: bool, train_hint: str = "--train") -> str | None:
     """Why none of these runs (a sweep's points) reads `name`, varied across them; None when one of them does. A
     sweep's point keeps its end state: the steps sampled on the way are not part of it."""
     if name == "stats_every":
         return "a sweep's point reads its end state, not the steps sampled on the way"
     first = None
     for cfg in cfgs:        # lazily: a setting the first point reads costs one Config, not one per point
-        why = unread(cfg, name, train)
+        why = unread(cfg, name, train, train_hint)
         if why is None:
             return None
         first = first or why

@@ -132,11 +132,11 @@ def checked_vary(vary: dict[str, Any]) -> dict[str, list[Any]]:
     return out
 
 
-def point_configs(base: Config, vary: dict[str, list[Any]], train: bool = False
+def point_configs(base: Config, vary: dict[str, list[Any]], train: bool = False, train_hint: str = "--train"
                   ) -> list[tuple[dict[str, Any], Config]]:
     """(values, config) for every run, all validated and checked against the device's memory before any runs (a
     bad combination fails at once); for trainings, every data file of the grid is read once too, so that a bad one
-    is not met after the others ran."""
+    is not met after the others ran. `train_hint` says how to ask for trainings where a probe reads a setting not."""
     from . import device as devices
 
     vary = checked_vary(vary)
@@ -149,7 +149,7 @@ def point_configs(base: Config, vary: dict[str, list[Any]], train: bool = False
         validate(cfg)
         out.append((values, cfg))
     for name in vary:
-        why = read_nowhere((cfg for _, cfg in out), name, train)
+        why = read_nowhere((cfg for _, cfg in out), name, train, train_hint)
         if why:        # every value would draw the same runs
             raise SpecError("vary", name, f"a setting these runs read ({why})")
     for _, cfg in out:

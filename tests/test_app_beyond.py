@@ -77,6 +77,31 @@ async def test_sweep_of_the_vary_field_fills_table_and_heatmap_with_the_engines_
 
 
 @pilot_test
+async def test_sweep_runs_train_sweeps_trainings_the_refusal_of_a_probe_sweep_points_to():
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, app)
+        app.extras.set_value("vary", "lr=0.01,0.1")
+        assert "a training does (sweep_runs train)" in str(app.extras.query_one(".error-vary").render())
+        app.extras.set_value("sweep_runs", "trains")
+        assert str(app.extras.query_one(".error-sweep_runs").render()) == "'trains' is not allowed; one of probe, train"
+        app.extras.set_value("sweep_runs", "train")
+        assert not app.extras.query_one(".error-vary").display       # the grid is read by trainings
+        cfg = app.form.config().replace(epochs=1, n_rows=100)
+        for name in ("epochs", "n_rows"):
+            app.form.widget_for(name).value = str(getattr(cfg, name))
+        await pilot.pause()
+        await pilot.press("8", "r")
+        await settle(pilot, app)
+        s = app.charts.chart("sweep").data.summary
+        assert s["mode"] == "train" and s["done"] == s["total"] == 2
+        ref = sweep.aggregate(list(sweep.sweep(app.form.config(), {"lr": [0.01, 0.1]}, train=True)))
+        assert [p["test_loss"] for p in s["points"]] == pytest.approx([p["test_loss"] for p in ref], rel=1e-9)
+        assert "sweep lr: 2 points, a training at each" in app.log_pane.messages()
+        assert "test loss" in app.charts.chart("sweep").render().plain
+
+
+@pilot_test
 async def test_depth_x_init_from_the_palette_sweeps_the_configured_net():
     app = make_app(SMALL.replace(width=8, in_features=8, out_features=8, batch=4))
     async with app.run_test(size=(120, 40)) as pilot:
@@ -442,7 +467,7 @@ async def test_vary_refuses_what_the_sweep_would_refuse_and_r_puts_the_cursor_th
         vary = app.extras.query_one("#field-vary")
         # the engine's own refusal, beside the field, before anything runs
         with pytest.raises(SpecError) as refused:
-            sweep.point_configs(SMALL, sweep.parse_vary(["lr=0.1,0.2"]))
+            sweep.point_configs(SMALL, sweep.parse_vary(["lr=0.1,0.2"]), train_hint="sweep_runs train")
         assert str(app.extras.query_one(".error-vary").render()) == str(refused.value).split(": ", 1)[1]
         await pilot.press("escape", "8", "r")
         await pilot.pause()

@@ -18,7 +18,7 @@ from initlab.engine.sweep import SWEEP_PRESETS, SweepJob, point_configs
 
 from .messages import EngineEvent, TheoryReady
 from .widgets.config_form import ConfigForm
-from .widgets.extra_fields import DEPTH_X_INIT, ExtraFields, parse_vary
+from .widgets.extra_fields import DEPTH_X_INIT, TRAIN_HINT, ExtraFields, parse_vary
 from .widgets.jacobian_chart import extremes
 from .widgets.sweep_chart import SweepData
 
@@ -130,10 +130,17 @@ class BeyondMixin:
         cfg = self.valid_config()
         if cfg is None:
             return
+        train = False
         if which in SWEEP_PRESETS:
             p = SWEEP_PRESETS[which]
             base, vary, label = p.config.replace(device=cfg.device), {k: list(v) for k, v in p.vary.items()}, which
         else:
+            try:
+                train = self.extras.parsed("sweep_runs") == "train"
+            except SpecError as e:
+                self.open_field("sweep_runs")
+                self.refuse(f"cannot run the sweep: {e} (the cursor is in sweep_runs now; escape leaves it)")
+                return
             base = cfg
             vary = parse_vary(DEPTH_X_INIT) if which == "depth-x-init" else self.extras.parsed("vary")
             if not vary:
@@ -145,7 +152,7 @@ class BeyondMixin:
                 return
             label = " x ".join(vary) if which == "field" else "depth x init"
         try:
-            points = point_configs(base, vary)          # every point checked before any runs
+            points = point_configs(base, vary, train, TRAIN_HINT)       # every point checked before any runs
         except SpecError as e:
             if e.field == "vary" or (which == "field" and e.field in vary):
                 # a grid's value (or the grid): the cursor goes to the vary field, as to a refused field of the form
@@ -154,14 +161,15 @@ class BeyondMixin:
             else:
                 self.refuse(f"cannot run the sweep: {e}", e.field)
             return
-        self.note_model_not_used("the sweep probes")
-        job = LiveSweepJob(base, vary)
+        self.note_model_not_used("the sweep trains" if train else "the sweep probes")
+        job = LiveSweepJob(base, vary, train=train)
         self._live_sweep, self._live_done, self._sweep_label = job, -1, label
+        mode = "train" if train else "probe"
         # the last sweep's points leave the tab at once: until the first point ends, it shows the new sweep empty
-        self.charts.set_data("sweep", SweepData({"done": 0, "total": len(points), "mode": "probe", "vary": vary,
+        self.charts.set_data("sweep", SweepData({"done": 0, "total": len(points), "mode": mode, "vary": vary,
                                                  "points": []}, label, "starting"))
         self.charts.show_tab("sweep")
-        self.log_pane.add("info", f"sweep {label}: {len(points)} points")
+        self.log_pane.add("info", f"sweep {label}: {len(points)} points" + (", a training at each" if train else ""))
         self.start_job(job, "sweep")
 
     def action_jacobian(self) -> None:

@@ -86,14 +86,26 @@ def parse_vary(raw: str) -> dict[str, list[Any]]:
     return vary
 
 
-def unread_by_sweep(vary: dict[str, list[Any]], base: Config) -> str | None:
-    """The refusal engine.sweep.point_configs gives the app's sweep (a probe at every point) when it varies a setting
-    no point reads, found without torch as the field is typed; None when every varied setting is read somewhere."""
+SWEEP_RUNS = ("probe", "train")
+TRAIN_HINT = "sweep_runs train"     # how the app asks for a sweep of trainings, as --train does on the command line
+
+
+def parse_sweep_runs(raw: str) -> str:
+    value = raw.strip()
+    if value not in SWEEP_RUNS:
+        raise SpecError("sweep_runs", raw, "one of " + ", ".join(SWEEP_RUNS))
+    return value
+
+
+def unread_by_sweep(vary: dict[str, list[Any]], base: Config, train: bool = False) -> str | None:
+    """The refusal engine.sweep.point_configs gives the app's sweep (a probe or, with `train`, a training at every
+    point) when it varies a setting no point reads, found without torch as the field is typed; None when every
+    varied setting is read somewhere."""
     from initlab.engine.reads import read_nowhere
     from initlab.engine.sweep import grid
 
     for name in vary:
-        why = read_nowhere((base.replace(**values) for values in grid(vary)), name, False)
+        why = read_nowhere((base.replace(**values) for values in grid(vary)), name, train, TRAIN_HINT)
         if why:
             return str(SpecError("vary", name, f"a setting these runs read ({why})"))
     return None
@@ -115,8 +127,10 @@ EXTRAS: dict[str, Extra] = {x.name: x for x in (
           "(this runs the file's code)", "FILE.py:FACTORY", parse_model),
     Extra("input_shape", "", "with model: draw N(0, 1) inputs of this shape instead of the factory's inputs",
           "factory's inputs", parse_shape),
-    Extra("vary", DEPTH_X_INIT, "the sweep's grid (r on the Sweep tab): the probe at every combination",
+    Extra("vary", DEPTH_X_INIT, "the sweep's grid (r on the Sweep tab): a run at every combination",
           "depth=10,20 init=a,b", parse_vary),
+    Extra("sweep_runs", "probe", "what the sweep runs at each point: probe, or train (the form's training, to its "
+          "end state)", "probe or train", parse_sweep_runs),
     Extra("widths", DEFAULT_WIDTHS, "the width check's widths (r on the Widths tab)", "64,128,256", parse_widths),
 )}
 
@@ -170,8 +184,12 @@ class ExtraFields(Collapsible):
     def _error(self, name: str, raw: str) -> str | None:
         error = extra_error(name, raw)
         if error is None and name == "vary" and self.base is not None:
-            error = unread_by_sweep(parse_vary(raw), self.base)
+            error = unread_by_sweep(parse_vary(raw), self.base, self.sweep_trains())
         return error
+
+    def sweep_trains(self) -> bool:
+        """Whether the sweep runs trainings (the sweep_runs field reads train; refused, it runs nothing anyway)."""
+        return self.raw.get("sweep_runs", "").strip() == "train"
 
     def set_base(self, base: Config | None) -> None:
         """Follow the form: whether the sweep reads a varied setting depends on its settings (init, bias, ...)."""
@@ -209,6 +227,8 @@ class ExtraFields(Collapsible):
         self._show_error(name, error)
         if name == "model":         # input_shape's need is the model's: a mark for the model before goes
             self.recheck("input_shape")
+        if name == "sweep_runs":    # a training reads settings a probe does not: the grid is checked again
+            self.recheck("vary")
         self.post_message(self.Changed(self, name, error))
 
     def on_input_changed(self, event: Input.Changed) -> None:
