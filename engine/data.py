@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,7 +89,9 @@ def load_file(path: str) -> tuple[torch.Tensor, torch.Tensor]:
             x, y = torch.from_numpy(np.array(xa)), torch.from_numpy(np.array(ya))
         else:
             try:
-                obj = torch.load(path, map_location="cpu", weights_only=True)
+                with warnings.catch_warnings():     # a plain pickle gets torch's two-line warning before our refusal
+                    warnings.simplefilter("ignore")
+                    obj = torch.load(path, map_location="cpu", weights_only=True)
             except pickle.UnpicklingError as e:
                 # the safe load refuses any object but tensors and plain containers: name the one it met
                 found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))

@@ -445,6 +445,12 @@ def read_toml(path: str, extra: tuple[str, ...] = ()) -> dict[str, Any]:
         known = [*presets.PRESETS, "random-matrix", *SWEEP_PRESETS]     # random-matrix: `initlab probe` only
         if flat["preset"] not in known:
             raise SpecError("preset", flat["preset"], "one of " + ", ".join(known))
+    data = flat.get("data")
+    if isinstance(data, str) and data not in BUILTIN_DATA and not os.path.isabs(data):
+        # a data file named beside the experiment is found from anywhere; else from the current folder, as a flag
+        beside = os.path.join(os.path.dirname(os.path.abspath(path)), data)
+        if os.path.isfile(beside):
+            flat["data"] = beside
     return flat
 
 

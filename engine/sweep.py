@@ -163,11 +163,20 @@ def point_configs(base: Config, vary: dict[str, list[Any]], train: bool = False,
     return out
 
 
+THEORY_METRICS = ("chi1", "predicted_log10_gradz_ratio")
+THEORY_NET = "a scaled_normal init, no norm, no residual, no dropout"
+
+
+def described_by_theory(cfg: Config) -> bool:
+    """Whether mean field describes this net: the plain scaled-normal MLP (THEORY_NET)."""
+    return cfg.init == "scaled_normal" and cfg.norm == "none" and not cfg.residual and cfg.dropout == 0
+
+
 def theory_numbers(cfg: Config) -> dict[str, Any]:
     """Mean-field chi_1 and phase at the fixed point, and the predicted log10 first/last dL/dz for this finite
     net (input N(0, 1), so the first pre-activation variance is sigma_w^2 + sigma_b^2). Only for the plain
     scaled-normal MLP the theory describes: no norm, no residual, no dropout."""
-    if cfg.init != "scaled_normal" or cfg.norm != "none" or cfg.residual or cfg.dropout > 0:
+    if not described_by_theory(cfg):
         return {}
     from . import theory
 

@@ -17,6 +17,7 @@ from torch import nn
 from . import device as devices
 from .jobs import DEFAULT_WIDTHS
 from .models import build_mlp
+from .reads import read_by_widths
 from .spec import Config, SpecError, check_value, validate
 
 MAX_STEPS = 1000
@@ -134,7 +135,7 @@ def width_check(cfg: Config, widths: list[int] | tuple[int, ...] = DEFAULT_WIDTH
             "layer_names": [f"blocks.{i}" for i in range(n_layers)],
             "mean_abs_a": mean_abs, "mean_abs_delta": delta, "loss": losses,
             "slopes": slopes, "delta_slopes": dslopes, "optimizer": cfg.optimizer, "lr": cfg.lr,
-            "device": str(dev), "seconds": time.perf_counter() - t0, "config": cfg.to_dict()}
+            "device": str(dev), "seconds": time.perf_counter() - t0, "config": read_by_widths(cfg.to_dict())}
 
 
 def __getattr__(name: str):

@@ -453,3 +453,13 @@ def test_ctrl_c_is_kept_when_the_handler_before_was_not_set_from_python(monkeypa
     monkeypatch.undo()
     signal.signal(signal.SIGINT, signal.default_int_handler)
     assert calls[-1] == signal.SIG_DFL
+
+
+def test_flags_beside_a_preset_are_named_as_what_changed_it(capsys):
+    assert main(["probe", "--preset", "tanh-naive", "--depth", "3", "--width", "8", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["config"]["depth"] == 3
+    assert err == ("initlab: note: preset tanh-naive with --depth 3, --width 8 from the flags: the preset's other "
+                   "settings are kept\n")
+    assert main(["probe", "--preset", "tanh-naive", "--device", "cpu", "--json"]) == 0
+    assert capsys.readouterr().err == ""        # where it runs is not what it is

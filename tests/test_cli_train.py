@@ -564,3 +564,32 @@ def test_the_terminal_says_the_zero_init_lesson(capsys):
     assert main(["probe", "--init", "zeros", "--depth", "3", "--width", "4", "--device", "cpu"]) == 0
     out = " ".join(capsys.readouterr()[0].split())
     assert "symmetry: layer 0 has 1 distinct unit of 4, layer 1 1 of 4" in out
+
+
+def test_a_plain_pickle_as_data_is_refused_in_one_line_without_torchs_warning(tmp_path, capsys):
+    import pickle
+
+    f = tmp_path / "plain.pt"
+    f.write_bytes(pickle.dumps({"X": [[1.0, 2.0]], "y": [1.0]}, protocol=4))
+    import warnings
+
+    with warnings.catch_warnings(record=True) as seen:      # a terminal would show torch's warning on stderr
+        warnings.simplefilter("always")
+        assert main(["train", "--depth", "2", "--width", "4", "--data", str(f), "--epochs", "1", "--json"]) == 2
+    assert not [w for w in seen if "pickle" in str(w.message)]
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"initlab: error: data: '{f}' is not allowed; ")
+
+
+def test_a_config_files_relative_data_path_is_found_beside_it_then_in_the_current_folder(tmp_path, capsys,
+                                                                                        monkeypatch):
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    np.savez(sub / "ok.npz", X=np.random.default_rng(0).standard_normal((20, 3)).astype(np.float32),
+             y=np.zeros(20, dtype=np.float32))
+    (sub / "beside.toml").write_text('data = "ok.npz"\ndepth = 2\nwidth = 4\nepochs = 1\n')
+    (sub / "fromcwd.toml").write_text('data = "sub/ok.npz"\ndepth = 2\nwidth = 4\nepochs = 1\n')
+    monkeypatch.chdir(tmp_path)
+    for name in ("beside", "fromcwd"):
+        assert main(["train", "--config", f"sub/{name}.toml", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["config"]["data"].endswith("ok.npz")

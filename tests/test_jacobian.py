@@ -272,3 +272,15 @@ def test_a_jacobian_too_big_for_memory_names_what_can_be_lowered(capsys, monkeyp
     assert main(["jacobian", "--depth", "3", "--width", "8", "--device", "cpu", *argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"initlab: error: {field} is not allowed; ") and err.count("\n") == 1 and "GiB" in err
+
+
+def test_dropout_and_batch_norm_flags_say_what_eval_mode_makes_of_them(capsys):
+    base = ["jacobian", "--depth", "3", "--width", "8", "--in-features", "4", "--out-features", "2", "--json"]
+    assert main(base) == 0
+    plain = json.loads(capsys.readouterr().out)["singular_values"]
+    assert main([*base, "--dropout", "0.9"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["singular_values"] == plain          # dropout is off: the same spectrum
+    assert err == "initlab: note: the Jacobian is taken in eval mode, dropout off; --dropout 0.9 was not used\n"
+    assert main([*base, "--norm", "batch"]) == 0
+    assert "batch norm uses its running statistics" in capsys.readouterr().err

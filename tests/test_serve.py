@@ -60,7 +60,9 @@ def test_loopback_addresses_do_not_warn(host):
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.20", "10.0.0.1", "example.org", "my-gpu-box"])
-def test_other_addresses_warn_about_authentication(host, no_serving, capsys):
+def test_other_addresses_warn_about_authentication(host, no_serving, capsys, monkeypatch):
+    # these are not all this machine's addresses: whether it can listen there is another test's
+    monkeypatch.setattr(serve, "bind_problem", lambda host, port: None)
     assert not serve.is_local(host)
     assert main(["serve", "--host", host, "--port", "8123"]) == 0
     out, err = capsys.readouterr()
@@ -163,4 +165,13 @@ def test_a_port_in_use_is_refused_before_any_banner(no_serving, capsys):
     err = capsys.readouterr().err
     assert err == f"initlab: error: port: {port} is not allowed; a port free on this host (in use: try --port with " \
                   "another)\n"
+    assert no_serving == []
+
+
+@pytest.mark.parametrize("host, allowed", [
+    ("203.0.113.5", "an address of this machine to listen on, such as 127.0.0.1 (or 0.0.0.0: all)"),
+    ("nonexistent.invalid", "a host name this machine resolves, or an address such as 127.0.0.1")])
+def test_an_address_this_machine_cannot_listen_on_is_refused_before_any_banner(host, allowed, no_serving, capsys):
+    assert main(["serve", "--host", host, "--port", str(free_port())]) == 2
+    assert capsys.readouterr().err == f"initlab: error: host: {host!r} is not allowed; {allowed}\n"
     assert no_serving == []

@@ -396,13 +396,6 @@ def test_seed_means_leave_out_a_run_that_went_non_finite():
     assert row["train_loss_std"] == pytest.approx(math.sqrt(2))
 
 
-def test_a_metric_no_point_has_gets_a_note(capsys):
-    assert main(["sweep", "--vary", "depth=2,3", "--metric", "chi1", *SMALL_FLAGS, "--init", "xavier_uniform",
-                 "--json"]) == 0        # chi_1 is of a mean-field (scaled_normal) init
-    out, err = capsys.readouterr()
-    assert "initlab: note: no point has a value of chi1" in err and json.loads(out)["points"]
-
-
 def test_a_point_too_big_for_memory_is_refused_before_any_run(capsys, tmp_path):
     saved = tmp_path / "s.toml"
     code = main(["sweep", "--vary", "width=8,1048576", "--depth", "5", "--device", "cpu", "--save-config", str(saved)])
@@ -512,3 +505,15 @@ def test_a_value_given_twice_is_run_once_and_said(capsys):
     assert "initlab: note: --vary depth gives a value more than once; each runs once (2 of 3)" in err
     assert main(["sweep", *SMALL_FLAGS, "--vary", "depth=2,3", "--json"]) == 0
     assert "more than once" not in capsys.readouterr()[1]
+
+
+def test_a_theory_metric_no_point_has_is_refused_before_any_point_runs(capsys):
+    from initlab.tui.cli import main
+
+    assert main(["sweep", "--depth", "2", "--width", "4", "--vary", "depth=2,3", "--metric", "chi1"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == ("initlab: error: metric: 'chi1' is not allowed; a metric these points have (mean "
+                                 "field's chi1 needs a scaled_normal init, no norm, no residual, no dropout: --init "
+                                 "scaled_normal)\n")
+    assert main(["sweep", "--depth", "2", "--width", "4", "--vary", "init=xavier_uniform,scaled_normal",
+                 "--metric", "chi1", "--json"]) == 0          # one point has it

@@ -218,9 +218,10 @@ def test_a_config_saved_by_widths_or_probe_loads_into_widths(capsys, tmp_path):
 def test_a_width_that_goes_non_finite_gets_a_note_naming_when(capsys):
     """The table's nan cells say a width blew up; the note says when: at its initialisation or after some steps."""
     assert main(["widths", "--depth", "3", "--widths", "8,16", "--steps", "3", "--lr", "1e9", "--init", "normal",
-                 "--std", "100", "--activation", "identity", "--json"]) == 0
+                 "--std", "100", "--activation", "identity", "--json"]) == 1         # as a training that blew up
     out, err = capsys.readouterr()
     doc = json.loads(out)
+    assert "width" not in doc["config"] and doc["config"]["depth"] == 3       # the widths are the run's own
     notes = err.splitlines()
     assert len(notes) == 2 and all(n.startswith("initlab: note: width ") for n in notes)
     for w, note in zip((8, 16), notes):

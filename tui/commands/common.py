@@ -52,6 +52,16 @@ def given_flags(args: argparse.Namespace) -> dict[str, Any]:
     return {name: getattr(args, name) for name in FIELDS if getattr(args, name, None) is not None}
 
 
+def preset_note(args: argparse.Namespace) -> str | None:
+    """Where flags change a preset's settings, which did: the run is the preset's no longer, and its summary (std
+    1/sqrt(n), say) may not hold."""
+    given = {n: v for n, v in given_flags(args).items() if n != "device"}     # where it runs is not what it is
+    if not getattr(args, "preset", None) or not given:
+        return None
+    changed = ", ".join(flag_text(n, v) for n, v in given.items())
+    return f"initlab: note: preset {args.preset} with {changed} from the flags: the preset's other settings are kept"
+
+
 def unread_notes(args: argparse.Namespace, cfg: Config, train: bool, skip: tuple[str, ...] = (),
                  points: list[Config] | None = None) -> list[str]:
     """A note per flag given that the run does not read (momentum under adam, std under xavier): it ran, but not

@@ -6,7 +6,8 @@ import sys
 import math
 
 from .outputs import add_output_flags, write_outputs
-from .common import add_config_flags, config_from_args, fmt, print_json, save_config, say, unread_notes, wants_json
+from .common import (add_config_flags, config_from_args, fmt, given_flags, print_json, save_config, say, unread_notes,
+                     wants_json)
 
 BAR = 40
 
@@ -92,8 +93,15 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     res = jacobian_spectrum(cfg, _int("inputs", args.inputs), _int("bins", args.bins))
     save_config(args, cfg)
-    for note in unread_notes(args, cfg, train=False):
+    for note in unread_notes(args, cfg, train=False, skip=("dropout",)):
         say(note)
+    given = given_flags(args)
+    if cfg.dropout > 0 and "dropout" in given:      # in eval mode: a note, as for any setting the run does not read
+        say(f"initlab: note: the Jacobian is taken in eval mode, dropout off; --dropout {fmt(cfg.dropout)} was not "
+            "used")
+    if cfg.norm == "batch" and "norm" in given:
+        say("initlab: note: in eval mode batch norm uses its running statistics, at init mean 0 and variance 1: "
+            "it leaves z as it is (up to its eps)")
     write_outputs(args, "jacobian", res)
     if wants_json(args):
         print_json(res)

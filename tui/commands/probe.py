@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from .common import (add_config_flags, command_preset, config_from_args, fmt, given_settings, print_json, save_config,
-                    say, table, unread_notes, wants_json)
+                    preset_note, say, table, unread_notes, wants_json)
 from .outputs import add_output_flags, write_outputs
 
 COLUMNS = ["index", "fan_in", "fan_out", "z_std", "a_std", "saturated_frac", "dead_frac", "grad_z_std",
@@ -82,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
     res = run_probe(cfg, distributions=False)     # the quantile boxes are the app's; the table does not show them
     save_config(args, cfg)
     write_outputs(args, "probe", res.to_json())
+    for note in filter(None, [preset_note(args)]):
+        say(note)
     for note in unread_notes(args, cfg, train=False):
         say(note)
     if wants_json(args):

@@ -116,9 +116,9 @@ def run(args: argparse.Namespace) -> int:
     except MissingExtra:
         sys.stderr.write(INSTALL_HINT + "\n")
         return 2
-    busy = port_problem(server.host, server.port)
-    if busy:        # said before textual-serve's banner, which would announce a server that never serves
-        raise SpecError("port", server.port, busy)
+    problem = bind_problem(server.host, server.port)
+    if problem:     # said before textual-serve's banner, which would announce a server that never serves
+        raise SpecError(*problem)
     warning = exposure_warning(server.host, server.port)
     if warning:
         sys.stderr.write(warning + "\n")
@@ -126,17 +126,26 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def port_problem(host: str, port: int) -> str | None:
-    """Why the server could not listen on host:port (another listens there), or None."""
+def bind_problem(host: str, port: int) -> tuple[str, Any, str] | None:
+    """Why the server could not listen on host:port, as (field, value, what is allowed), or None: another listens
+    there, the host is no address of this machine or no name it resolves, the port needs privileges."""
     import socket
 
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        return "host", host, "a host name this machine resolves, or an address such as 127.0.0.1"
+    family, _, _, _, address = infos[0]
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)     # as the server binds: a closing one is free
         try:
-            sock.bind((host.strip("[]"), port))
+            sock.bind(address)
         except OSError as e:
-            # in use, the common case; an address this host lacks is the server's to refuse, as it would
             if e.errno == errno.EADDRINUSE:
-                return "a port free on this host (in use: try --port with another)"
+                return "port", port, "a port free on this host (in use: try --port with another)"
+            if e.errno == errno.EADDRNOTAVAIL:
+                return "host", host, "an address of this machine to listen on, such as 127.0.0.1 (or 0.0.0.0: all)"
+            if e.errno == errno.EACCES:
+                return "port", port, "a port this user may listen on (below 1024 needs privileges)"
+            return "host", host, f"an address this machine can listen on ({e.strerror or e})"
     return None

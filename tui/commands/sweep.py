@@ -59,6 +59,11 @@ def plan(args: argparse.Namespace):
     if args.metric in ("train_loss", "test_loss") and not args.train:
         probes = [m for m in sweep.METRICS if m not in ("train_loss", "test_loss")]
         raise SpecError("metric", args.metric, "with --train only; a probe's: " + ", ".join(probes))
+    if args.metric in sweep.THEORY_METRICS and not any(sweep.described_by_theory(cfg.replace(**values))
+                                                       for values in sweep.grid(vary)):
+        # refused before any point runs: the theory's figures exist only for the net it describes
+        raise SpecError("metric", args.metric, f"a metric these points have (mean field's {args.metric} needs "
+                                               f"{sweep.THEORY_NET}: --init scaled_normal)")
     return cfg, vary
 
 

@@ -6,7 +6,7 @@ import sys
 import time
 
 from .common import (add_config_flags, command_preset, config_from_args, fmt, given_flags, given_settings, print_json,
-                    save_config, say, table, terminal_width, unread_notes, wants_json)
+                    preset_note, save_config, say, table, terminal_width, unread_notes, wants_json)
 from .outputs import add_output_flags, write_outputs
 
 LAYER_COLUMNS = ["index", "a_std", "saturated_frac", "dead_frac", "grad_z_std", "grad_w_absmean", "grad_to_weight",
@@ -218,6 +218,8 @@ def run(args: argparse.Namespace) -> int:
     for k in ("in_features", "out_features"):
         if k in given and str(given[k]).strip() != str(res["config"][k]):
             say(f"initlab: note: {k} follows the data ({res['config'][k]}); {given[k]} was not used")
+    for note in filter(None, [preset_note(args)]):
+        say(note)
     for note in unread_notes(args, cfg, train=True, skip=("in_features", "out_features")):
         say(note)
     for r in res.get("runs", [res]):

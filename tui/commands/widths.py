@@ -68,12 +68,14 @@ def run(args: argparse.Namespace) -> int:
     save_config(args, cfg)
     for note in unread_notes(args, cfg, train=True, skip=("in_features", "out_features")):     # its own batch
         say(note)
-    for note in nonfinite_notes(res):
+    broken = nonfinite_notes(res)
+    for note in broken:
         say(note)
     write_outputs(args, "widths", res)
+    status = 1 if broken else 0         # as train's: a run that went non-finite did not give its figures
     if wants_json(args):
         print_json(res)
-        return 0
+        return status
     print(f"{cfg.depth} layers, {cfg.activation}, init {cfg.init}, {cfg.optimizer} lr {fmt(cfg.lr)}, "
           f"batch {cfg.batch}, widths {', '.join(map(str, widths))}")
     print("\nmean |a| at step 0 (before training)")
@@ -84,4 +86,4 @@ def run(args: argparse.Namespace) -> int:
         print(f"\nmean |a - a_0| after {steps} steps (how far training moved each layer)")
         print(step_table(res, "mean_abs_delta", "delta_slopes", steps))
     print("\nslope: d log(mean |a|) / d log(width); near 0 is width-stable, 1 grows like the width")
-    return 0
+    return status
