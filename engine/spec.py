@@ -475,6 +475,13 @@ def toml_string(v: str) -> str:
     return '"' + "".join(out) + '"'
 
 
+def saved_toml(cfg: Config) -> str:
+    """to_toml of a saved experiment: a data file's path made absolute, so that it is read from any folder."""
+    if cfg.data not in BUILTIN_DATA:
+        cfg = cfg.replace(data=os.path.abspath(cfg.data))
+    return to_toml(cfg)
+
+
 def to_toml(cfg: Config) -> str:
     """TOML text of every setting, one key a line (gain is left out when it follows the activation)."""
     lines = ["# initlab experiment"]

@@ -11,7 +11,7 @@ import pytest
 
 from initlab.engine.presets import PRESETS
 from initlab.engine.probe import run_probe
-from initlab.engine.spec import Config
+from initlab.engine.spec import Config, SpecError
 from initlab.tui.app import SWITCH_INTERVAL
 from initlab.tui.widgets.plot import fmt
 
@@ -743,3 +743,36 @@ async def test_an_export_while_a_run_goes_on_writes_the_screen_alone(tmp_path):
         assert [p.suffix for p in tmp_path.iterdir()] == [".svg"]
         await pilot.press("s")
         await settle(pilot, app)
+
+
+@pilot_test
+async def test_w_saves_the_forms_settings_as_toml_that_initlab_config_opens(tmp_path):
+    from initlab.tui.app_main import app_config
+
+    app = make_app(export_dir=str(tmp_path))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, app)
+        app.form.widget_for("depth").value = "x"
+        await pilot.pause()
+        app.action_save_config()                    # a refused field: said, nothing written
+        assert "cannot run: depth: 'x' is not allowed" in app.log_pane.messages()[-1]
+        assert not list(tmp_path.glob("*.toml"))
+        app.form.widget_for("depth").value = "7"
+        app.form.widget_for("activation").value = "relu"
+        await pilot.pause()
+        await pilot.press("escape", "w")
+        await pilot.pause()
+        saved = app.form.config()
+        [f] = tmp_path.glob("initlab-config-*.toml")
+        assert app.log_pane.messages()[-1] == f"wrote the configuration to {f} (initlab --config {f} opens it)"
+    assert app_config(str(f)) == saved and saved.depth == 7 and saved.activation == "relu"
+    reopened = make_app(app_config(str(f)))
+    async with reopened.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        assert reopened.form.config() == saved
+    (tmp_path / "few.toml").write_text('preset = "sigmoid-vanishing"\ndepth = 5\n')
+    few = app_config(str(tmp_path / "few.toml"))        # over the preset's settings
+    assert few.depth == 5 and few.activation == "sigmoid"
+    (tmp_path / "sweep.toml").write_text('preset = "edge-of-chaos-tanh"\n')
+    with pytest.raises(SpecError, match="preset: 'edge-of-chaos-tanh' is not allowed; a network preset for the app"):
+        app_config(str(tmp_path / "sweep.toml"))

@@ -27,7 +27,7 @@ from initlab.engine import export
 from initlab.engine.events import Cancelled, Failed, Finished, LogLine, NonFinite, Started
 from initlab.engine.presets import PRESETS
 from initlab.engine.session import describe_error
-from initlab.engine.spec import Config, SpecError
+from initlab.engine.spec import Config, SpecError, saved_toml
 from initlab.engine.spec import field_error as spec_field_error
 
 from .beyond import VIEW_JOBS, BeyondMixin, progress_state
@@ -97,6 +97,9 @@ class InitlabApp(BeyondMixin, App):
         Binding("e", "export", "export", tooltip="the visible tab's result as JSON and the screen as SVG", id="export"),
         Binding("n", "toggle_numbers", "table", tooltip="the numbers behind the visible chart", id="numbers"),
         Binding("c", "toggle_config", "config", tooltip="show or hide the configuration", id="config"),
+        Binding("w", "save_config", "save config", show=False, id="save-config",
+                tooltip="write the form's settings as a TOML file: initlab --config FILE opens the app with them, "
+                        "and the commands' --config reads it"),
         Binding("k", "cycle_kind", "kind", show=False, tooltip="Distributions: weights, activations, gradients"),
         # a field or the tab bar with the cursor takes the arrows first; elsewhere they turn the table's pages
         Binding("right", "numbers_page(1)", "next columns", show=False),
@@ -704,7 +707,7 @@ class InitlabApp(BeyondMixin, App):
         stamp = time.strftime("%Y%m%d-%H%M%S")
         base = os.path.join(self.export_dir, f"initlab-{kind}-{stamp}")
         n = 1
-        while os.path.exists(base + ".json") or os.path.exists(base + ".svg"):
+        while any(os.path.exists(base + ext) for ext in (".json", ".svg", ".toml")):
             n += 1
             base = os.path.join(self.export_dir, f"initlab-{kind}-{stamp}-{n}")
         return base
@@ -749,6 +752,20 @@ class InitlabApp(BeyondMixin, App):
             return
         self.log_pane.add("info", f"exported the {kind} result to {js} and the screen to {svg}")
         self.notify(f"wrote {os.path.basename(js)} and {os.path.basename(svg)}", timeout=3)
+
+    def action_save_config(self) -> None:
+        """The form's settings as TOML in the export folder (a refused field is said, and nothing written)."""
+        cfg = self.valid_config()
+        if cfg is None:
+            return
+        path = self._export_base("config") + ".toml"
+        try:
+            written = export.write_text(path, saved_toml(cfg))
+        except OSError as e:
+            self._cannot_write("save the configuration", e, os.path.basename(path))
+            return
+        self.log_pane.add("info", f"wrote the configuration to {written} (initlab --config {written} opens it)")
+        self.notify(f"wrote {os.path.basename(written)}", timeout=3)
 
     # -- command palette ---------------------------------------------------------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:

@@ -77,6 +77,8 @@ def build_parser() -> OneLineParser:
 
     parser = OneLineParser(prog="initlab", description="A terminal lab for gradient stability in deep networks.")
     parser.add_argument("-V", "--version", action="version", version=f"initlab {version()}")
+    parser.add_argument("--config", dest="app_config", metavar="FILE.toml",
+                        help="open the app with this experiment's settings (w in the app writes one)")
     sub = parser.add_subparsers(dest="command", parser_class=OneLineParser, metavar="COMMAND")
     for mod in commands.ALL:
         mod.register(sub)
@@ -130,6 +132,21 @@ def _main(argv: Sequence[str] | None = None) -> int:
     parser.argv = argv
     args = parser.parse_args(argv)
     args.argv = argv            # which of a command's own flags were given: those win over its config file
+    if args.command is None and args.app_config is not None:
+        problem = setting_problem(app=True)
+        if problem:
+            say_error(problem)
+            return 2
+        from initlab.engine.spec import SpecError
+
+        from .app_main import app_config, run_app
+
+        try:
+            cfg = app_config(args.app_config)
+        except SpecError as e:
+            say_error(str(e))
+            return 2
+        return run_app(cfg)
     if args.command is None:
         parser.print_help()
         return 0

@@ -318,9 +318,7 @@ def save_config(args: argparse.Namespace, cfg: Config) -> None:
 
         from initlab.engine.sweep import SWEEP_PRESETS
 
-        if cfg.data not in spec.BUILTIN_DATA:       # read from anywhere: a relative path would follow the folder
-            cfg = cfg.replace(data=os.path.abspath(cfg.data))
-        lines = spec.to_toml(cfg).splitlines()
+        lines = spec.saved_toml(cfg).splitlines()
         name = getattr(args, "preset", None) or getattr(args, "sweep_preset", None)
         if name in SWEEP_PRESETS:
             lines.insert(1, f"preset = {spec.toml_string(name)}")

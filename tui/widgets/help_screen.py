@@ -18,6 +18,7 @@ KEYS = (
     ("s", "stop the running job"),
     ("b", "pin the current run as the baseline (overlaid on Forward, Backward, Training)"),
     ("e", "export the visible tab's result as JSON and the screen as SVG (while a run goes on, the screen alone)"),
+    ("w", "write the form's settings as TOML (initlab --config FILE opens the app with them)"),
     ("1-9, 0", "switch chart tab"),
     ("r", "run the visible view: the sweep, the Jacobian or the width check (a probe elsewhere)"),
     ("n", "show or hide the numbers behind the visible chart"),
