@@ -402,6 +402,7 @@ def test_a_narrow_sweep_table_drops_the_columns_others_imply_before_cutting_one(
     many = [t.plain for t in table_lines(head, rows * 9, 40, 5)]      # 5 lines: head, one note, 3 rows
     assert len(many) == 5 and many[1] == "... 6 earlier points, 4 more columns (n shows them all)"
     assert [t.plain for t in table_lines(head, rows * 9, 40, 3)][2].split() == ["1", "0.05", "vanishing"]
+    assert table_lines(head, rows * 9, 40, 2) == []      # a heading and a note, no point: left out
 
 
 def test_the_distributions_axis_labels_the_last_layer_when_boxes_fill_the_pane():
@@ -764,3 +765,31 @@ def test_the_help_wraps_each_description_under_itself():
     # every line of the keys' table is a key's first line or a continuation under the description's column
     assert all(ln.startswith(" " * indent) or ln[:indent].strip() in {k for k, _ in KEYS} for ln in body if ln)
     assert len([ln for ln in body if ln.startswith(" " * indent)]) > 0        # some did wrap at 60
+
+
+def test_the_widths_key_names_exactly_the_layers_the_panels_cover_at_every_size():
+    """A layer is said to lie under another only when no marker of it is left in any panel: read from what was
+    drawn, at the rows a short pane really leaves (an estimate had layer 0 drawn nowhere and not named)."""
+    from initlab.engine.widths import width_check
+    from initlab.tui.widgets import widths_chart as W
+
+    r = width_check(Config(depth=20, width=64, in_features=64, out_features=64, batch=16, device="cpu", seed=3),
+                    [64, 128, 256, 512], 5)
+    chart = W.WidthsChart()
+    chart.data = r
+    layers = W.sample(r["layers"], len(W.GLYPHS))
+    covered_somewhere = False
+    for height in range(8, 40):
+        for width in (60, 78, 120):
+            lines = chart.draw(width, height).plain.splitlines()
+            assert len(lines) <= height
+            if any("too short" in ln for ln in lines):
+                continue
+            inside = "".join(ln[min(k for k in (ln.find("│"), ln.find("┤")) if k >= 0) + 1:] for ln in lines
+                             if "│" in ln or "┤" in ln)
+            text = "\n".join(lines)
+            for g, layer in enumerate(layers):
+                marked = f"{W.GLYPHS[g]} layer {layer} (under" in text
+                covered_somewhere |= marked
+                assert marked != (W.GLYPHS[g] in inside), (width, height, layer)
+    assert covered_somewhere

@@ -249,7 +249,9 @@ def table_lines(head: Row, rows: list[Row], width: int, room: int) -> list[Text]
     # one line says what is left out, points and columns alike, so that a short pane still shows a point
     noted = hidden > 0 or len(rows) > room - 1
     left = room - 1 - noted
-    shown = rows[-left:] if left > 0 else []
+    if left < 1:        # a heading and a note with no point under them say nothing the heatmap does not
+        return []
+    shown = rows[-left:]
     if noted:
         parts = ([f"{len(rows) - len(shown)} earlier points"] if len(shown) < len(rows) else []) + \
                 ([f"{hidden} more column{'s' if hidden > 1 else ''}"] if hidden else [])

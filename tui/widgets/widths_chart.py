@@ -17,6 +17,7 @@ from .plot import PlotWidget, Row, build_plot, fmt, legend, log_ticks, span, the
 GLYPHS = ("•", "×", "+", "◦", "*", "▪")
 PANEL_W, PANEL_H = 30, 10           # the smallest step panel worth drawing
 MIN_PANEL_H = 7                     # frame, ticks, the axis's name and at least two rows of data
+PANEL_FRAME = MIN_PANEL_H - 2       # a panel's rows that are not data: its frame, title, ticks, the axis's name
 
 
 def slope_line(r: dict[str, Any]) -> str:
@@ -36,21 +37,34 @@ def last_slope_line(r: dict[str, Any]) -> str:
     return f"|slope| {fmt(max(vals), 2) if vals else '-'} at step {len(r['slopes']) - 1} (largest; 0 is flat; n: all)"
 
 
-def hidden_under(r: dict[str, Any], layers: list[int], rows: int) -> list[int | None]:
-    """Per drawn layer, the later-drawn one whose line lies on it at every width and step (within a row of a plot
-    `rows` high), or None: plotext draws the later line over it, and the key says where it went."""
-    lines = [[log10_or_none(r["mean_abs_a"][i][t][l]) for t in range(r["steps"] + 1) for i in range(len(r["widths"]))]
-             for l in layers]
-    lo, hi = span([v for line in lines for v in line], pad=0.1)
-    tol = (hi - lo) / max(1, 2 * rows)
+def under_which(r: dict[str, Any], layers: list[int], g: int) -> int | None:
+    """For a drawn layer plotext covered: the later-drawn one (drawn over it) whose line lies nearest to it, by the
+    largest gap in log10 over every width and step, or None where no later line has a point."""
+    line = lambda l: [log10_or_none(r["mean_abs_a"][i][t][l]) for t in range(r["steps"] + 1)
+                      for i in range(len(r["widths"]))]
+    mine = line(layers[g])
+    gaps = {}
+    for h in range(g + 1, len(layers)):
+        pairs = [(u, v) for u, v in zip(mine, line(layers[h])) if u is not None and v is not None]
+        if pairs:
+            gaps[h] = max(abs(u - v) for u, v in pairs)
+    return min(gaps, key=lambda h: (gaps[h], -h)) if gaps else None
 
-    def same(a: list[float | None], b: list[float | None]) -> bool:
-        # a line with no point (a layer of zeros) is drawn nowhere: under nothing either
-        return any(u is not None for u in a) and \
-            all((u is None) == (v is None) and (u is None or abs(u - v) <= tol) for u, v in zip(a, b))
 
-    return [next((h for h in range(len(layers) - 1, g, -1) if same(lines[g], lines[h])), None)
-            for g in range(len(layers))]
+def has_point(r: dict[str, Any], layer: int) -> bool:
+    """Whether a layer has a mean |a| a log axis can draw (above 0, finite) at some width and step."""
+    return any(log10_or_none(r["mean_abs_a"][i][t][layer]) is not None for t in range(r["steps"] + 1)
+               for i in range(len(r["widths"])))
+
+
+def plotted_glyphs(panel: Text) -> set[str]:
+    """The characters inside a panel's frame: the tick labels left of it (1e+03) are not markers."""
+    out: set[str] = set()
+    for line in panel.plain.split("\n"):
+        cuts = [k for k in (line.find("│"), line.find("┤")) if k >= 0]
+        if cuts:
+            out.update(line[min(cuts) + 1:])
+    return out
 
 
 def side_by_side(panels: list[Text], width: int) -> Text:
@@ -80,24 +94,67 @@ class WidthsChart(PlotWidget):
     def draw(self, width: int, height: int) -> Text:
         c = theme_rgb(self)
         r = self.data
-        widths, steps = r["widths"], r["steps"] + 1
+        steps = r["steps"] + 1
         layers = sample(r["layers"], len(GLYPHS))
         colours = [c["primary"], c["accent"], c["success"], c["error"], c["warning"], c["secondary"]]
         label = [f"layer {l}" for l in layers]      # as every other tab and the numbers table name them
-        under = hidden_under(r, layers, rows=max(1, height - 8))
-        key = legend(*[(GLYPHS[g], label[g] + (f" (under {label[h]})" if h is not None else ""), colours[g])
-                       for g, h in enumerate(under)], width=width, rows=max(1, height - 8))   # a panel keeps 5 rows
-        # the slope line wrapped, not cut: its last figure is the one the log reports; where the wrapped lines would
-        # leave a panel fewer than its 5 rows, that last figure alone
-        slopes = textwrap.wrap(slope_line(r), max(10, width)) or [""]
-        if len(slopes) > 1 and height - (2 + len(slopes) + key.plain.count("\n")) < 5:
-            slopes = [last_slope_line(r)]
-        spare = 2 + len(slopes) + key.plain.count("\n")     # title, slopes, the key's lines: the panels get the rest
+
+        def keyed(covered: dict[int, int | None]) -> Text:
+            """The key, naming the layers no marker of which is left in any panel (plotext drew later ones over)."""
+            say = lambda g: "" if g not in covered else \
+                f" (under {label[covered[g]]})" if covered[g] is not None else " (under later lines)"
+            return legend(*[(GLYPHS[g], label[g] + say(g), colours[g]) for g in range(len(layers))],
+                          width=width, rows=max(1, height - 8))   # a panel keeps 5
+
+        def layout(key: Text) -> tuple[list[str], int, int]:
+            # the slope line wrapped, not cut: its last figure is the one the log reports; where the wrapped lines
+            # would leave a panel fewer than its 5 rows, that last figure alone
+            slopes = textwrap.wrap(slope_line(r), max(10, width)) or [""]
+            if len(slopes) > 1 and height - (2 + len(slopes) + key.plain.count("\n")) < 5:
+                slopes = [last_slope_line(r)]
+            spare = 2 + len(slopes) + key.plain.count("\n")     # title, slopes, the key's lines: the panels the rest
+            grid_rows = 2 if height >= 2 * PANEL_H + spare and min(steps, max_cols * 2) > max_cols else 1
+            return slopes, spare, grid_rows
+
         max_cols = max(1, width // PANEL_W)
-        grid_rows = 2 if height >= 2 * PANEL_H + spare else 1
+        # laid out first with a key naming no covered layer; where the panels then cover some and the key that says
+        # so is taller, laid out again for it (covering is read from what plotext drew, so it may change again); the
+        # last try is laid out for a key naming every layer as covered, which no key is taller than
+        tries = [keyed({}), None, keyed({g: len(layers) - 1 for g in range(len(layers))})]
+        for k, key in enumerate(tries):
+            key = key or tries[k - 1]
+            slopes, spare, grid_rows = layout(key)
+            drawn = self._panels(r, layers, colours, width, height, slopes, spare, grid_rows, max_cols)
+            if isinstance(drawn, Text):
+                return drawn
+            rows, seen, shown_steps = drawn
+            covered = {g: under_which(r, layers, g) for g in range(len(layers))
+                       if GLYPHS[g] not in seen and has_point(r, layers[g])}
+            new = keyed(covered)
+            if new.plain.count("\n") <= key.plain.count("\n"):
+                key = new
+                break
+            if k == 0:
+                tries[1] = new
+        # panels that do not fit are left out: said, since the log counts every step (each panel names its own)
+        # after the chart's name, where a narrow pane does not cut it
+        shown = "" if len(shown_steps) == steps else f"{len(shown_steps)} of {steps} steps fit; n lists all"
+        out = Text(titled(self.title, shown), style="bold", no_wrap=True, overflow="ellipsis")
+        out.append("\n" + "\n".join(slopes), style="")
+        out.append("\n")
+        for block in rows:
+            out.append_text(block)
+            out.append("\n")
+        out.append_text(key)
+        return out
+
+    def _panels(self, r: dict[str, Any], layers: list[int], colours: list[str], width: int, height: int,
+                slopes: list[str], spare: int, grid_rows: int, max_cols: int
+                ) -> Text | tuple[list[Text], set[str], list[int]]:
+        """The step panels in rows of side-by-side plots, the characters plotted inside their frames and the steps
+        shown; or, where a panel would have no row of data, the text that says so in their place."""
+        widths, steps = r["widths"], r["steps"] + 1
         panels = min(steps, max_cols * grid_rows)
-        if panels <= max_cols:
-            grid_rows = 1
         shown_steps = sample(steps, panels) if panels > 1 else [steps - 1]
         xs = [math.log2(w) for w in widths]
         ys_all = [log10_or_none(r["mean_abs_a"][i][t][l]) for t in shown_steps for l in layers
@@ -135,19 +192,9 @@ class WidthsChart(PlotWidget):
 
         # one plot per step, laid side by side here: plotext's own subplots outlive clf() and would leak into
         # the other charts, which share its one global figure
-        rows = [side_by_side([panel(t) for t in shown_steps[k:k + cols]], pw)
-                for k in range(0, len(shown_steps), cols)]
-        # panels that do not fit are left out: said, since the log counts every step (each panel names its own)
-        # after the chart's name, where a narrow pane does not cut it
-        shown = "" if len(shown_steps) == steps else f"{len(shown_steps)} of {steps} steps fit; n lists all"
-        out = Text(titled(self.title, shown), style="bold", no_wrap=True, overflow="ellipsis")
-        out.append("\n" + "\n".join(slopes), style="")
-        out.append("\n")
-        for block in rows:
-            out.append_text(block)
-            out.append("\n")
-        out.append_text(key)
-        return out
+        drawn = [panel(t) for t in shown_steps]
+        rows = [side_by_side(drawn[k:k + cols], pw) for k in range(0, len(shown_steps), cols)]
+        return rows, set().union(*(plotted_glyphs(p) for p in drawn)), shown_steps
 
     def key_columns(self) -> int:
         return 2        # step and layer
