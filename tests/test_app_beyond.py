@@ -527,6 +527,20 @@ async def test_e_exports_the_result_the_visible_tab_shows(tmp_path):
         await pilot.press("9", "e")                 # no Jacobian yet: said, and only the screen is written
         await pilot.pause()
         assert app.log_pane.messages()[-1].startswith("no Jacobian result to export yet; wrote the screen to ")
+        await pilot.press("7")                      # the Activation tab: its gains and mean field go with the probe
+        t0 = time.monotonic()
+        while app.charts.chart("activation").theory is None and time.monotonic() - t0 < 30:
+            await pilot.pause(0.05)
+        await pilot.press("e")
+        await pilot.pause()
+        probe_js = sorted(f for f in os.listdir(tmp_path) if f.startswith("initlab-probe-") and f.endswith(".json"))
+        doc = json.loads((tmp_path / probe_js[-1]).read_text())
+        readout, curve = doc["activation_readout"], app.charts.chart("activation").data
+        assert doc["layers"] == app.last_result["layers"] and readout["activation"] == SMALL.activation
+        assert readout["empirical_gain"] == curve.empirical_gain and readout["torch_gain"] == curve.torch_gain
+        mf = mean_field(SMALL.activation, SMALL.sigma_w, SMALL.sigma_b if SMALL.bias else 0.0, SMALL.slope)
+        assert readout["mean_field"]["chi1"] == pytest.approx(mf["chi1"]) and readout["mean_field"]["of_init"] == \
+            "scaled_normal"
 
 
 @pilot_test

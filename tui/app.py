@@ -737,11 +737,15 @@ class InitlabApp(BeyondMixin, App):
                     self.log_pane.add("info", f"a {job_noun(kind)} is running: wrote the screen to {svg}; its result "
                                               f"is exported with e once it ends (s stops it and keeps what it did)")
                 return
-            if shown is None:
+            # the Activation tab's own figures (gains, mean field) go with the latest run's result, or alone
+            readout = self.charts.chart("activation").readout() if self.charts.active == "activation" else None
+            if shown is None and readout is None:
                 what = f"{job_noun(shown_kind)} " if shown_kind in VIEW_JOBS + ("train",) else ""
                 self.log_pane.add("warning", f"no {what}result to export yet; wrote the screen to {svg}")
                 return
-            doc = dict(shown)
+            doc = dict(shown or {})
+            if readout is not None:
+                doc["activation_readout"] = readout
             if self.baseline is not None and shown_kind not in VIEW_JOBS:     # what the charts overlay is in the file too
                 b = self.baseline
                 doc["baseline"] = {"label": b.label, "config": b.config, "layers": list(b.layers),

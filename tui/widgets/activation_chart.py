@@ -81,6 +81,21 @@ class ActivationChart(PlotWidget):
     def has_data(self) -> bool:
         return isinstance(self.data, CurveReady)
 
+    def readout(self) -> dict[str, Any] | None:
+        """What the tab shows beside its curve, for an export: the gains, and the mean-field figures with the
+        settings they are of (None before the curve is computed)."""
+        if not self.has_data():
+            return None
+        d: CurveReady = self.data
+        out: dict[str, Any] = {"activation": d.name, "max_derivative": d.max_derivative, "torch_gain": d.torch_gain,
+                               "empirical_gain": d.empirical_gain, "rms_gain": d.rms_gain}
+        if d.name == "leaky_relu":
+            out["slope"] = d.slope
+        if self.theory is not None:
+            out["mean_field"] = {**self.theory.theory, "of_init": "scaled_normal", "form_init": self.theory.init,
+                                 "of_refused_field": self.refused or None}
+        return out
+
     def summary(self, width: int = 1000) -> str:
         d: CurveReady = self.data
         tg = fmt(d.torch_gain) if d.torch_gain is not None else "none"
