@@ -234,7 +234,7 @@ class EventStream:
         return self
 
     async def __anext__(self) -> Event:
-        if self._done and self._queue.empty():
+        if self._done:      # closed (until_end: after the first end): what was queued behind is not handed out
             raise StopAsyncIteration
         ev = await self._queue.get()
         if ev is _END:

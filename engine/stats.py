@@ -283,7 +283,11 @@ def _picks(numel: int, device: torch.device) -> torch.Tensor:
         if len(_PICKS) > 256:
             _PICKS.clear()
         g = torch.Generator(device="cpu").manual_seed(4321)
-        t = _PICKS[key] = torch.randperm(numel, generator=g)[:_QUANTILE_SAMPLE].sort().values.to(device)
+        if numel <= _QUANTILE_SAMPLE << 10:
+            picks = torch.randperm(numel, generator=g)[:_QUANTILE_SAMPLE].sort().values
+        else:   # a permutation of a GPU layer's millions costs seconds: drawn with replacement, repeats dropped
+            picks = torch.unique(torch.randint(numel, (_QUANTILE_SAMPLE,), generator=g))
+        t = _PICKS[key] = picks.to(device)
     return t
 
 

@@ -13,6 +13,7 @@ import importlib.util
 import os
 import re
 import sys
+import sysconfig
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -97,11 +98,13 @@ _OWN: set[str] = set()     # modules imported from a user's folder: forgotten at
 def _theirs(name: str, path: str | None, folder: str) -> bool:
     """A module of the user's own, from their folder: not an installed package (a virtual environment may live in
     that folder too) nor initlab itself (an editable checkout may be the current folder)."""
-    if not path or name == "initlab" or name.startswith("initlab."):
+    if not path or name.split(".")[0] in ("initlab", *sys.stdlib_module_names):
         return False
     full = os.path.abspath(path)
+    # the folder may hold the interpreter's own libraries too (a pyenv under ~, a model loaded from /)
+    installed = {os.path.abspath(p) + os.sep for p in sysconfig.get_paths().values()}
     return full.startswith(folder.rstrip(os.sep) + os.sep) and "site-packages" not in full \
-        and "dist-packages" not in full
+        and "dist-packages" not in full and not any(full.startswith(p) for p in installed)
 
 
 @contextmanager

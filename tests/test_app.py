@@ -773,6 +773,9 @@ async def test_w_saves_the_forms_settings_as_toml_that_initlab_config_opens(tmp_
     (tmp_path / "few.toml").write_text('preset = "sigmoid-vanishing"\ndepth = 5\n')
     few = app_config(str(tmp_path / "few.toml"))        # over the preset's settings
     assert few.depth == 5 and few.activation == "sigmoid"
+    from initlab.tui.cli import main
+
+    assert main(["--config", str(f), "theory"]) == 2        # before a command it would be the app's, unread
     (tmp_path / "sweep.toml").write_text('preset = "edge-of-chaos-tanh"\n')
     with pytest.raises(SpecError, match="preset: 'edge-of-chaos-tanh' is not allowed; a network preset for the app"):
         app_config(str(tmp_path / "sweep.toml"))

@@ -484,3 +484,16 @@ def test_a_jacobian_is_cancelled_while_its_net_is_built():
     with pytest.raises(JobCancelled):
         jacobian_spectrum(Config(depth=6, width=8, in_features=8, out_features=8, init="orthogonal",
                                  device="cpu"), check=check)
+
+
+def test_an_until_end_stream_stops_at_the_first_end_though_a_next_job_queued_more():
+    async def main():
+        s = Session()
+        stream = s.events(until_end=True)
+        for depth in (2, 3):        # the second job's events queue behind the first's Finished
+            s.start(ProbeJob(Config(depth=depth, width=4, in_features=4, out_features=4, device="cpu")))
+            await asyncio.to_thread(s.wait, 30)
+        return [ev async for ev in stream]
+
+    seen = asyncio.run(main())
+    assert isinstance(seen[-1], Finished) and sum(isinstance(e, Started) for e in seen) == 1

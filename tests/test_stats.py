@@ -196,6 +196,8 @@ def test_a_large_tensors_quantiles_are_of_a_random_sample_and_a_non_finite_one_h
     s = stats._sample(w)
     assert s.numel() == stats._QUANTILE_SAMPLE and 0 < float(s.mean()) < 0.05
     assert torch.equal(s, stats._sample(w.clone()))         # the same positions every time
+    big = stats._picks(1 << 26, torch.device("cpu"))         # a GPU layer's size: no permutation of it all
+    assert 1000 < big.numel() <= stats._QUANTILE_SAMPLE and bool((big[1:] > big[:-1]).all()) and big[-1] < 1 << 26
     cfg = Config(depth=2, width=256, in_features=256, out_features=256, batch=64, activation="relu",
                  init="kaiming_normal", device="cpu")
     res = run_probe(cfg, distributions=True)

@@ -5,6 +5,7 @@ Also warnings, the loss, --layers, the one-line refusals of `initlab probe --mod
 from __future__ import annotations
 
 import json
+import os
 import runpy
 import sys
 import textwrap
@@ -635,3 +636,15 @@ def test_layers_naming_a_block_and_an_exit_in_the_forward_are_refused_in_one_lin
     assert main(["probe", "--model", f"{f}:quits", "--input-shape", "2,4"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.endswith("a model whose forward runs on the inputs (it raised SystemExit: 3)") and "\n" not in err
+
+
+def test_the_interpreters_own_modules_are_never_forgotten_though_the_users_folder_holds_them():
+    import sysconfig
+
+    from initlab.engine import usermodel
+
+    stdlib = sysconfig.get_paths()["stdlib"]
+    sys.modules.pop("wave", None)
+    with usermodel._from_folder(os.path.dirname(stdlib)):     # a model loaded from above the interpreter's files
+        import wave  # noqa: F401
+    assert "wave" not in usermodel._OWN

@@ -132,6 +132,11 @@ def _main(argv: Sequence[str] | None = None) -> int:
     parser.argv = argv
     args = parser.parse_args(argv)
     args.argv = argv            # which of a command's own flags were given: those win over its config file
+    if args.command is not None and args.app_config is not None:
+        # before a command it would be the app's, and the command would run without it
+        say_error(f"config: {args.app_config!r} is not allowed before the command; after it: initlab "
+                  f"{args.command} --config {args.app_config} (before any command, --config opens the app)")
+        return 2
     if args.command is None and args.app_config is not None:
         problem = setting_problem(app=True)
         if problem:

@@ -135,17 +135,21 @@ def bind_problem(host: str, port: int) -> tuple[str, Any, str] | None:
         infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError):
         return "host", host, "a host name this machine resolves, or an address such as 127.0.0.1"
-    family, _, _, _, address = infos[0]
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)     # as the server binds: a closing one is free
-        try:
-            sock.bind(address)
-        except OSError as e:
-            if e.errno == errno.EADDRINUSE:
-                return "port", port, "a port free on this host (in use: try --port with another)"
-            if e.errno == errno.EADDRNOTAVAIL:
-                return "host", host, "an address of this machine to listen on, such as 127.0.0.1 (or 0.0.0.0: all)"
-            if e.errno == errno.EACCES:
-                return "port", port, "a port this user may listen on (below 1024 needs privileges)"
-            return "host", host, f"an address this machine can listen on ({e.strerror or e})"
+    failed = []
+    for family, _, _, _, address in dict.fromkeys((i[0], 0, 0, "", i[4]) for i in infos):     # each address once
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)     # as the server binds: a closing one is free
+            try:
+                sock.bind(address)
+            except OSError as e:
+                if e.errno == errno.EADDRINUSE:     # busy on any of them: the server would fail there
+                    return "port", port, "a port free on this host (in use: try --port with another)"
+                failed.append(e)
+    if failed and len(failed) == len(dict.fromkeys(i[4] for i in infos)):     # none of its addresses is this host's
+        e = failed[0]
+        if e.errno == errno.EADDRNOTAVAIL:
+            return "host", host, "an address of this machine to listen on, such as 127.0.0.1 (or 0.0.0.0: all)"
+        if e.errno == errno.EACCES:
+            return "port", port, "a port this user may listen on (below 1024 needs privileges)"
+        return "host", host, f"an address this machine can listen on ({e.strerror or e})"
     return None

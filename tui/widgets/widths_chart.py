@@ -119,8 +119,8 @@ class WidthsChart(PlotWidget):
         max_cols = max(1, width // PANEL_W)
         # laid out first with a key naming no covered layer; where the panels then cover some and the key that says
         # so is taller, laid out again for it (covering is read from what plotext drew, so it may change again); the
-        # last try is laid out for a key naming every layer as covered, which no key is taller than
-        tries = [keyed({}), None, keyed({g: len(layers) - 1 for g in range(len(layers))})]
+        # last try is laid out for a key naming every layer as under later lines, which no key is taller than
+        tries = [keyed({}), None, keyed({g: None for g in range(len(layers))})]       # the longest words
         for k, key in enumerate(tries):
             key = key or tries[k - 1]
             slopes, spare, grid_rows = layout(key)
