@@ -639,6 +639,7 @@ def test_layers_naming_a_block_and_an_exit_in_the_forward_are_refused_in_one_lin
 
 
 def test_the_interpreters_own_modules_are_never_forgotten_though_the_users_folder_holds_them():
+    import importlib
     import sysconfig
 
     from initlab.engine import usermodel
@@ -646,5 +647,5 @@ def test_the_interpreters_own_modules_are_never_forgotten_though_the_users_folde
     stdlib = sysconfig.get_paths()["stdlib"]
     sys.modules.pop("wave", None)
     with usermodel._from_folder(os.path.dirname(stdlib)):     # a model loaded from above the interpreter's files
-        import wave  # noqa: F401
+        importlib.import_module("wave")
     assert "wave" not in usermodel._OWN
