@@ -111,7 +111,8 @@ def draw_log_bars(width: int, height: int, title: str, series: list[Series],
         for s in series:
             xs, ys = points(s)
             if not s.bars and xs:
-                plt.plot(xs, ys, marker=s.glyph, color=s.color)
+                # marks alone: a line joining two layers' values means nothing, and it covered rows of the bars
+                plt.scatter(xs, ys, marker=s.glyph, color=s.color)
         # a label every other data row at most: the widget's height less the key's lines overstated them
         ticks, labels = log_ticks(lo, hi, most=max(2, (rows + 1) // 2))
         plt.yticks(ticks, labels)
