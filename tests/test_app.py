@@ -748,6 +748,7 @@ async def test_an_export_while_a_run_goes_on_writes_the_screen_alone(tmp_path):
 @pilot_test
 async def test_w_saves_the_forms_settings_as_toml_that_initlab_config_opens(tmp_path):
     from initlab.tui.app_main import app_config
+    from initlab.tui.cli import main
 
     app = make_app(export_dir=str(tmp_path))
     async with app.run_test(size=(120, 36)) as pilot:
@@ -759,22 +760,36 @@ async def test_w_saves_the_forms_settings_as_toml_that_initlab_config_opens(tmp_
         assert not list(tmp_path.glob("*.toml"))
         app.form.widget_for("depth").value = "7"
         app.form.widget_for("activation").value = "relu"
+        app.extras.set_value("vary", "lr=0.01,0.1; epochs=1,2")
+        app.extras.set_value("sweep_runs", "train")
+        app.extras.set_value("widths", "16,32")
         await pilot.pause()
         await pilot.press("escape", "w")
         await pilot.pause()
         saved = app.form.config()
         [f] = tmp_path.glob("initlab-config-*.toml")
         assert app.log_pane.messages()[-1] == f"wrote the configuration to {f} (initlab --config {f} opens it)"
-    assert app_config(str(f)) == saved and saved.depth == 7 and saved.activation == "relu"
-    reopened = make_app(app_config(str(f)))
+    cfg, extras, opened = app_config(str(f))
+    assert cfg == saved and saved.depth == 7 and saved.activation == "relu"
+    assert extras == {"vary": "lr=0.01,0.1 epochs=1,2", "sweep_runs": "train", "widths": "16,32"}
+    assert opened == (f"opened {f}",)
+    reopened = make_app(cfg, extras=extras, opened=opened)
     async with reopened.run_test(size=(120, 36)) as pilot:
         await pilot.pause()
-        assert reopened.form.config() == saved
+        assert reopened.form.config() == saved and reopened.extras.values()["vary"] == "lr=0.01,0.1 epochs=1,2"
+        assert reopened.extras.parsed("sweep_runs") == "train" and reopened.log_pane.messages()[0] == f"opened {f}"
+    # the commands read the same file: a sweep of trainings over its grid
+    assert main(["sweep", "--config", str(f), "--width", "4", "--n-rows", "40", "--json"]) == 0
+    # a file a command saved opens in the app, what it holds that the app has no field for said
+    sweep_toml = tmp_path / "s.toml"
+    assert main(["sweep", "--vary", "depth=2,3", "--width", "8", "--save-config", str(sweep_toml), "--json"]) == 0
+    cfg, extras, opened = app_config(str(sweep_toml))
+    assert extras["vary"] == "depth=2,3" and extras["sweep_runs"] == "probe" and cfg.width == 8
+    assert opened[1] == "the file's metric is the command line's: the app has no such field"
     (tmp_path / "few.toml").write_text('preset = "sigmoid-vanishing"\ndepth = 5\n')
-    few = app_config(str(tmp_path / "few.toml"))        # over the preset's settings
+    few, _, opened = app_config(str(tmp_path / "few.toml"))        # over the preset's settings
     assert few.depth == 5 and few.activation == "sigmoid"
-    from initlab.tui.cli import main
-
+    assert opened == (f"opened {tmp_path / 'few.toml'}: preset sigmoid-vanishing, with the file's settings over it",)
     assert main(["--config", str(f), "theory"]) == 2        # before a command it would be the app's, unread
     (tmp_path / "sweep.toml").write_text('preset = "edge-of-chaos-tanh"\n')
     with pytest.raises(SpecError, match="preset: 'edge-of-chaos-tanh' is not allowed; a network preset for the app"):

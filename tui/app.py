@@ -35,7 +35,7 @@ from .bridge import EngineBridge, Helpers, Snapshot
 from .messages import CurveReady, DevicesFound, EngineEvent, HelperFailed
 from .widgets.charts_pane import TABS, ChartsPane, tab_key
 from .widgets.config_form import ConfigForm
-from .widgets.extra_fields import EXTRAS
+from .widgets.extra_fields import EXTRAS, extras_toml_lines
 from .widgets.help_screen import HelpScreen
 from .widgets.layer_charts import LayerData
 from .widgets.log_pane import LogPane, wall_clock
@@ -121,9 +121,11 @@ class InitlabApp(BeyondMixin, App):
 
     def __init__(self, config: Config | None = None, *, autoprobe: bool = True,
                  clock: Callable[[], str] = wall_clock, export_dir: str = ".", refresh_hz: float = 4.0,
-                 chart_hz: float = 2.0):
+                 chart_hz: float = 2.0, extras: dict[str, str] | None = None, opened: tuple[str, ...] = ()):
         super().__init__()
         self.initial_config = config or APP_DEFAULTS
+        self.initial_extras = extras or {}      # the Beyond fields' text, from a TOML experiment
+        self.opened = opened                    # what the log says first: the experiment file the app opened
         self.autoprobe = autoprobe
         self.clock = clock
         self.export_dir = export_dir
@@ -167,7 +169,7 @@ class InitlabApp(BeyondMixin, App):
         self._narrow(self.size.width < NARROW_BELOW)
         yield StatusBar(id="status")
         with Horizontal(id="main"):
-            yield ConfigForm(self.initial_config, id="config")
+            yield ConfigForm(self.initial_config, self.initial_extras, id="config")
             with Vertical(id="centre"):
                 yield ChartsPane(id="charts")
                 yield LogPane(clock=self.clock, id="log")
@@ -196,6 +198,8 @@ class InitlabApp(BeyondMixin, App):
         self._update_header()
 
     def on_ready(self) -> None:
+        for line in self.opened:
+            self.log_pane.add("info", line)
         # The first frame is up; only now may anything import torch (on threads).
         self.find_devices()
         self._request_curve()
@@ -763,8 +767,10 @@ class InitlabApp(BeyondMixin, App):
         if cfg is None:
             return
         path = self._export_base("config") + ".toml"
+        lines = saved_toml(cfg).splitlines()
+        lines[1:1] = extras_toml_lines(self.extras.values())     # at the top level, as --save-config puts them
         try:
-            written = export.write_text(path, saved_toml(cfg))
+            written = export.write_text(path, "\n".join(lines) + "\n")
         except OSError as e:
             self._cannot_write("save the configuration", e, os.path.basename(path))
             return

@@ -4,24 +4,39 @@ from __future__ import annotations
 from typing import Any
 
 
-def app_config(path: str) -> Any:
-    """The Config a TOML experiment gives the app (`initlab --config FILE`): its settings over its preset's, or over
-    the app's own defaults; raises SpecError naming the field."""
+COMMAND_ONLY = ("metric", "steps", "inputs", "bins")     # settings of a command's own the app has no field for
+
+
+def app_config(path: str) -> tuple[Any, dict[str, str], tuple[str, ...]]:
+    """What a TOML experiment gives the app (`initlab --config FILE`): the Config (its settings over its preset's, or
+    over the app's own defaults), the Beyond fields' text (a sweep's vary and train, the widths) and the log's first
+    lines, which name the file and what of it the app does not use. Raises SpecError naming the field."""
     from initlab.engine import presets, spec
 
     from .app import APP_DEFAULTS
+    from .commands.common import OWN_KEYS
+    from .widgets.extra_fields import extras_from_toml
 
-    flat = spec.read_toml(path)
+    own = tuple(dict.fromkeys(k for keys in OWN_KEYS.values() for k in keys))
+    flat = spec.read_toml(path, extra=own)
     name = flat.pop("preset", None)
     if name is not None and name not in presets.PRESETS:
         raise spec.SpecError("preset", name, "a network preset for the app: " + ", ".join(presets.PRESETS)
                              + f" ({name} runs from the command line)")
-    return spec.from_mapping(flat, presets.PRESETS[name].config if name else APP_DEFAULTS)
+    extras = extras_from_toml(flat)
+    unused = [k for k in COMMAND_ONLY if k in flat]
+    cfg = spec.from_mapping({k: v for k, v in flat.items() if k not in own},
+                            presets.PRESETS[name].config if name else APP_DEFAULTS)
+    lines = [f"opened {path}" + (f": preset {name}, with the file's settings over it" if name else "")]
+    if unused:
+        lines.append(f"the file's {', '.join(unused)} {'is' if len(unused) == 1 else 'are'} the command line's: the "
+                     "app has no such field")
+    return cfg, extras, tuple(lines)
 
 
-def run_app(config: Any = None) -> int:
+def run_app(config: Any = None, extras: dict[str, str] | None = None, opened: tuple[str, ...] = ()) -> int:
     from .app import InitlabApp
 
-    app = InitlabApp(config)
+    app = InitlabApp(config, extras=extras, opened=opened)
     app.run()
     return app.return_code or 0     # 1 when the app stopped on an error, so that a script sees it

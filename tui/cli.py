@@ -138,20 +138,20 @@ def _main(argv: Sequence[str] | None = None) -> int:
                   f"{args.command} --config {args.app_config} (before any command, --config opens the app)")
         return 2
     if args.command is None and args.app_config is not None:
-        problem = setting_problem(app=True)
-        if problem:
-            say_error(problem)
-            return 2
         from initlab.engine.spec import SpecError
 
         from .app_main import app_config, run_app
 
-        try:
-            cfg = app_config(args.app_config)
+        try:        # the file first: a script that checks it needs no terminal to be told what is wrong with it
+            cfg, extras, opened = app_config(args.app_config)
         except SpecError as e:
             say_error(str(e))
             return 2
-        return run_app(cfg)
+        problem = setting_problem(app=True)
+        if problem:
+            say_error(problem)
+            return 2
+        return run_app(cfg, extras, opened)
     if args.command is None:
         parser.print_help()
         return 0

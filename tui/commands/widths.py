@@ -30,8 +30,9 @@ def nonfinite_notes(res: dict) -> list[str]:
         for t, row in enumerate(res["mean_abs_a"][i]):
             bad = [l for l, v in enumerate(row) if v is None or not math.isfinite(v)]
             if bad:
+                # after t steps, as the tables' "after N steps" count them (step 0 is the net as initialised)
                 when, fix = ("at step 0, before training", "another init, or a smaller scale") if t == 0 else \
-                    (f"at step {t}", "a smaller lr")
+                    (f"after {t} step{'s' if t > 1 else ''}", "a smaller lr")
                 notes.append(f"initlab: note: width {w} is non-finite {when} (mean |a| of layer {bad[0]}); "
                              f"{fix} keeps it finite")
                 break

@@ -85,8 +85,9 @@ class ConfigForm(VerticalScroll, can_focus=False):
         form: "ConfigForm"
         name: str
 
-    def __init__(self, config: spec.Config, **kwargs: Any):
+    def __init__(self, config: spec.Config, extras: dict[str, str] | None = None, **kwargs: Any):
         super().__init__(**kwargs)
+        self.initial_extras = extras or {}      # the app-only fields' text, from a TOML experiment
         self.raw: dict[str, Any] = {}
         self.devices: list[tuple[str, str]] = [("auto", "auto")]     # (label, value) as the Select lists them
         self.mounted_fields = False
@@ -108,7 +109,7 @@ class ConfigForm(VerticalScroll, can_focus=False):
         yield Static("", id="preset-summary")
         for group, title in GROUPS:
             yield Collapsible(title=title, collapsed=group not in OPEN_GROUPS, id=f"group-{group}")
-        yield ExtraFields(self._config_or_none(), id="group-extras")
+        yield ExtraFields(self._config_or_none(), self.initial_extras, id="group-extras")
 
     def on_mount(self) -> None:
         self.call_after_refresh(self._mount_next_group)

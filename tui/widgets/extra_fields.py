@@ -63,12 +63,9 @@ def parse_shape(raw: str) -> tuple[int, ...] | None:
     return dims
 
 
-def parse_vary(raw: str) -> dict[str, list[Any]]:
-    """'depth=10,20 init=a,b' (or 'depth=10,20; init=a,b') -> {"depth": [10, 20], "init": ["a", "b"]}, each value
-    checked as its field's; '' -> {} (no grid). A ';' ends an item only where a NAME= follows: a tuple setting's
-    values are separated by it (poly_w=2,-1;1,1), as on the command line."""
-    from initlab.engine import sweep
-
+def vary_items(raw: str) -> list[str]:
+    """'depth=10,20 init=a,b' (or 'depth=10,20; init=a,b') -> ["depth=10,20", "init=a,b"], as --vary takes them. A
+    ';' ends an item only where a NAME= follows: a tuple setting's values are separated by it (poly_w=2,-1;1,1)."""
     items: list[str] = []
     for word in raw.split():        # a space always ends an item: a stray word is refused as itself
         for k, piece in enumerate(word.split(";")):
@@ -76,7 +73,15 @@ def parse_vary(raw: str) -> dict[str, list[Any]]:
                 items.append(piece)
             else:
                 items[-1] += ";" + piece
-    items = [item.rstrip(";") for item in items if item.rstrip(";")]
+    return [item.rstrip(";") for item in items if item.rstrip(";")]
+
+
+def parse_vary(raw: str) -> dict[str, list[Any]]:
+    """'depth=10,20 init=a,b' -> {"depth": [10, 20], "init": ["a", "b"]}, each value checked as its field's; '' -> {}
+    (no grid)."""
+    from initlab.engine import sweep
+
+    items = vary_items(raw)
     if not items:
         return {}
     vary = sweep.parse_vary(items)
@@ -156,14 +161,15 @@ class ExtraFields(Collapsible):
         name: str
         error: str | None
 
-    def __init__(self, base: Config | None = None, **kwargs: Any):
-        self.raw = {x.name: x.default for x in EXTRAS.values()}
+    def __init__(self, base: Config | None = None, initial: dict[str, str] | None = None, **kwargs: Any):
+        self.raw = {x.name: x.default for x in EXTRAS.values()} | {k: v for k, v in (initial or {}).items()
+                                                                   if k in EXTRAS}
         self.base = base        # the form's configuration, a sweep's base; None while the form refuses a field
         rows: list[Any] = []
         for x in EXTRAS.values():
             rows += [Label(x.name, classes="field-name"),
-                     Input(x.default, placeholder=x.placeholder, compact=True, id=f"field-{x.name}", name=x.name,
-                           tooltip=x.help, select_on_focus=False)]
+                     Input(self.raw[x.name], placeholder=x.placeholder, compact=True, id=f"field-{x.name}",
+                           name=x.name, tooltip=x.help, select_on_focus=False)]
         super().__init__(Grid(*rows, classes="fields"), title="Beyond: your model, sweep, widths", collapsed=True,
                          **kwargs)
         self._error_boxes: dict[str, tuple[Label, Static]] = {}
@@ -235,3 +241,34 @@ class ExtraFields(Collapsible):
         if event.input.name in EXTRAS:
             event.stop()
             self._changed(event.input.name, event.value)
+
+
+# what a TOML experiment holds of the app-only fields, under the command line's own keys (sweep's vary and train,
+# widths' widths): the app's w writes them, initlab --config and the commands' --config read them
+def extras_toml_lines(raw: dict[str, str]) -> list[str]:
+    """The sweep's grid, what it runs and the width check's widths as TOML lines (the model fields are flags only)."""
+    from initlab.engine.spec import toml_string
+
+    lines = []
+    items = vary_items(raw.get("vary", ""))
+    if items:
+        lines.append("vary = [" + ", ".join(toml_string(x) for x in items) + "]")
+    lines.append(f"train = {'true' if raw.get('sweep_runs', '').strip() == 'train' else 'false'}")
+    if raw.get("widths", "").strip():
+        lines.append(f"widths = {toml_string(raw['widths'].strip())}")
+    return lines
+
+
+def extras_from_toml(values: dict[str, Any]) -> dict[str, str]:
+    """The app-only fields' text from a TOML experiment's vary, train and widths keys (as the commands write them)."""
+    out = {}
+    if isinstance(values.get("vary"), list):
+        out["vary"] = " ".join(str(v) for v in values["vary"])
+    if isinstance(values.get("train"), bool):
+        out["sweep_runs"] = "train" if values["train"] else "probe"
+    w = values.get("widths")
+    if isinstance(w, list):
+        out["widths"] = ",".join(str(v) for v in w)
+    elif isinstance(w, str):
+        out["widths"] = w
+    return out
