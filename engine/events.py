@@ -63,6 +63,19 @@ class LogLine(Event):
 
 
 @dataclass(frozen=True)
+class WarningLine(LogLine):
+    """A log line of level warning, typed apart: a subscriber may take the warnings alone, and every reader of
+    LogLine still sees them."""
+
+    level: str = "warning"
+
+
+def log_line(job: str, level: str, message: str) -> LogLine:
+    """A LogLine, or a WarningLine for level warning."""
+    return (WarningLine if level == "warning" else LogLine)(job, level, message)
+
+
+@dataclass(frozen=True)
 class NonFinite(Event):
     step: int = 0
     layer: int | None = None

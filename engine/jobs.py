@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .events import LayerStats, LogLine
+from .events import LayerStats, LogLine, WarningLine, log_line
 from .session import Context
 from .spec import Config
 from .verdict import stable_text, symmetry_note
@@ -37,10 +37,10 @@ class ProbeJob:
                             distributions=tuple(res.distributions) if res.distributions else None,
                             input_std=res.input_std))
         level, text = verdict_message(res.verdict)
-        ctx.emit(LogLine(self.name, level, f"{text} ({res.seconds:.2f} s on {res.device})"))
+        ctx.emit(log_line(self.name, level, f"{text} ({res.seconds:.2f} s on {res.device})"))
         note = symmetry_note(res.layers)
         if note:
-            ctx.emit(LogLine(self.name, "warning", note))
+            ctx.emit(WarningLine(self.name, "warning", note))
         return res.to_json()
 
 
@@ -111,10 +111,10 @@ class UserProbeJob:
         ctx.emit(LogLine(self.name, "info", f"probing {spec.model}{shape}"))
         res = run_user_probe(spec)
         for w in res.warnings:
-            ctx.emit(LogLine(self.name, "warning", w["message"]))
+            ctx.emit(WarningLine(self.name, "warning", w["message"]))
         ctx.emit(LayerStats(self.name, step=0, layers=tuple(res.layers), input_std=res.input_std))
         level, text = verdict_message(res.verdict)
-        ctx.emit(LogLine(self.name, level, f"{text} ({len(res.layers)} modules of {res.model}, loss from "
+        ctx.emit(log_line(self.name, level, f"{text} ({len(res.layers)} modules of {res.model}, loss from "
                                            f"{res.loss_source}, {res.seconds:.2f} s on {res.device})"))
         return res.to_json()
 

@@ -146,6 +146,25 @@ def train_csv(res: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def thinned_text(res: dict[str, Any]) -> str:
+    """What a training's history left out, when it kept fewer epochs or sampled steps than the run had (a bounded
+    series thins past its capacity), else ''."""
+    epochs, steps = res.get("epochs") or [], res.get("steps") or []
+    ran = epochs[-1]["epoch"] if epochs else 0
+    sampled = res.get("steps_sampled")
+    if sampled is None:     # a result from before the count was kept: every stats_every-th step was sampled
+        sampled = -(-int(res.get("steps_done") or 0) // max(1, int(res.get("config", {}).get("stats_every", 1))))
+    parts = []
+    if len(epochs) < ran:
+        parts.append(f"{len(epochs)} of {ran} epochs")
+    if len(steps) < sampled:
+        parts.append(f"{len(steps)} of {sampled} sampled steps")
+    if not parts:
+        return ""
+    return (f"the history keeps {' and '.join(parts)} (a series past its capacity keeps every other entry, the "
+            f"first and the latest always)")
+
+
 def _train_run(r: dict[str, Any]) -> str:
     epochs, final = r.get("epochs", []), r.get("final", {}).get("layers", [])
     outcome = [f"stopped: {r.get('stopped')} after {r.get('steps_done')} of {r.get('total_steps')} steps "
@@ -158,9 +177,13 @@ def _train_run(r: dict[str, Any]) -> str:
         last = epochs[-1]
         outcome.append(", ".join(f"{k.replace('_', ' ')} {fmt(last.get(k))}" for k in EPOCH_COLUMNS[1:]
                                  if last.get(k) is not None))
+    thinned = thinned_text(r)
+    if thinned:
+        outcome.append(thinned)
     if final:
         # the forward reference (the data's std) is not in the result: this reads the backward signal alone
-        outcome.append("gradient signal over the final layers: " + verdict_text(verdict_of(final, None)))
+        v = r.get("final", {}).get("verdict") or verdict_of(final, None)
+        outcome.append("gradient signal over the final layers: " + verdict_text(v))
         symmetry = symmetry_note(final) if r.get("stopped") == "finished" else None
         if symmetry:
             outcome.append(f"end state: {symmetry}")
@@ -379,6 +402,18 @@ def widths_csv(res: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def widths_nonfinite_text(res: dict[str, Any]) -> list[str]:
+    """A line per width whose mean |a| went non-finite: when (as the tables count steps) and what keeps it finite."""
+    out = []
+    for nf in res.get("nonfinite") or []:
+        t = nf["step"]
+        when, fix = ("at step 0, before training", "another init, or a smaller scale") if t == 0 else \
+            (f"after {t} step{'s' if t > 1 else ''}", "a smaller lr")
+        out.append(f"width {nf['width']} is non-finite {when} (mean |a| of layer {nf['layer']}); {fix} keeps it "
+                   "finite")
+    return out
+
+
 def widths_markdown(res: dict[str, Any]) -> str:
     widths, names = res.get("widths", []), res.get("layer_names", [])
     slopes = res.get("slopes", [])
@@ -396,6 +431,7 @@ def widths_markdown(res: dict[str, Any]) -> str:
         ("Settings", settings_table({"widths": widths, "steps": res.get("steps"), "optimizer": res.get("optimizer"),
                                      "lr": res.get("lr"), "device": res.get("device")}) + "\n\nBase settings:\n\n"
          + settings_table(read_by_widths(res.get("config", {})))),
+        ("Non-finite", "\n".join(f"- {line}" for line in widths_nonfinite_text(res))),
         ("Slopes", "log-log slope of mean |a| against width per layer (flat near 0 is width-stable)\n\n"
          + md_table(table, ["step"] + list(names))
          + ("\n\nlog-log slope of mean |a - a_0| against width (how training's move grows with width)\n\n"

@@ -428,6 +428,7 @@ def read_toml(path: str, extra: tuple[str, ...] = ()) -> dict[str, Any]:
     for k, v in raw.items():
         items = [(f"{k}.{kk}", kk, vv) for kk, vv in v.items()] if isinstance(v, dict) else [(k, k, v)]
         for where, key, value in items:
+            key = key.replace("-", "_")     # a flag's own spelling (stats-every) is its key too
             if isinstance(value, dict):
                 raise SpecError("config", where, "settings at the top level or in one level of tables "
                                                  "([model], [train], ...), not a table inside a table")

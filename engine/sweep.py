@@ -231,7 +231,8 @@ def train_point(cfg: Config, check: Callable[[], None] | None = None) -> dict[st
         out["from_layer"] = (res.get("nonfinite") or {}).get("layer")
     last = res["epochs"][-1] if res["epochs"] else {}
     out.update(train_loss=last.get("train_loss"), test_loss=last.get("test_loss"), stopped=res["stopped"],
-               device=res["device"])
+               device=res["device"], in_features=res["config"]["in_features"],
+               out_features=res["config"]["out_features"])      # a training's sizes follow its data
     return out
 
 
@@ -359,7 +360,11 @@ def summary(base: Config, vary: dict[str, list[Any]], runs: list[dict[str, Any]]
     """The whole result so far: settings, runs, per-point rows, heatmap and critical line where they apply."""
     rows = aggregate(runs)
     total = len(grid(vary))
-    out = {"base": base.to_dict(), "vary": {k: list(v) for k, v in vary.items()}, "mode": "train" if train else
+    settings = base.to_dict()
+    sizes = {(r["in_features"], r["out_features"]) for r in runs if "in_features" in r}
+    if train and len(sizes) == 1:       # the sizes the trainings ran with, which follow the data, not the base's
+        settings["in_features"], settings["out_features"] = sizes.pop()
+    out = {"base": settings, "vary": {k: list(v) for k, v in vary.items()}, "mode": "train" if train else
            "probe", "total": total, "done": len(runs), "complete": len(runs) == total, "points": rows,
            "runs": runs}
     hm = heatmap(rows, vary)

@@ -36,7 +36,7 @@ def bar_chart(labels: Sequence[Any], values: Sequence[Any], width: int = 40, log
     """One line per value: label, bar, value. On a log scale only positive values get a bar (the shortest is
     one character, the scale spans at least a decade); on a linear one bars grow from zero, to the left for
     negative values."""
-    labels = [str(x) for x in labels]
+    labels = [" ".join(str(x).split()) for x in labels]      # a name with a newline (a user's module) stays one row
     lw = max([len(x) for x in labels] + [1])
     if log:
         pos = [math.log10(v) for v in values if _finite(v) and v > 0]

@@ -10,7 +10,7 @@ from torch import nn
 
 from . import data as datasets
 from . import device as devices
-from .events import EpochEnd, LayerStats, LogLine, NonFinite, Progress
+from .events import EpochEnd, LayerStats, LogLine, NonFinite, Progress, WarningLine
 from .history import Bounded
 from .models import MLP, build_mlp
 from .probe import layer_rows
@@ -18,11 +18,13 @@ from .spec import Config, SpecError, steps_per_epoch, validate
 from .session import JobCancelled
 from .stats import STAT_NAMES, Capture, collect, layer_table, undefined_as_none
 from .verdict import symmetry_note
+from .verdict import verdict as verdict_of
 
 Emit = Callable[[Any], None]
 STEP_HISTORY = 512
 PROGRESS_SECONDS = 0.1      # between sampled steps, progress goes out at most this often
 EPOCH_HISTORY = 2048
+EVAL_ROWS = 1 << 14         # rows an evaluation pass takes at once: a stop waits for one chunk at most
 
 
 def make_optimizer(cfg: Config, params) -> torch.optim.Optimizer:
@@ -105,6 +107,7 @@ class Trainer:
         self.steps: Bounded[dict[str, Any]] = Bounded(STEP_HISTORY)
         self.epochs: Bounded[dict[str, Any]] = Bounded(EPOCH_HISTORY)
         self.step = 0
+        self.sampled = 0            # sampled steps taken: the history may keep fewer (it thins past its capacity)
         self.stopped = "finished"
         self.nonfinite: dict[str, Any] | None = None
         self.final: list[dict[str, Any]] | None = None      # the end state's statistics, once finished
@@ -158,6 +161,7 @@ class Trainer:
         rows = _rows(flat[:-2], self.heads, ("update_to_weight_log10", "weights_finite"))
         ok = [r.pop("weights_finite") for r in rows]
         loss_v, first_bad = flat[-2], int(flat[-1])
+        self.sampled += 1
         self.steps.append({"step": self.step, "epoch": epoch, "loss": loss_v, "layers": rows})
         self.emit(LayerStats("train", step=self.step, epoch=epoch, layers=tuple(rows), run=self.run_index))
         self._find_nonfinite(rows, ok, loss_v, first_bad)
@@ -201,11 +205,22 @@ class Trainer:
         vals = []
         try:
             for x, y in ((self.data.x_train, self.data.y_train), (self.data.x_test, self.data.y_test)):
-                self.check()        # a large split's pass is long: a stop is honoured between the two
-                out = self.model(x)
-                vals.append(self.crit(out, y).float())
+                n = int(x.shape[0])
+                # a large split in chunks, a stop honoured between them; their mean losses weighted by their rows
+                # (float64 sums: the same mean to float32's rounding as one pass)
+                loss = right = None
+                for start in range(0, max(n, 1), EVAL_ROWS):
+                    self.check()
+                    xc, yc = x[start:start + EVAL_ROWS], y[start:start + EVAL_ROWS]
+                    out = self.model(xc)
+                    part = self.crit(out, yc).double() * (int(xc.shape[0]) / max(n, 1))
+                    loss = part if loss is None else loss + part
+                    if self.data.task == "classification":
+                        hits = (out.argmax(1) == yc).double().sum()
+                        right = hits if right is None else right + hits
+                vals.append(loss.float())
                 if self.data.task == "classification":
-                    vals.append((out.argmax(1) == y).float().mean())
+                    vals.append((right / max(n, 1)).float())
         finally:
             self.model.set_training(was)
         v = torch.stack(vals).tolist()
@@ -314,7 +329,7 @@ class Trainer:
                                  distributions=self.final_distributions, run=self.run_index))
             note = symmetry_note(self.final)
             if note:
-                self.emit(LogLine("train", "warning", f"end state: {note}"))
+                self.emit(WarningLine("train", "warning", f"end state: {note}"))
         return self.result(seconds)
 
     def _diagnose(self, xb: torch.Tensor, yb: torch.Tensor, epoch: int, after_epoch: bool = False) -> None:
@@ -354,10 +369,13 @@ class Trainer:
             final = {"layers": [{**{k: v for k, v in r.items() if k != "update_to_weight_log10"},
                                  "distinct_units": None} for r in latest.get("layers", [])],
                      "step": latest.get("step")}
+        # as a probe's, of the backward signal alone (the forward reference, the data's std, is not the net's)
+        final["verdict"] = verdict_of(final["layers"], None) if final["layers"] else None
         return {
             "config": self.cfg.to_dict(), "device": str(self.device), "torch": str(torch.__version__),
             "task": self.data.task, "total_steps": self.total_steps, "steps_done": self.step,
             "seconds": seconds, "epochs": self.epochs.values(), "steps": self.steps.values(),
+            "steps_sampled": self.sampled,
             "final": final, "stopped": self.stopped, "nonfinite": self.nonfinite,
         }
 

@@ -593,3 +593,33 @@ def test_a_config_files_relative_data_path_is_found_beside_it_then_in_the_curren
     for name in ("beside", "fromcwd"):
         assert main(["train", "--config", f"sub/{name}.toml", "--json"]) == 0
         assert json.loads(capsys.readouterr().out)["config"]["data"].endswith("ok.npz")
+
+
+def test_train_defaults_to_the_lessons_batches_of_10_and_reads_a_flags_spelling_in_toml(tmp_path, capsys):
+    assert main(["train", "--depth", "2", "--width", "4", "--epochs", "1", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["config"]["batch"] == 10 and doc["total_steps"] == 70       # 700 training rows of the poly data
+    f = tmp_path / "dashes.toml"
+    f.write_text("stats-every = 7\ndepth = 2\nwidth = 4\nepochs = 1\n")
+    assert main(["train", "--config", str(f), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["config"]["stats_every"] == 7 and [s["step"] for s in doc["steps"]][:2] == [0, 7]
+    f.write_text("stats-every = 7\nstats_every = 8\n")
+    assert main(["train", "--config", str(f), "--json"]) == 2
+    assert "each setting once (stats_every is given twice)" in capsys.readouterr().err
+
+
+def test_json_on_a_terminal_draws_no_bar(monkeypatch, capsys):
+    import io
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    err = Tty()
+    monkeypatch.setattr(sys, "stderr", err)
+    assert main(["train", "--depth", "2", "--width", "4", "--epochs", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["stopped"] == "finished"
+    assert "steps/s" not in err.getvalue() and "\r" not in err.getvalue()
+    assert main(["train", "--depth", "2", "--width", "4", "--epochs", "1"]) == 0       # the table: with its bar
+    assert "steps/s" in err.getvalue()

@@ -497,3 +497,15 @@ def test_an_until_end_stream_stops_at_the_first_end_though_a_next_job_queued_mor
 
     seen = asyncio.run(main())
     assert isinstance(seen[-1], Finished) and sum(isinstance(e, Started) for e in seen) == 1
+
+
+def test_warnings_are_typed_apart_and_are_log_lines_still():
+    from initlab.engine.events import WarningLine
+
+    events = []
+    s = Session(events.append)
+    s.start(ProbeJob(Config(depth=3, width=4, in_features=4, out_features=4, init="zeros", device="cpu")))
+    assert s.wait(30)
+    warned = [e for e in events if isinstance(e, WarningLine)]
+    assert warned and all(isinstance(e, LogLine) and e.level == "warning" for e in warned)
+    assert not [e for e in events if isinstance(e, LogLine) and e.level == "warning" and not isinstance(e, WarningLine)]

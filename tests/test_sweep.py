@@ -517,3 +517,11 @@ def test_a_theory_metric_no_point_has_is_refused_before_any_point_runs(capsys):
                                  "scaled_normal)\n")
     assert main(["sweep", "--depth", "2", "--width", "4", "--vary", "init=xavier_uniform,scaled_normal",
                  "--metric", "chi1", "--json"]) == 0          # one point has it
+
+
+def test_a_training_sweeps_base_gives_the_sizes_its_trainings_ran_with():
+    base = Config(depth=2, width=4, epochs=1, n_rows=100, device="cpu")        # in and out features 256 given
+    s = sweep.summary(base, {"lr": [0.01, 0.1]}, list(sweep.sweep(base, {"lr": [0.01, 0.1]}, train=True)), True)
+    assert (s["base"]["in_features"], s["base"]["out_features"]) == (2, 1)      # the poly data's
+    probe = sweep.summary(base, {"depth": [2]}, list(sweep.sweep(base, {"depth": [2]})))
+    assert probe["base"]["in_features"] == 256

@@ -543,3 +543,40 @@ def test_progress_of_several_seeds_says_which_run_it_is():
     run_training(Config(depth=2, width=4, epochs=1, n_rows=40, device="cpu"), emit=events.append, seeds=(3, 4))
     runs = [(e.run, e.runs) for e in events if isinstance(e, Progress)]
     assert runs[0] == (0, 2) and runs[-1] == (1, 2) and sorted(set(runs)) == [(0, 2), (1, 2)]
+
+
+def test_a_large_splits_evaluation_runs_in_chunks_a_stop_between_them_with_the_losses_of_one_pass(monkeypatch):
+    from initlab.engine import train as training
+
+    monkeypatch.setattr(training, "EVAL_ROWS", 64)       # a split of 700 rows in 11 chunks
+    calls = []
+    for task, data in (("regression", "poly"), ("classification", "blobs")):
+        tr = Trainer(Config(depth=3, width=8, data=data, batch=10, device="cpu", epochs=1),
+                     check=lambda: calls.append(1))
+        calls.clear()
+        got = tr.evaluate()
+        assert len(calls) == 11 + 5         # the train split's chunks, then the test split's 300 rows
+        with torch.no_grad():
+            tr.model.set_training(False)
+            for split, x, y in (("train", tr.data.x_train, tr.data.y_train), ("test", tr.data.x_test, tr.data.y_test)):
+                out = tr.model(x)
+                assert got[f"{split}_loss"] == pytest.approx(tr.crit(out, y).item(), rel=1e-6)
+                if task == "classification":
+                    assert got[f"{split}_acc"] == pytest.approx((out.argmax(1) == y).float().mean().item(), abs=1e-7)
+
+
+def test_the_result_holds_the_final_verdict_and_the_sampled_count_its_report_gives(monkeypatch):
+    import json
+
+    from initlab.engine import report
+    from initlab.engine import train as training
+    from initlab.engine.export import dumps
+    from initlab.engine.verdict import verdict
+
+    monkeypatch.setattr(training, "STEP_HISTORY", 8)        # a short run thins its history as a long one would
+    res = Trainer(Config(depth=3, width=8, batch=10, n_rows=100, epochs=3, stats_every=1, device="cpu")).run()
+    assert res["steps_sampled"] == res["steps_done"] == 21 and len(res["steps"]) < 21
+    assert res["final"]["verdict"] == verdict(res["final"]["layers"], None)
+    md = report.markdown("train", json.loads(dumps(res)))
+    assert f"the history keeps {len(res['steps'])} of 21 sampled steps" in md
+    assert f"gradient signal over the final layers: **{res['final']['verdict']['kind']}**" in md

@@ -222,11 +222,16 @@ def test_a_width_that_goes_non_finite_gets_a_note_naming_when(capsys):
     out, err = capsys.readouterr()
     doc = json.loads(out)
     assert "width" not in doc["config"] and doc["config"]["depth"] == 3       # the widths are the run's own
+    assert [nf["width"] for nf in doc["nonfinite"]] == [8, 16]              # the files say it too
+    from initlab.engine import report
+
+    assert "## Non-finite\n\n- width 8 is non-finite after " in report.markdown("widths", doc)
     notes = err.splitlines()
     assert len(notes) == 2 and all(n.startswith("initlab: note: width ") for n in notes)
     for w, note in zip((8, 16), notes):
         i = doc["widths"].index(w)
         t = next(t for t, row in enumerate(doc["mean_abs_a"][i]) if any(v is None or not math.isfinite(v) for v in row))
+        assert doc["nonfinite"][i]["step"] == t
         assert f"width {w} is non-finite after {t} step{'s' if t > 1 else ''}" in note
         assert t > 0 and "a smaller lr" in note
     assert main(["widths", "--depth", "3", "--widths", "8,16", "--steps", "1", "--json"]) == 0

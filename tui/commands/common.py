@@ -22,10 +22,11 @@ def flag(name: str) -> str:
 
 
 def add_config_flags(p: argparse.ArgumentParser, groups: Iterable[str] | None = None,
-                     hidden: Iterable[str] = ()) -> None:
+                     hidden: Iterable[str] = (), defaults: Config | None = None) -> None:
     """One flag per Config field (in the given groups); values stay strings until parse_value. Flags in `hidden`
-    exist (so that the command refuses them in its own words) but are left out of the help."""
-    defaults = Config()
+    exist (so that the command refuses them in its own words) but are left out of the help. `defaults`: the
+    command's own, where they differ from Config's."""
+    defaults = defaults or Config()
     for name, info in FIELDS.items():
         if groups is not None and info.group not in groups:
             continue

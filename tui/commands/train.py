@@ -5,9 +5,13 @@ import argparse
 import sys
 import time
 
+from initlab.engine.spec import Config
+
 from .common import (add_config_flags, command_preset, config_from_args, fmt, given_flags, given_settings, print_json,
                     preset_note, save_config, say, table, terminal_width, unread_notes, wants_json)
 from .outputs import add_output_flags, write_outputs
+
+TRAIN_DEFAULTS = Config(batch=10)     # the lessons' batches of 10 (a probe's default batch is 64)
 
 LAYER_COLUMNS = ["index", "a_std", "saturated_frac", "dead_frac", "grad_z_std", "grad_w_absmean", "grad_to_weight",
                  "fwd_var_ratio", "bwd_var_ratio", "distinct_units"]
@@ -16,7 +20,7 @@ LAYER_HEADERS = ["layer", "a std", "sat", "dead", "dL/dz std", "|dW| mean", "dW/
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a network and watch its per-layer statistics", description=__doc__)
-    add_config_flags(p)
+    add_config_flags(p, defaults=TRAIN_DEFAULTS)
     p.add_argument("--json", action="store_true", help="print one JSON object and nothing else")
     p.add_argument("--out", default=None, metavar="FILE.json",
                    help="write the run's history, every epoch and sampled step (a long run's series keep every other "
@@ -104,18 +108,10 @@ def bar_text(ev, width: int) -> str:
 
 def thinned_note(res: dict) -> str:
     """A note when the history kept fewer epochs or sampled steps than the run had (a bounded series thins)."""
-    ran = res["epochs"][-1]["epoch"] if res["epochs"] else 0
-    every = int(res["config"]["stats_every"])
-    sampled = -(-res["steps_done"] // every)
-    parts = []
-    if len(res["epochs"]) < ran:
-        parts.append(f"{len(res['epochs'])} of {ran} epochs")
-    if len(res["steps"]) < sampled:
-        parts.append(f"{len(res['steps'])} of {sampled} sampled steps")
-    if not parts:
-        return ""
-    return (f"initlab: note: the history keeps {' and '.join(parts)} (a series past its capacity keeps every other "
-            f"entry, the first and the latest always)")
+    from initlab.engine.report import thinned_text
+
+    text = thinned_text(res)
+    return f"initlab: note: {text}" if text else ""
 
 
 def print_run(res: dict) -> None:
@@ -192,9 +188,10 @@ def run(args: argparse.Namespace) -> int:
     p = command_preset(args, "train")
     if p is not None and p.kind == "train" and "seed" not in given_settings(args):     # a seed given runs it alone
         seeds = p.seeds
-    cfg = config_from_args(args)
-    # the bar goes to stderr: drawn where that is a terminal, whatever stdout is (a file the JSON goes to, say)
-    bar = Bar() if sys.stderr is not None and sys.stderr.isatty() else None
+    cfg = config_from_args(args, TRAIN_DEFAULTS)
+    # the bar goes to stderr, where that is a terminal, and only beside the table: with --json, or stdout piped, a
+    # script reads the run, and no bar is drawn
+    bar = Bar() if not wants_json(args) and sys.stderr is not None and sys.stderr.isatty() else None
     check, restore = stop_on_interrupt(bar)
     try:
         res = run_training(cfg, emit=bar, check=check, seeds=seeds, ready=lambda: save_config(args, cfg))

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 
 from initlab.engine.reads import WIDTHS_GROUPS, WIDTHS_UNREAD
 
@@ -25,18 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def nonfinite_notes(res: dict) -> list[str]:
     """Per width whose training went non-finite, where it first did: the table's nan cells say it, this says when."""
-    notes = []
-    for i, w in enumerate(res["widths"]):
-        for t, row in enumerate(res["mean_abs_a"][i]):
-            bad = [l for l, v in enumerate(row) if v is None or not math.isfinite(v)]
-            if bad:
-                # after t steps, as the tables' "after N steps" count them (step 0 is the net as initialised)
-                when, fix = ("at step 0, before training", "another init, or a smaller scale") if t == 0 else \
-                    (f"after {t} step{'s' if t > 1 else ''}", "a smaller lr")
-                notes.append(f"initlab: note: width {w} is non-finite {when} (mean |a| of layer {bad[0]}); "
-                             f"{fix} keeps it finite")
-                break
-    return notes
+    from initlab.engine.report import widths_nonfinite_text
+
+    return [f"initlab: note: {text}" for text in widths_nonfinite_text(res)]
 
 
 def step_table(res: dict, key: str, slope_key: str, t: int) -> str:
