@@ -636,4 +636,4 @@ async def test_a_width_that_went_non_finite_is_said_in_the_log():
         app.post_message(EngineEvent(Finished("widths", result=result, seconds=0.1)))
         await pilot.pause()
         warned = [m for lvl, m in [e[1:] for e in app.log_pane.entries] if lvl == "warning"]
-        assert "width 64 is non-finite at step 2 (mean |a| of layer 0); a smaller lr keeps it finite" in warned
+        assert "width 64 is non-finite after 2 steps (mean |a| of layer 0); a smaller lr keeps it finite" in warned

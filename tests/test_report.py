@@ -514,3 +514,10 @@ def test_reports_state_the_zero_init_lesson(capsys):
     assert "symmetry: layer 0 has 1 distinct unit of 4, layer 1 1 of 4" in report.markdown("probe", doc)
     doc, _ = run_json(capsys, "probe", "--depth", "3", "--width", "4", "--device", "cpu", "--json")
     assert "symmetry" not in report.markdown("probe", doc)
+
+
+def test_a_label_with_a_newline_stays_one_row_of_a_text_chart():
+    from initlab.engine.textplot import bar_chart
+
+    rows = bar_chart(["out\nx", "in|proj"], [1.0, 10.0], log=True).splitlines()
+    assert rows[0].lstrip().startswith("out x |") and rows[1].lstrip().startswith("in|proj |")

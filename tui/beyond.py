@@ -265,10 +265,10 @@ class BeyondMixin:
                 self.log_pane.add("info", f"widths: {', '.join(map(str, result['widths']))} over {result['steps']} "
                                           f"steps; the largest |slope| of mean |a| against width at the last step is "
                                           f"{worst:.3g} (0 is width-stable)")
-                from .commands.widths import nonfinite_notes
+                from initlab.engine.report import widths_nonfinite_text
 
-                for note in nonfinite_notes(result):        # a width whose lines end early: said, as the CLI says it
-                    self.log_pane.add("warning", note.removeprefix("initlab: note: "))
+                for note in widths_nonfinite_text(result):      # a width whose lines end early: as the CLI says it
+                    self.log_pane.add("warning", note)
         elif job in ("jacobian", "widths") and self.charts.chart(job).has_data():
             # stopped: nothing of it to show; the tab keeps the one before, which is said
             self.log_pane.add("info", f"the {'Jacobian' if job == 'jacobian' else 'Widths'} tab keeps the "
