@@ -370,7 +370,11 @@ class Trainer:
                                  "distinct_units": None} for r in latest.get("layers", [])],
                      "step": latest.get("step")}
         # as a probe's, of the backward signal alone (the forward reference, the data's std, is not the net's)
-        final["verdict"] = verdict_of(final["layers"], None) if final["layers"] else None
+        v = verdict_of(final["layers"], None) if final["layers"] else None
+        if self.stopped == "nonfinite" and v is not None and v.get("kind") != "nonfinite":
+            # where the run found it, not what its last sampled numbers (steps before the blow-up) point to
+            v = {**v, "kind": "nonfinite", "from_layer": (self.nonfinite or {}).get("layer")}
+        final["verdict"] = v
         return {
             "config": self.cfg.to_dict(), "device": str(self.device), "torch": str(torch.__version__),
             "task": self.data.task, "total_steps": self.total_steps, "steps_done": self.step,

@@ -785,12 +785,36 @@ async def test_w_saves_the_forms_settings_as_toml_that_initlab_config_opens(tmp_
     assert main(["sweep", "--vary", "depth=2,3", "--width", "8", "--save-config", str(sweep_toml), "--json"]) == 0
     cfg, extras, opened = app_config(str(sweep_toml))
     assert extras["vary"] == "depth=2,3" and extras["sweep_runs"] == "probe" and cfg.width == 8
+    assert len(opened) == 1         # its metric is the default: nothing to say of it
+    assert main(["sweep", "--vary", "depth=2, 3", "--width", "8", "--metric", "last_a_std",
+                 "--save-config", str(sweep_toml), "--json"]) == 0
+    cfg, extras, opened = app_config(str(sweep_toml))
+    assert extras["vary"] == "depth=2,3"        # one --vary item with a space: one item of the field still
     assert opened[1] == "the file's metric is the command line's: the app has no such field"
+    eoc = tmp_path / "eoc.toml"
+    assert main(["sweep", "--preset", "edge-of-chaos-tanh", "--depth", "2", "--width", "4", "--vary", "sigma_w=1.0",
+                 "--vary", "sigma_b=0", "--save-config", str(eoc), "--json"]) == 0
+    cfg, extras, _ = app_config(str(eoc))        # a sweep preset's net, the file's grid
+    assert cfg.init == "scaled_normal" and cfg.depth == 2 and extras["vary"] == "sigma_w=1.0 sigma_b=0"
+    bad = tmp_path / "bad.toml"
+    bad.write_text('train = "yes"\n')
+    with pytest.raises(SpecError, match="train: 'yes' is not allowed; true or false"):
+        app_config(str(bad))
     (tmp_path / "few.toml").write_text('preset = "sigmoid-vanishing"\ndepth = 5\n')
     few, _, opened = app_config(str(tmp_path / "few.toml"))        # over the preset's settings
     assert few.depth == 5 and few.activation == "sigmoid"
     assert opened == (f"opened {tmp_path / 'few.toml'}: preset sigmoid-vanishing, with the file's settings over it",)
     assert main(["--config", str(f), "theory"]) == 2        # before a command it would be the app's, unread
-    (tmp_path / "sweep.toml").write_text('preset = "edge-of-chaos-tanh"\n')
-    with pytest.raises(SpecError, match="preset: 'edge-of-chaos-tanh' is not allowed; a network preset for the app"):
-        app_config(str(tmp_path / "sweep.toml"))
+    (tmp_path / "matrix.toml").write_text('preset = "random-matrix"\n')
+    with pytest.raises(SpecError, match="preset: 'random-matrix' is not allowed; a network or sweep preset"):
+        app_config(str(tmp_path / "matrix.toml"))
+    # an empty grid is kept as such; a refused field read from a file says so as the app opens
+    (tmp_path / "empty.toml").write_text('vary = []\nwidths = "64,x"\n')
+    cfg, extras, opened = app_config(str(tmp_path / "empty.toml"))
+    assert extras == {"vary": "", "widths": "64,x"}
+    shown = make_app(cfg, extras=extras, opened=opened)
+    async with shown.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        await pilot.pause()
+        assert shown.extras.values()["vary"] == ""
+        assert "'64,x' is not allowed" in str(shown.extras.query_one(".error-widths").render())

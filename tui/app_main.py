@@ -4,7 +4,8 @@ from __future__ import annotations
 from typing import Any
 
 
-COMMAND_ONLY = ("metric", "steps", "inputs", "bins")     # settings of a command's own the app has no field for
+# settings of a command's own the app has no field for, with their defaults (a file holding these says nothing)
+COMMAND_ONLY = {"metric": "log10_gradz_ratio", "steps": 5, "inputs": 1, "bins": 20}
 
 
 def app_config(path: str) -> tuple[Any, dict[str, str], tuple[str, ...]]:
@@ -15,18 +16,22 @@ def app_config(path: str) -> tuple[Any, dict[str, str], tuple[str, ...]]:
 
     from .app import APP_DEFAULTS
     from .commands.common import OWN_KEYS
+    from initlab.engine.sweep import SWEEP_PRESETS
+
     from .widgets.extra_fields import extras_from_toml
 
     own = tuple(dict.fromkeys(k for keys in OWN_KEYS.values() for k in keys))
     flat = spec.read_toml(path, extra=own)
     name = flat.pop("preset", None)
-    if name is not None and name not in presets.PRESETS:
-        raise spec.SpecError("preset", name, "a network preset for the app: " + ", ".join(presets.PRESETS)
-                             + f" ({name} runs from the command line)")
+    if name is not None and name not in presets.PRESETS and name not in SWEEP_PRESETS:
+        raise spec.SpecError("preset", name, "a network or sweep preset for the app: "
+                             + ", ".join([*presets.PRESETS, *SWEEP_PRESETS]) + f" ({name} runs from the command line)")
     extras = extras_from_toml(flat)
-    unused = [k for k in COMMAND_ONLY if k in flat]
-    cfg = spec.from_mapping({k: v for k, v in flat.items() if k not in own},
-                            presets.PRESETS[name].config if name else APP_DEFAULTS)
+    unused = [k for k, default in COMMAND_ONLY.items() if k in flat and flat[k] != default]
+    # a sweep preset's net is the base, as the commands take it; its grid is the file's vary
+    base = presets.PRESETS[name].config if name in presets.PRESETS else \
+        SWEEP_PRESETS[name].config if name else APP_DEFAULTS
+    cfg = spec.from_mapping({k: v for k, v in flat.items() if k not in own}, base)
     lines = [f"opened {path}" + (f": preset {name}, with the file's settings over it" if name else "")]
     if unused:
         lines.append(f"the file's {', '.join(unused)} {'is' if len(unused) == 1 else 'are'} the command line's: the "

@@ -174,6 +174,11 @@ class ExtraFields(Collapsible):
                          **kwargs)
         self._error_boxes: dict[str, tuple[Label, Static]] = {}
 
+    def on_mount(self) -> None:
+        # a field filled from a file (initlab --config) is checked as if typed: its refusal shows at once
+        if any(self.raw[x.name] != x.default for x in EXTRAS.values()):
+            self.call_after_refresh(lambda: [self.recheck(x.name) for x in EXTRAS.values()])
+
     def values(self) -> dict[str, str]:
         return dict(self.raw)
 
@@ -249,10 +254,8 @@ def extras_toml_lines(raw: dict[str, str]) -> list[str]:
     """The sweep's grid, what it runs and the width check's widths as TOML lines (the model fields are flags only)."""
     from initlab.engine.spec import toml_string
 
-    lines = []
     items = vary_items(raw.get("vary", ""))
-    if items:
-        lines.append("vary = [" + ", ".join(toml_string(x) for x in items) + "]")
+    lines = ["vary = [" + ", ".join(toml_string(x) for x in items) + "]"]      # [] too: no grid, as the field had
     lines.append(f"train = {'true' if raw.get('sweep_runs', '').strip() == 'train' else 'false'}")
     if raw.get("widths", "").strip():
         lines.append(f"widths = {toml_string(raw['widths'].strip())}")
@@ -260,15 +263,25 @@ def extras_toml_lines(raw: dict[str, str]) -> list[str]:
 
 
 def extras_from_toml(values: dict[str, Any]) -> dict[str, str]:
-    """The app-only fields' text from a TOML experiment's vary, train and widths keys (as the commands write them)."""
+    """The app-only fields' text from a TOML experiment's vary, train and widths keys (as the commands write them);
+    SpecError for a value of the wrong kind, as the commands refuse it."""
     out = {}
-    if isinstance(values.get("vary"), list):
-        out["vary"] = " ".join(str(v) for v in values["vary"])
-    if isinstance(values.get("train"), bool):
+    if "vary" in values:
+        v = values["vary"]
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+            raise SpecError("vary", v, 'a list of NAME=V1,V2 strings, such as ["depth=10,20"]')
+        # --vary took "depth=2, 3" as one item; the field ends an item at a space
+        out["vary"] = " ".join("".join(x.split()) for x in v)
+    if "train" in values:
+        if not isinstance(values["train"], bool):
+            raise SpecError("train", values["train"], "true or false")
         out["sweep_runs"] = "train" if values["train"] else "probe"
-    w = values.get("widths")
-    if isinstance(w, list):
-        out["widths"] = ",".join(str(v) for v in w)
-    elif isinstance(w, str):
-        out["widths"] = w
+    if "widths" in values:
+        w = values["widths"]
+        if isinstance(w, list) and all(isinstance(x, int) and not isinstance(x, bool) for x in w):
+            out["widths"] = ",".join(map(str, w))
+        elif isinstance(w, str):
+            out["widths"] = w
+        else:
+            raise SpecError("widths", w, 'a list of widths such as [64, 128], or "64,128"')
     return out
