@@ -13,11 +13,10 @@ def app_config(path: str) -> tuple[Any, dict[str, str], tuple[str, ...]]:
     over the app's own defaults), the Beyond fields' text (a sweep's vary and train, the widths) and the log's first
     lines, which name the file and what of it the app does not use. Raises SpecError naming the field."""
     from initlab.engine import presets, spec
+    from initlab.engine.sweep import SWEEP_PRESETS
 
     from .app import APP_DEFAULTS
     from .commands.common import OWN_KEYS
-    from initlab.engine.sweep import SWEEP_PRESETS
-
     from .widgets.extra_fields import extras_from_toml
 
     own = tuple(dict.fromkeys(k for keys in OWN_KEYS.values() for k in keys))
