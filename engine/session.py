@@ -140,9 +140,9 @@ class Session:
     def _run(self, job: Job, stop: threading.Event, replaced: bool) -> None:
         ctx = Context(self._emit, stop)
         t0 = time.perf_counter()
-        cfg = getattr(job, "config", None)
         try:
             # what Started says is read from the job, which may refuse its own settings: a Failed still follows
+            cfg = getattr(job, "config", None)
             started = Started(job.name, config=cfg.to_dict() if hasattr(cfg, "to_dict") else {},
                               device=getattr(cfg, "device", "cpu"), total_steps=getattr(job, "total_steps", None),
                               replaced=replaced)

@@ -98,7 +98,7 @@ _OWN: set[str] = set()     # modules imported from a user's folder: forgotten at
 def _theirs(name: str, path: str | None, folder: str) -> bool:
     """A module of the user's own, from their folder: not an installed package (a virtual environment may live in
     that folder too) nor initlab itself (an editable checkout may be the current folder)."""
-    if not path or name.split(".")[0] in ("initlab", *sys.stdlib_module_names):
+    if not path or name.split(".")[0] == "initlab":
         return False
     full = os.path.abspath(path)
     # the folder may hold the interpreter's own libraries too (a pyenv under ~, a model loaded from /)
@@ -113,7 +113,7 @@ def _from_folder(folder: str):
     import a neighbour when called); the modules imported from it are remembered, to be forgotten at the next load:
     an edited helper is read again, and another folder's helper of the same name is not taken for it. No bytecode
     is written into the user's folder."""
-    before = set(sys.modules)
+    before = dict(sys.modules)
     sys.path.insert(0, folder)
     writes, sys.dont_write_bytecode = sys.dont_write_bytecode, True
     try:
@@ -122,8 +122,17 @@ def _from_folder(folder: str):
         sys.dont_write_bytecode = writes
         if folder in sys.path:
             sys.path.remove(folder)
-        _OWN.update(n for n in set(sys.modules) - before
-                    if _theirs(n, getattr(sys.modules.get(n), "__file__", None), folder))
+        for n, m in list(sys.modules.items()):
+            if before.get(n) is m or not _theirs(n, getattr(m, "__file__", None), folder):
+                continue
+            if n.split(".")[0] in sys.stdlib_module_names:
+                # the user's fractions.py, kept, would be every later `import fractions` (torch's sympy's too)
+                if n in before:
+                    sys.modules[n] = before[n]
+                else:
+                    sys.modules.pop(n, None)
+            else:
+                _OWN.add(n)
 
 
 def _forget_own() -> None:

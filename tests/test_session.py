@@ -509,3 +509,21 @@ def test_warnings_are_typed_apart_and_are_log_lines_still():
     warned = [e for e in events if isinstance(e, WarningLine)]
     assert warned and all(isinstance(e, LogLine) and e.level == "warning" for e in warned)
     assert not [e for e in events if isinstance(e, LogLine) and e.level == "warning" and not isinstance(e, WarningLine)]
+
+
+def test_a_job_whose_config_cannot_be_read_fails_with_an_event():
+    class Unreadable:
+        name = "unreadable"
+
+        @property
+        def config(self):
+            raise ValueError("boom")
+
+        def run(self, ctx):
+            return {}
+
+    events = []
+    s = Session(events.append)
+    s.start(Unreadable())
+    assert s.wait(30)
+    assert [type(e) for e in events] == [Started, Failed] and events[-1].message == "ValueError: boom"

@@ -649,3 +649,20 @@ def test_the_interpreters_own_modules_are_never_forgotten_though_the_users_folde
     with usermodel._from_folder(os.path.dirname(stdlib)):     # a model loaded from above the interpreter's files
         importlib.import_module("wave")
     assert "wave" not in usermodel._OWN
+
+
+def test_a_model_folders_module_named_as_the_standard_librarys_does_not_outlive_the_load(tmp_path):
+    """A user's fractions.py, left in sys.modules, was every later `import fractions` (torch's sympy's too)."""
+    import fractions
+
+    (tmp_path / "fractions.py").write_text("X = 'mine'\n")
+    (tmp_path / "net.py").write_text("import sys\nfrom torch import nn\nsys.modules.pop('fractions', None)\n"
+                                     "import fractions\nMINE = fractions.X\n"
+                                     "def make(): return nn.Linear(4, 2)\n")
+    try:
+        assert run_user_probe(make_spec(f"{tmp_path / 'net.py'}:make", "2,4")).layers[0]["shape"] == [2, 2]
+        import importlib
+
+        assert hasattr(importlib.import_module("fractions"), "Fraction")     # the standard library's again
+    finally:
+        sys.modules["fractions"] = fractions
