@@ -756,7 +756,7 @@ async def test_w_saves_the_forms_settings_as_toml_that_initlab_config_opens(tmp_
         app.form.widget_for("depth").value = "x"
         await pilot.pause()
         app.action_save_config()                    # a refused field: said, nothing written
-        assert "cannot run: depth: 'x' is not allowed" in app.log_pane.messages()[-1]
+        assert "cannot write the configuration: depth: 'x' is not allowed" in app.log_pane.messages()[-1]
         assert not list(tmp_path.glob("*.toml"))
         app.form.widget_for("depth").value = "7"
         app.form.widget_for("activation").value = "relu"
@@ -769,8 +769,8 @@ async def test_w_saves_the_forms_settings_as_toml_that_initlab_config_opens(tmp_
         saved = app.form.config()
         [f] = tmp_path.glob("initlab-config-*.toml")
         assert app.log_pane.messages()[-1] == f"wrote the configuration to {f} (initlab --config {f} opens it)"
-    cfg, extras, opened = app_config(str(f))
-    assert cfg == saved and saved.depth == 7 and saved.activation == "relu"
+    cfg, extras, opened, preset = app_config(str(f))
+    assert preset == "" and cfg == saved and saved.depth == 7 and saved.activation == "relu"
     assert extras == {"vary": "lr=0.01,0.1 epochs=1,2", "sweep_runs": "train", "widths": "16,32"}
     assert opened == (f"opened {f}",)
     reopened = make_app(cfg, extras=extras, opened=opened)
@@ -783,25 +783,28 @@ async def test_w_saves_the_forms_settings_as_toml_that_initlab_config_opens(tmp_
     # a file a command saved opens in the app, what it holds that the app has no field for said
     sweep_toml = tmp_path / "s.toml"
     assert main(["sweep", "--vary", "depth=2,3", "--width", "8", "--save-config", str(sweep_toml), "--json"]) == 0
-    cfg, extras, opened = app_config(str(sweep_toml))
+    cfg, extras, opened, _ = app_config(str(sweep_toml))
     assert extras["vary"] == "depth=2,3" and extras["sweep_runs"] == "probe" and cfg.width == 8
     assert len(opened) == 1         # its metric is the default: nothing to say of it
     assert main(["sweep", "--vary", "depth=2, 3", "--width", "8", "--metric", "last_a_std",
                  "--save-config", str(sweep_toml), "--json"]) == 0
-    cfg, extras, opened = app_config(str(sweep_toml))
+    cfg, extras, opened, _ = app_config(str(sweep_toml))
     assert extras["vary"] == "depth=2,3"        # one --vary item with a space: one item of the field still
     assert opened[1] == "the file's metric is the command line's: the app has no such field"
     eoc = tmp_path / "eoc.toml"
     assert main(["sweep", "--preset", "edge-of-chaos-tanh", "--depth", "2", "--width", "4", "--vary", "sigma_w=1.0",
                  "--vary", "sigma_b=0", "--save-config", str(eoc), "--json"]) == 0
-    cfg, extras, _ = app_config(str(eoc))        # a sweep preset's net, the file's grid
+    cfg, extras, _, preset = app_config(str(eoc))        # a sweep preset's net, the file's grid
     assert cfg.init == "scaled_normal" and cfg.depth == 2 and extras["vary"] == "sigma_w=1.0 sigma_b=0"
+    (tmp_path / "eoc_only.toml").write_text('preset = "edge-of-chaos-tanh"\n')
+    _, extras, _, _ = app_config(str(tmp_path / "eoc_only.toml"))       # no grid in the file: the preset's own
+    assert extras["vary"].startswith("sigma_w=0.7071067811865476,") and " sigma_b=0.0," in extras["vary"]
     bad = tmp_path / "bad.toml"
     bad.write_text('train = "yes"\n')
     with pytest.raises(SpecError, match="train: 'yes' is not allowed; true or false"):
         app_config(str(bad))
     (tmp_path / "few.toml").write_text('preset = "sigmoid-vanishing"\ndepth = 5\n')
-    few, _, opened = app_config(str(tmp_path / "few.toml"))        # over the preset's settings
+    few, _, opened, _ = app_config(str(tmp_path / "few.toml"))        # over the preset's settings
     assert few.depth == 5 and few.activation == "sigmoid"
     assert opened == (f"opened {tmp_path / 'few.toml'}: preset sigmoid-vanishing, with the file's settings over it",)
     assert main(["--config", str(f), "theory"]) == 2        # before a command it would be the app's, unread
@@ -810,7 +813,7 @@ async def test_w_saves_the_forms_settings_as_toml_that_initlab_config_opens(tmp_
         app_config(str(tmp_path / "matrix.toml"))
     # an empty grid is kept as such; a refused field read from a file says so as the app opens
     (tmp_path / "empty.toml").write_text('vary = []\nwidths = "64,x"\n')
-    cfg, extras, opened = app_config(str(tmp_path / "empty.toml"))
+    cfg, extras, opened, _ = app_config(str(tmp_path / "empty.toml"))
     assert extras == {"vary": "", "widths": "64,x"}
     shown = make_app(cfg, extras=extras, opened=opened)
     async with shown.run_test(size=(120, 36)) as pilot:
@@ -818,3 +821,26 @@ async def test_w_saves_the_forms_settings_as_toml_that_initlab_config_opens(tmp_
         await pilot.pause()
         assert shown.extras.values()["vary"] == ""
         assert "'64,x' is not allowed" in str(shown.extras.query_one(".error-widths").render())
+
+
+@pilot_test
+async def test_a_several_seed_presets_file_keeps_its_seeds_in_the_app_and_w_keeps_them(tmp_path):
+    from initlab.tui.app_main import app_config
+
+    f = tmp_path / "seeds.toml"
+    f.write_text('preset = "seed-sensitivity"\n')
+    cfg, extras, opened, preset = app_config(str(f))
+    assert preset == "seed-sensitivity"
+    app = make_app(cfg, extras=extras, opened=opened, preset=preset, export_dir=str(tmp_path))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        assert app.preset_seeds(app.form.config()) == PRESETS["seed-sensitivity"].seeds     # both, as the CLI runs
+        app.action_save_config()
+        await pilot.pause()
+        [saved] = tmp_path.glob("initlab-config-*.toml")
+        text = saved.read_text()
+        assert 'preset = "seed-sensitivity"' in text and "\nseed = " not in text
+        app.extras.set_value("vary", "depth=3,x")
+        await pilot.pause()
+        app.action_probe()          # a refused grid stops every run: said under its own field's name
+        assert app.log_pane.messages()[-1].startswith("cannot run: vary: depth: 'x' is not allowed")

@@ -792,4 +792,7 @@ def test_the_widths_key_names_exactly_the_layers_the_panels_cover_at_every_size(
                 marked = f"{W.GLYPHS[g]} layer {layer} (under" in text
                 covered_somewhere |= marked
                 assert marked != (W.GLYPHS[g] in inside), (width, height, layer)
+                if marked:      # the layer named is one whose marks are seen
+                    under = text.split(f"{W.GLYPHS[g]} layer {layer} (under layer ")[1].split(")")[0]
+                    assert W.GLYPHS[layers.index(int(under))] in inside, (width, height, layer, under)
     assert covered_somewhere

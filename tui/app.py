@@ -27,7 +27,7 @@ from initlab.engine import export
 from initlab.engine.events import Cancelled, Failed, Finished, LogLine, NonFinite, Started
 from initlab.engine.presets import PRESETS
 from initlab.engine.session import describe_error
-from initlab.engine.spec import Config, SpecError, saved_toml
+from initlab.engine.spec import Config, SpecError, saved_toml, toml_string
 from initlab.engine.spec import field_error as spec_field_error
 
 from .beyond import VIEW_JOBS, BeyondMixin, progress_state
@@ -121,7 +121,8 @@ class InitlabApp(BeyondMixin, App):
 
     def __init__(self, config: Config | None = None, *, autoprobe: bool = True,
                  clock: Callable[[], str] = wall_clock, export_dir: str = ".", refresh_hz: float = 4.0,
-                 chart_hz: float = 2.0, extras: dict[str, str] | None = None, opened: tuple[str, ...] = ()):
+                 chart_hz: float = 2.0, extras: dict[str, str] | None = None, opened: tuple[str, ...] = (),
+                 preset: str = ""):
         super().__init__()
         self.initial_config = config or APP_DEFAULTS
         self.initial_extras = extras or {}      # the Beyond fields' text, from a TOML experiment
@@ -157,7 +158,7 @@ class InitlabApp(BeyondMixin, App):
         self._snap_run, self._snap_config = 0, None     # the run the snapshot's statistics came from, its settings
         self._run_jobs: dict[int, Any] = {}            # jobs by run, for a snapshot taken before its Started
         self._snap_seeds: tuple[int, ...] = ()         # the seeds of the run the snapshot came from
-        self.preset_name = ""       # the preset last loaded into the form
+        self.preset_name = preset   # the preset last loaded into the form (or named by the file it opened)
         self._jobs: deque[Any] = deque()                  # jobs started, not yet seen as Started
         self.run_seeds: tuple[int, ...] = ()              # the seeds of the job started last (a several-run training)
         self.run_config: Config | None = None            # the config of the job whose statistics are shown
@@ -241,9 +242,9 @@ class InitlabApp(BeyondMixin, App):
         self._update_header()
 
     # -- running -----------------------------------------------------------------------------------------------
-    def valid_config(self) -> Config | None:
-        """The form's Config, or None after saying (log, notification) why running is refused: a refused field,
-        the app's own fields (model, vary, ...) included, stops every run."""
+    def valid_config(self, doing: str = "run") -> Config | None:
+        """The form's Config, or None after saying (log, notification) why running (or `doing`) is refused: a
+        refused field, the app's own fields (model, vary, ...) included, stops every run."""
         errors = self.form.errors()
         try:
             if errors:
@@ -251,9 +252,9 @@ class InitlabApp(BeyondMixin, App):
                 raise SpecError(name, self.form.values()[name], msg.split("; ", 1)[-1])
             cfg = self.form.config()
         except SpecError as e:
-            self.refuse(f"cannot run: {e}", e.field)
+            self.refuse(f"cannot {doing}: {e}", e.field)
             return None
-        return cfg if self.extras_valid() else None
+        return cfg if self.extras_valid(doing) else None
 
     def refuse(self, message: str, field: str | None = None) -> None:
         if field and field in self.form.values():
@@ -763,12 +764,18 @@ class InitlabApp(BeyondMixin, App):
 
     def action_save_config(self) -> None:
         """The form's settings as TOML in the export folder (a refused field is said, and nothing written)."""
-        cfg = self.valid_config()
+        cfg = self.valid_config("write the configuration")
         if cfg is None:
             return
         path = self._export_base("config") + ".toml"
         lines = saved_toml(cfg).splitlines()
         lines[1:1] = extras_toml_lines(self.extras.values())     # at the top level, as --save-config puts them
+        p = PRESETS.get(self.preset_name)
+        if p is not None and p.held_by(cfg):
+            # the form holds the preset: named, and a preset of several seeds keeps them (its seed left out)
+            lines.insert(1, f"preset = {toml_string(p.name)}")
+            if len(p.seeds) > 1:
+                lines = [ln for ln in lines if not ln.startswith("seed = ")]
         try:
             written = export.write_text(path, "\n".join(lines) + "\n")
         except OSError as e:

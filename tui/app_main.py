@@ -8,10 +8,12 @@ from typing import Any
 COMMAND_ONLY = {"metric": "log10_gradz_ratio", "steps": 5, "inputs": 1, "bins": 20}
 
 
-def app_config(path: str) -> tuple[Any, dict[str, str], tuple[str, ...]]:
+def app_config(path: str) -> tuple[Any, dict[str, str], tuple[str, ...], str]:
     """What a TOML experiment gives the app (`initlab --config FILE`): the Config (its settings over its preset's, or
-    over the app's own defaults), the Beyond fields' text (a sweep's vary and train, the widths) and the log's first
-    lines, which name the file and what of it the app does not use. Raises SpecError naming the field."""
+    over the app's own defaults), the Beyond fields' text (a sweep's vary and train, the widths; a sweep preset's
+    grid where the file has none), the log's first lines, which name the file and what of it the app does not use,
+    and the preset's name ('' for none: a training preset's seeds run while the form holds its settings). Raises
+    SpecError naming the field."""
     from initlab.engine import presets, spec
     from initlab.engine.sweep import SWEEP_PRESETS
 
@@ -26,6 +28,9 @@ def app_config(path: str) -> tuple[Any, dict[str, str], tuple[str, ...]]:
         raise spec.SpecError("preset", name, "a network or sweep preset for the app: "
                              + ", ".join([*presets.PRESETS, *SWEEP_PRESETS]) + f" ({name} runs from the command line)")
     extras = extras_from_toml(flat)
+    if name in SWEEP_PRESETS and "vary" not in extras:       # the preset's own grid, as the commands run it
+        extras["vary"] = " ".join(f"{k}={','.join(repr(float(v)) for v in vals)}"
+                                  for k, vals in SWEEP_PRESETS[name].vary.items())
     unused = [k for k, default in COMMAND_ONLY.items() if k in flat and flat[k] != default]
     # a sweep preset's net is the base, as the commands take it; its grid is the file's vary
     base = presets.PRESETS[name].config if name in presets.PRESETS else \
@@ -35,12 +40,13 @@ def app_config(path: str) -> tuple[Any, dict[str, str], tuple[str, ...]]:
     if unused:
         lines.append(f"the file's {', '.join(unused)} {'is' if len(unused) == 1 else 'are'} the command line's: the "
                      "app has no such field")
-    return cfg, extras, tuple(lines)
+    return cfg, extras, tuple(lines), name or ""
 
 
-def run_app(config: Any = None, extras: dict[str, str] | None = None, opened: tuple[str, ...] = ()) -> int:
+def run_app(config: Any = None, extras: dict[str, str] | None = None, opened: tuple[str, ...] = (),
+            preset: str = "") -> int:
     from .app import InitlabApp
 
-    app = InitlabApp(config, extras=extras, opened=opened)
+    app = InitlabApp(config, extras=extras, opened=opened, preset=preset)
     app.run()
     return app.return_code or 0     # 1 when the app stopped on an error, so that a script sees it

@@ -74,14 +74,16 @@ class BeyondMixin:
     def extras(self) -> ExtraFields:
         return self.query_one(ExtraFields)
 
-    def extras_valid(self) -> bool:
+    def extras_valid(self, doing: str = "run") -> bool:
         """True when every app-only field is accepted; else the first refusal is said and its field focused."""
         errors = self.extras.errors()
         if not errors:
             return True
         name, msg = next(iter(errors.items()))
         self.open_field(name)
-        self.refuse(f"cannot run: {msg} (the cursor is in {name} now; escape leaves it)")
+        # a grid's refusal names the setting in it (depth: 'x'): the field it is in leads
+        said = msg if msg.startswith(f"{name}:") else f"{name}: {msg}"
+        self.refuse(f"cannot {doing}: {said} (the cursor is in {name} now; escape leaves it)")
         return False
 
     def open_field(self, name: str) -> None:

@@ -143,7 +143,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         from .app_main import app_config, run_app
 
         try:        # the file first: a script that checks it needs no terminal to be told what is wrong with it
-            cfg, extras, opened = app_config(args.app_config)
+            cfg, extras, opened, preset = app_config(args.app_config)
         except SpecError as e:
             say_error(str(e))
             return 2
@@ -151,7 +151,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         if problem:
             say_error(problem)
             return 2
-        return run_app(cfg, extras, opened)
+        return run_app(cfg, extras, opened, preset)
     if args.command is None:
         parser.print_help()
         return 0

@@ -184,6 +184,8 @@ class ConfigForm(VerticalScroll, can_focus=False):
                 c.collapsed = False
         w.focus()
         w.scroll_visible()
+        # a group just opened (or a form still laying out, as the app opens) moves the field: seen again after
+        self.call_after_refresh(w.scroll_visible)
 
     # -- writing -----------------------------------------------------------------------------------------------
     def load(self, cfg: spec.Config) -> None:

@@ -130,6 +130,11 @@ class WidthsChart(PlotWidget):
             rows, seen, shown_steps = drawn
             covered = {g: under_which(r, layers, g) for g in range(len(layers))
                        if GLYPHS[g] not in seen and has_point(r, layers[g])}
+            for g in covered:       # the line it lies under may itself lie under a later one: the one seen is named
+                h, hops = covered[g], 0
+                while h in covered and covered[h] is not None and hops < len(layers):
+                    h, hops = covered[h], hops + 1
+                covered[g] = h
             new = keyed(covered)
             if new.plain.count("\n") <= key.plain.count("\n"):
                 key = new
