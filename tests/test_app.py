@@ -844,3 +844,22 @@ async def test_a_several_seed_presets_file_keeps_its_seeds_in_the_app_and_w_keep
         await pilot.pause()
         app.action_probe()          # a refused grid stops every run: said under its own field's name
         assert app.log_pane.messages()[-1].startswith("cannot run: vary: depth: 'x' is not allowed")
+    # as the command line runs such files: a changed setting keeps the seeds, a seed named runs alone
+    f.write_text('preset = "seed-sensitivity"\nepochs = 5\n')
+    cfg, extras, opened, preset = app_config(str(f))
+    app = make_app(cfg, extras=extras, opened=opened, preset=preset)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        assert app.preset_seeds(app.form.config()) == PRESETS["seed-sensitivity"].seeds
+    f.write_text('preset = "seed-sensitivity"\nseed = 420\n')
+    assert app_config(str(f))[3] == ""
+    f.write_text('preset = "edge-of-chaos-tanh"\n')          # a sweep preset's name is written back too
+    cfg, extras, opened, preset = app_config(str(f))
+    app = make_app(cfg, extras=extras, opened=opened, preset=preset, export_dir=str(tmp_path / "eoc"))
+    (tmp_path / "eoc").mkdir()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        app.action_save_config()
+        await pilot.pause()
+    [saved] = (tmp_path / "eoc").glob("initlab-config-*.toml")
+    assert 'preset = "edge-of-chaos-tanh"' in saved.read_text()

@@ -28,6 +28,7 @@ from initlab.engine.events import Cancelled, Failed, Finished, LogLine, NonFinit
 from initlab.engine.presets import PRESETS
 from initlab.engine.session import describe_error
 from initlab.engine.spec import Config, SpecError, saved_toml, toml_string
+from initlab.engine.sweep import SWEEP_PRESETS
 from initlab.engine.spec import field_error as spec_field_error
 
 from .beyond import VIEW_JOBS, BeyondMixin, progress_state
@@ -159,6 +160,9 @@ class InitlabApp(BeyondMixin, App):
         self._run_jobs: dict[int, Any] = {}            # jobs by run, for a snapshot taken before its Started
         self._snap_seeds: tuple[int, ...] = ()         # the seeds of the run the snapshot came from
         self.preset_name = preset   # the preset last loaded into the form (or named by the file it opened)
+        # the settings a file naming a preset opened with: its seeds run while the form holds them, as the command
+        # line runs that file (the file may change some of the preset's settings)
+        self.opened_config = self.initial_config if preset else None
         self._jobs: deque[Any] = deque()                  # jobs started, not yet seen as Started
         self.run_seeds: tuple[int, ...] = ()              # the seeds of the job started last (a several-run training)
         self.run_config: Config | None = None            # the config of the job whose statistics are shown
@@ -318,10 +322,15 @@ class InitlabApp(BeyondMixin, App):
         self.note_model_not_used("t trains")
         self.start_job(TrainJob(cfg, seeds=self.preset_seeds(cfg) if seeds is None else seeds), "train")
 
+    def holds_preset(self, cfg: Config) -> bool:
+        """Whether the form holds the preset last loaded: its settings, or those the file naming it opened with."""
+        p = PRESETS.get(self.preset_name) or SWEEP_PRESETS.get(self.preset_name)
+        return p is not None and (cfg.replace(device=p.config.device) == p.config or cfg == self.opened_config)
+
     def preset_seeds(self, cfg: Config) -> tuple[int, ...]:
-        """A several-seed preset keeps its seeds while the form still holds exactly its config."""
+        """A several-seed preset keeps its seeds while the form still holds its config (or an opened file's)."""
         p = PRESETS.get(self.preset_name)
-        if p and p.seeds and p.held_by(cfg):
+        if p and p.seeds and self.holds_preset(cfg):
             return p.seeds
         if p and p.seeds:       # said, so that the preset's other runs are not dropped unawares
             self.log_pane.add("info", f"the form no longer holds {p.name}'s settings: one run, seed {cfg.seed} "
@@ -330,7 +339,7 @@ class InitlabApp(BeyondMixin, App):
 
     def action_run_preset(self, name: str) -> None:
         p = PRESETS[name]
-        self.preset_name = name
+        self.preset_name, self.opened_config = name, None
         self.form.show_preset(name)
         self.form.load(p.config)
         self.leave_own_model(name)
@@ -636,7 +645,7 @@ class InitlabApp(BeyondMixin, App):
 
     def on_config_form_preset_chosen(self, message: ConfigForm.PresetChosen) -> None:
         p = PRESETS[message.name]
-        self.preset_name = p.name
+        self.preset_name, self.opened_config = p.name, None
         self.form.load(p.config)
         self.log_pane.add("info", f"preset {p.name} loaded ({p.kind}): {p.summary}; "
                                   f"{'t trains' if p.kind == 'train' else 'p probes'} it")
@@ -770,11 +779,10 @@ class InitlabApp(BeyondMixin, App):
         path = self._export_base("config") + ".toml"
         lines = saved_toml(cfg).splitlines()
         lines[1:1] = extras_toml_lines(self.extras.values())     # at the top level, as --save-config puts them
-        p = PRESETS.get(self.preset_name)
-        if p is not None and p.held_by(cfg):
+        if self.holds_preset(cfg):
             # the form holds the preset: named, and a preset of several seeds keeps them (its seed left out)
-            lines.insert(1, f"preset = {toml_string(p.name)}")
-            if len(p.seeds) > 1:
+            lines.insert(1, f"preset = {toml_string(self.preset_name)}")
+            if len(getattr(PRESETS.get(self.preset_name), "seeds", ())) > 1:
                 lines = [ln for ln in lines if not ln.startswith("seed = ")]
         try:
             written = export.write_text(path, "\n".join(lines) + "\n")

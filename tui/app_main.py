@@ -40,7 +40,9 @@ def app_config(path: str) -> tuple[Any, dict[str, str], tuple[str, ...], str]:
     if unused:
         lines.append(f"the file's {', '.join(unused)} {'is' if len(unused) == 1 else 'are'} the command line's: the "
                      "app has no such field")
-    return cfg, extras, tuple(lines), name or ""
+    # a seed the file names runs alone, as on the command line: no preset's seeds then
+    several = len(getattr(presets.PRESETS.get(name or ""), "seeds", ())) > 1
+    return cfg, extras, tuple(lines), "" if several and "seed" in flat else name or ""
 
 
 def run_app(config: Any = None, extras: dict[str, str] | None = None, opened: tuple[str, ...] = (),

@@ -134,7 +134,7 @@ class WidthsChart(PlotWidget):
                 h, hops = covered[g], 0
                 while h in covered and covered[h] is not None and hops < len(layers):
                     h, hops = covered[h], hops + 1
-                covered[g] = h
+                covered[g] = None if h in covered else h        # a chain ending unseen: under later lines
             new = keyed(covered)
             if new.plain.count("\n") <= key.plain.count("\n"):
                 key = new
