@@ -29,7 +29,7 @@ KEYS = (
     ("escape", "leave a field (keys act on the app again)"),
     ("ctrl+p", "command palette: every action, and every preset (loaded and run at once)"),
     ("?", "this help"),
-    ("q", "quit (while a run goes on, q twice: the first asks; ctrl+q too)"),
+    ("q", "quit (while a training or a sweep runs, q twice: the first asks; ctrl+q too)"),
 )
 
 
