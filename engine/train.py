@@ -304,7 +304,7 @@ class Trainer:
                     raise _Stop()
         except JobCancelled:
             self.stopped = "cancelled"
-            self.emit(LogLine("train", "info", f"cancelled at step {self.step}"))
+            self.emit(LogLine("train", "info", f"cancelled at step {self.step}{self._which()}"))
         except _Stop:
             self.stopped = "nonfinite"
             nf = self.nonfinite or {"step": self.step, "layer": None, "tensor": "loss"}
@@ -322,7 +322,7 @@ class Trainer:
             self.final = self.final_stats() if self.stopped == "finished" else None
         except JobCancelled:        # stopped while taking the end state: the steps so far are still the result
             self.stopped, self.final = "cancelled", None
-            self.emit(LogLine("train", "info", f"cancelled at step {self.step}, before the end state"))
+            self.emit(LogLine("train", "info", f"cancelled at step {self.step}{self._which()}, before the end state"))
         if self.final is not None:
             last_epoch = (self.epochs.latest or {}).get("epoch", 0)
             self.emit(LayerStats("train", step=self.step, epoch=last_epoch, layers=tuple(self.final), final=True,
@@ -331,6 +331,10 @@ class Trainer:
             if note:
                 self.emit(WarningLine("train", "warning", f"end state: {note}"))
         return self.result(seconds)
+
+    def _which(self) -> str:
+        """' (seed S, run r of n)' for a training of several seeds, else ''."""
+        return f" (seed {self.cfg.seed}, run {self.run_index + 1} of {self.runs})" if self.runs > 1 else ""
 
     def _diagnose(self, xb: torch.Tensor, yb: torch.Tensor, epoch: int, after_epoch: bool = False) -> None:
         """After a non-finite loss (a step's, or with after_epoch the epoch's over the train split), one instrumented

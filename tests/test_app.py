@@ -835,6 +835,9 @@ async def test_a_several_seed_presets_file_keeps_its_seeds_in_the_app_and_w_keep
     async with app.run_test(size=(120, 36)) as pilot:
         await pilot.pause()
         assert app.preset_seeds(app.form.config()) == PRESETS["seed-sensitivity"].seeds     # both, as the CLI runs
+        from textual.widgets import Select
+
+        assert app.form.query_one("#preset", Select).value == "seed-sensitivity"      # named in the selector
         app.action_save_config()
         await pilot.pause()
         [saved] = tmp_path.glob("initlab-config-*.toml")

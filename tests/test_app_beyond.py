@@ -245,7 +245,7 @@ async def test_a_pinned_run_keeps_its_own_settings_after_a_jacobian_of_others():
         await pilot.pause()
         await pilot.press("b")
         await pilot.pause()
-        assert app.baseline.layers == probed and app.baseline.label == f"probe tanh {SMALL.init}"
+        assert app.baseline.layers == probed and app.baseline.label == f"probe seed {SMALL.seed} tanh {SMALL.init}"
 
 
 @pilot_test
@@ -366,7 +366,7 @@ async def test_model_field_probes_your_own_model_and_refusals_leave_the_app_usab
         assert [d["name"] for d in layers] == [d["name"] for d in ref.layers] == ["0", "1", "2", "3"]
         await pilot.press("b")          # a user's model is pinned by its factory's name
         await pilot.pause()
-        assert app.baseline is not None and app.baseline.label == f"probe {path}:cnn"
+        assert app.baseline is not None and app.baseline.label == f"probe seed {SMALL.seed} {path}:cnn"
         assert [d["a_std"] for d in layers] == pytest.approx([d["a_std"] for d in ref.layers], rel=1e-6)
         assert app.last_result["model"] == "Sequential" and app.run_state == "idle"
         # the numbers name each row's module and kind, kept in sight when the columns are paged

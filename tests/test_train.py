@@ -580,3 +580,24 @@ def test_the_result_holds_the_final_verdict_and_the_sampled_count_its_report_giv
     md = report.markdown("train", json.loads(dumps(res)))
     assert f"the history keeps {len(res['steps'])} of 21 sampled steps" in md
     assert f"gradient signal over the final layers: **{res['final']['verdict']['kind']}**" in md
+
+
+def test_a_stop_in_a_several_seed_training_names_the_seed_it_stopped():
+    from initlab.engine.events import LogLine
+    from initlab.engine.session import JobCancelled
+
+    lines, started = [], []
+
+    def emit(ev):
+        if isinstance(ev, LogLine):
+            lines.append(ev.message)
+
+    def check():
+        if any("run 2 of 2" in m for m in lines):       # in the second run's steps
+            started.append(1)
+            if len(started) > 3:
+                raise JobCancelled()
+
+    cfg = Config(depth=2, width=4, batch=10, n_rows=100, epochs=1, device="cpu")
+    run_training(cfg, emit=emit, check=check, seeds=(5, 6))
+    assert any(m.startswith("cancelled at step ") and m.endswith(" (seed 6, run 2 of 2)") for m in lines)

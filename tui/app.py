@@ -205,6 +205,8 @@ class InitlabApp(BeyondMixin, App):
     def on_ready(self) -> None:
         for line in self.opened:
             self.log_pane.add("info", line)
+        if self.preset_name in PRESETS:     # named by the file opened: the selector says so, as after choosing it
+            self.form.show_preset(self.preset_name)
         # The first frame is up; only now may anything import torch (on threads).
         self.find_devices()
         self._request_curve()
@@ -436,6 +438,8 @@ class InitlabApp(BeyondMixin, App):
                 seed = self._seed_note(s.run).lstrip(", ")
                 if seed and hasattr(cfg, "replace"):     # the run's own seed: the job's config holds the first's
                     cfg = cfg.replace(seed=self._snap_seeds[s.run])
+                elif getattr(cfg, "seed", None) is not None:
+                    seed = f"seed {cfg.seed}"       # of one run too: a baseline is mostly of another seed or lr
                 self._pinnable_at = state       # the seed is in the label already
                 # of a several-seed training, the run the charts show: its epochs alone, as the Training tab's
                 # first run (the tab draws a baseline's run 0; both seeds' had been pinned, drawn as one curve)
