@@ -318,7 +318,7 @@ async def test_statistics_taken_before_their_jobs_start_is_handled_belong_to_tha
         await pilot.pause()
         assert app._runs == 1 and app._charted == 1
         app.action_pin_baseline()
-        assert app.baseline.label == "probe relu kaiming_normal"
+        assert app.baseline.label == "probe seed 0 relu kaiming_normal"
 
 
 @pilot_test
