@@ -8,7 +8,7 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "gelu", "silu", "softplus")
 INITS = (
@@ -476,11 +476,17 @@ def toml_string(v: str) -> str:
     return '"' + "".join(out) + '"'
 
 
-def saved_toml(cfg: Config) -> str:
-    """to_toml of a saved experiment: a data file's path made absolute, so that it is read from any folder."""
+def saved_toml(cfg: Config, preset: str | None = None, drop_seed: bool = False, top: Sequence[str] = ()) -> str:
+    """to_toml of a saved experiment: a data file's path made absolute, so that it is read from any folder; the
+    preset it starts from named, its seed left out where a preset of several seeds is to run them all (drop_seed),
+    and `top` lines (a command's own settings) at the top level, before any table a later edit might add."""
     if cfg.data not in BUILTIN_DATA:
         cfg = cfg.replace(data=os.path.abspath(cfg.data))
-    return to_toml(cfg)
+    lines = to_toml(cfg).splitlines()
+    lines[1:1] = [*top, *([f"preset = {toml_string(preset)}"] if preset else [])]
+    if drop_seed:
+        lines = [ln for ln in lines if not ln.startswith("seed = ")]
+    return "\n".join(lines) + "\n"
 
 
 def to_toml(cfg: Config) -> str:

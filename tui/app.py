@@ -27,7 +27,7 @@ from initlab.engine import export
 from initlab.engine.events import Cancelled, Failed, Finished, LogLine, NonFinite, Started
 from initlab.engine.presets import PRESETS
 from initlab.engine.session import describe_error
-from initlab.engine.spec import Config, SpecError, saved_toml, toml_string
+from initlab.engine.spec import Config, SpecError, saved_toml
 from initlab.engine.sweep import SWEEP_PRESETS
 from initlab.engine.spec import field_error as spec_field_error
 
@@ -781,15 +781,13 @@ class InitlabApp(BeyondMixin, App):
         if cfg is None:
             return
         path = self._export_base("config") + ".toml"
-        lines = saved_toml(cfg).splitlines()
-        lines[1:1] = extras_toml_lines(self.extras.values())     # at the top level, as --save-config puts them
-        if self.holds_preset(cfg):
-            # the form holds the preset: named, and a preset of several seeds keeps them (its seed left out)
-            lines.insert(1, f"preset = {toml_string(self.preset_name)}")
-            if len(getattr(PRESETS.get(self.preset_name), "seeds", ())) > 1:
-                lines = [ln for ln in lines if not ln.startswith("seed = ")]
+        # the form holds the preset: named, and a preset of several seeds keeps them (its seed left out)
+        held = self.holds_preset(cfg)
+        text = saved_toml(cfg, self.preset_name if held else None,
+                          held and len(getattr(PRESETS.get(self.preset_name), "seeds", ())) > 1,
+                          extras_toml_lines(self.extras.values()))
         try:
-            written = export.write_text(path, "\n".join(lines) + "\n")
+            written = export.write_text(path, text)
         except OSError as e:
             self._cannot_write("save the configuration", e, os.path.basename(path))
             return

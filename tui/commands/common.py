@@ -319,17 +319,12 @@ def save_config(args: argparse.Namespace, cfg: Config) -> None:
 
         from initlab.engine.sweep import SWEEP_PRESETS
 
-        lines = spec.saved_toml(cfg).splitlines()
         name = getattr(args, "preset", None) or getattr(args, "sweep_preset", None)
-        if name in SWEEP_PRESETS:
-            lines.insert(1, f"preset = {spec.toml_string(name)}")
-        elif name in presets.PRESETS:
-            # the preset is named, and a preset of several seeds keeps them: its seed is left out unless one was given
-            lines.insert(1, f"preset = {spec.toml_string(name)}")
-            if len(presets.PRESETS[name].seeds) > 1 and "seed" not in given_settings(args):
-                lines = [ln for ln in lines if not ln.startswith("seed = ")]
-        lines[1:1] = own_toml_lines(args)       # at the top level, before any table a later edit might add
-        write_text(args.save_config, "\n".join(lines) + "\n")
+        named = name if name in SWEEP_PRESETS or name in presets.PRESETS else None
+        # a preset of several seeds keeps them: its seed is left out unless one was given
+        several = name in presets.PRESETS and len(presets.PRESETS[name].seeds) > 1
+        write_text(args.save_config, spec.saved_toml(cfg, named, several and "seed" not in given_settings(args),
+                                                     own_toml_lines(args)))
         sys.stderr.write(f"wrote {args.save_config}\n")       # as --out, --csv and --report say theirs
 
 
