@@ -14,7 +14,7 @@ class Event:
 class Started(Event):
     config: dict[str, Any] = field(default_factory=dict)
     device: str = "cpu"
-    total_steps: int | None = None
+    total_steps: int | None = None      # the whole job's (every seed's, for several); None where not known ahead
     replaced: bool = False          # a running job was cancelled to make room for this one
 
 
@@ -35,7 +35,7 @@ class LayerStats(Event):
 @dataclass(frozen=True)
 class Progress(Event):
     step: int = 0
-    total_steps: int = 0
+    total_steps: int = 0    # of this run: a training of several seeds counts each seed's steps from 0
     epoch: int = 0
     epochs: int = 0
     loss: float | None = None

@@ -105,7 +105,9 @@ def parse_vary(items: list[str]) -> dict[str, list[Any]]:
             raise SpecError("vary", name, "each setting varied once")
         parts = raw.split(";" if FIELDS[name].kind is tuple else ",")
         if not raw.strip() or any(not p.strip() for p in parts):
-            raise SpecError(name, raw, "a comma-separated list of values")
+            sep = ";" if FIELDS[name].kind is tuple else ","
+            # "depth=3, 4": the space ended the item, which is left ending in its separator
+            raise SpecError(name, raw, f"values separated by '{sep}' with no spaces (a space separates settings)")
         values = []
         for p in parts:
             v = parse_checked(name, p)

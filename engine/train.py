@@ -330,6 +330,14 @@ class Trainer:
             note = symmetry_note(self.final)
             if note:
                 self.emit(WarningLine("train", "warning", f"end state: {note}"))
+        if self.runs > 1 and self.stopped != "cancelled":
+            # each seed's ending before the next seed's start (the job's own summary comes after the last)
+            end = self.epochs.latest or {}
+            fmt = lambda v: "n/a" if v is None else f"{v:.4g}"
+            how = "finished" if self.stopped == "finished" else "stopped on a non-finite value"
+            self.emit(LogLine("train", "info", f"{how} after {self.step} steps; train loss "
+                                               f"{fmt(end.get('train_loss'))}, test loss {fmt(end.get('test_loss'))}"
+                                               f"{self._which()}"))
         return self.result(seconds)
 
     def _which(self) -> str:
@@ -375,8 +383,9 @@ class Trainer:
                      "step": latest.get("step")}
         # as a probe's, of the backward signal alone (the forward reference, the data's std, is not the net's)
         v = verdict_of(final["layers"], None) if final["layers"] else None
-        if self.stopped == "nonfinite" and v is not None and v.get("kind") != "nonfinite":
-            # where the run found it, not what its last sampled numbers (steps before the blow-up) point to
+        if self.stopped == "nonfinite" and v is not None:
+            # where the run found it, not what its last sampled numbers (steps before the blow-up, or the
+            # diagnosis's step, where a loss that overflowed first has made later tensors NaN) point to
             v = {**v, "kind": "nonfinite", "from_layer": (self.nonfinite or {}).get("layer")}
         final["verdict"] = v
         return {

@@ -698,8 +698,14 @@ async def test_a_training_of_several_seeds_says_which_seed_the_charts_hold():
         messages = app.log_pane.messages()
         assert any(m.endswith("; seed 3, run 1 of 2") for m in messages)
         assert any(m.endswith("; seed 5, run 2 of 2") for m in messages)
-        assert any(m.startswith("training finished after ") and "(seed 3, the first of 2 runs)" in m
-                   for m in messages)
+        # each seed's ending is logged before the next seed's start, then the job's line
+        first_end = next(i for i, m in enumerate(messages)
+                         if m.startswith("finished after ") and m.endswith("(seed 3, run 1 of 2)"))
+        second_start = next(i for i, m in enumerate(messages) if m.endswith("; seed 5, run 2 of 2"))
+        assert first_end < second_start
+        assert any(m.startswith("finished after ") and m.endswith("(seed 5, run 2 of 2)") for m in messages)
+        assert messages[-2].startswith("training of 2 seeds finished (") and messages[-2].endswith(
+            "the charts hold seed 5's run")
         assert app.charts.chart("forward").data.label.endswith(", seed 5")       # the end state shown: the last run's
         heat = app.charts.chart("heatmap")
         assert heat.label == "seed 5"

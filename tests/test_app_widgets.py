@@ -355,6 +355,8 @@ def test_the_widths_chart_says_which_steps_fit_when_some_do_not():
     narrow = chart.draw(88, 36).plain.splitlines()
     assert narrow[0].startswith("Widths (4 of 6 steps fit; n lists all): mean |a| per layer")
     assert len(narrow[0]) <= 88 and len(narrow[1]) <= 88          # the title and the slopes are not cut
+    # a pane too narrow for the whole title keeps the chart's name and the note, not a cut description
+    assert chart.draw(60, 36).plain.splitlines()[0] == "Widths (4 of 6 steps fit; n lists all)"
     assert narrow[1].startswith("largest |slope| (log-log; 0 is flat), steps 0 to 5: ")
     slopes = [max(abs(v) for v in row) for row in chart.data["slopes"]]
     assert narrow[1].split(": ", 1)[1] == ", ".join(f"{v:.2g}" for v in slopes)

@@ -236,3 +236,21 @@ def test_the_forward_variance_ratio_after_a_relu_reads_its_mean(relu_xavier, rel
         assert statistics.median(ratios) == pytest.approx(n_var_w * lift, rel=0.06)
     assert 1.05 <= min(d["fwd_var_ratio"] for d in relu_xavier.layers[1:]) and \
         max(d["fwd_var_ratio"] for d in relu_xavier.layers[1:]) <= 1.85
+
+
+def test_glorot_forward_and_backward_ratios_under_unequal_fans_read_n_in_and_n_out_var_w():
+    """A Linear scales Var(z) / Var(x) by n_in Var(W) and the gradient's Var(dL/dx) / Var(dL/dz) by n_out Var(W);
+    Xavier's compromise 2 / (n_in + n_out) on 512 -> 128 -> 512 gives 1.6 and 0.4, then 0.4 and 1.6: neither
+    condition holds where the fans differ."""
+    cfg = Config(depth=2, in_features=512, width=128, out_features=512, activation="identity", bias=False,
+                 init="xavier_normal", gain=1.0, batch=1024, device="cpu", seed=0)
+    res = run_probe(cfg, distributions=False)
+    first, second = res.layers
+    assert first["fwd_var_ratio"] == pytest.approx(512 * 2 / 640, rel=0.05)
+    assert first["bwd_var_ratio"] == pytest.approx(128 * 2 / 640, rel=0.05)
+    assert second["fwd_var_ratio"] == pytest.approx(128 * 2 / 640, rel=0.05)
+    assert second["bwd_var_ratio"] == pytest.approx(512 * 2 / 640, rel=0.05)
+    # and each against its own layer's drawn weights, n_in Var(W) and n_out Var(W)
+    for d, (n_in, n_out) in zip(res.layers, ((512, 128), (128, 512))):
+        assert d["fwd_var_ratio"] == pytest.approx(n_in * d["w_std"] ** 2, rel=0.05)
+        assert d["bwd_var_ratio"] == pytest.approx(n_out * d["w_std"] ** 2, rel=0.05)

@@ -48,8 +48,8 @@ def test_parse_vary_types_every_value_by_its_field():
     ("depth=0", "depth", "0"),
     ("init=xavier,kaiming_normal", "init", "'xavier'"),
     ("depth", "vary", "NAME=V1,V2"),
-    ("depth=", "depth", "comma-separated"),
-    ("depth=1,,2", "depth", "comma-separated"),
+    ("depth=", "depth", "values separated by ','"),
+    ("depth=1,,2", "depth", "values separated by ','"),
 ])
 def test_parse_vary_refuses_with_the_field_named(item, field, text):
     with pytest.raises(SpecError) as e:
@@ -333,6 +333,9 @@ def test_the_apps_grid_field_takes_spaces_or_semicolons_between_settings():
     # a space ends an item: a stray word is refused as typed, not joined to the item before it
     assert extra_error("vary", "depth=10 20").startswith("vary: '20' is not allowed")
     assert extra_error("vary", "poly_w=2,-1; 1,1").startswith("vary: '1,1' is not allowed")
+    # a space after a comma ends the item there: the refusal says so
+    said = extra_error("vary", "depth=3, 4")
+    assert "'3,'" in said and "with no spaces (a space separates settings)" in said
 
 
 def test_a_bad_data_file_anywhere_in_a_training_grid_is_refused_before_any_run(capsys, tmp_path):

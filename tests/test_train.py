@@ -79,6 +79,13 @@ def test_nonfinite_stops_the_run_and_names_step_layer_tensor():
     assert nf["tensor"] in ("activation", "gradient", "weight", "loss")
     assert 0 <= nf["step"] < res["total_steps"] and res["steps_done"] < res["total_steps"]
     assert nf["layer"] is None or 0 <= nf["layer"] < 3
+    # the verdict names where the run found it (a loss that overflowed first: no layer), not a layer whose
+    # gradient that loss made NaN at the diagnosis's step
+    assert res["final"]["verdict"]["kind"] == "nonfinite" and res["final"]["verdict"]["from_layer"] == nf["layer"]
+    tiny = run_training(Config(depth=2, width=4, epochs=3, n_rows=50, lr=1e6, batch=10, device="cpu"))
+    assert tiny["nonfinite"]["layer"] is None and tiny["nonfinite"]["tensor"] == "loss"
+    assert tiny["final"]["layers"][0]["grad_w_std"] != tiny["final"]["layers"][0]["grad_w_std"]     # NaN there
+    assert tiny["final"]["verdict"]["from_layer"] is None
 
 
 @pytest.mark.parametrize("stats_every", [10, 1])

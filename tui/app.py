@@ -558,7 +558,11 @@ class InitlabApp(BeyondMixin, App):
         self.keep_result(ev.job, ev.result)
         self.device_name = str(ev.result.get("device", self.device_name))
         if ev.job == "train":
+            runs = ev.result.get("runs") or []
             stopped = ev.result.get("stopped", "finished")
+            if len(runs) > 1:       # the job's ending is its worst run's: a later seed may stop where the first did not
+                how = [r.get("stopped") for r in runs]
+                stopped = next((s for s in ("cancelled", "nonfinite") if s in how), "finished")
             epochs = ev.result.get("epochs") or []
             last = epochs[-1] if epochs else {}
             if stopped == "nonfinite":
@@ -566,18 +570,19 @@ class InitlabApp(BeyondMixin, App):
                 self.push_charts()      # the Training tab spans the epochs run, or says why it has no curve
             else:
                 self.run_state = "idle"
-            runs = ev.result.get("runs") or []
-            first = f" (seed {ev.result['config']['seed']}, the first of {len(runs)} runs)" if len(runs) > 1 else ""
-            self.log_pane.add("info", f"training {stopped} after {ev.result.get('steps_done', 0)} steps, "
-                                      f"{len(epochs)} epochs{first}; train loss {_g(last.get('train_loss'))}, "
-                                      f"test loss {_g(last.get('test_loss'))} ({ev.seconds:.1f} s)")
-            if len(runs) > 1:       # the line above is the first run's; each run's own ending, by its seed
+            if len(runs) > 1:       # each seed logged its own ending; the job's line, then every ending by its seed
+                self.log_pane.add("info", f"training of {len(runs)} seeds {stopped} ({ev.seconds:.1f} s); the "
+                                          f"charts hold seed {runs[-1]['config']['seed']}'s run")
                 ends = []
                 for r in runs:
                     end = (r.get("epochs") or [{}])[-1]
                     ends.append(f"seed {r.get('config', {}).get('seed')}: train {_g(end.get('train_loss'))}, "
                                 f"test {_g(end.get('test_loss'))}")
                 self.log_pane.add("info", "runs: " + "; ".join(ends))
+            else:
+                self.log_pane.add("info", f"training {stopped} after {ev.result.get('steps_done', 0)} steps, "
+                                          f"{len(epochs)} epochs; train loss {_g(last.get('train_loss'))}, "
+                                          f"test loss {_g(last.get('test_loss'))} ({ev.seconds:.1f} s)")
         else:
             self.run_state = "idle"
 

@@ -10,7 +10,7 @@ from .outputs import add_output_flags, write_outputs
 
 COLUMNS = ["index", "fan_in", "fan_out", "z_std", "a_std", "saturated_frac", "dead_frac", "grad_z_std",
            "grad_w_absmean", "grad_to_weight", "fwd_var_ratio", "bwd_var_ratio", "distinct_units"]
-HEADERS = ["layer", "in", "out", "z std", "a std", "sat", "dead", "dL/dz std", "|dW| mean", "dW/W",
+HEADERS = ["layer", "in", "out", "z std", "a std", "sat", "dead", "dL/dz std", "|dL/dW| mean", "dL/dW / W",
            "fwd var", "bwd var", "units"]
 
 
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     print(table(res.layers, COLUMNS, HEADERS))
     v = res.verdict
     where = f" from layer {v['from_layer']}" if v["from_layer"] is not None else ""
-    print(f"\nverdict: {v['kind']}{where}; first/last |dW| ratio {fmt(v['first_last_grad_ratio'])}, "
+    print(f"\nverdict: {v['kind']}{where}; first/last |dL/dW| ratio {fmt(v['first_last_grad_ratio'])}, "
           f"first/last dL/dz RMS ratio {fmt(v['first_last_gradz_ratio'])}")
     for note in (v.get("note"), symmetry_note(res.layers)):
         if note:

@@ -9,7 +9,7 @@ from .outputs import write_outputs
 
 COLUMNS = ["index", "name", "kind", "shape", "calls", "a_mean", "a_std", "grad_z_std", "grad_w_absmean", "w_std",
            "grad_to_weight"]
-HEADERS = ["#", "module", "kind", "output", "calls", "out mean", "out std", "dL/dout std", "|dW| mean", "W std",
+HEADERS = ["#", "module", "kind", "output", "calls", "out mean", "out std", "dL/dout std", "|dL/dW| mean", "W std",
            "dW/W"]
 KEPT = ("seed", "device")       # the MLP settings that still mean something for a user's model
 
@@ -43,7 +43,7 @@ def run_model(args: argparse.Namespace) -> int:
     v = res.verdict
     where = f" from module {v['from_layer']}" if v["from_layer"] is not None else ""
     print()
-    say(f"verdict: {v['kind']}{where}; first/last |dW| ratio {fmt(v['first_last_grad_ratio'])}, "
+    say(f"verdict: {v['kind']}{where}; first/last |dL/dW| ratio {fmt(v['first_last_grad_ratio'])}, "
         f"first/last dL/dout RMS ratio {fmt(v['first_last_gradz_ratio'])}", sys.stdout)
     if v.get("note"):
         say(v["note"], sys.stdout)

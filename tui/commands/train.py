@@ -15,7 +15,8 @@ TRAIN_DEFAULTS = Config(batch=10)     # the lessons' batches of 10 (a probe's de
 
 LAYER_COLUMNS = ["index", "a_std", "saturated_frac", "dead_frac", "grad_z_std", "grad_w_absmean", "grad_to_weight",
                  "fwd_var_ratio", "bwd_var_ratio", "distinct_units"]
-LAYER_HEADERS = ["layer", "a std", "sat", "dead", "dL/dz std", "|dW| mean", "dW/W", "fwd var", "bwd var", "units"]
+LAYER_HEADERS = ["layer", "a std", "sat", "dead", "dL/dz std", "|dL/dW| mean", "dL/dW / W", "fwd var", "bwd var",
+                 "units"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -29,13 +29,14 @@ def fmt(v: Any, digits: int = 4) -> str:
     return f"{v:.{digits}g}"
 
 
-def titled(title: str, note: str) -> str:
+def titled(title: str, note: str, width: int | None = None) -> str:
     """'Name (note): about' from 'Name: about': the note after the chart's name, not at the end, where a narrow
-    pane cuts it (which run a chart shows, which steps fit)."""
+    pane cuts it (which run a chart shows, which steps fit). Given a width it would not fit, 'Name (note)' alone."""
     if not note:
         return title
     head, sep, tail = title.partition(": ")
-    return f"{head} ({note}){sep}{tail}" if sep else f"{title} ({note})"
+    full = f"{head} ({note}){sep}{tail}" if sep else f"{title} ({note})"
+    return f"{head} ({note})" if width is not None and len(full) > width else full
 
 
 def log_label(p: int, m: int = 1) -> str:

@@ -144,7 +144,7 @@ class WidthsChart(PlotWidget):
         # panels that do not fit are left out: said, since the log counts every step (each panel names its own)
         # after the chart's name, where a narrow pane does not cut it
         shown = "" if len(shown_steps) == steps else f"{len(shown_steps)} of {steps} steps fit; n lists all"
-        out = Text(titled(self.title, shown), style="bold", no_wrap=True, overflow="ellipsis")
+        out = Text(titled(self.title, shown, width), style="bold", no_wrap=True, overflow="ellipsis")
         out.append("\n" + "\n".join(slopes), style="")
         out.append("\n")
         for block in rows:
