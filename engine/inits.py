@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from . import activations
+from .reads import INIT_PARAMS
 from .spec import Config
 
 # Kaiming needs a torch nonlinearity name; the smooth ReLU-like activations take ReLU's.
@@ -15,12 +16,42 @@ _KAIMING_NONLINEARITY = {"identity": "linear", "sigmoid": "sigmoid", "tanh": "ta
                          "silu": "relu", "softplus": "relu"}
 
 
+GAIN_INITS = INIT_PARAMS["gain"]        # the schemes that read the gain
+
+
 def resolved_gain(cfg: Config) -> float:
     """The gain an init uses: the configured number, else the activation's torch gain, else 1."""
     if cfg.gain is not None:
         return float(cfg.gain)
     g = activations.torch_gain(cfg.activation, cfg.slope)
     return 1.0 if g is None else g
+
+
+def gain_note(cfg: Config) -> str:
+    """', gain 1.414 (relu's)' for an init that reads the gain: which it used, and whence when the field is empty
+    (torch's gain for the activation, or 1 where torch has none); '' for an init that does not read it."""
+    if cfg.init not in GAIN_INITS:
+        return ""
+    g = resolved_gain(cfg)
+    if cfg.gain is not None:
+        return f", gain {g:.4g}"
+    if activations.torch_gain(cfg.activation, cfg.slope) is None:
+        return f", gain 1 ({cfg.activation} has no torch gain)"
+    return f", gain {g:.4g} ({cfg.activation}'s)"
+
+
+def grid_gain_note(points: list[Config]) -> str:
+    """For a grid whose points take the empty gain's default and do not all get the same one (a grid of
+    activations): which gain each activation got. '' where every point has the same gain or none reads it."""
+    auto = {}
+    for c in points:
+        if c.init in GAIN_INITS and c.gain is None:
+            auto.setdefault((c.activation, c.slope), resolved_gain(c))
+    if len(set(auto.values())) < 2:
+        return ""
+    said = [f"{a} {g:.4g}" + ("" if activations.torch_gain(a, sl) is not None else " (none in torch)")
+            for (a, sl), g in auto.items()]
+    return "gain left empty: each activation's torch gain, " + ", ".join(said)
 
 
 def init_linear(layer: nn.Linear, cfg: Config) -> None:

@@ -30,8 +30,11 @@ class ProbeJob:
     def run(self, ctx: Context) -> dict[str, Any]:
         from .probe import run_probe
 
+        from .inits import gain_note
+
         ctx.emit(LogLine(self.name, "info", f"probing {self.config.depth} x {self.config.width} "
-                                           f"{self.config.activation}, init {self.config.init}"))
+                                           f"{self.config.activation}, init {self.config.init}"
+                                           f"{gain_note(self.config)}"))
         res = run_probe(self.config, check=ctx.check)
         ctx.emit(LayerStats(self.name, step=0, layers=tuple(res.layers),
                             distributions=tuple(res.distributions) if res.distributions else None,

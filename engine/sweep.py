@@ -394,9 +394,14 @@ class SweepJob:
     def run(self, ctx) -> dict[str, Any]:
         from .events import LogLine, Progress
 
+        from .inits import grid_gain_note
+
         runs: list[dict[str, Any]] = []
         vary = checked_vary(self.vary)
         ctx.partial = summary(self.config, vary, runs, self.train)
+        note = grid_gain_note([c for _, c in point_configs(self.config, vary, self.train)])
+        if note:        # a grid of activations under an empty gain: each gets its own, which the table does not show
+            ctx.emit(LogLine(self.name, "info", note))
         for r in sweep(self.config, vary, self.train, ctx.check):
             runs.append(r)
             ctx.partial = summary(self.config, vary, runs, self.train)

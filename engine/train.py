@@ -12,6 +12,7 @@ from . import data as datasets
 from . import device as devices
 from .events import EpochEnd, LayerStats, LogLine, NonFinite, Progress, WarningLine
 from .history import Bounded
+from .inits import gain_note
 from .models import MLP, build_mlp
 from .probe import layer_rows
 from .spec import Config, SpecError, steps_per_epoch, validate
@@ -249,7 +250,7 @@ class Trainer:
         extras = "".join([f", {cfg.norm} norm" if cfg.norm != "none" else "", ", residual" if cfg.residual else "",
                           f", dropout {cfg.dropout:g}" if cfg.dropout > 0 else ""])
         self.emit(LogLine("train", "info", f"training {cfg.depth} x {cfg.width} {cfg.activation}{extras}, init "
-                                           f"{cfg.init}, {cfg.optimizer} lr {cfg.lr:g}, {cfg.epochs} epochs of "
+                                           f"{cfg.init}{gain_note(cfg)}, {cfg.optimizer} lr {cfg.lr:g}, {cfg.epochs} epochs of "
                                            f"{self.per_epoch} steps on {cfg.data} ({self.device})"
                                            + (f"; seed {cfg.seed}, run {self.run_index + 1} of {self.runs}"
                                               if self.runs > 1 else "")))

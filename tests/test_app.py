@@ -872,3 +872,63 @@ async def test_a_several_seed_presets_file_keeps_its_seeds_in_the_app_and_w_keep
         await pilot.pause()
     [saved] = (tmp_path / "eoc").glob("initlab-config-*.toml")
     assert 'preset = "edge-of-chaos-tanh"' in saved.read_text()
+
+
+@pilot_test
+async def test_the_log_names_the_gain_used_and_a_field_the_run_does_not_read():
+    app = make_app(SMALL.replace(activation="relu", init="xavier_uniform", epochs=1, n_rows=60))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("p")
+        await settle(pilot, app)
+        # xavier's empty gain is relu's sqrt 2: said, since two probes of "xavier" differ by it
+        assert any(m.startswith("probing 6 x 32 relu, init xavier_uniform, gain 1.414 (relu's)")
+                   for m in app.log_pane.messages())
+        await pilot.press("b")
+        assert app.baseline.label == "probe seed 3 relu xavier_uniform gain 1.414"
+        app.form.widget_for("gain").value = "1"
+        app.form.widget_for("init").value = "kaiming_normal"
+        await pilot.pause()
+        before = len(app.log_pane.messages())
+        await pilot.press("p")
+        await settle(pilot, app)
+        said = app.log_pane.messages()[before:]
+        note = ("note: init kaiming_normal does not read gain; init xavier_uniform, xavier_normal, orthogonal do; "
+                "gain 1 was not used")
+        assert said.count(note) == 1 and any(m == "probing 6 x 32 relu, init kaiming_normal" for m in said)
+        before = len(app.log_pane.messages())
+        await pilot.press("p")          # said once, not at every run with the same fields
+        await settle(pilot, app)
+        assert note not in app.log_pane.messages()[before:]
+        # a training's baseline: the Training chart's key names it as the Forward chart's does
+        app.form.widget_for("init").value = "xavier_uniform"
+        await pilot.pause()
+        await pilot.press("t")
+        await settle(pilot, app)
+        await pilot.press("b")
+        app.charts.show_tab("training")
+        await pilot.pause()
+        label = app.baseline.label
+        assert label.startswith("train seed 3 relu xavier_uniform gain 1 sgd lr")
+        assert f"baseline train ({label})" in " ".join(app.charts.chart("training").render().plain.split())
+
+
+@pilot_test
+async def test_a_long_field_left_reads_from_its_start():
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        app.open_field("vary")          # its group opened, then the cursor put in it
+        await pilot.pause()
+        app.form.focus_field("vary")
+        await pilot.pause()
+        field = app.extras.query_one("#field-vary")
+        assert app.focused is field
+        field.value = "activation=sigmoid,tanh,gelu,relu,elu,selu,silu,softplus"
+        field.cursor_position = len(field.value)
+        await pilot.pause()
+        await pilot.press("escape")
+        await pilot.pause()
+        assert field.scroll_x == 0 and field.cursor_position == len(field.value)
+        field.focus()                   # back in it, typing goes on at the end
+        await pilot.pause()
+        await pilot.press("x")
+        assert field.value.endswith("softplusx") and field.scroll_x > 0

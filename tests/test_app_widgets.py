@@ -394,15 +394,15 @@ def test_a_narrow_sweep_table_drops_the_columns_others_imply_before_cutting_one(
                                      "first/last", "last", "a", "std"]
     narrow = [t.plain for t in table_lines(head, rows, 80, 10)]
     assert "log10" not in narrow[0] and "last a std" in narrow[0] and len(narrow[0]) <= 80
-    assert narrow[1] == "... 1 more column (n shows them all)"
+    assert narrow[1] == "... 1 more column (n lists them, ← → by page)"
     assert narrow[2].split()[-1] == "0.3456" and "-4.909" not in narrow[2]
     # narrower still: whole columns go from the right, and a line says so; no cell is cut mid-value
     tight = [t.plain for t in table_lines(head, rows, 40, 10)]
     assert tight[0].split() == ["sigma_w^2", "sigma_b^2", "verdict"] and len(tight[0]) <= 40
-    assert tight[1] == "... 4 more columns (n shows them all)"       # those the others imply too
+    assert tight[1] == "... 4 more columns (n lists them, ← → by page)"       # those the others imply too
     assert tight[2].split() == ["1", "0.05", "vanishing"]
     many = [t.plain for t in table_lines(head, rows * 9, 40, 5)]      # 5 lines: head, one note, 3 rows
-    assert len(many) == 5 and many[1] == "... 6 earlier points, 4 more columns (n shows them all)"
+    assert len(many) == 5 and many[1] == "... 6 earlier points, 4 more columns (n lists them, ← → by page)"
     assert [t.plain for t in table_lines(head, rows * 9, 40, 3)][2].split() == ["1", "0.05", "vanishing"]
     assert table_lines(head, rows * 9, 40, 2) == []      # a heading and a note, no point: left out
 

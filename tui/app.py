@@ -26,6 +26,7 @@ from textual.worker import Worker, WorkerState
 from initlab.engine import export
 from initlab.engine.events import Cancelled, Failed, Finished, LogLine, NonFinite, Started
 from initlab.engine.presets import PRESETS
+from initlab.engine.reads import INIT_PARAMS
 from initlab.engine.session import describe_error
 from initlab.engine.spec import Config, SpecError, saved_toml
 from initlab.engine.sweep import SWEEP_PRESETS
@@ -313,7 +314,12 @@ class InitlabApp(BeyondMixin, App):
     def action_probe(self) -> None:
         cfg = self.valid_config()
         if cfg is not None:
-            self.start_job(self.probe_job(cfg), "probe")
+            from initlab.engine.jobs import ProbeJob
+
+            job = self.probe_job(cfg)
+            if isinstance(job, ProbeJob):       # the configured MLP, not the user's model
+                self.note_unread(cfg, train=False)
+            self.start_job(job, "probe")
 
     def action_train(self, seeds: tuple[int, ...] | None = None) -> None:
         cfg = self.valid_config()
@@ -322,6 +328,7 @@ class InitlabApp(BeyondMixin, App):
         from initlab.engine.jobs import TrainJob
 
         self.note_model_not_used("t trains")
+        self.note_unread(cfg, train=True)
         self.start_job(TrainJob(cfg, seeds=self.preset_seeds(cfg) if seeds is None else seeds), "train")
 
     def holds_preset(self, cfg: Config) -> bool:
@@ -433,6 +440,11 @@ class InitlabApp(BeyondMixin, App):
                 # what b pins: the run these charts show, whatever job (a width check, a Jacobian) came after
                 # a user's model has no activation or init to name: its factory names it
                 named = [str(getattr(cfg, k)) for k in ("activation", "init", "model") if getattr(cfg, k, None)]
+                if getattr(cfg, "init", None) in INIT_PARAMS["gain"]:
+                    from initlab.engine.inits import resolved_gain     # torch is loaded: a run has ended
+
+                    # xavier's gain left empty is the activation's (relu's sqrt 2): two such runs differ by it
+                    named.insert(2, f"gain {resolved_gain(cfg):.4g}")
                 if s.job == "train" and cfg is not None:     # a baseline is mostly another lr or optimiser's run
                     named += [cfg.optimizer, f"lr {cfg.lr:g}"]
                 seed = self._seed_note(s.run).lstrip(", ")
@@ -456,7 +468,7 @@ class InitlabApp(BeyondMixin, App):
             current = self.charts.chart("training").data
             if base and not (snap.epochs or training or of_training) and isinstance(current, TrainingData):
                 # another job's statistics (a probe): the Training tab keeps the last training, the baseline beside it
-                self.charts.set_data("training", replace(current, baseline=base.epochs))
+                self.charts.set_data("training", replace(current, baseline=base.epochs, baseline_label=base.label))
             elif snap.epochs or base or training:
                 # while it runs the axis spans the planned epochs; once stopped, the epochs it ran
                 total = max([e.epochs for e in snap.epochs] + [snap.progress.epochs if snap.progress else 0]) \
@@ -467,7 +479,8 @@ class InitlabApp(BeyondMixin, App):
                     "stopped": "no epoch finished: stopped"}.get(self.run_state, "no epoch finished yet")
                 self.charts.set_data("training", TrainingData(tuple(epoch_row(e) for e in snap.epochs),
                                                               base.epochs if base else (), label=note,
-                                                              total_epochs=total, seeds=self._snap_seeds))
+                                                              total_epochs=total, seeds=self._snap_seeds,
+                                                              baseline_label=base.label if base else ""))
             if snap.heat and of_training:       # a probe's one step would replace the training's steps
                 heat = self.charts.chart("heatmap")
                 heat.label = self._seed_note(snap.stats.run if snap.stats is not None else 0).lstrip(", ")

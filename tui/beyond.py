@@ -119,6 +119,29 @@ class BeyondMixin:
         if self.extras.raw["model"].strip():
             self.log_pane.add("info", f"{what} the configured MLP; the model field is probed with p")
 
+    def note_unread(self, cfg: Config, train: bool) -> None:
+        """Said as the command line says it of a flag: a field set away from its default that this run does not
+        read (gain under kaiming, momentum under adam). Said again only when what is unread changes."""
+        from initlab.engine.reads import PROBE_ONLY, TRAIN_ONLY, unread
+        from initlab.engine.spec import FIELDS
+
+        default, notes = Config(), []
+        # the form holds a probe's and a training's settings at once: a probe passing over lr is no news
+        passed = TRAIN_ONLY if not train else PROBE_ONLY + ("in_features", "out_features")
+        for name in FIELDS:
+            value = getattr(cfg, name)
+            if name in passed or value == getattr(default, name):
+                continue
+            why = unread(cfg, name, train)
+            if why:
+                shown = ("on" if value else "off") if isinstance(value, bool) else \
+                    f"{value:g}" if isinstance(value, float) else str(value)
+                notes.append(f"note: {why}; {name} {shown} was not used")
+        if notes and tuple(notes) != getattr(self, "_unread_said", ()):
+            for note in notes:
+                self.log_pane.add("info", note)
+        self._unread_said = tuple(notes)
+
     # -- actions -------------------------------------------------------------------------------------------------
     def action_run_view(self) -> None:
         """r: the visible tab's own experiment; a probe on the per-layer tabs."""

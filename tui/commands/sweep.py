@@ -107,6 +107,7 @@ def columns(vary: dict, rows: list[dict], train: bool) -> tuple[list[str], list[
 
 def run(args: argparse.Namespace) -> int:
     from initlab.engine import sweep
+    from initlab.engine.inits import grid_gain_note
 
     cfg, vary = plan(args)
     points = [c for _, c in sweep.point_configs(cfg, vary, args.train)]     # every point checked before saving
@@ -116,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
     notes += [f"initlab: note: --vary {k}=... gives its values; {flag_text(k, v)} was not used"
               for k, v in given_flags(args).items() if k in vary]
     notes += repeats_noted(args.vary or [])
+    gains = grid_gain_note(points)
+    notes += [f"initlab: note: {gains}"] if gains else []
     for note in notes:
         say(note)
     runs: list[dict] = []

@@ -27,7 +27,7 @@ TABS: tuple[tuple[str, str, type[PlotWidget], str], ...] = (
     ("training", "Training", TrainingChart, "train and test loss per epoch, a pinned baseline overlaid"),
     ("heatmap", "Heatmap", HeatmapChart, "layer x step of log10 mean |dL/dW|"),
     ("activation", "Activation", ActivationChart, "f and f', max f', gains, and mean-field q*, chi_1, phase"),
-    ("sweep", "Sweep", SweepChart, "probes over a grid: verdict and gradient ratio per point, a heatmap for two"),
+    ("sweep", "Sweep", SweepChart, "probes (or trainings: sweep_runs) over a grid: verdict and gradient ratio per point, a heatmap for two"),
     ("jacobian", "Jacobian", JacobianChart, "singular values of d output / d input at init, log10 histogram"),
     ("widths", "Widths", WidthsChart, "mean |a| per layer against width over the first steps (coordinate check)"),
 )

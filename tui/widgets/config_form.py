@@ -272,6 +272,12 @@ class ConfigForm(VerticalScroll, can_focus=False):
         event.stop()
         self._changed(event.input.name, event.value)
 
+    def on_input_blurred(self, event: Input.Blurred) -> None:
+        # a field left scrolled to its end shows the tail of a long value ("on=sigmoid,tanh" of a grid of
+        # activations): read from its start, it shows what it sets. The cursor stays where it was: back in the
+        # field (a refusal puts it there), typing goes on where it left off
+        event.input.scroll_to(x=0, animate=False, immediate=True)
+
     def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
         event.stop()
         event.checkbox.label = yes_no(event.value)

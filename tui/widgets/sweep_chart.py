@@ -255,7 +255,7 @@ def table_lines(head: Row, rows: list[Row], width: int, room: int) -> list[Text]
     if noted:
         parts = ([f"{len(rows) - len(shown)} earlier points"] if len(shown) < len(rows) else []) + \
                 ([f"{hidden} more column{'s' if hidden > 1 else ''}"] if hidden else [])
-        out.append(Text(f"... {', '.join(parts)} (n shows them all)", style="dim", no_wrap=True,
+        out.append(Text(f"... {', '.join(parts)} (n lists them, ← → by page)", style="dim", no_wrap=True,
                         overflow="ellipsis"))
     for r in shown:
         out.append(Text(line(r), no_wrap=True, overflow="ellipsis"))

@@ -21,6 +21,7 @@ class TrainingData:
     label: str = ""
     total_epochs: int = 0               # the run's planned epochs: the axis spans them from the start
     seeds: tuple[int, ...] = ()         # a several-run training's seeds, by run: the legend names runs by them
+    baseline_label: str = ""            # which run was pinned: "train seed 0 relu xavier_uniform gain 1 sgd lr 0.1"
 
 
 def epoch_row(ev: Any) -> Epoch:
@@ -56,7 +57,8 @@ class TrainingChart(PlotWidget):
         if d.baseline:
             base = [e for e in d.baseline if int(e.get("run", 0)) == 0]
             xs = [e["epoch"] for e in base]
-            lines.append(("baseline train", "-", xs, [log10_or_none(e.get("train_loss")) for e in base],
+            named = f" ({d.baseline_label})" if d.baseline_label else ""
+            lines.append((f"baseline train{named}", "-", xs, [log10_or_none(e.get("train_loss")) for e in base],
                           c["secondary"]))
             lines.append(("baseline test", "=", xs, [log10_or_none(e.get("test_loss")) for e in base],
                           c["secondary"]))
