@@ -731,8 +731,8 @@ class InitlabApp(BeyondMixin, App):
         except OSError as e:
             self._cannot_write("screenshot", e, f"{os.path.basename(base)}.svg")
             return
+        # said in the log alone: a toast saying it again covered the newest log lines, this one among them
         self.log_pane.add("info", f"wrote the screen to {svg}")
-        self.notify(f"wrote {os.path.basename(svg)}", timeout=3)
 
     def _cannot_write(self, what: str, e: OSError, names: str) -> None:
         self.refuse(f"{what} failed: {e.strerror or e}: cannot write {names} in {self._export_folder()} (exports go "
@@ -791,7 +791,6 @@ class InitlabApp(BeyondMixin, App):
             self._cannot_write("export", e, f"{os.path.basename(base)}.svg and .json")
             return
         self.log_pane.add("info", f"exported the {kind} result to {js} and the screen to {svg}")
-        self.notify(f"wrote {os.path.basename(js)} and {os.path.basename(svg)}", timeout=3)
 
     def action_save_config(self) -> None:
         """The form's settings as TOML in the export folder (a refused field is said, and nothing written)."""
@@ -810,7 +809,6 @@ class InitlabApp(BeyondMixin, App):
             self._cannot_write("save the configuration", e, os.path.basename(path))
             return
         self.log_pane.add("info", f"wrote the configuration to {written} (initlab --config {written} opens it)")
-        self.notify(f"wrote {os.path.basename(written)}", timeout=3)
 
     # -- command palette ---------------------------------------------------------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
