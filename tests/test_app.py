@@ -932,3 +932,28 @@ async def test_a_long_field_left_reads_from_its_start():
         await pilot.pause()
         await pilot.press("x")
         assert field.value.endswith("softplusx") and field.scroll_x > 0
+
+
+@pilot_test
+async def test_every_tab_is_in_sight_at_any_width():
+    from textual.widgets import TabbedContent
+
+    from initlab.tui.widgets.charts_pane import TABS
+
+    app = make_app()
+    for size in ((160, 40), (100, 30), (80, 24)):
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause()
+            for shown in (False, True):       # the configuration pane takes 40 columns from the charts
+                app.set_class(shown, "show-config")
+                await pilot.pause()
+                await pilot.pause()
+                tabs = app.query_one(TabbedContent)
+                bar = app.charts.region
+                for i, (tid, title, *_rest) in enumerate(TABS, start=1):
+                    tab = tabs.get_tab(tid)
+                    assert bar.contains_region(tab.region), (size, shown, tid, tab.region, bar)
+                    assert tab.label.plain.startswith(f"{i % 10} ")
+                    if size == (160, 40) and not shown:
+                        assert tab.label.plain == f"{i % 10} {title}"       # whole names where they fit
+        app = make_app()

@@ -38,6 +38,20 @@ def tab_key(i: int) -> str:
     return str(i % 10)
 
 
+# the tab bar's names where the whole names do not fit (a tab past the pane's edge is not seen at all), shortest last
+SHORT = ("Fwd", "Back", "Glorot", "Dist", "Train", "Heat", "Act", "Sweep", "Jacob", "Width")
+TINY = ("Fw", "Bk", "Gl", "Ds", "Tr", "Ht", "Ac", "Sw", "Jc", "Wd")
+
+
+def tab_labels(width: int) -> list[str]:
+    """The longest tab names whose bar fits in `width` columns (each tab pads its label by one a side)."""
+    for names in ([title for _tid, title, _cls, _about in TABS], SHORT, TINY):
+        labels = [f"{tab_key(i)} {n}" for i, n in enumerate(names, start=1)]
+        if sum(len(label) + 2 for label in labels) <= width:
+            break
+    return labels
+
+
 class ChartsPane(Vertical):
     """Holds the charts; each chart keeps its data and draws only while its tab is the visible one."""
 
@@ -106,3 +120,10 @@ class ChartsPane(Vertical):
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         self.refresh_numbers()
+
+    def on_resize(self, event: Any) -> None:
+        tabs = self.query_one(TabbedContent)
+        for (tid, *_rest), label in zip(TABS, tab_labels(event.size.width)):
+            tab = tabs.get_tab(tid)
+            if tab.label.plain != label:
+                tab.label = label
