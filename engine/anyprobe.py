@@ -24,16 +24,11 @@ from torch import nn
 from . import device as devices
 from .moments import FIELDS, Moments
 from .spec import SpecError
-from .usermodel import UserModel, UserSpec, compile_layers, describe, load_model
+from .usermodel import UserModel, UserSpec, compile_layers, describe, first_line, load_model
 from .verdict import first_nonfinite, ratio, verdict
 
 ROOT_NAME = "(model)"
 LIST_AT_MOST = 8
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
 def first_float(obj: Any) -> torch.Tensor | None:
@@ -179,7 +174,7 @@ def _pick_loss(um: UserModel, out: Any) -> tuple[torch.Tensor | None, str]:
         try:
             loss = um.loss_fn(out)
         except Exception as e:
-            raise SpecError("model", um.spec.model, f"a loss_fn that runs on the output (it raised {_first_line(e)})") \
+            raise SpecError("model", um.spec.model, f"a loss_fn that runs on the output (it raised {first_line(e)})") \
                 from None
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1 or not loss.is_floating_point():
             raise SpecError("model", um.spec.model, "a loss_fn returning a floating scalar tensor "
@@ -310,7 +305,7 @@ def _guarded(spec: UserSpec, what: str, fn):
     except BaseException as e:          # sys.exit() in a forward too: the refusal, not the user's exit status
         if type(e).__name__ in ("OutOfMemoryError", "JobCancelled"):
             raise
-        raise SpecError("model", spec.model, f"a model whose {what} (it raised {_first_line(e)})") from None
+        raise SpecError("model", spec.model, f"a model whose {what} (it raised {first_line(e)})") from None
 
 
 def _passes(um: UserModel, select: re.Pattern | None) -> tuple[ModuleHooks, torch.Tensor | None, str]:

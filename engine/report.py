@@ -151,9 +151,7 @@ def thinned_text(res: dict[str, Any]) -> str:
     series thins past its capacity), else ''."""
     epochs, steps = res.get("epochs") or [], res.get("steps") or []
     ran = epochs[-1]["epoch"] if epochs else 0
-    sampled = res.get("steps_sampled")
-    if sampled is None:     # a result from before the count was kept: every stats_every-th step was sampled
-        sampled = -(-int(res.get("steps_done") or 0) // max(1, int(res.get("config", {}).get("stats_every", 1))))
+    sampled = res.get("steps_sampled") or 0
     parts = []
     if len(epochs) < ran:
         parts.append(f"{len(epochs)} of {ran} epochs")

@@ -146,8 +146,6 @@ class FieldInfo:
 def _data_check(v: str) -> str | None:
     if v in BUILTIN_DATA:
         return None
-    if not v:
-        return "poly, blobs, or a path to a .npz or .pt file"
     if not (v.endswith(".npz") or v.endswith(".pt")):
         return "poly, blobs, or a path to a .npz or .pt file"
     if os.path.isdir(v):
@@ -158,8 +156,6 @@ def _data_check(v: str) -> str | None:
 
 
 def _device_check(v: str) -> str | None:
-    import re
-
     if v in ("auto", "cpu", "cuda", "mps") or re.fullmatch(r"cuda:\d+", v):
         return None
     return "auto, cpu, cuda, cuda:N or mps"

@@ -139,11 +139,6 @@ def distinct_units(weights: list[torch.Tensor], rel_tol: float = 1e-5,
     return out
 
 
-def distinct_rows(w: torch.Tensor, rel_tol: float = 1e-5) -> torch.Tensor:
-    """distinct_units of one matrix (or of a vector's entries), as a 0-d tensor."""
-    return distinct_units([w], rel_tol)[0]
-
-
 def _stacked(tensors: list[torch.Tensor], idx: list[int]) -> torch.Tensor:
     """[len(idx), ...]: the chosen tensors, detached and stacked (one of them: a view, no copy)."""
     return torch.stack([tensors[i].detach() for i in idx]) if len(idx) > 1 else tensors[idx[0]].detach().unsqueeze(0)

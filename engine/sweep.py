@@ -60,30 +60,6 @@ SWEEP_PRESETS: dict[str, SweepPreset] = {p.name: p for p in [
 ]}
 
 
-def phase_diagram_plan(activation: str = "tanh", sigma_w2: list[float] | tuple[float, ...] = _EDGE_SW2,
-                       sigma_b2: list[float] | tuple[float, ...] = _EDGE_SB2, base: Config | None = None
-                       ) -> tuple[Config, dict[str, list[float]]]:
-    """(base, vary) for a phase diagram over sigma_w^2 x sigma_b^2 of a scaled-normal net (the edge-of-chaos
-    preset's net unless a base is given); feed them to sweep() and summary()."""
-    base = (base or SWEEP_PRESETS["edge-of-chaos-tanh"].config).replace(activation=activation,
-                                                                         init="scaled_normal", bias=True)
-    for name, vals in (("sigma_w", sigma_w2), ("sigma_b", sigma_b2)):
-        if not vals or any(not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0) for v in vals):
-            raise SpecError(name + "2", list(vals), "a list of finite numbers >= 0")
-    vary = {"sigma_w": [math.sqrt(v) for v in sigma_w2], "sigma_b": [math.sqrt(v) for v in sigma_b2]}
-    point_configs(base, vary)
-    return base, vary
-
-
-def phase_diagram(activation: str = "tanh", sigma_w2: list[float] | tuple[float, ...] = _EDGE_SW2,
-                  sigma_b2: list[float] | tuple[float, ...] = _EDGE_SB2, base: Config | None = None
-                  ) -> dict[str, Any]:
-    """The measured log10 first/last dL/dz at every (sigma_w^2, sigma_b^2) and the critical line chi_1 = 1, in
-    one call (summary()'s dict: heatmap with x = sigma_w, y = sigma_b, and critical_line)."""
-    base, vary = phase_diagram_plan(activation, sigma_w2, sigma_b2, base)
-    return summary(base, vary, list(sweep(base, vary)))
-
-
 def get_preset(name: str) -> SweepPreset:
     if name not in SWEEP_PRESETS:
         raise SpecError("preset", name, "a sweep preset: " + ", ".join(SWEEP_PRESETS))

@@ -87,7 +87,8 @@ def compile_layers(pattern: str) -> re.Pattern:
         raise SpecError("layers", pattern, f"a regular expression over module names ({e})") from None
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """'TypeError: the first line of its message', for a one-line refusal of what a user's code raised."""
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
@@ -163,7 +164,7 @@ def _load_file(spec: str, path: str) -> tuple[Any, str]:
         sys.modules.pop(name, None)
         if isinstance(e, KeyboardInterrupt):
             raise
-        raise SpecError("model", spec, f"a file that runs on import (it raised {_first_line(e)})") from None
+        raise SpecError("model", spec, f"a file that runs on import (it raised {first_line(e)})") from None
     return module, folder
 
 
@@ -176,7 +177,7 @@ def _load_module(spec: str, dotted: str) -> tuple[Any, str]:
     except ModuleNotFoundError as e:
         raise SpecError("model", spec, f"{SPEC_FORM} (no module named {e.name!r})") from None
     except Exception as e:
-        raise SpecError("model", spec, f"a module that imports cleanly (it raised {_first_line(e)})") from None
+        raise SpecError("model", spec, f"a module that imports cleanly (it raised {first_line(e)})") from None
 
 
 def load_factory(spec: str) -> Callable[[], Any]:
@@ -303,7 +304,7 @@ def load_model(spec: UserSpec, device: torch.device) -> UserModel:
     except KeyboardInterrupt:
         raise
     except BaseException as e:
-        raise SpecError("model", spec.model, f"a factory that runs (it raised {_first_line(e)})") from None
+        raise SpecError("model", spec.model, f"a factory that runs (it raised {first_line(e)})") from None
     inputs, loss_fn = None, None
     if isinstance(made, nn.Module):
         module = made
@@ -319,7 +320,7 @@ def load_model(spec: UserSpec, device: torch.device) -> UserModel:
     try:
         module = module.to(device)
     except Exception as e:
-        raise SpecError("model", spec.model, f"a module that moves to {device} (it raised {_first_line(e)})") \
+        raise SpecError("model", spec.model, f"a module that moves to {device} (it raised {first_line(e)})") \
             from None
     if spec.input_shape is not None:
         inputs = torch.randn(spec.input_shape).to(device=device, dtype=_model_dtype(module))

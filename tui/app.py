@@ -41,6 +41,7 @@ from .widgets.extra_fields import EXTRAS, extras_toml_lines
 from .widgets.help_screen import HelpScreen
 from .widgets.layer_charts import LayerData
 from .widgets.log_pane import LogPane, wall_clock
+from .widgets.plot import fmt
 from .widgets.status_bar import StatusBar
 from .widgets.training_chart import Epoch, TrainingData, epoch_row
 
@@ -589,13 +590,13 @@ class InitlabApp(BeyondMixin, App):
                 ends = []
                 for r in runs:
                     end = (r.get("epochs") or [{}])[-1]
-                    ends.append(f"seed {r.get('config', {}).get('seed')}: train {_g(end.get('train_loss'))}, "
-                                f"test {_g(end.get('test_loss'))}")
+                    ends.append(f"seed {r.get('config', {}).get('seed')}: train {fmt(end.get('train_loss'))}, "
+                                f"test {fmt(end.get('test_loss'))}")
                 self.log_pane.add("info", "runs: " + "; ".join(ends))
             else:
                 self.log_pane.add("info", f"training {stopped} after {ev.result.get('steps_done', 0)} steps, "
-                                          f"{len(epochs)} epochs; train loss {_g(last.get('train_loss'))}, "
-                                          f"test loss {_g(last.get('test_loss'))} ({ev.seconds:.1f} s)")
+                                          f"{len(epochs)} epochs; train loss {fmt(last.get('train_loss'))}, "
+                                          f"test loss {fmt(last.get('test_loss'))} ({ev.seconds:.1f} s)")
         else:
             self.run_state = "idle"
 
@@ -836,7 +837,3 @@ class InitlabApp(BeyondMixin, App):
         busy = self.helpers.busy or any(w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in self.workers)
         return not (self.bridge.running or self._starting or self.bridge.pending or self._charts_stale or busy
                     or not self.form.mounted_fields)
-
-
-def _g(v: Any) -> str:
-    return "-" if v is None else f"{v:.4g}"

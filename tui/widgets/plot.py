@@ -8,7 +8,7 @@ from typing import Any, Callable, Iterable
 
 import plotext as plt
 from rich.text import Text
-from textual.color import Color
+from textual.color import Color, ColorParseError
 from textual.widget import Widget
 
 Row = list[str]
@@ -146,7 +146,7 @@ def theme_rgb(widget: Widget) -> dict[str, RGB]:
     for name in out:
         try:
             out[name] = Color.parse(variables[name]).rgb
-        except Exception:
+        except (KeyError, ColorParseError):     # a theme without this colour, or one Color cannot read: the fallback
             pass
     return out
 

@@ -17,7 +17,6 @@ from .plot import PlotWidget, Row, build_plot, fmt, legend, log_ticks, span, the
 GLYPHS = ("•", "×", "+", "◦", "*", "▪")
 PANEL_W, PANEL_H = 30, 10           # the smallest step panel worth drawing
 MIN_PANEL_H = 7                     # frame, ticks, the axis's name and at least two rows of data
-PANEL_FRAME = MIN_PANEL_H - 2       # a panel's rows that are not data: its frame, title, ticks, the axis's name
 
 
 def slope_line(r: dict[str, Any]) -> str:
