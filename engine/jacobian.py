@@ -98,8 +98,11 @@ def jacobian_spectrum(cfg: Config, inputs: int = 1, bins: int = 20,
     for start in range(0, inputs, CHUNK_INPUTS):
         check()
         jac = input_jacobians(model, x[start:start + CHUNK_INPUTS]).detach()
-        spectra.append(torch.linalg.svdvals(jac))      # [chunk, k], each row descending
-        finites.append(torch.isfinite(jac).all())
+        ok = torch.isfinite(jac)
+        finites.append(ok.all())
+        # an SVD of inf or NaN fails (or gives NaN): it runs on the finite entries, and the overflow is said once
+        # the one transfer has brought the flag to the host, rather than torch's LinAlgError
+        spectra.append(torch.linalg.svdvals(torch.where(ok, jac, torch.zeros_like(jac))))  # [chunk, k], descending
     check()
     s = torch.cat(spectra)
     mean_s = s.mean(0)
@@ -110,15 +113,17 @@ def jacobian_spectrum(cfg: Config, inputs: int = 1, bins: int = 20,
     counts, lo, hi = histogram(torch.log10(torch.where(resolved, flat, torch.ones_like(flat))), bins, resolved)
     zeros = (flat == 0).sum()
     unresolved = (~resolved).sum() - zeros
-    finite = torch.stack(finites).all()
     dt = mean_s.dtype
+    finite = torch.stack(finites).all()
     host = torch.cat([mean_s, counts.to(dt), torch.stack([zeros.to(dt), unresolved.to(dt), finite.to(dt),
                                                           (flat ** 2).mean(), lo, hi])]).tolist()   # one transfer
     k = mean_s.numel()
     sv = host[:k]
     hist = [int(c) for c in host[k:k + bins]]
     n_zero, n_unresolved, all_finite, mean_sq, lo, hi = host[k + bins:]
-    all_finite = bool(all_finite)
+    if not all_finite:
+        raise NonFiniteJacobian(f"the Jacobian is not finite: the net's derivatives overflow {dtype_name(dtype)} at "
+                                f"these settings (an exploding net: lower sigma_w, the gain or the depth)")
     smax, smin = sv[0], sv[-1]
     resolution = smax * eps
     below = sum(1 for v in sv if v < resolution or v == 0)
@@ -132,9 +137,19 @@ def jacobian_spectrum(cfg: Config, inputs: int = 1, bins: int = 20,
         "condition_at_least": smax / resolution if 0 < smin < resolution else None,
         "histogram": {"edges": [lo + (hi - lo) * i / bins for i in range(bins + 1)], "counts": hist,
                       "zeros": int(n_zero), "unresolved": int(n_unresolved), "log10": True},
-        "inputs": inputs, "shape": [cfg.out_features, cfg.in_features], "finite": all_finite,
-        "dtype": str(dtype).replace("torch.", ""), "device": str(dev), "config": cfg.to_dict(),
+        "inputs": inputs, "shape": [cfg.out_features, cfg.in_features],
+        "dtype": dtype_name(dtype), "device": str(dev), "config": cfg.to_dict(),
     }
+
+
+class NonFiniteJacobian(ValueError):
+    """The Jacobian overflowed its dtype: there is no spectrum to take."""
+
+    plain_message = True        # its message is worded for the user: no class name before it
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).replace("torch.", "")
 
 
 def shortfall(res: dict[str, Any]) -> tuple[int, int]:

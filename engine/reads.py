@@ -36,6 +36,11 @@ def unread(cfg: Config, name: str, train: bool, train_hint: str = "--train") -> 
         return "a net without bias does not read sigma_b"
     if name == "slope" and cfg.activation != "leaky_relu":
         return f"activation {cfg.activation} does not read slope; leaky_relu does"
+    if name == "last_activation" and cfg.activation == "identity":
+        return "activation identity leaves the last layer as it is, with or without last_activation"
+    if name == "residual" and not train and not _has_square_layer(cfg):
+        # a training's first and last fans follow its data: only a probe's are known here
+        return "a residual add needs a layer whose fan_in equals its fan_out, and this net has none"
     if not train and name in TRAIN_ONLY:
         return f"a probe does not read {name}; a training does ({train_hint})"
     if train and name in PROBE_ONLY:
@@ -55,6 +60,11 @@ def unread(cfg: Config, name: str, train: bool, train_hint: str = "--train") -> 
     if train and name in OPTIMISER_PARAMS and cfg.optimizer not in OPTIMISER_PARAMS[name]:
         return f"optimizer {cfg.optimizer} does not read {name}; {_who(OPTIMISER_PARAMS[name])}"
     return None
+
+
+def _has_square_layer(cfg: Config) -> bool:
+    sizes = [cfg.in_features] + [cfg.width] * (cfg.depth - 1) + [cfg.out_features]
+    return any(a == b for a, b in zip(sizes, sizes[1:]))
 
 
 def read_nowhere(cfgs: Iterable[Config], name: str, train: bool, train_hint: str = "--train") -> str | None:

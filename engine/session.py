@@ -66,8 +66,8 @@ def describe_error(exc: BaseException) -> str:
         else:
             asked = "allocation failed"
         return f"out of memory: {asked}; try a smaller batch or width"
-    if any(c.__name__ == "SpecError" for c in type(exc).__mro__):       # a refusal (MissingSetting too) says it all
-        return text
+    if any(c.__name__ == "SpecError" for c in type(exc).__mro__) or getattr(exc, "plain_message", False):
+        return text     # a refusal (MissingSetting too), or an engine error worded for the user, says it all
     return f"{type(exc).__name__}: {text}"
 
 

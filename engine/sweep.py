@@ -82,8 +82,11 @@ def parse_vary(items: list[str]) -> dict[str, list[Any]]:
         parts = raw.split(";" if FIELDS[name].kind is tuple else ",")
         if not raw.strip() or any(not p.strip() for p in parts):
             sep = ";" if FIELDS[name].kind is tuple else ","
-            # "depth=3, 4": the space ended the item, which is left ending in its separator
-            raise SpecError(name, raw, f"values separated by '{sep}' with no spaces (a space separates settings)")
+            if raw.strip() and raw.rstrip().endswith(sep) and all(p.strip() for p in parts[:-1]):
+                # "depth=3, 4": the space ended the item, which is left ending in its separator
+                raise SpecError(name, raw, f"values separated by '{sep}' with no spaces (a space separates settings)")
+            auto = "; auto for the activation's gain" if name == "gain" else ""
+            raise SpecError(name, raw, f"values separated by '{sep}', none of them empty{auto}")
         values = []
         for p in parts:
             v = parse_checked(name, p)

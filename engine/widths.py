@@ -103,6 +103,8 @@ def width_check(cfg: Config, widths: list[int] | tuple[int, ...] = DEFAULT_WIDTH
     step, layer; slopes[t][l] and delta_slopes[t][l] their log-log slopes against width. check() is called
     before each width and each of its steps (it may raise to cancel), progress(done, total) after each width."""
     validate(cfg)
+    if cfg.depth == 1:      # its one Linear maps in_features to out_features: no width to vary, nothing to check
+        raise SpecError("depth", 1, "at least 2 for a width check: a net of one layer has no hidden width")
     widths = [int(w) for w in widths]
     if len(widths) < 2:
         raise SpecError("widths", widths, "at least two widths")

@@ -463,3 +463,14 @@ def test_flags_beside_a_preset_are_named_as_what_changed_it(capsys):
                    "settings are kept\n")
     assert main(["probe", "--preset", "tanh-naive", "--device", "cpu", "--json"]) == 0
     assert capsys.readouterr().err == ""        # where it runs is not what it is
+
+
+def test_a_residual_flag_on_a_net_with_no_square_layer_is_noted(capsys):
+    code, _out, err = run_cli(capsys, "probe", "--depth", "2", "--width", "4", "--in-features", "3",
+                              "--out-features", "2", "--batch", "2", "--residual", "--json")
+    assert code == 0
+    assert ("initlab: note: a residual add needs a layer whose fan_in equals its fan_out, and this net has none; "
+            "--residual was not used") in err
+    code, _out, err = run_cli(capsys, "probe", "--depth", "3", "--width", "4", "--in-features", "3",
+                              "--out-features", "2", "--batch", "2", "--residual", "--json")
+    assert code == 0 and "residual" not in err          # its hidden layer is 4 -> 4

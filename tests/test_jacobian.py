@@ -284,3 +284,18 @@ def test_dropout_and_batch_norm_flags_say_what_eval_mode_makes_of_them(capsys):
     assert err == "initlab: note: the Jacobian is taken in eval mode, dropout off; --dropout 0.9 was not used\n"
     assert main([*base, "--norm", "batch"]) == 0
     assert "batch norm uses its running statistics" in capsys.readouterr().err
+
+
+def test_an_overflowing_jacobian_is_said_in_one_line_not_as_torchs_svd_failure(capsys):
+    from initlab.engine.jacobian import NonFiniteJacobian
+
+    cfg = Config(depth=110, width=2, in_features=2, out_features=2, init="scaled_normal", sigma_w=1000.0,
+                 activation="identity", device="cpu")
+    with pytest.raises(NonFiniteJacobian, match="the Jacobian is not finite"):
+        jacobian_spectrum(cfg, inputs=1)
+    assert main(["jacobian", "--depth", "110", "--width", "2", "--in-features", "2", "--out-features", "2",
+                 "--init", "scaled_normal", "--sigma-w", "1000", "--activation", "identity", "--device", "cpu",
+                 "--json"]) == 1     # the net blew up, as a non-finite training's status
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("initlab: error: the Jacobian is not finite: the net's derivatives overflow "
+                                        "float64") and err.count("\n") == 1 and "LinAlg" not in err

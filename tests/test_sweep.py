@@ -49,7 +49,9 @@ def test_parse_vary_types_every_value_by_its_field():
     ("init=xavier,kaiming_normal", "init", "'xavier'"),
     ("depth", "vary", "NAME=V1,V2"),
     ("depth=", "depth", "values separated by ','"),
-    ("depth=1,,2", "depth", "values separated by ','"),
+    ("depth=1,,2", "depth", "none of them empty"),
+    ("gain=,2", "gain", "none of them empty; auto for the activation's gain"),
+    ("depth=3,", "depth", "with no spaces (a space separates settings)"),
 ])
 def test_parse_vary_refuses_with_the_field_named(item, field, text):
     with pytest.raises(SpecError) as e:
@@ -527,3 +529,16 @@ def test_a_training_sweeps_base_gives_the_sizes_its_trainings_ran_with():
     assert (s["base"]["in_features"], s["base"]["out_features"]) == (2, 1)      # the poly data's
     probe = sweep.summary(base, {"depth": [2]}, list(sweep.sweep(base, {"depth": [2]})))
     assert probe["base"]["in_features"] == 256
+
+
+@pytest.mark.parametrize("item,why", [
+    ("residual=true,false", "a residual add needs a layer whose fan_in equals its fan_out"),
+    ("last_activation=true,false", "activation identity leaves the last layer as it is"),
+])
+def test_a_grid_over_a_setting_this_net_has_no_use_for_is_refused(item, why):
+    base = Config(depth=2, width=4, in_features=3, out_features=2, batch=2, activation="identity", device="cpu")
+    with pytest.raises(SpecError, match=why):
+        sweep.point_configs(base, sweep.parse_vary([item]))
+    # where one point has a use for it, the grid runs
+    square = base.replace(in_features=4, activation="tanh")
+    assert len(sweep.point_configs(square, sweep.parse_vary([item]))) == 2

@@ -142,7 +142,7 @@ def test_widths_text_and_refusal(capsys):
     assert main(["widths", "--widths", "8,16", "--steps", "1", "--depth", "2", "--in-features", "4",
                  "--out-features", "2", "--batch", "8", "--device", "cpu"]) == 0
     out, _ = capsys.readouterr()
-    assert "mean |a| at step 0" in out and "w=16" in out and "slope" in out and "after 1 steps" in out
+    assert "mean |a| at step 0" in out and "w=16" in out and "slope" in out and "after 1 step\n" in out
     assert main(["widths", "--steps", "few"]) == 2
     _, err = capsys.readouterr()
     assert err.count("\n") == 1 and "steps" in err
@@ -236,3 +236,13 @@ def test_a_width_that_goes_non_finite_gets_a_note_naming_when(capsys):
         assert t > 0 and "a smaller lr" in note
     assert main(["widths", "--depth", "3", "--widths", "8,16", "--steps", "1", "--json"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_a_width_check_of_one_layer_is_refused(capsys):
+    from initlab.tui.cli import main
+
+    assert main(["widths", "--depth", "1", "--in-features", "3", "--out-features", "2", "--steps", "1",
+                 "--widths", "4,8", "--batch", "2", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err == "initlab: error: depth: '1' is not allowed; at least 2 for a width check: a net of one layer has " \
+                  "no hidden width\n"

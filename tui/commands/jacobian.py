@@ -66,7 +66,8 @@ def min_text(res: dict) -> str:
     k = len(res["singular_values"])
     zeros, below = shortfall(res)
     if res["max"] == 0:
-        return f"0 (all {k} values exactly zero: no input direction reaches the output)"
+        return (f"0 (all {k} values exactly zero: no input direction reaches the output, or what does is below "
+                f"{res['dtype']}'s smallest number)")
     if zeros:
         more = f", and {below - zeros} more below {fmt(res['resolution'])}, the resolution here" if below > zeros else ""
         return f"0 ({zeros} of {k} values exactly zero{more})"

@@ -72,9 +72,10 @@ def run(args: argparse.Namespace) -> int:
     print("\nmean |a| at step 0 (before training)")
     print(step_table(res, "mean_abs_a", "slopes", 0))
     if steps > 0:
-        print(f"\nmean |a| after {steps} steps")
+        after = f"{steps} step{'s' if steps != 1 else ''}"
+        print(f"\nmean |a| after {after}")
         print(step_table(res, "mean_abs_a", "slopes", steps))
-        print(f"\nmean |a - a_0| after {steps} steps (how far training moved each layer)")
+        print(f"\nmean |a - a_0| after {after} (how far training moved each layer)")
         print(step_table(res, "mean_abs_delta", "delta_slopes", steps))
     print("\nslope: d log(mean |a|) / d log(width); near 0 is width-stable, 1 grows like the width")
     return status
