@@ -46,11 +46,12 @@ def grid_gain_note(points: list[Config]) -> str:
     auto = {}
     for c in points:
         if c.init in GAIN_INITS and c.gain is None:
-            auto.setdefault((c.activation, c.slope), resolved_gain(c))
-    if len(set(auto.values())) < 2:
+            # leaky_relu's gain follows its slope, which no other activation reads
+            name = f"leaky_relu (slope {c.slope:g})" if c.activation == "leaky_relu" else c.activation
+            auto.setdefault(name, (resolved_gain(c), activations.torch_gain(c.activation, c.slope) is None))
+    if len({g for g, _ in auto.values()}) < 2:
         return ""
-    said = [f"{a} {g:.4g}" + ("" if activations.torch_gain(a, sl) is not None else " (none in torch)")
-            for (a, sl), g in auto.items()]
+    said = [f"{name} {g:.4g}" + (" (none in torch)" if none else "") for name, (g, none) in auto.items()]
     return "gain left empty: each activation's torch gain, " + ", ".join(said)
 
 

@@ -122,8 +122,9 @@ def jacobian_spectrum(cfg: Config, inputs: int = 1, bins: int = 20,
     hist = [int(c) for c in host[k:k + bins]]
     n_zero, n_unresolved, all_finite, mean_sq, lo, hi = host[k + bins:]
     if not all_finite:
+        scale = SCALE_OF.get(cfg.init)
         raise NonFiniteJacobian(f"the Jacobian is not finite: the net's derivatives overflow {dtype_name(dtype)} at "
-                                f"these settings (an exploding net: lower sigma_w, the gain or the depth)")
+                                f"these settings (an exploding net: lower {scale + ' or ' if scale else ''}the depth)")
     smax, smin = sv[0], sv[-1]
     resolution = smax * eps
     below = sum(1 for v in sv if v < resolution or v == 0)
@@ -140,6 +141,11 @@ def jacobian_spectrum(cfg: Config, inputs: int = 1, bins: int = 20,
         "inputs": inputs, "shape": [cfg.out_features, cfg.in_features],
         "dtype": dtype_name(dtype), "device": str(dev), "config": cfg.to_dict(),
     }
+
+
+# the setting that scales each init's weights: what to lower where a net explodes
+SCALE_OF = {"scaled_normal": "sigma_w", "xavier_uniform": "the gain", "xavier_normal": "the gain",
+            "orthogonal": "the gain", "normal": "std", "sparse": "std", "uniform": "bound", "constant": "value"}
 
 
 class NonFiniteJacobian(ValueError):

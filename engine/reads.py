@@ -36,8 +36,9 @@ def unread(cfg: Config, name: str, train: bool, train_hint: str = "--train") -> 
         return "a net without bias does not read sigma_b"
     if name == "slope" and cfg.activation != "leaky_relu":
         return f"activation {cfg.activation} does not read slope; leaky_relu does"
-    if name == "last_activation" and cfg.activation == "identity":
-        return "activation identity leaves the last layer as it is, with or without last_activation"
+    if name == "last_activation" and cfg.activation == "identity" and cfg.norm == "none":
+        # with a norm, last_activation also puts the norm after the last Linear
+        return "activation identity without a norm leaves the last layer as it is, with or without last_activation"
     if name == "residual" and not train and not _has_square_layer(cfg):
         # a training's first and last fans follow its data: only a probe's are known here
         return "a residual add needs a layer whose fan_in equals its fan_out, and this net has none"

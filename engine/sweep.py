@@ -82,9 +82,6 @@ def parse_vary(items: list[str]) -> dict[str, list[Any]]:
         parts = raw.split(";" if FIELDS[name].kind is tuple else ",")
         if not raw.strip() or any(not p.strip() for p in parts):
             sep = ";" if FIELDS[name].kind is tuple else ","
-            if raw.strip() and raw.rstrip().endswith(sep) and all(p.strip() for p in parts[:-1]):
-                # "depth=3, 4": the space ended the item, which is left ending in its separator
-                raise SpecError(name, raw, f"values separated by '{sep}' with no spaces (a space separates settings)")
             auto = "; auto for the activation's gain" if name == "gain" else ""
             raise SpecError(name, raw, f"values separated by '{sep}', none of them empty{auto}")
         values = []
@@ -218,11 +215,13 @@ def train_point(cfg: Config, check: Callable[[], None] | None = None) -> dict[st
 
 
 def sweep(base: Config, vary: dict[str, list[Any]], train: bool = False,
-          check: Callable[[], None] | None = None) -> Iterator[dict[str, Any]]:
+          check: Callable[[], None] | None = None, plan: list[tuple[dict, Config]] | None = None
+          ) -> Iterator[dict[str, Any]]:
     """Run every point of the grid, yielding after each run a dict: index, total, values (the varied settings),
     verdict and the METRICS. Stop iterating to cancel, or have `check` raise (it is called within each point's
-    probe or training too); the runs yielded so far stand on their own."""
-    plan = point_configs(base, vary, train)
+    probe or training too); the runs yielded so far stand on their own. `plan`: point_configs' own result, where
+    the caller has it already (each point's check reads its data file)."""
+    plan = plan if plan is not None else point_configs(base, vary, train)
     from . import probe, train as training      # noqa: F401  imported before the first point's clock starts
     for i, (values, cfg) in enumerate(plan):
         t0 = time.perf_counter()
@@ -378,10 +377,11 @@ class SweepJob:
         runs: list[dict[str, Any]] = []
         vary = checked_vary(self.vary)
         ctx.partial = summary(self.config, vary, runs, self.train)
-        note = grid_gain_note([c for _, c in point_configs(self.config, vary, self.train)])
+        plan = point_configs(self.config, vary, self.train)
+        note = grid_gain_note([c for _, c in plan])
         if note:        # a grid of activations under an empty gain: each gets its own, which the table does not show
             ctx.emit(LogLine(self.name, "info", note))
-        for r in sweep(self.config, vary, self.train, ctx.check):
+        for r in sweep(self.config, vary, self.train, ctx.check, plan=plan):
             runs.append(r)
             ctx.partial = summary(self.config, vary, runs, self.train)
             ctx.emit(Progress(self.name, step=r["index"] + 1, total_steps=r["total"]))

@@ -248,3 +248,21 @@ def test_resolved_gain():
     assert inits.resolved_gain(Config(activation="tanh")) == pytest.approx(5 / 3)
     assert inits.resolved_gain(Config(activation="gelu")) == 1.0
     assert inits.resolved_gain(Config(activation="relu", gain=0.5)) == 0.5
+
+
+def test_the_gain_notes_name_the_gain_each_run_used():
+    from initlab.engine.inits import gain_note, grid_gain_note, resolved_gain
+
+    assert gain_note(Config(activation="relu", init="xavier_uniform")) == f", gain {math.sqrt(2):.4g} (relu's)"
+    assert gain_note(Config(activation="gelu", init="orthogonal")) == ", gain 1 (gelu has no torch gain)"
+    assert gain_note(Config(activation="tanh", init="xavier_normal", gain=2.5)) == ", gain 2.5"
+    assert gain_note(Config(activation="relu", init="kaiming_normal", gain=2.5)) == ""        # it reads no gain
+    # a grid: each activation once, leaky_relu by its slope (its gain follows it), a gain given or one gain: no note
+    grid = [Config(activation=a, slope=s, init="xavier_uniform") for a in ("leaky_relu", "relu", "gelu")
+            for s in (0.01, 0.5)]
+    leaky = [resolved_gain(Config(activation="leaky_relu", slope=s)) for s in (0.01, 0.5)]
+    assert grid_gain_note(grid) == (f"gain left empty: each activation's torch gain, leaky_relu (slope 0.01) "
+                                    f"{leaky[0]:.4g}, leaky_relu (slope 0.5) {leaky[1]:.4g}, relu 1.414, "
+                                    f"gelu 1 (none in torch)")
+    assert grid_gain_note([c.replace(gain=1.0) for c in grid]) == ""
+    assert grid_gain_note([Config(activation="relu", slope=s, init="xavier_uniform") for s in (0.1, 0.2)]) == ""

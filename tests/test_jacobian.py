@@ -299,3 +299,7 @@ def test_an_overflowing_jacobian_is_said_in_one_line_not_as_torchs_svd_failure(c
     out, err = capsys.readouterr()
     assert out == "" and err.startswith("initlab: error: the Jacobian is not finite: the net's derivatives overflow "
                                         "float64") and err.count("\n") == 1 and "LinAlg" not in err
+    assert err.endswith("(an exploding net: lower sigma_w or the depth)\n")
+    # the setting named is the one that scales this init's weights
+    with pytest.raises(NonFiniteJacobian, match=r"lower std or the depth\)$"):
+        jacobian_spectrum(cfg.replace(init="normal", std=1000.0), inputs=1)

@@ -51,7 +51,7 @@ def test_parse_vary_types_every_value_by_its_field():
     ("depth=", "depth", "values separated by ','"),
     ("depth=1,,2", "depth", "none of them empty"),
     ("gain=,2", "gain", "none of them empty; auto for the activation's gain"),
-    ("depth=3,", "depth", "with no spaces (a space separates settings)"),
+    ("depth=3,", "depth", "values separated by ',', none of them empty"),
 ])
 def test_parse_vary_refuses_with_the_field_named(item, field, text):
     with pytest.raises(SpecError) as e:
@@ -336,7 +336,9 @@ def test_the_apps_grid_field_takes_spaces_or_semicolons_between_settings():
     assert extra_error("vary", "poly_w=2,-1; 1,1").startswith("vary: '1,1' is not allowed")
     # a space after a comma ends the item there: the refusal says so
     said = extra_error("vary", "depth=3, 4")
-    assert "'3,'" in said and "with no spaces (a space separates settings)" in said
+    assert said == ("depth: '3,' is not allowed; values separated by ',', none of them empty, with no space after "
+                    "a ',' (a space separates settings)")
+    assert "space" not in extra_error("vary", "depth=3,,4")
 
 
 def test_a_bad_data_file_anywhere_in_a_training_grid_is_refused_before_any_run(capsys, tmp_path):
@@ -533,12 +535,14 @@ def test_a_training_sweeps_base_gives_the_sizes_its_trainings_ran_with():
 
 @pytest.mark.parametrize("item,why", [
     ("residual=true,false", "a residual add needs a layer whose fan_in equals its fan_out"),
-    ("last_activation=true,false", "activation identity leaves the last layer as it is"),
+    ("last_activation=true,false", "activation identity without a norm leaves the last layer as it is"),
 ])
 def test_a_grid_over_a_setting_this_net_has_no_use_for_is_refused(item, why):
     base = Config(depth=2, width=4, in_features=3, out_features=2, batch=2, activation="identity", device="cpu")
     with pytest.raises(SpecError, match=why):
         sweep.point_configs(base, sweep.parse_vary([item]))
-    # where one point has a use for it, the grid runs
+    # where one point has a use for it, the grid runs: a square layer; an activation, or a norm after the last layer
     square = base.replace(in_features=4, activation="tanh")
     assert len(sweep.point_configs(square, sweep.parse_vary([item]))) == 2
+    if item.startswith("last_activation"):
+        assert len(sweep.point_configs(base.replace(norm="layer"), sweep.parse_vary([item]))) == 2

@@ -110,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
     from initlab.engine.inits import grid_gain_note
 
     cfg, vary = plan(args)
-    points = [c for _, c in sweep.point_configs(cfg, vary, args.train)]     # every point checked before saving
+    grid = sweep.point_configs(cfg, vary, args.train)       # every point checked before saving
+    points = [c for _, c in grid]
     save_config(args, cfg)
     notes = unread_notes(args, cfg, train=args.train, skip=tuple(vary), points=points)
     # a flag naming a varied setting: the grid's values stand in for it at every point
@@ -124,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     runs: list[dict] = []
     interrupted = False
     try:
-        for r in sweep.sweep(cfg, vary, train=args.train):
+        for r in sweep.sweep(cfg, vary, train=args.train, plan=grid):
             runs.append(r)
             print(sweep.describe_run(r), file=sys.stderr, flush=True)
     except KeyboardInterrupt:

@@ -272,6 +272,15 @@ class ConfigForm(VerticalScroll, can_focus=False):
         event.stop()
         self._changed(event.input.name, event.value)
 
+    def on_descendant_focus(self, event: Any) -> None:
+        w = event.widget
+        if isinstance(w, Input) and not w.select_on_focus and w.value:
+            # a field left reads from its start (below); back in it, the view goes to the cursor again, which a
+            # selected-on-focus field does by itself (a refusal puts the cursor back in a long grid)
+            pos = w.cursor_position
+            w.cursor_position = 0 if pos else len(w.value)
+            w.cursor_position = pos
+
     def on_input_blurred(self, event: Input.Blurred) -> None:
         # a field left scrolled to its end shows the tail of a long value ("on=sigmoid,tanh" of a grid of
         # activations): read from its start, it shows what it sets. The cursor stays where it was: back in the

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -84,7 +85,13 @@ def parse_vary(raw: str) -> dict[str, list[Any]]:
     items = vary_items(raw)
     if not items:
         return {}
-    vary = sweep.parse_vary(items)
+    try:
+        vary = sweep.parse_vary(items)
+    except SpecError as e:
+        if re.search(r",\s", raw):        # "depth=3, 4": the space ended the setting at "depth=3,"
+            raise SpecError(e.field, e.value, f"{e.allowed}, with no space after a ',' (a space separates "
+                                              f"settings)") from None
+        raise
     n = math.prod(len(v) for v in vary.values())
     if n > sweep.MAX_POINTS:
         raise SpecError("vary", raw, f"at most {sweep.MAX_POINTS} points (this grid has {n})")
