@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+RESIZED = "in_features and out_features follow the data:"   # how a training says so (the app says it once)
+
 
 @dataclass(frozen=True)
 class Event:

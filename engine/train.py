@@ -10,7 +10,7 @@ from torch import nn
 
 from . import data as datasets
 from . import device as devices
-from .events import EpochEnd, LayerStats, LogLine, NonFinite, Progress, WarningLine
+from .events import RESIZED, EpochEnd, LayerStats, LogLine, NonFinite, Progress, WarningLine
 from .history import Bounded
 from .inits import gain_note
 from .models import MLP, build_mlp
@@ -255,7 +255,7 @@ class Trainer:
                                            + (f"; seed {cfg.seed}, run {self.run_index + 1} of {self.runs}"
                                               if self.runs > 1 else "")))
         if self.resized:
-            self.emit(LogLine("train", "info", f"in_features and out_features follow the data: {cfg.in_features} "
+            self.emit(LogLine("train", "info", f"{RESIZED} {cfg.in_features} "
                                                f"in, {cfg.out_features} out (the form's are for probes)"))
         t0 = time.perf_counter()
         last_t, last_step = t0, 0

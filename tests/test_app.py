@@ -958,3 +958,44 @@ async def test_every_tab_is_in_sight_at_any_width():
                     if size == (160, 40) and not shown:
                         assert tab.label.plain == f"{i % 10} {title}"       # whole names where they fit
         app = make_app()
+
+
+@pilot_test
+async def test_a_note_is_said_once_while_its_field_stays_unread_and_the_features_note_once():
+    from initlab.engine.events import RESIZED
+
+    app = make_app(SMALL.replace(init="kaiming_normal", gain=1.0, epochs=1, n_rows=60))
+    async with app.run_test(size=(160, 48)) as pilot:
+        gain = "note: init kaiming_normal does not read gain; init xavier_uniform, xavier_normal, orthogonal do; " \
+               "gain 1 was not used"
+        await pilot.press("p")
+        await settle(pilot, app)
+        app.form.widget_for("optimizer").value = "adam"
+        app.form.widget_for("momentum").value = "0.9"
+        await pilot.pause()
+        for key in ("t", "t"):
+            await pilot.press(key)
+            await settle(pilot, app)
+        said = app.log_pane.messages()
+        assert said.count(gain) == 1        # a second note (momentum) does not bring the first back
+        assert said.count("note: optimizer adam does not read momentum; sgd, rmsprop do; momentum 0.9 was not used") == 1
+        # the form's probe sizes against the data's: said at the first training, not at each
+        assert sum(m.startswith(RESIZED) for m in said) == 1
+        table = app.charts.chart("training").table()[1]
+        assert table[0][0] == "1"           # a run counted from 1, as the log counts it
+
+
+@pilot_test
+async def test_a_tab_key_in_the_narrow_drawer_shows_the_charts_and_the_footer_says_escape_leaves_a_field():
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert app.has_class("narrow")
+        app.set_class(True, "show-config")
+        app.form.focus_field("depth")
+        await pilot.pause()
+        footer = " ".join(b.binding.description for b in app.active_bindings.values() if b.binding.show)
+        assert "leave field" in footer
+        await pilot.press("escape", "5")
+        await pilot.pause()
+        assert app.charts.active == "training" and not app.has_class("show-config")

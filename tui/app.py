@@ -24,7 +24,7 @@ from textual.widgets import Footer
 from textual.worker import Worker, WorkerState
 
 from initlab.engine import export
-from initlab.engine.events import Cancelled, Failed, Finished, LogLine, NonFinite, Started
+from initlab.engine.events import RESIZED, Cancelled, Failed, Finished, LogLine, NonFinite, Started
 from initlab.engine.presets import PRESETS
 from initlab.engine.reads import INIT_PARAMS
 from initlab.engine.session import describe_error
@@ -142,6 +142,7 @@ class InitlabApp(BeyondMixin, App):
         self.snapshot: Snapshot | None = None
         self.baseline: Baseline | None = None
         self._baseline_apart: tuple | None = None      # the baseline and run last said to differ in depth
+        self._resized_said = ""        # the last "in and out features follow the data" the log gave
         self.last_result: dict[str, Any] | None = None
         self.last_kind = ""
         # per view, the latest (job, result) it shows: the Sweep, Jacobian and Widths tabs their own jobs', the
@@ -509,7 +510,12 @@ class InitlabApp(BeyondMixin, App):
             self._run_jobs[self._runs] = job
             self.run_state = "probing" if ev.job == "probe" else ("training" if ev.job == "train" else ev.job)
         elif isinstance(ev, LogLine):
-            self.log_pane.add(ev.level, ev.message)
+            # said at every training of a form that holds a probe's sizes: the first time is news enough
+            resized = ev.message.startswith(RESIZED)
+            if not (resized and ev.message == self._resized_said):
+                self.log_pane.add(ev.level, ev.message)
+            if resized:
+                self._resized_said = ev.message
         elif isinstance(ev, NonFinite):
             where = f", layer {ev.layer}" if ev.layer is not None else ""
             self.notify(f"non-finite {ev.tensor} at step {ev.step}{where}", severity="warning", timeout=4)
@@ -676,6 +682,8 @@ class InitlabApp(BeyondMixin, App):
     # -- other actions -----------------------------------------------------------------------------------------
     def action_show_tab(self, tid: str) -> None:
         self.charts.show_tab(tid)
+        if self.has_class("narrow"):        # the configuration is a drawer over the charts there: a tab is asked to be seen
+            self.set_class(False, "show-config")
 
     def action_toggle_numbers(self) -> None:
         self.charts.toggle_numbers()

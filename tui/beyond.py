@@ -121,7 +121,7 @@ class BeyondMixin:
 
     def note_unread(self, cfg: Config, train: bool) -> None:
         """Said as the command line says it of a flag: a field set away from its default that this run does not
-        read (gain under kaiming, momentum under adam). Said again only when what is unread changes."""
+        read (gain under kaiming, momentum under adam). Each is said once until its field is read again."""
         from initlab.engine.reads import PROBE_ONLY, TRAIN_ONLY, unread
         from initlab.engine.spec import FIELDS
 
@@ -137,10 +137,11 @@ class BeyondMixin:
                 shown = ("on" if value else "off") if isinstance(value, bool) else \
                     f"{value:g}" if isinstance(value, float) else str(value)
                 notes.append(f"note: {why}; {name} {shown} was not used")
-        if notes and tuple(notes) != getattr(self, "_unread_said", ()):
-            for note in notes:
+        said = getattr(self, "_unread_said", frozenset())
+        for note in notes:
+            if note not in said:        # a note stays said while its field stays unread
                 self.log_pane.add("info", note)
-        self._unread_said = tuple(notes)
+        self._unread_said = frozenset(notes)
 
     # -- actions -------------------------------------------------------------------------------------------------
     def action_run_view(self) -> None:

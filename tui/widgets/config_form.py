@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.css.query import NoMatches
 from textual.message import Message
@@ -71,6 +72,16 @@ class ConfigForm(VerticalScroll, can_focus=False):
     """Every setting of an experiment, grouped as spec.FIELDS groups them, and a preset selector on top.
     `raw` holds every field's value whether or not its row is mounted yet; widgets mirror it. The form itself takes
     no focus (tab goes from field to field; the form scrolls to the focused one), so that no tab lands nowhere."""
+
+    # while a text field has the cursor the app's letter keys go to it: the footer says how to get them back
+    BINDINGS = [Binding("escape", "leave_field", "leave field")]
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # shown (and taken) only where typing goes to a field; elsewhere the app's own escape does the same, unseen
+        return isinstance(self.app.focused, Input) if action == "leave_field" else True
+
+    def action_leave_field(self) -> None:
+        self.app.set_focus(None)
 
     @dataclass
     class Changed(Message):

@@ -47,9 +47,9 @@ def _grid(rows: list[tuple[str, ...]]) -> Table:
 def help_content() -> Group:
     keys = _grid([(" ", k, what) for k, what in KEYS])
     charts = _grid([(" ", tab_key(i), title, about) for i, (_tid, title, _cls, about) in enumerate(TABS, start=1)])
-    return Group(Text("Keys\n", style="bold"), keys, Text("\nCharts\n", style="bold"), charts,
-                 Text("\nWhile you type in a field, letters and digits go to the field; escape leaves it."),
-                 Text("\nescape, q or ? closes this help.", style="bold"))
+    return Group(Text("escape, q or ? closes this help\n", style="bold"), Text("Keys\n", style="bold"), keys,
+                 Text("\nCharts\n", style="bold"), charts,
+                 Text("\nWhile you type in a field, letters and digits go to the field; escape leaves it."))
 
 
 class HelpScreen(ModalScreen[None]):

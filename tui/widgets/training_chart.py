@@ -106,7 +106,13 @@ class TrainingChart(PlotWidget):
     def table(self) -> tuple[Row, list[Row]]:
         d: TrainingData = self.data
         cols = ["run", "epoch", "train loss", "test loss", "train acc", "test acc"]
-        rows = [[str(e.get("run", 0)), str(e["epoch"]), fmt(e.get("train_loss")), fmt(e.get("test_loss")),
+
+        def run(e: Epoch) -> str:
+            # counted from 1 and named by its seed, as the log names it ("seed 420, run 1 of 2")
+            r = int(e.get("run", 0))
+            return f"{r + 1} (seed {d.seeds[r]})" if 0 <= r < len(d.seeds) and len(d.seeds) > 1 else str(r + 1)
+
+        rows = [[run(e), str(e["epoch"]), fmt(e.get("train_loss")), fmt(e.get("test_loss")),
                  fmt(e.get("train_acc")), fmt(e.get("test_acc"))] for e in d.epochs]
         rows += [["baseline", str(e["epoch"]), fmt(e.get("train_loss")), fmt(e.get("test_loss")),
                   fmt(e.get("train_acc")), fmt(e.get("test_acc"))] for e in d.baseline]
