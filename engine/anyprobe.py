@@ -81,9 +81,10 @@ class ModuleHooks:
     (a leaf, or a module whose forward ran no submodule) reduces its output at once and hooks the output tensor
     for its gradient. Handles are always removed on exit."""
 
-    def __init__(self, root: nn.Module, select: re.Pattern | None = None):
+    def __init__(self, root: nn.Module, select: re.Pattern | None = None, check=None):
         self.root = root
         self.select = select
+        self.check = check or (lambda: None)      # called at every module's call and every gradient (it may raise)
         self.modules = list(root.named_modules())
         self.calls: dict[int, int] = {id(m): 0 for _, m in self.modules}
         self.rows: dict[int, _Row] = {}          # insertion order is execution order
@@ -108,6 +109,7 @@ class ModuleHooks:
 
     def _pre(self, mod: nn.Module, inp: Any) -> None:
         if self.active:
+            self.check()
             self._started.setdefault(id(mod), []).append(self._done)
 
     def _post(self, name: str, mod: nn.Module, out: Any) -> None:
@@ -134,8 +136,8 @@ class ModuleHooks:
                 t.register_hook(lambda g, row=row: self._on_grad(row, g))
         self.rows[key] = row
 
-    @staticmethod
-    def _on_grad(row: _Row, g: torch.Tensor) -> None:
+    def _on_grad(self, row: _Row, g: torch.Tensor) -> None:
+        self.check()        # a long backward is stopped between the rows' gradients
         if g.numel() > 0:
             row.grad = Moments(1, g.device).add([(0, g)]).table[0]
 
@@ -308,11 +310,11 @@ def _guarded(spec: UserSpec, what: str, fn):
         raise SpecError("model", spec.model, f"a model whose {what} (it raised {first_line(e)})") from None
 
 
-def _passes(um: UserModel, select: re.Pattern | None) -> tuple[ModuleHooks, torch.Tensor | None, str]:
+def _passes(um: UserModel, select: re.Pattern | None, check=None) -> tuple[ModuleHooks, torch.Tensor | None, str]:
     """Forward under hooks, pick the loss, backward; returns the hooks (rows, calls), the loss and its source."""
     for p in um.module.parameters():
         p.grad = None
-    with ModuleHooks(um.module, select) as hooks:
+    with ModuleHooks(um.module, select, check) as hooks:
         out = _guarded(um.spec, "forward runs on the inputs", um.forward)
         hooks.active = False
         loss, source = _pick_loss(um, out)
@@ -370,16 +372,16 @@ def _layer_row(i: int, r: _Row, calls: int, f: dict[str, float], g: dict[str, fl
     }
 
 
-def probe_model(um: UserModel) -> UserProbeResult:
+def probe_model(um: UserModel, check=None) -> UserProbeResult:
     """One forward and backward pass of a loaded model under hooks; every reduction on the device, then one
-    transfer for the lot."""
+    transfer for the lot. `check` is called at every module's call and every row's gradient (it raises to stop)."""
     t0 = time.perf_counter()
     module, spec = um.module, um.spec
     select = compile_layers(spec.layers) if spec.layers else None
     if select is not None and not any(select.search(n) for n, _ in module.named_modules()):
         names = [n for n, _ in module.named_modules() if n]     # the root's is no name a pattern could match
         raise SpecError("layers", spec.layers, f"a pattern matching a module name such as {_names(names)}")
-    hooks, loss, source = _passes(um, select)
+    hooks, loss, source = _passes(um, select, check)
     rows = list(hooks.rows.values())
     if select is not None and not rows:
         matched = [(n, m) for n, m in module.named_modules() if n and select.search(n)]
@@ -424,7 +426,7 @@ def probe_model(um: UserModel) -> UserProbeResult:
         seconds=time.perf_counter() - t0, names=[r["name"] for r in layers])
 
 
-def run_user_probe(spec: UserSpec) -> UserProbeResult:
-    """Resolve the device, load the model and its inputs, and probe it."""
+def run_user_probe(spec: UserSpec, check=None) -> UserProbeResult:
+    """Resolve the device, load the model and its inputs, and probe it (`check`: see probe_model)."""
     dev = devices.resolve(spec.device)
-    return probe_model(load_model(spec, dev))
+    return probe_model(load_model(spec, dev), check)

@@ -112,7 +112,7 @@ class UserProbeJob:
         spec = make_spec(self.model_spec, self.input_shape, self.layers, self.seed, self.device)
         shape = f" on N(0, 1) inputs of shape {list(spec.input_shape)}" if spec.input_shape else ""
         ctx.emit(LogLine(self.name, "info", f"probing {spec.model}{shape}"))
-        res = run_user_probe(spec)
+        res = run_user_probe(spec, ctx.check)
         for w in res.warnings:
             ctx.emit(WarningLine(self.name, "warning", w["message"]))
         ctx.emit(LayerStats(self.name, step=0, layers=tuple(res.layers), input_std=res.input_std))

@@ -168,7 +168,7 @@ def _plan(tensors: list[torch.Tensor], flags: list[int], device: torch.device) -
     return p
 
 
-def _pieces(tensors: list[torch.Tensor], p: _Plan, device: torch.device) -> tuple[torch.Tensor, ...]:
+def _pieces(tensors: list[torch.Tensor], p: _Plan, device: torch.device, check) -> tuple[torch.Tensor, ...]:
     """Per chunk of each large tensor: sum, sum of squares around the chunk's mean, and where flagged sum |x|, min,
     max and finite count; each written in place into one preallocated vector per statistic (no per-chunk stack)."""
     f64 = dict(device=device, dtype=torch.float64)
@@ -177,6 +177,7 @@ def _pieces(tensors: list[torch.Tensor], p: _Plan, device: torch.device) -> tupl
                        torch.empty(p.n_ext_pieces, **f64), torch.empty(p.n_ext_pieces, **f64))
     ia = ie = 0
     for r, ((i, start, k), flag) in enumerate(zip(p.pieces, p.piece_flags)):
+        check()
         d = _work(0, k, torch.float64, device).copy_(tensors[i].detach().reshape(-1)[start:start + k])
         torch.sum(d, 0, out=s[r])
         # s / k, not s * (1 / k): the rounded reciprocal would shift a constant tensor off its own value
@@ -206,16 +207,17 @@ def _group_rows(tensors: list[torch.Tensor], g: _Group) -> torch.Tensor:
     return out.copy_(torch.cat(parts, out=_work(2, n, dtype, device).view(g.rows, g.cols)))
 
 
-def reduce(tensors: list[torch.Tensor], flags: list[int] | None = None) -> torch.Tensor:
+def reduce(tensors: list[torch.Tensor], flags: list[int] | None = None, check=None) -> torch.Tensor:
     """[len(tensors), 7] float64 on the device: mean, var (population), amin, amax, absmean, finite (fraction),
-    count per tensor; absmean only where flagged ABS, amin/amax/finite only where flagged EXT (NaN elsewhere)."""
+    count per tensor; absmean only where flagged ABS, amin/amax/finite only where flagged EXT (NaN elsewhere).
+    `check` is called between groups and large tensors' chunks (it raises to stop a long reduction)."""
     flags = flags if flags is not None else [0] * len(tensors)
     device = tensors[0].device
     with _LOCK, torch.no_grad():
-        return _reduce(tensors, device, _plan(tensors, flags, device))
+        return _reduce(tensors, device, _plan(tensors, flags, device), check or (lambda: None))
 
 
-def _reduce(tensors: list[torch.Tensor], device: torch.device, p: _Plan) -> torch.Tensor:
+def _reduce(tensors: list[torch.Tensor], device: torch.device, p: _Plan, check) -> torch.Tensor:
     n = p.n
     z = torch.zeros(n, device=device, dtype=torch.float64)
     nan = torch.full((n,), float("nan"), device=device, dtype=torch.float64)
@@ -223,6 +225,7 @@ def _reduce(tensors: list[torch.Tensor], device: torch.device, p: _Plan) -> torc
     if p.has_rows:
         rsum, rm2, rabs, rmax, rmin, rfin = [], [], [], [], [], []
         for g in p.groups:
+            check()
             m = _group_rows(tensors, g)
             s = m.sum(1)
             rsum.append(s)
@@ -243,7 +246,7 @@ def _reduce(tensors: list[torch.Tensor], device: torch.device, p: _Plan) -> torc
                 c = m.sub_((s / g.cols).unsqueeze(1))
                 rm2.append(c.mul_(c).sum(1))
         if p.pieces:
-            for v, piece in zip((rsum, rm2, rabs, rmin, rmax, rfin), _pieces(tensors, p, device)):
+            for v, piece in zip((rsum, rm2, rabs, rmin, rmax, rfin), _pieces(tensors, p, device, check)):
                 v.append(piece)
         cat = lambda v: torch.cat(v) if len(v) > 1 else v[0]
         rs = cat(rsum)

@@ -69,14 +69,14 @@ def run_probe(cfg: Config, distributions: bool = True, check: Callable[[], None]
     check()
     # drawn on the CPU, then moved, so that a seed gives the same batch on every device
     x = torch.randn(cfg.batch, cfg.in_features).to(dev)
-    with Capture(model.blocks, check=check) as cap:
+    with Capture(model.blocks, check=check, backward_check=True) as cap:
         out = model(x)
         loss = probe_loss(cfg, out)
         check()
         loss.backward()
         check()
         layers, extras, dists = collect(cap, model.blocks, [loss, x.float().std(correction=0)],
-                                        with_distributions=distributions)
+                                        with_distributions=distributions, check=check)
     rows = layer_rows(model, layers)
     loss_v, input_std = extras
     return ProbeResult(

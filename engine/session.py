@@ -81,12 +81,16 @@ class Session:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self.last_event: Event | None = None
+        self._ending = threading.local()    # on a job's thread: its end event is being handed out
+        self._closed_from_job = False       # close() was called by a callback, on the job's thread
 
     def subscribe(self, callback: Callable[[Event], None]) -> None:
         self._callbacks.append(callback)
 
     def _emit(self, ev: Event) -> None:
         self.last_event = ev
+        if isinstance(ev, (Finished, Failed, Cancelled)):
+            self._ending.value = True
         for cb in list(self._callbacks):
             try:
                 cb(ev)
@@ -109,8 +113,10 @@ class Session:
         or by the job), it returns at once and the new job's thread waits for this one's end instead."""
         if threading.current_thread() is self._thread:
             with self._lock:
+                # from a callback of the job's own end event nothing is replaced: that job has done its work
+                ending = getattr(self._ending, "value", False)
                 self._stop.set()
-                self._launch(job, replaced=True, after=self._thread)
+                self._launch(job, replaced=not ending, after=self._thread)
             return True
         replaced = False
         while True:
@@ -133,6 +139,9 @@ class Session:
             if after is not None:
                 after.join()
             self._run(job, stop, replaced)
+            if self._closed_from_job and self._thread is threading.current_thread():
+                # close() was called on this thread (a callback): with no job left to emit, the streams end now
+                self._end_streams()
 
         self._thread = threading.Thread(target=body, daemon=True, name=f"initlab-{job.name}")
         self._thread.start()
@@ -195,7 +204,7 @@ class Session:
     def close(self) -> None:
         """Stop the running job, if any, and wait for its thread to end (a daemon thread still inside torch when
         the interpreter exits can crash it); then the open event streams end. On the job's own thread (a callback)
-        it only asks the job to stop."""
+        it asks the job to stop, and the streams end as that thread ends."""
         while True:
             with self._lock:
                 t = self._thread
@@ -204,11 +213,16 @@ class Session:
                 t.join()
                 continue
             if t is not threading.current_thread():
-                # no job is left to emit: open streams end, rather than wait for ever
-                for loop, q in list(self._queues):
-                    _end(loop, q)
-                self._queues.clear()
+                self._end_streams()
+            else:
+                self._closed_from_job = True        # the thread ends the streams as it ends (see _launch)
             return
+
+    def _end_streams(self) -> None:
+        # no job is left to emit: open streams end, rather than wait for ever
+        for loop, q in list(self._queues):
+            _end(loop, q)
+        self._queues.clear()
 
     def __enter__(self) -> "Session":
         return self

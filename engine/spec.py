@@ -116,6 +116,9 @@ class Config:
             value = getattr(self, name)
             if not (value is None and info.optional) and not _of_kind(info.kind, value):
                 check_value(name, value)
+            plain = _plain(value)
+            if plain is not value:      # numpy's float64 and str_ subclass Python's: events carry Python's own
+                object.__setattr__(self, name, plain)
 
     def replace(self, **changes: Any) -> "Config":
         return dataclasses.replace(self, **changes)
@@ -334,6 +337,19 @@ def check_value(name: str, value: Any) -> None:
         msg = info.check(value)
         if msg:
             raise SpecError(name, value, msg)
+
+
+def _plain(value: Any) -> Any:
+    """A subclass of float, int or str (numpy's float64, str_) as the Python value itself; a tuple's items too."""
+    if type(value) is tuple:
+        items = tuple(_plain(v) for v in value)
+        return value if all(a is b for a, b in zip(items, value)) else items
+    if isinstance(value, bool):     # bool cannot be subclassed, and is an int
+        return value
+    for kind in (int, float, str):
+        if isinstance(value, kind):
+            return value if type(value) is kind else kind(value)
+    return value
 
 
 def _of_kind(kind: type, value: Any) -> bool:

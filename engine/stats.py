@@ -40,10 +40,13 @@ class Capture:
     """Context manager: for one pass, every Block reports its input, the Linear's output z, the activation's input
     and output, and its own output a, with gradients retained. The taps are always removed on exit."""
 
-    def __init__(self, blocks: nn.ModuleList, grads: bool = True, check=None):
+    def __init__(self, blocks: nn.ModuleList, grads: bool = True, check=None, backward_check: bool = False):
         self.blocks = list(blocks)
         self.grads = grads
         self.check = check          # called at every block's tap (it raises to cancel a long pass)
+        # and, asked for, as each block's gradient arrives: a probe's long backward stops part-way too (a
+        # training's steps leave it out: a hook a block costs at every sampled step)
+        self.backward_check = backward_check and check is not None
         n = len(self.blocks)
         self.x_in: list[torch.Tensor | None] = [None] * n
         self.z: list[torch.Tensor | None] = [None] * n
@@ -63,6 +66,8 @@ class Capture:
                     self.check()
                 self.x_in[i] = self._keep(x)
                 self.z[i] = self._keep(z)
+                if self.backward_check and z.requires_grad:
+                    z.register_hook(self._check_grad)
                 self.pre[i], self.act[i], self.a[i] = pre, act, out
 
             _set_tap(b, tap)
@@ -71,6 +76,9 @@ class Capture:
     def __exit__(self, *exc) -> None:
         for b in self.blocks:
             _set_tap(b, None)
+
+    def _check_grad(self, g: torch.Tensor) -> None:
+        self.check()
 
 
 def _set_tap(block: nn.Module, tap) -> None:
@@ -170,7 +178,7 @@ def _fractions(cap: Capture, blocks: list[nn.Module], n: int) -> tuple[torch.Ten
 
 def layer_table(cap: Capture, blocks: nn.ModuleList, distinct: bool = True,
                 weights: list[torch.Tensor] | None = None, updates: list[torch.Tensor] | None = None,
-                grads: list[torch.Tensor] | None = None) -> torch.Tensor:
+                grads: list[torch.Tensor] | None = None, check=None) -> torch.Tensor:
     """[layers, len(STAT_NAMES)]: every statistic of every layer as one float64 tensor on the device, from one
     batched reduction whatever the depth. Without `distinct`, distinct_units is NaN (it costs a sort per layer).
     `weights` stand in for the Linear weights (copies taken before an update); with `updates` (each layer's
@@ -197,7 +205,7 @@ def layer_table(cap: Capture, blocks: nn.ModuleList, distinct: bool = True,
     if updates is not None:
         tensors += updates
         flags += [0] * n
-    m = reduce(tensors, flags)
+    m = reduce(tensors, flags, check)
     mean, var, count = m[:, 0], m[:, 1], m[:, 6]
     std, rms = var.sqrt(), (var + mean * mean).sqrt()
     pool = torch.stack([mean, std, rms, rms * count.sqrt(), m[:, 2], m[:, 3], m[:, 4], 1.0 - m[:, 5], var], 1)
@@ -330,11 +338,12 @@ def _quantile_points(length: int, device: torch.device) -> tuple[torch.Tensor, t
     return _POINTS[key]
 
 
-def collect(cap: Capture, blocks: nn.ModuleList, extra: list[torch.Tensor],
-            with_distributions: bool = False) -> tuple[list[dict[str, float]], list[float], list | None]:
-    """Reduce every layer on the device and bring the lot to the host in one transfer.
-    Returns (per-layer dicts, the extra scalars in order, distributions or None)."""
-    table = layer_table(cap, blocks)
+def collect(cap: Capture, blocks: nn.ModuleList, extra: list[torch.Tensor], with_distributions: bool = False,
+            check=None) -> tuple[list[dict[str, float]], list[float], list | None]:
+    """Reduce every layer on the device and bring the lot to the host in one transfer (`check` is called between
+    the reduction's groups; it raises to stop). Returns (per-layer dicts, the extra scalars in order, distributions
+    or None)."""
+    table = layer_table(cap, blocks, check=check)
     parts = [table.flatten(), torch.stack([e.detach().double().reshape(()) for e in extra]) if extra else None]
     dist = distributions_tensor(cap, blocks) if with_distributions else None
     if dist is not None:

@@ -340,8 +340,7 @@ def test_the_readmes_library_example_runs(capsys):
     section = readme[readme.index("## The engine from Python"):]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     scope: dict = {}
-    exec(compile(code, "README.md", "exec"), scope)
-    asyncio.run(scope["main"]())
+    exec(compile(code, "README.md", "exec"), scope)          # as printed: it runs its main() itself
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "Started" and "Finished" in out and out[-2].startswith("{'epoch': 3, 'train_loss': ")
     assert out[-1].startswith("[") and len(eval(out[-1])) == 10       # the probe's a_std per layer
@@ -527,3 +526,80 @@ def test_a_job_whose_config_cannot_be_read_fails_with_an_event():
     s.start(Unreadable())
     assert s.wait(30)
     assert [type(e) for e in events] == [Started, Failed] and events[-1].message == "ValueError: boom"
+
+
+def test_a_probe_is_cancelled_in_its_backward_and_its_reduction_too():
+    """Past its forward, a probe checks for a stop as each layer's gradient arrives and between its reduction's
+    groups: a deep net's backward and statistics stop part-way, not only between the passes."""
+    from initlab.engine.probe import run_probe
+    from initlab.engine.session import JobCancelled
+
+    depth = 6
+    cfg = Config(depth=depth, width=8, in_features=8, out_features=8, device="cpu")
+    where = []
+    run_probe(cfg, check=lambda: where.append(torch.is_grad_enabled()))
+    seen = len(where)
+    # the build's checks, one a forward tap, one a gradient, the passes' own, and the reduction's groups
+    assert seen >= 3 * depth + 3
+    for n in (2 * depth + 3, seen - 1):         # a stop within the backward's layers, and within the reduction
+        calls, check = stop_at(n)
+        with pytest.raises(JobCancelled):
+            run_probe(cfg, check=check)
+        assert len(calls) == n
+
+
+def test_a_probe_of_your_own_model_is_cancelled_between_its_modules(tmp_path):
+    from initlab.engine.anyprobe import run_user_probe
+    from initlab.engine.jobs import UserProbeJob
+    from initlab.engine.session import JobCancelled
+    from initlab.engine.usermodel import make_spec
+
+    path = tmp_path / "deep_initlab.py"
+    path.write_text("import torch\nfrom torch import nn\n\ndef make():\n"
+                    "    layers = [m for _ in range(40) for m in (nn.Linear(16, 16), nn.Tanh())]\n"
+                    "    return nn.Sequential(*layers), torch.randn(8, 16)\n")
+    spec = make_spec(f"{path}:make", device="cpu")
+    calls, check = stop_at(100)         # past the forward's 81 module calls: within the backward
+    with pytest.raises(JobCancelled):
+        run_user_probe(spec, check)
+    assert len(calls) == 100
+    events = []
+    s = Session(events.append)
+    path.write_text(path.read_text().replace("range(40)", "range(3000)").replace("16", "256"))
+    s.start(UserProbeJob(f"{path}:make", device="cpu"))
+    time.sleep(1.0)
+    assert s.cancel(wait=True)
+    assert isinstance(events[-1], Cancelled) and not any(isinstance(e, Finished) for e in events)
+    assert not job_threads()
+
+
+def test_a_job_started_from_the_last_ones_end_replaced_nothing():
+    small = Config(depth=2, width=4, in_features=4, out_features=4, device="cpu")
+    events = []
+    s = Session(events.append)
+    s.subscribe(lambda e: s.start(TrainJob(small.replace(epochs=1, n_rows=40)))
+                if isinstance(e, Finished) and e.job == "probe" else None)
+    s.start(ProbeJob(small))
+    deadline = time.monotonic() + 30
+    while not (isinstance(s.last_event, Finished) and s.last_event.job == "train") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    s.close()
+    started = [e for e in events if isinstance(e, Started)]
+    assert [(e.job, e.replaced) for e in started] == [("probe", False), ("train", False)]
+
+
+def test_a_session_closed_from_a_callback_ends_its_streams():
+    async def main():
+        s = Session()
+        s.subscribe(lambda ev: s.close() if isinstance(ev, Progress) else None)
+        stream = s.events()
+        s.start(TrainJob(Config(depth=3, width=8, epochs=50, n_rows=200, device="cpu")))
+        seen = [ev async for ev in stream]          # ends: it had waited for ever
+        return seen
+
+    seen = asyncio.run(asyncio.wait_for(main(), 30))
+    assert isinstance(seen[-1], (Cancelled, Finished))
+    deadline = time.monotonic() + 5         # the streams end as the job's thread ends: it is gone just after
+    while job_threads() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not job_threads()

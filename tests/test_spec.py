@@ -254,3 +254,13 @@ def test_a_config_files_refused_value_is_shown_in_tomls_words():
     assert spec.shown({"\n": 0, "b c": [1]}) == r'{"\u000A" = 0, "b c" = [1]}'      # one line, keys as TOML quotes them
     assert str(SpecError("seed", datetime.date(1979, 5, 27), "an integer")) == \
         "seed: 1979-05-27 is not allowed; an integer"
+
+
+def test_numpys_subclasses_of_python_values_are_kept_as_pythons_own():
+    import numpy as np
+
+    cfg = Config(lr=np.float64(0.01), data=np.str_("poly"), poly_w=(np.float64(2.0), -1.0), bias=False, depth=3)
+    assert type(cfg.lr) is float and type(cfg.data) is str and all(type(v) is float for v in cfg.poly_w)
+    assert cfg.bias is False and type(cfg.depth) is int
+    assert cfg == Config(lr=0.01, poly_w=(2.0, -1.0), bias=False, depth=3)
+    assert all(type(v) in (bool, int, float, str, list, type(None)) for v in cfg.to_dict().values())
