@@ -999,3 +999,30 @@ async def test_a_tab_key_in_the_narrow_drawer_shows_the_charts_and_the_footer_sa
         await pilot.press("escape", "5")
         await pilot.pause()
         assert app.charts.active == "training" and not app.has_class("show-config")
+
+
+@pilot_test
+async def test_the_numbers_tables_rows_are_reached_from_the_keyboard():
+    from initlab.tui.widgets.numbers import NumbersTable
+
+    app = make_app(SMALL.replace(depth=60, width=16, in_features=16, out_features=16))
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.press("p")
+        await settle(pilot, app)
+        await pilot.press("n")
+        await pilot.pause()
+        table = app.charts.query_one(NumbersTable)
+        assert table.row_count == 60 and table.scroll_y == 0
+        assert app.focused is table         # the keys below go to it, not to the form's preset selector
+        await pilot.press("end")
+        await pilot.pause()
+        assert table.scroll_y > 0           # the last layer is in sight
+        await pilot.press("home", "down", "down", "pagedown")
+        await pilot.pause()
+        assert table.cursor_row > 2
+        await pilot.press("escape", "home")     # with no widget focused the app's own keys move it
+        await pilot.pause()
+        assert app.focused is None and table.scroll_y == 0
+        await pilot.press("n")
+        await pilot.pause()
+        assert not table.display and app.focused is None

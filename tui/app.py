@@ -107,6 +107,10 @@ class InitlabApp(BeyondMixin, App):
         # a field or the tab bar with the cursor takes the arrows first; elsewhere they turn the table's pages
         Binding("right", "numbers_page(1)", "next columns", show=False),
         Binding("left", "numbers_page(-1)", "earlier columns", show=False),
+        # and the up and down keys its rows (a deep net's layers run past the pane)
+        *[Binding(key, f"numbers_rows('{how}')", how.replace("_", " "), show=False)
+          for key, how in (("down", "cursor_down"), ("up", "cursor_up"), ("pagedown", "page_down"),
+                           ("pageup", "page_up"), ("home", "scroll_top"), ("end", "scroll_bottom"))],
         Binding("r", "run_view", "run view", show=False, id="run-view",
                 tooltip="run the visible tab's experiment: the sweep, the Jacobian or the width check"),
         *[Binding(tab_key(i), f"show_tab('{tid}')", title, show=False, id=f"tab-{tid}", tooltip=about)
@@ -690,6 +694,9 @@ class InitlabApp(BeyondMixin, App):
 
     def action_numbers_page(self, step: int) -> None:
         self.charts.page_numbers(step)
+
+    def action_numbers_rows(self, how: str) -> None:
+        self.charts.move_in_numbers(how)
 
     def action_toggle_config(self) -> None:
         self.show_config(not self.has_class("show-config"))

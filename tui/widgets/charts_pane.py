@@ -98,6 +98,12 @@ class ChartsPane(Vertical):
         self.refresh_numbers()
         # the whole pane is repainted: a terminal kept rows of the taller chart where the table had just appeared
         self.refresh(layout=True, repaint=True)
+        if table.display:
+            # the cursor in it: the arrows and page keys move through its rows, not through a field of the form (a
+            # select's menu opened on the down key); the app's letters and digits still act
+            table.focus()
+        elif table.has_focus:
+            self.app.set_focus(None)
         return table.display
 
     def page_numbers(self, step: int) -> None:
@@ -105,6 +111,12 @@ class ChartsPane(Vertical):
         table = self.query_one(NumbersTable)
         if table.display:
             table.action_page(step)
+
+    def move_in_numbers(self, how: str) -> None:
+        """The table's row cursor down or up a row or a page, or to its first or last row, while it is shown."""
+        table = self.query_one(NumbersTable)
+        if table.display:
+            getattr(table, f"action_{how}")()
 
     def refresh_numbers(self) -> None:
         table = self.query_one(NumbersTable)

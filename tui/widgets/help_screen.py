@@ -24,6 +24,7 @@ KEYS = (
     ("n", "show or hide the numbers behind the visible chart"),
     ("← →", "the table's other columns where they do not all fit (its last column says how many); a field or "
             "the tab bar with the cursor takes the arrows itself"),
+    ("↑ ↓ PgUp PgDn Home End", "the table's rows, where they run past the pane (a deep net's layers)"),
     ("k", "Distributions: switch weights, activations, gradients"),
     ("c", "show or hide the configuration"),
     ("escape", "leave a field (keys act on the app again)"),

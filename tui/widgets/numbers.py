@@ -19,7 +19,10 @@ class NumbersTable(DataTable):
     NumbersTable { height: 1fr; }
     """
     BINDINGS = [Binding("right", "page(1)", "next columns", show=False),
-                Binding("left", "page(-1)", "earlier columns", show=False)]
+                Binding("left", "page(-1)", "earlier columns", show=False),
+                # its columns are paged: home and end go to the first and last rows
+                Binding("home", "scroll_top", "first row", show=False),
+                Binding("end", "scroll_bottom", "last row", show=False)]
 
     def __init__(self, **kwargs):
         super().__init__(zebra_stripes=True, cursor_type="row", fixed_columns=1, **kwargs)
