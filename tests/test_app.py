@@ -1026,3 +1026,13 @@ async def test_the_numbers_tables_rows_are_reached_from_the_keyboard():
         await pilot.press("n")
         await pilot.pause()
         assert not table.display and app.focused is None
+
+
+@pilot_test
+async def test_the_palette_tells_where_the_random_matrix_runs():
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        palette_commands(app)["Preset random-matrix"]()
+        await pilot.pause()
+        assert app.log_pane.messages()[-1].endswith("initlab probe --preset random-matrix runs it")
+        assert app.last_kind == ""          # nothing ran

@@ -843,6 +843,10 @@ class InitlabApp(BeyondMixin, App):
                                     b.tooltip or b.description, partial(self.run_action, b.action))
         for p in PRESETS.values():
             yield SystemCommand(f"Preset {p.name}", f"{p.kind}: {p.summary}", partial(self.action_run_preset, p.name))
+        # the one experiment that is no network: found where a student looks for it, and told where it runs
+        yield SystemCommand("Preset random-matrix", "command line only: initlab probe --preset random-matrix",
+                            partial(self.log_pane.add, "info", "random-matrix is a product of random matrices, no "
+                                                               "network: initlab probe --preset random-matrix runs it"))
         yield from self.beyond_commands()
 
     # -- state for tests and benchmarks ------------------------------------------------------------------------
