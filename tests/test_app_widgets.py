@@ -182,6 +182,8 @@ def test_charts_draw_and_tabulate_without_an_app():
     assert [r[3] for r in rows] == ["-"] * 5             # not counted (a training's sampled step)
     glo.data = LayerData(tuple({**d, "distinct_units": 1} for d in layers))
     assert [r[2:4] for r in glo.table()[1]] == [["4", "1"]] * 5        # a zero init's units, beside their number
+    # the key says a ReLU's forward ratio reads above 1 under a good init, which would otherwise look broken
+    assert "after a ReLU the forward reads about 1.47 n Var(W)" in " ".join(glo.draw(120, 30).plain.split())
     dist = DistributionChart()
     dist.data = LayerData(layers, distributions=tuple({"weight": [-1, -.5, -.2, 0, .2, .5, 1],
                                                        "activation": [0] * 7, "gradient": [0] * 7}
