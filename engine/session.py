@@ -219,10 +219,12 @@ class Session:
             return
 
     def _end_streams(self) -> None:
-        # no job is left to emit: open streams end, rather than wait for ever
-        for loop, q in list(self._queues):
+        # no job is left to emit: open streams end, rather than wait for ever. Taken off first: a stream opened
+        # as soon as these end (on the event loop's thread, while this runs on a job's) is not among them
+        ended, self._queues = self._queues, []
+        self._closed_from_job = False       # done: a session used again ends its new streams at its own close
+        for loop, q in ended:
             _end(loop, q)
-        self._queues.clear()
 
     def __enter__(self) -> "Session":
         return self

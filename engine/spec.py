@@ -346,9 +346,10 @@ def _plain(value: Any) -> Any:
         return value if all(a is b for a, b in zip(items, value)) else items
     if isinstance(value, bool):     # bool cannot be subclassed, and is an int
         return value
-    for kind in (int, float, str):
+    # the base type's own conversion: a (str, Enum) member's str() is its name, its value is what was meant
+    for kind, plain in ((int, int.__int__), (float, float.__float__), (str, str.__str__)):
         if isinstance(value, kind):
-            return value if type(value) is kind else kind(value)
+            return value if type(value) is kind else plain(value)
     return value
 
 

@@ -1020,6 +1020,11 @@ async def test_the_numbers_tables_rows_are_reached_from_the_keyboard():
         await pilot.press("home", "down", "down", "pagedown")
         await pilot.pause()
         assert table.cursor_row > 2
+        # another page of columns, or the table laid out again, keeps the reader's row
+        row = table.cursor_row
+        table.show(table.shown[0] + ["extra"], [r + ["1"] for r in table.shown[1]], keys=table.keys)
+        await pilot.pause()
+        assert table.cursor_row == row
         await pilot.press("escape", "home")     # with no widget focused the app's own keys move it
         await pilot.pause()
         assert app.focused is None and table.scroll_y == 0

@@ -595,10 +595,20 @@ def test_a_session_closed_from_a_callback_ends_its_streams():
         stream = s.events()
         s.start(TrainJob(Config(depth=3, width=8, epochs=50, n_rows=200, device="cpu")))
         seen = [ev async for ev in stream]          # ends: it had waited for ever
-        return seen
+        s._callbacks.clear()
+        stream = s.events()
+        small = Config(depth=2, width=4, in_features=4, out_features=4, device="cpu")
+        for seed in (0, 1):
+            s.start(ProbeJob(small.replace(seed=seed)))
+            while s.running:
+                await asyncio.sleep(0.01)
+        s.close()
+        again = [ev async for ev in stream]
+        return seen, again
 
-    seen = asyncio.run(asyncio.wait_for(main(), 30))
+    seen, again = asyncio.run(asyncio.wait_for(main(), 30))
     assert isinstance(seen[-1], (Cancelled, Finished))
+    assert [type(e).__name__ for e in again].count("Finished") == 2      # used again: its streams carry every job
     deadline = time.monotonic() + 5         # the streams end as the job's thread ends: it is gone just after
     while job_threads() and time.monotonic() < deadline:
         time.sleep(0.01)

@@ -264,3 +264,14 @@ def test_numpys_subclasses_of_python_values_are_kept_as_pythons_own():
     assert cfg.bias is False and type(cfg.depth) is int
     assert cfg == Config(lr=0.01, poly_w=(2.0, -1.0), bias=False, depth=3)
     assert all(type(v) in (bool, int, float, str, list, type(None)) for v in cfg.to_dict().values())
+    from enum import Enum, IntEnum
+
+    class Act(str, Enum):
+        TANH = "tanh"
+
+    class Depth(IntEnum):
+        FIVE = 5
+
+    cfg = Config(activation=Act.TANH, depth=Depth.FIVE)       # their values, not their names
+    assert cfg.activation == "tanh" and type(cfg.activation) is str and type(cfg.depth) is int and cfg.depth == 5
+    spec.validate(cfg)

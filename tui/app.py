@@ -20,7 +20,7 @@ from textual.css.query import NoMatches
 from textual.reactive import var
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer
+from textual.widgets import Footer, Input
 from textual.worker import Worker, WorkerState
 
 from initlab.engine import export
@@ -696,7 +696,8 @@ class InitlabApp(BeyondMixin, App):
         self.charts.page_numbers(step)
 
     def action_numbers_rows(self, how: str) -> None:
-        self.charts.move_in_numbers(how)
+        if not isinstance(self.focused, Input):     # a text field has the cursor: the keys are its, as help says
+            self.charts.move_in_numbers(how)
 
     def action_toggle_config(self) -> None:
         self.show_config(not self.has_class("show-config"))

@@ -21,7 +21,7 @@ KEYS = (
     ("w", "write the form's settings as TOML (initlab --config FILE opens the app with them)"),
     ("1-9, 0", "switch chart tab"),
     ("r", "run the visible view: the sweep, the Jacobian or the width check (a probe elsewhere)"),
-    ("n", "show or hide the numbers behind the visible chart"),
+    ("n", "show or hide the numbers behind the visible chart (shown, the cursor is in it)"),
     ("← →", "the table's other columns where they do not all fit (its last column says how many); a field or "
             "the tab bar with the cursor takes the arrows itself"),
     ("↑ ↓ PgUp PgDn Home End", "the table's rows, where they run past the pane (a deep net's layers)"),

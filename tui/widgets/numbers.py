@@ -77,6 +77,9 @@ class NumbersTable(DataTable):
             return
         self._laid = key
         widths = self._widths()
+        # clear() puts the cursor and the view back at the first row: a page of columns, or the next statistics of
+        # a training, would lose the reader's place in a deep net's rows
+        row, top = self.cursor_row, self.scroll_y
         self.clear(columns=True)
         # a space either side of each column where they fit so; else one space between them
         padded = not width or sum(widths) + 2 * len(widths) <= width - 1
@@ -103,6 +106,9 @@ class NumbersTable(DataTable):
             self.add_column(marker, width=cell_len(marker) + 1)
         cells = {i: cut_column([r[i] if i < len(r) else "" for r in rows], widths[i]) for i in shown}
         self.add_rows([[cells[i][k] for i in shown] + ([""] if marker is not None else []) for k in range(len(rows))])
+        if rows and (row or top):
+            self.move_cursor(row=min(row, len(rows) - 1), scroll=False)
+            self.scroll_to(y=top, animate=False, immediate=True)
 
     def _keys_cut(self, widths: list[int], width: int) -> list[int]:
         """The key columns narrowed, the widest first, to half the pane at most: wider (a user's module paths), they
