@@ -12,6 +12,7 @@ import torch
 
 from . import device as devices
 from .models import build_mlp
+from .reads import scale_of
 from .spec import Config, SpecError, validate
 
 MAX_INPUTS = 256
@@ -113,8 +114,8 @@ def jacobian_spectrum(cfg: Config, inputs: int = 1, bins: int = 20,
     counts, lo, hi = histogram(torch.log10(torch.where(resolved, flat, torch.ones_like(flat))), bins, resolved)
     zeros = (flat == 0).sum()
     unresolved = (~resolved).sum() - zeros
-    dt = mean_s.dtype
     finite = torch.stack(finites).all()
+    dt = mean_s.dtype
     host = torch.cat([mean_s, counts.to(dt), torch.stack([zeros.to(dt), unresolved.to(dt), finite.to(dt),
                                                           (flat ** 2).mean(), lo, hi])]).tolist()   # one transfer
     k = mean_s.numel()
@@ -122,7 +123,7 @@ def jacobian_spectrum(cfg: Config, inputs: int = 1, bins: int = 20,
     hist = [int(c) for c in host[k:k + bins]]
     n_zero, n_unresolved, all_finite, mean_sq, lo, hi = host[k + bins:]
     if not all_finite:
-        scale = SCALE_OF.get(cfg.init)
+        scale = scale_of(cfg.init)
         raise NonFiniteJacobian(f"the Jacobian is not finite: the net's derivatives overflow {dtype_name(dtype)} at "
                                 f"these settings (an exploding net: lower {scale + ' or ' if scale else ''}the depth)")
     smax, smin = sv[0], sv[-1]
@@ -141,11 +142,6 @@ def jacobian_spectrum(cfg: Config, inputs: int = 1, bins: int = 20,
         "inputs": inputs, "shape": [cfg.out_features, cfg.in_features],
         "dtype": dtype_name(dtype), "device": str(dev), "config": cfg.to_dict(),
     }
-
-
-# the setting that scales each init's weights: what to lower where a net explodes
-SCALE_OF = {"scaled_normal": "sigma_w", "xavier_uniform": "the gain", "xavier_normal": "the gain",
-            "orthogonal": "the gain", "normal": "std", "sparse": "std", "uniform": "bound", "constant": "value"}
 
 
 class NonFiniteJacobian(ValueError):

@@ -28,9 +28,8 @@ class ProbeJob:
     name: str = "probe"
 
     def run(self, ctx: Context) -> dict[str, Any]:
-        from .probe import run_probe
-
         from .inits import gain_note
+        from .probe import run_probe
 
         ctx.emit(LogLine(self.name, "info", f"probing {self.config.depth} x {self.config.width} "
                                            f"{self.config.activation}, init {self.config.init}"

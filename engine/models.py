@@ -6,7 +6,7 @@ from torch import nn
 
 from . import activations
 from .inits import apply_init
-from .spec import Config
+from .spec import Config, layer_sizes
 
 
 class Block(nn.Module):
@@ -42,7 +42,7 @@ class MLP(nn.Module):
 
     def __init__(self, cfg: Config, check=None):
         super().__init__()
-        sizes = [cfg.in_features] + [cfg.width] * (cfg.depth - 1) + [cfg.out_features]
+        sizes = layer_sizes(cfg)
         last = cfg.depth - 1
         check = check or (lambda: None)
         blocks = []
@@ -74,7 +74,7 @@ class MLP(nn.Module):
 
 
 def parameter_count(cfg: Config) -> int:
-    sizes = [cfg.in_features] + [cfg.width] * (cfg.depth - 1) + [cfg.out_features]
+    sizes = layer_sizes(cfg)
     n = sum(a * b + (b if cfg.bias else 0) for a, b in zip(sizes[:-1], sizes[1:]))
     if cfg.norm != "none":
         n += 2 * cfg.width * cfg.depth

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from .spec import BUILTIN_DATA, FIELDS, Config
+from .spec import BUILTIN_DATA, FIELDS, Config, layer_sizes
 
 # init parameter -> the schemes that read it
 INIT_PARAMS = {
@@ -21,6 +21,12 @@ WIDTHS_UNREAD = {"width": "the widths come from --widths", "epochs": "it trains 
                  "loss": "it fits N(0, 1) targets with MSE", "target": "it fits N(0, 1) targets with MSE"}
 POLY_ONLY = ("deg", "poly_w", "poly_bias")
 OPTIMISER_PARAMS = {"momentum": ("sgd", "rmsprop"), "nesterov": ("sgd",)}
+
+
+def scale_of(init: str) -> str | None:
+    """The setting that scales an init's weights (what to lower where a net explodes), or None for one it fixes."""
+    name = next((p for p in ("sigma_w", "gain", "std", "bound", "value") if init in INIT_PARAMS[p]), None)
+    return "the gain" if name == "gain" else name
 
 
 def _who(names: tuple[str, ...]) -> str:
@@ -64,7 +70,7 @@ def unread(cfg: Config, name: str, train: bool, train_hint: str = "--train") -> 
 
 
 def _has_square_layer(cfg: Config) -> bool:
-    sizes = [cfg.in_features] + [cfg.width] * (cfg.depth - 1) + [cfg.out_features]
+    sizes = layer_sizes(cfg)
     return any(a == b for a, b in zip(sizes, sizes[1:]))
 
 

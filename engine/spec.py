@@ -400,6 +400,11 @@ def field_error(name: str, raw: Any) -> str | None:
     return None
 
 
+def layer_sizes(cfg: Config) -> list[int]:
+    """The widths the net's Linears map between: in_features, depth - 1 hidden widths, out_features."""
+    return [cfg.in_features] + [cfg.width] * (cfg.depth - 1) + [cfg.out_features]
+
+
 def steps_per_epoch(n_train: int, batch: int, norm: str = "none") -> int:
     """Batches per epoch; with batch norm a last batch of one row is left out (a variance of one value is not
     one), as a loader's drop_last would."""

@@ -371,7 +371,6 @@ class SweepJob:
 
     def run(self, ctx) -> dict[str, Any]:
         from .events import LogLine, Progress
-
         from .inits import grid_gain_note
 
         runs: list[dict[str, Any]] = []

@@ -147,6 +147,7 @@ class InitlabApp(BeyondMixin, App):
         self.baseline: Baseline | None = None
         self._baseline_apart: tuple | None = None      # the baseline and run last said to differ in depth
         self._resized_said = ""        # the last "in and out features follow the data" the log gave
+        self._unread_said: frozenset[str] = frozenset()     # the notes of fields a run did not read, said last
         self.last_result: dict[str, Any] | None = None
         self.last_kind = ""
         # per view, the latest (job, result) it shows: the Sweep, Jacobian and Widths tabs their own jobs', the

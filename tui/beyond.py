@@ -137,9 +137,8 @@ class BeyondMixin:
                 shown = ("on" if value else "off") if isinstance(value, bool) else \
                     f"{value:g}" if isinstance(value, float) else str(value)
                 notes.append(f"note: {why}; {name} {shown} was not used")
-        said = getattr(self, "_unread_said", frozenset())
         for note in notes:
-            if note not in said:        # a note stays said while its field stays unread
+            if note not in self._unread_said:       # a note stays said while its field stays unread
                 self.log_pane.add("info", note)
         self._unread_said = frozenset(notes)
 
