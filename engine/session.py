@@ -82,6 +82,7 @@ class Session:
         self._lock = threading.Lock()
         self.last_event: Event | None = None
         self._ending = threading.local()    # on a job's thread: its end event is being handed out
+        self._on_job = threading.local()    # set on every job thread of this session, the latest or an older one
         self._closed_from_job = False       # close() was called by a callback, on the job's thread
 
     def subscribe(self, callback: Callable[[Event], None]) -> None:
@@ -110,11 +111,13 @@ class Session:
         """Start `job` once the running one has stopped (however long its last step takes: two jobs never run at
         once); False, and nothing started, where `unless` (asked after that wait) says the start was called off
         meanwhile (a stop asked for while the old job wound down). Called on the job's own thread (by a callback,
-        or by the job), it returns at once and the new job's thread waits for this one's end instead."""
-        if threading.current_thread() is self._thread:
+        or by the job), it returns at once and the new job's thread waits for this one's end instead (so does a
+        second start from the same callback: the job the first one queued is stopped and waited for in turn)."""
+        if getattr(self._on_job, "value", False):
             with self._lock:
-                # from a callback of the job's own end event nothing is replaced: that job has done its work
-                ending = getattr(self._ending, "value", False)
+                # from a callback of the job's own end event nothing is replaced: that job has done its work. A job
+                # queued behind this thread by an earlier call is: joining it here would wait on this very thread
+                ending = getattr(self._ending, "value", False) and self._thread is threading.current_thread()
                 self._stop.set()
                 self._launch(job, replaced=not ending, after=self._thread)
             return True
@@ -136,6 +139,7 @@ class Session:
         stop = self._stop
 
         def body() -> None:
+            self._on_job.value = True
             if after is not None:
                 after.join()
             self._run(job, stop, replaced)
@@ -204,18 +208,21 @@ class Session:
     def close(self) -> None:
         """Stop the running job, if any, and wait for its thread to end (a daemon thread still inside torch when
         the interpreter exits can crash it); then the open event streams end. On the job's own thread (a callback)
-        it asks the job to stop, and the streams end as that thread ends."""
+        it asks the job to stop, and the streams end as the last job's thread ends (a job a callback queued first
+        starts, sees the stop and ends at once)."""
+        on_job = getattr(self._on_job, "value", False)
         while True:
             with self._lock:
                 t = self._thread
                 self._stop.set()
+                if on_job and t is not None and t.is_alive():
+                    # the latest job's thread may be waiting for this one: it ends the streams as it ends
+                    self._closed_from_job = True
+                    return
             if t is not None and t.is_alive() and t is not threading.current_thread():
                 t.join()
                 continue
-            if t is not threading.current_thread():
-                self._end_streams()
-            else:
-                self._closed_from_job = True        # the thread ends the streams as it ends (see _launch)
+            self._end_streams()
             return
 
     def _end_streams(self) -> None:

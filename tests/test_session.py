@@ -374,6 +374,52 @@ def test_a_callback_may_start_the_next_job_or_close_without_a_deadlock():
     assert isinstance(closer.last_event, Cancelled)
 
 
+def test_a_callback_may_start_two_jobs_or_start_one_and_close_from_one_end_event():
+    # each waited for ever: the second call joined the job the first had queued, which waited for this thread
+    log: list = []
+    s = Session()
+    names: list = []
+    s.subscribe(lambda ev: names.append((type(ev).__name__, ev.job)))
+    replaced: list = []
+    s.subscribe(lambda ev: isinstance(ev, Started) and replaced.append(ev.replaced))
+
+    def on_end(ev):
+        if isinstance(ev, Finished) and ev.job == "probe":
+            s.start(Stubborn(0.0, log))
+            s.start(TrainJob(Config(depth=2, width=4, epochs=1, data="poly", device="cpu")))
+
+    s.subscribe(on_end)
+    s.start(ProbeJob(Config(depth=2, width=4, in_features=4, out_features=4, device="cpu")))
+    deadline = time.monotonic() + 30
+    while not (names and names[-1][0] in ("Finished", "Cancelled", "Failed") and names[-1][1] == "train") \
+            and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert s.wait(30)
+    # the stubborn job queued first is replaced by the training before it checks: it ends cancelled, in turn
+    ends = [n for n in names if n[0] in ("Started", "Finished", "Cancelled", "Failed")]
+    assert ends == [("Started", "probe"), ("Finished", "probe"), ("Started", "stubborn"), ("Cancelled", "stubborn"),
+                    ("Started", "train"), ("Finished", "train")], ends
+    assert [k for k, _ in log] == ["in", "out"] and replaced == [False, False, True]
+    s.close()
+
+    async def closing():
+        c = Session()
+        stream = c.events()
+
+        def on_probe_end(ev):
+            if isinstance(ev, Finished) and ev.job == "probe":
+                c.start(TrainJob(LONG))
+                c.close()           # the training it queued starts, sees the stop, ends; then the stream ends
+
+        c.subscribe(on_probe_end)
+        c.start(ProbeJob(Config(depth=2, width=4, in_features=4, out_features=4, device="cpu")))
+        seen = [type(ev).__name__ async for ev in stream]
+        return c, seen
+
+    c, seen = asyncio.run(asyncio.wait_for(closing(), 60))
+    assert c.wait(30) and seen[-2:] == ["Started", "Cancelled"] and not job_threads()
+
+
 def test_a_dropped_or_closed_stream_is_no_longer_fed():
     import gc
 
