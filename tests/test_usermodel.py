@@ -473,6 +473,30 @@ def test_a_package_module_factory_loads(capsys, tmp_path, monkeypatch):
     assert {"layers", "params", "warnings", "verdict", "loss_source", "input_std"} <= set(doc)
 
 
+def test_what_a_model_prints_goes_to_stderr_beside_json(capsys, tmp_path):
+    path = tmp_path / "chatty.py"
+    path.write_text(textwrap.dedent("""
+        import torch
+        from torch import nn
+        print("loading chatty")
+        class Chatty(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.l = nn.Linear(8, 4)
+            def forward(self, x):
+                print("forward", tuple(x.shape))
+                return self.l(x)
+        def make():
+            print("making")
+            return Chatty()
+    """))
+    code = main(["probe", "--model", f"{path}:make", "--input-shape", "2,8", "--device", "cpu", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert json.loads(out)["layers"][0]["name"] == "l"         # stdout: the one object and nothing else
+    assert "loading chatty" in err and "making" in err and "forward (2, 8)" in err
+
+
 def test_a_package_in_the_current_folder_loads_as_python_m_would(capsys, tmp_path, monkeypatch):
     pkg = tmp_path / "herepkg_initlab"
     pkg.mkdir()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 from .common import config_from_args, fmt, given_settings, print_json, say, table, wants_json
@@ -31,8 +32,10 @@ def run_model(args: argparse.Namespace) -> int:
         raise SpecError("save_config", args.save_config, "not with --model (a config file holds the built-in "
                                                           "MLP's settings, not your model's)")
     cfg = config_from_args(args)
-    spec = make_spec(args.model, args.input_shape, args.layers, cfg.seed, cfg.device)
-    res = run_user_probe(spec)
+    # what the model's own code prints goes to stderr where stdout holds the JSON: one object and nothing else
+    with contextlib.redirect_stdout(sys.stderr if wants_json(args) and sys.stderr is not None else sys.stdout):
+        spec = make_spec(args.model, args.input_shape, args.layers, cfg.seed, cfg.device)
+        res = run_user_probe(spec)
     out = res.to_json()
     write_outputs(args, "probe", out)
     if wants_json(args):
