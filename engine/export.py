@@ -90,11 +90,12 @@ def write_json(path: str, obj: Any) -> str:
     return write_text(path, dumps(obj, indent=1) + "\n")
 
 
-def csv_text(rows: Iterable[dict[str, Any]]) -> str:
+def csv_text(rows: Iterable[dict[str, Any]], header: list[str] | None = None) -> str:
+    """A header of every key the rows hold, in order of first appearance; with no rows, `header` alone (if given)."""
     rows = list(rows)
     buf = io.StringIO()
-    if rows:
-        names: list[str] = []
+    if rows or header:
+        names: list[str] = [] if rows else list(header or ())
         for r in rows:
             names.extend(k for k in r if k not in names)
         w = csv.DictWriter(buf, fieldnames=names)
@@ -114,5 +115,5 @@ def _csv_cell(v: Any) -> Any:
     return clean_json(v)
 
 
-def write_csv(path: str, rows: Iterable[dict[str, Any]]) -> str:
-    return write_text(path, csv_text(rows))
+def write_csv(path: str, rows: Iterable[dict[str, Any]], header: list[str] | None = None) -> str:
+    return write_text(path, csv_text(rows, header))

@@ -272,7 +272,7 @@ def sweep_markdown(res: dict[str, Any]) -> str:
     labels = [" ".join(f"{k}={fmt(p.get(k)) if isinstance(p.get(k), float) else value_text(k, p.get(k))}"
                        for k in axes)
               or "all seeds" for p in points]
-    metric = (res.get("heatmap") or {}).get("metric", "log10_gradz_ratio")
+    metric = res.get("metric") or (res.get("heatmap") or {}).get("metric", "log10_gradz_ratio")
     sections = [
         ("Settings", settings_table({"mode": res.get("mode"), **{f"vary {k}": v for k, v in vary.items()},
                                      "points done": f"{res.get('done')} of {res.get('total')}"})
@@ -465,4 +465,6 @@ def write(kind: str, res: dict[str, Any], csv: str | None = None, report: str | 
         texts.append((csv, csv_rows(kind, res), True))
     if report:
         texts.append((report, markdown(kind, res), False))
-    return [write_csv(path, body) if is_csv else write_text(path, body) for path, body, is_csv in texts]
+    # a sweep stopped before its first point: the header of its settings still says what the file is of
+    header = [k for k in res.get("vary", {}) if k != "seed"] + ["verdict"] if kind == "sweep" else None
+    return [write_csv(path, body, header) if is_csv else write_text(path, body) for path, body, is_csv in texts]

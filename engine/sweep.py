@@ -94,7 +94,11 @@ def parse_vary(items: list[str]) -> dict[str, list[Any]]:
 
 
 def grid(vary: dict[str, list[Any]]) -> list[dict[str, Any]]:
-    """Every combination of the varied values, the seed varying fastest."""
+    """Every combination of the varied values, the seed varying fastest; more than MAX_POINTS are refused before any
+    is made (a grid of millions would fill the memory first)."""
+    total = math.prod(len(v) for v in vary.values())
+    if total > MAX_POINTS:
+        raise SpecError("vary", f"{total} runs", f"at most {MAX_POINTS} runs in one sweep")
     names = [n for n in vary if n != "seed"] + (["seed"] if "seed" in vary else [])
     return [dict(zip(names, combo)) for combo in itertools.product(*(vary[n] for n in names))]
 
@@ -119,8 +123,6 @@ def point_configs(base: Config, vary: dict[str, list[Any]], train: bool = False,
 
     vary = checked_vary(vary)
     runs = grid(vary)
-    if len(runs) > MAX_POINTS:
-        raise SpecError("vary", f"{len(runs)} runs", f"at most {MAX_POINTS} runs in one sweep")
     out = []
     for values in runs:
         cfg = base.replace(**values)

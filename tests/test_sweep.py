@@ -276,11 +276,39 @@ def test_sweep_preset_with_overrides_draws_the_phase_diagram(capsys):
     (["--preset", "nope"], "preset: 'nope'"),
     (["--vary", "depth=2", "--metric", "nope"], "metric: 'nope'"),
     (["--vary", "depth=2", "--metric", "test_loss"], "metric: 'test_loss' is not allowed; with --train only"),
+    # counted before any point is made: a grid of millions had filled the memory first
+    (["--vary", "seed=" + ",".join(map(str, range(300))), "--vary", "depth=" + ",".join(map(str, range(1, 301))),
+      "--vary", "width=" + ",".join(map(str, range(1, 301)))],
+     "vary: '27000000 runs' is not allowed; at most 10000 runs in one sweep"),
 ])
 def test_sweep_refusals_exit_2_in_one_line(capsys, argv, needle):
     assert main(["sweep", *argv, *SMALL_FLAGS]) == 2
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1 and needle in err
+
+
+def test_metric_picks_the_reports_figure_and_is_noted_where_nothing_reads_it(capsys, tmp_path):
+    report = tmp_path / "one.md"
+    assert main(["sweep", "--vary", "depth=2,3", "--metric", "last_a_std", "--report", str(report), "--json",
+                 *SMALL_FLAGS]) == 0
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    assert doc["metric"] == "last_a_std" and "note: --metric" not in err
+    text = report.read_text()
+    assert "last_a_std per point" in text and "log10_gradz_ratio per point" not in text
+    assert main(["sweep", "--vary", "depth=2,3", "--metric", "last_a_std", "--json", *SMALL_FLAGS]) == 0
+    _, err = capsys.readouterr()
+    assert "initlab: note: --metric last_a_std was not used" in err
+
+
+def test_a_sweep_stopped_before_its_first_point_writes_a_csv_header(tmp_path):
+    from initlab.engine import report
+
+    vary = {"depth": [2, 3], "seed": [0, 1]}
+    res = sweep.summary(tanh_net(), vary, [], False)
+    path = tmp_path / "none.csv"
+    report.write("sweep", res, csv=str(path))
+    assert path.read_text().splitlines() == ["depth,verdict"]
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process")

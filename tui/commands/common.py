@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 import sys
@@ -22,14 +23,17 @@ def flag(name: str) -> str:
 
 
 def add_config_flags(p: argparse.ArgumentParser, groups: Iterable[str] | None = None,
-                     hidden: Iterable[str] = (), defaults: Config | None = None) -> None:
+                     hidden: Iterable[str] = (), defaults: Config | None = None,
+                     helps: dict[str, str] | None = None) -> None:
     """One flag per Config field (in the given groups); values stay strings until parse_value. Flags in `hidden`
     exist (so that the command refuses them in its own words) but are left out of the help. `defaults`: the
-    command's own, where they differ from Config's."""
+    command's own, where they differ from Config's; `helps`: the command's own words for a field."""
     defaults = defaults or Config()
     for name, info in FIELDS.items():
         if groups is not None and info.group not in groups:
             continue
+        if helps and name in helps:
+            info = dataclasses.replace(info, help=helps[name])
         if name in hidden:
             p.add_argument(flag(name), dest=name, default=None, help=argparse.SUPPRESS,
                            **({"action": argparse.BooleanOptionalAction} if info.kind is bool else {}))

@@ -22,8 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a setting and its values (repeat for a grid; poly_w values are separated by ';')")
     p.add_argument("--train", action="store_true", help="train at every point instead of probing")
     p.add_argument("--metric", default="log10_gradz_ratio",
-                   help="the number the heatmap shows when two settings vary: one of " + ", ".join(METRICS)
-                   + " (default log10_gradz_ratio)")
+                   help="the number the heatmap shows when two settings vary, and the report's figure: one of "
+                   + ", ".join(METRICS) + " (default log10_gradz_ratio)")
     p.add_argument("--json", action="store_true", help="print one JSON object and nothing else on stdout")
     add_output_flags(p, csv_help="write a row per point as CSV",
                      report_help="settings, a row per point, a text figure, the heatmap when two settings vary")
@@ -118,6 +118,9 @@ def run(args: argparse.Namespace) -> int:
     notes += [f"initlab: note: --vary {k}=... gives its values; {flag_text(k, v)} was not used"
               for k, v in given_flags(args).items() if k in vary]
     notes += repeats_noted(args.vary or [])
+    if args.metric != "log10_gradz_ratio" and len(sweep.varied_axes(vary)) != 2 and not args.report:
+        notes.append(f"initlab: note: --metric {args.metric} was not used (it picks the heatmap's number, drawn "
+                     f"when two settings vary, and the figure of --report)")
     gains = grid_gain_note(points)
     notes += [f"initlab: note: {gains}"] if gains else []
     for note in notes:
@@ -131,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         interrupted = True
     res = sweep.summary(cfg, vary, runs, args.train)
+    res["metric"] = args.metric         # the report's figure, and the heatmap's
     if args.metric != "log10_gradz_ratio" and "heatmap" in res:
         res["heatmap"] = sweep.heatmap(res["points"], vary, args.metric)
     if res["points"] and all(p.get(args.metric) is None for p in res["points"]):

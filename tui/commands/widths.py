@@ -12,7 +12,11 @@ from .common import (add_config_flags, config_from_args, fmt, given_flags, print
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("widths", help="coordinate check: per-layer mean |a| against width over the first steps",
                        description=__doc__ + " Slope is d log(mean |a|) / d log(width): near 0 is width-stable.")
-    add_config_flags(p, groups=WIDTHS_GROUPS, hidden=WIDTHS_UNREAD)
+    # no data: every width trains on one fixed N(0, 1) batch toward fixed N(0, 1) targets
+    add_config_flags(p, groups=WIDTHS_GROUPS, hidden=WIDTHS_UNREAD,
+                     helps={"in_features": "input size (the columns of the fixed N(0, 1) batch)",
+                            "out_features": "output size (the columns of the batch's N(0, 1) targets)",
+                            "batch": "rows of the fixed batch every width trains on"})
     p.add_argument("--widths", default="64,128,256,512,1024", metavar="W1,W2,...",
                    help="hidden widths to compare (default 64,128,256,512,1024)")
     p.add_argument("--steps", default="5", metavar="N", help="training steps on one fixed N(0, 1) batch: an integer in [0, 1000] (default 5)")
