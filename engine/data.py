@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .spec import Config, SpecError
+from .spec import Config, SpecError, data_problem
 
 
 @dataclass(frozen=True)
@@ -64,8 +64,8 @@ def load_file(path: str) -> tuple[torch.Tensor, torch.Tensor]:
     """X and y from a .npz (numpy arrays) or .pt (a dict of tensors) file, checked for keys, shapes and dtypes."""
     if os.path.isdir(path):
         raise _file_error(path, "a .npz or .pt file, not a folder")
-    if not os.path.isfile(path):
-        raise _file_error(path, "an existing .npz or .pt file (no such file)")
+    if not os.path.isfile(path):      # the same words as the setting's own check (Config refuses it first)
+        raise _file_error(path, data_problem(path) or "an existing .npz or .pt file")
     try:
         if path.endswith(".npz"):
             z = np.load(path, allow_pickle=False)
@@ -108,6 +108,9 @@ def load_file(path: str) -> tuple[torch.Tensor, torch.Tensor]:
                 raise _file_error(path, "X and y as tensors")
             if x.layout != torch.strided or y.layout != torch.strided:
                 raise _file_error(path, "X and y as dense tensors (not sparse)")
+            for name, t in (("X", x), ("y", y)):
+                if t.is_quantized:
+                    raise _file_error(path, f"{name} of a float or integer dtype, not {t.dtype} (dequantize it)")
     except SpecError:
         raise
     except Exception as e:      # a corrupt or foreign file: one line, not a traceback

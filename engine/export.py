@@ -41,14 +41,14 @@ def writable_file_problem(path: str) -> str | None:
     """Why `path` cannot be written as a file initlab replaces, or None: a folder, a device, a pipe or a read-only
     file. A symbolic link is followed (its target is what gets written)."""
     target = os.path.realpath(path)
-    if not os.path.lexists(target):
-        return None
-    if os.path.isdir(target):
-        return "a file path, not a folder"
     try:
-        st = os.stat(target)
+        st = os.stat(path)      # follows links, /proc's links to a descriptor too (a pipe's has no path to resolve)
+    except FileNotFoundError:
+        return None if not os.path.lexists(target) else "a path that leads to a file (a broken link)"
     except OSError as e:        # a loop of symbolic links, say
         return f"a path that leads to a file ({e.strerror or e})"
+    if stat.S_ISDIR(st.st_mode):
+        return "a file path, not a folder"
     if not stat.S_ISREG(st.st_mode):
         return "a regular file (this is a device, a pipe or a socket)"
     if not os.access(target, os.W_OK) or not st.st_mode & 0o222:    # root passes access(): the mode says read-only
@@ -56,15 +56,24 @@ def writable_file_problem(path: str) -> str | None:
     return None
 
 
+class WriteError(OSError):
+    """A file that could not be written, said in one line naming it (the file there before is kept)."""
+
+    plain_message = True
+
+
 def write_text(path: str, text: str) -> str:
     """Write text to path atomically: a temporary file in the same folder, fsync, then rename. A symbolic link is
     written through (its target is replaced, the link stays); a device, pipe or read-only file is refused."""
-    path = os.path.realpath(path)
     problem = writable_file_problem(path)
+    path = os.path.realpath(path)
     if problem:
-        raise OSError(f"{path}: not written: {problem}")
+        raise WriteError(f"{path}: not written: {problem}")
     folder = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    except OSError as e:
+        raise WriteError(f"{path}: not written ({e.strerror or e}); {_kept(path)}") from e
     try:
         # mkstemp makes the file private (0600); give it the mode a plain open() would, or the old file's
         try:
@@ -77,13 +86,19 @@ def write_text(path: str, text: str) -> str:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError) and not isinstance(e, WriteError):
+            raise WriteError(f"{path}: not written ({e.strerror or e}); {_kept(path)}") from e
         raise
     return path
+
+
+def _kept(path: str) -> str:
+    return "the file there is kept as it was" if os.path.exists(path) else "nothing was written"
 
 
 def write_json(path: str, obj: Any) -> str:

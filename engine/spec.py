@@ -146,7 +146,8 @@ class FieldInfo:
     check: Callable[[Any], str | None] | None = field(default=None, compare=False)
 
 
-def _data_check(v: str) -> str | None:
+def data_problem(v: str) -> str | None:
+    """Why `v` is no data setting (a built-in name or a .npz or .pt file to read), or None."""
     if v in BUILTIN_DATA:
         return None
     if not (v.endswith(".npz") or v.endswith(".pt")):
@@ -154,6 +155,8 @@ def _data_check(v: str) -> str | None:
     if os.path.isdir(v):
         return "a .npz or .pt file, not a folder"
     if not os.path.isfile(v):
+        if os.path.exists(v):       # reading a pipe would wait on its writer, a device might never end
+            return "a regular .npz or .pt file (this is a device, a pipe or a socket)"
         return "an existing .npz or .pt file (no such file)"
     return None
 
@@ -193,7 +196,7 @@ FIELDS: dict[str, FieldInfo] = {f.name: f for f in [
     _F("loss", str, "a probe's backward signal (a training's loss follows its data)", choices=LOSSES, group="probe"),
     _F("target", float, "a probe's MSE target", low=-1e6, high=1e6, group="probe"),
     _F("data", str, "training data: poly, blobs, or a .npz or .pt file holding X and y", group="data",
-       check=_data_check),
+       check=data_problem),
     _F("n_rows", int, "rows of generated data", low=10, high=10_000_000, group="data"),
     _F("deg", int, "degree of the poly data", low=1, high=10, group="data"),
     _F("poly_w", tuple, "weights of the poly data, comma-separated", group="data"),
@@ -435,6 +438,8 @@ def read_toml(path: str, extra: tuple[str, ...] = ()) -> dict[str, Any]:
         raise SpecError("config", path, "an existing TOML file (no such file)")
     if os.path.isdir(path):
         raise SpecError("config", path, "a TOML file, not a directory")
+    if not os.path.isfile(path):        # reading a pipe would wait on its writer, a device might never end
+        raise SpecError("config", path, "a regular TOML file (this is a device, a pipe or a socket)")
     try:
         with open(path, "rb") as fh:
             raw = tomllib.load(fh)
@@ -466,13 +471,31 @@ def read_toml(path: str, extra: tuple[str, ...] = ()) -> dict[str, Any]:
         known = [*presets.PRESETS, "random-matrix", *SWEEP_PRESETS]     # random-matrix: `initlab probe` only
         if flat["preset"] not in known:
             raise SpecError("preset", flat["preset"], "one of " + ", ".join(known))
-    data = flat.get("data")
-    if isinstance(data, str) and data not in BUILTIN_DATA and not os.path.isabs(data):
-        # a data file named beside the experiment is found from anywhere; else from the current folder, as a flag
-        beside = os.path.join(os.path.dirname(os.path.abspath(path)), data)
-        if os.path.isfile(beside):
-            flat["data"] = beside
+    # a data file named beside the experiment is found from anywhere; else from the current folder, as a flag. So
+    # are a sweep's grid of data files (vary = ["data=a.npz,b.npz"])
+    if isinstance(flat.get("data"), str):
+        flat["data"] = _beside(path, flat["data"])
+    if isinstance(flat.get("vary"), list):
+        flat["vary"] = [data_grid_paths(v, lambda d: _beside(path, d)) if isinstance(v, str) else v
+                        for v in flat["vary"]]
     return flat
+
+
+def _beside(config_path: str, data: str) -> str:
+    if data in BUILTIN_DATA or os.path.isabs(data):
+        return data
+    beside = os.path.join(os.path.dirname(os.path.abspath(config_path)), data)
+    return beside if os.path.isfile(beside) else data
+
+
+def data_grid_paths(item: str, where: Callable[[str], str]) -> str:
+    """A grid's `data=V1,V2` with each file's path passed through `where` (made absolute to save it, found beside
+    a config file to read it); any other setting's grid as it is."""
+    name, eq, values = item.partition("=")
+    if not eq or name.strip().replace("-", "_") != "data":
+        return item
+    return name + "=" + ",".join(v if not v.strip() or v.strip() in BUILTIN_DATA else where(v.strip())
+                                 for v in values.split(","))
 
 
 def load_toml(path: str, base: Config | None = None) -> tuple[Config, dict[str, Any]]:

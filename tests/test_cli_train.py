@@ -387,6 +387,69 @@ def test_an_output_onto_a_pipe_or_a_read_only_file_is_refused_before_the_run(cap
     assert ("device, a pipe" in err) if kind == "fifo" else ("read-only" in err and target.read_text() == "keep me")
 
 
+@pytest.mark.parametrize("what", ["config", "data"])
+def test_a_pipe_to_read_is_refused_not_waited_on(capsys, tmp_path, what):
+    # open() on a named pipe waits for a writer: the command hung for ever
+    fifo = tmp_path / ("in.toml" if what == "config" else "in.npz")
+    os.mkfifo(fifo)
+    code, out, err = run(capsys, "train", *FAST, f"--{what}", str(fifo))
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert err.startswith(f"initlab: error: {what}: '{fifo}' is not allowed; a regular ") and "a pipe" in err
+
+
+@pytest.mark.filterwarnings("ignore:torch.quantize_per_tensor")      # deprecated, and still met in saved files
+def test_a_quantized_tensor_in_a_data_file_is_refused_by_name(capsys, tmp_path):
+    path = tmp_path / "quant.pt"
+    torch.save({"X": torch.quantize_per_tensor(torch.zeros(20, 3), 0.1, 0, torch.quint8), "y": torch.randn(20)},
+               path)
+    code, out, err = run(capsys, "train", *FAST, "--data", str(path))
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert f"data: '{path}' is not allowed; X of a float or integer dtype, not torch.quint8" in err
+
+
+def test_a_sweeps_saved_grid_of_data_files_is_read_from_another_folder(capsys, tmp_path, monkeypatch):
+    for name in ("a.npz", "b.npz"):
+        np.savez(tmp_path / name, X=np.random.randn(40, 3).astype("float32"), y=np.random.randn(40).astype("float32"))
+    monkeypatch.chdir(tmp_path)
+    code, first, err = run(capsys, "sweep", "--depth", "2", "--width", "4", "--train", "--epochs", "1", "--device",
+                           "cpu", "--vary", "data=a.npz,b.npz", "--save-config", "saved.toml", "--json")
+    assert code == 0, err
+    assert f'vary = ["data={tmp_path / "a.npz"},{tmp_path / "b.npz"}"]' in (tmp_path / "saved.toml").read_text()
+    (tmp_path / "relative.toml").write_text((tmp_path / "saved.toml").read_text().replace(f"{tmp_path}/", ""))
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    for conf in ("saved.toml", "relative.toml"):        # a relative grid is found beside its config, as data is
+        code, out, err = run(capsys, "sweep", "--config", f"../{conf}", "--json")
+        assert code == 0, err
+        runs = lambda doc: [(r["train_loss"], r["test_loss"]) for r in doc["runs"]]
+        assert runs(json.loads(out)) == runs(json.loads(first))
+
+
+def test_an_output_onto_the_file_stdout_writes_to_is_refused(tmp_path):
+    # the new file would replace the one stdout writes to, and what is printed go to the old one, unlinked
+    printed = tmp_path / "printed.txt"
+    with open(printed, "w") as fh:
+        proc = subprocess.run([sys.executable, "-m", "initlab.tui.cli", "probe", "--depth", "2", "--width", "4",
+                               "--device", "cpu", "--csv", "/dev/stdout"], stdout=fh, stderr=subprocess.PIPE,
+                              text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "csv: '/dev/stdout' is not allowed; a file other than the one stdout writes to" in proc.stderr
+
+
+def test_a_write_that_fails_names_the_file_and_keeps_the_old_one(tmp_path):
+    import resource
+
+    keep = tmp_path / "keep.csv"
+    keep.write_text("old\n")
+    limit = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))     # a file of at most 1 KiB
+    proc = subprocess.run([sys.executable, "-m", "initlab.tui.cli", "probe", "--depth", "6", "--width", "4",
+                           "--device", "cpu", "--csv", str(keep), "--json"], capture_output=True, text=True,
+                          preexec_fn=limit, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.strip() == f"initlab: error: {keep}: not written (File too large); the file there is kept as it was"
+    assert keep.read_text() == "old\n" and os.listdir(tmp_path) == ["keep.csv"]
+
+
 def test_an_empty_preset_is_refused(capsys):
     code, out, err = run(capsys, "probe", "--preset", "")
     assert code == 2 and err.startswith("initlab: error: preset: '' is not allowed")

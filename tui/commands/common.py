@@ -118,6 +118,9 @@ def check_output_path(name: str, path: str) -> None:
     problem = writable_file_problem(path)
     if problem:
         raise SpecError(name, path, problem)
+    printed = _printed_to(path)
+    if printed:     # the file would be replaced by a new one, and what is printed go to the old, unlinked one
+        raise SpecError(name, path, f"a file other than the one {printed} writes to")
     folder = os.path.dirname(os.path.realpath(path))
     if not os.path.isdir(folder):
         raise SpecError(name, path, f"a file in an existing folder (no folder {folder})")
@@ -126,6 +129,22 @@ def check_output_path(name: str, path: str) -> None:
             pass
     except OSError as e:
         raise SpecError(name, path, f"a file in a folder you can write to ({e.strerror or e})") from None
+
+
+def _printed_to(path: str) -> str | None:
+    """'stdout' or 'stderr' where that stream writes to the file at `path` (/dev/stdout redirected to a file, say)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    for fd, stream in ((1, "stdout"), (2, "stderr")):
+        try:
+            out = os.fstat(fd)
+        except OSError:
+            continue
+        if (out.st_dev, out.st_ino) == (st.st_dev, st.st_ino):
+            return stream
+    return None
 
 
 # each command's own settings (not a Config's), saved with --save-config and read back by that command; the other
@@ -174,8 +193,9 @@ def own_toml_lines(args: argparse.Namespace) -> list[str]:
         v = getattr(args, key, None)
         if v is None or (key == "vary" and not v):
             continue
-        if key == "vary":
-            lines.append("vary = [" + ", ".join(spec.toml_string(x) for x in v) + "]")
+        if key == "vary":       # a grid's data files by their absolute paths, as a saved data setting's
+            lines.append("vary = [" + ", ".join(spec.toml_string(spec.data_grid_paths(x, os.path.abspath))
+                                                for x in v) + "]")
         elif _OWN_KINDS[key] is int:
             lines.append(f"{key} = {int(str(v).strip())}")
         elif _OWN_KINDS[key] is bool:

@@ -259,9 +259,12 @@ class ExtraFields(Collapsible):
 # widths' widths): the app's w writes them, initlab --config and the commands' --config read them
 def extras_toml_lines(raw: dict[str, str]) -> list[str]:
     """The sweep's grid, what it runs and the width check's widths as TOML lines (the model fields are flags only)."""
-    from initlab.engine.spec import toml_string
+    import os
 
-    items = vary_items(raw.get("vary", ""))
+    from initlab.engine.spec import data_grid_paths, toml_string
+
+    # a grid's data files by their absolute paths, as the commands save them: the file is read from any folder
+    items = [data_grid_paths(x, os.path.abspath) for x in vary_items(raw.get("vary", ""))]
     lines = ["vary = [" + ", ".join(toml_string(x) for x in items) + "]"]      # [] too: no grid, as the field had
     lines.append(f"train = {'true' if raw.get('sweep_runs', '').strip() == 'train' else 'false'}")
     if raw.get("widths", "").strip():
