@@ -5,7 +5,7 @@ import argparse
 import contextlib
 import sys
 
-from .common import config_from_args, fmt, given_settings, print_json, say, table, wants_json
+from .common import config_from_args, fmt, given_flags, given_settings, print_json, say, table, wants_json
 from .outputs import write_outputs
 
 COLUMNS = ["index", "name", "kind", "shape", "calls", "a_mean", "a_std", "grad_z_std", "grad_w_absmean", "w_std",
@@ -23,8 +23,9 @@ def run_model(args: argparse.Namespace) -> int:
     given = given_settings(args)
     extra = [k for k in given if k not in KEPT]
     if extra:
+        where = "" if extra[0] in given_flags(args) else " (the --config file's)"
         raise SpecError(extra[0], given[extra[0]],
-                        "not with --model (it sets the built-in MLP); --model takes --input-shape, --layers, "
+                        f"not with --model (it sets the built-in MLP){where}; --model takes --input-shape, --layers, "
                         "--seed and --device")
     if args.preset:
         raise SpecError("preset", args.preset, "not with --model")
