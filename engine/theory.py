@@ -270,7 +270,7 @@ def fixed_point_c(f: Fn, sigma_w: float, sigma_b: float, q: float, chi_1: float,
     lo, hi = 0.0, 1.0 - 1e-6
     if h(hi) >= 0:
         return 1.0
-    if h(lo) <= 0:
+    if h(lo) <= 1e-12:      # 0 for an odd f with no bias, up to the quadrature's rounding (it bisected to 4e-19)
         return 0.0
     for _ in range(60):
         mid = 0.5 * (lo + hi)

@@ -345,3 +345,24 @@ def test_what_the_readout_from_a_variance_of_1_leaves_out():
     # tanh's fixed point is the same from any start; a finite q* needs no finite-q reading
     assert theory.elsewhere("tanh", 1.5, 0.1) == {"q0": 1.0, "q_star_infinite": False, "other_starts": [],
                                                   "chi1_finite_q": None}
+
+
+@pytest.mark.parametrize("activation,sw", [("tanh", 1.3), ("selu", 1.0), ("tanh", 2.5)])
+def test_an_odd_or_zero_mean_activation_without_bias_has_c_star_exactly_zero(activation, sw):
+    # the correlation map at c = 0 is (sigma_w^2 E[f]^2 + sigma_b^2) / q*: 0 here (SELU's mean is 0 at q* = 1), where
+    # the bisection on a rounding-level h(0) had stopped at 2^-61
+    res = theory.mean_field(activation, sw, 0.0)
+    assert res["phase"] == "chaotic" and res["c_star"] == 0.0
+
+
+def test_figures_near_one_keep_the_digits_that_tell_them_from_one(capsys, monkeypatch):
+    from initlab.tui.commands import common, theory as theory_cmd
+
+    assert theory_cmd.off_one(0.99998) == "0.99998" and theory_cmd.off_one(1.0) == "1"
+    assert theory_cmd.off_one(1.0000002) == "1.0000002" and theory_cmd.off_one(0.5) == common.fmt(0.5)
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True, raising=False)
+    assert main(["theory", "--sigma-w", "0.99999"]) == 0
+    out = capsys.readouterr().out
+    # chi_1 = sigma_w^2 at q* = 0 for tanh: ordered, and no figure reads 1
+    assert "sigma_w 0.99999 (sigma_w^2 0.99998)" in out and "chi_1                 0.99998" in out
+    assert "ordered" in out
