@@ -57,9 +57,16 @@ def writable_file_problem(path: str) -> str | None:
 
 
 class WriteError(OSError):
-    """A file that could not be written, said in one line naming it (the file there before is kept)."""
+    """A file that could not be written, said in one line naming it (the file there before is kept); `strerror` is
+    the system's reason alone, for a caller that names the file in its own words."""
 
     plain_message = True
+
+    @classmethod
+    def of(cls, path: str, e: OSError) -> "WriteError":
+        err = cls(f"{path}: not written ({e.strerror or e}); {_kept(path)}")
+        err.strerror = e.strerror       # errno stays unset: str() is the message above, not '[Errno n] ...'
+        return err
 
 
 def write_text(path: str, text: str) -> str:
@@ -73,7 +80,7 @@ def write_text(path: str, text: str) -> str:
     try:
         fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
     except OSError as e:
-        raise WriteError(f"{path}: not written ({e.strerror or e}); {_kept(path)}") from e
+        raise WriteError.of(path, e) from e
     try:
         # mkstemp makes the file private (0600); give it the mode a plain open() would, or the old file's
         try:
@@ -92,7 +99,7 @@ def write_text(path: str, text: str) -> str:
         except OSError:
             pass
         if isinstance(e, OSError) and not isinstance(e, WriteError):
-            raise WriteError(f"{path}: not written ({e.strerror or e}); {_kept(path)}") from e
+            raise WriteError.of(path, e) from e
         raise
     return path
 
