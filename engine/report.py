@@ -401,14 +401,16 @@ def widths_csv(res: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def widths_nonfinite_text(res: dict[str, Any]) -> list[str]:
-    """A line per width whose mean |a| went non-finite: when (as the tables count steps) and what keeps it finite."""
+    """A line per width that went non-finite: when (as the tables count steps), where (a layer's mean |a|, or the
+    loss) and what keeps it finite."""
     out = []
     for nf in res.get("nonfinite") or []:
         t = nf["step"]
         when, fix = ("at step 0, before training", "another init, or a smaller scale") if t == 0 else \
             (f"after {t} step{'s' if t > 1 else ''}", "a smaller lr")
-        out.append(f"width {nf['width']} is non-finite {when} (mean |a| of layer {nf['layer']}); {fix} keeps it "
-                   "finite")
+        where = f"mean |a| of layer {nf['layer']}" if nf.get("layer") is not None else \
+            "its loss: the outputs are finite, their squared error is not"
+        out.append(f"width {nf['width']} is non-finite {when} ({where}); {fix} keeps it finite")
     return out
 
 

@@ -136,19 +136,26 @@ def width_check(cfg: Config, widths: list[int] | tuple[int, ...] = DEFAULT_WIDTH
     return {"widths": widths, "steps": steps, "layers": n_layers,
             "layer_names": [f"blocks.{i}" for i in range(n_layers)],
             "mean_abs_a": mean_abs, "mean_abs_delta": delta, "loss": losses,
-            "nonfinite": first_nonfinite(widths, mean_abs),
+            "nonfinite": first_nonfinite(widths, mean_abs, losses),
             "slopes": slopes, "delta_slopes": dslopes, "optimizer": cfg.optimizer, "lr": cfg.lr,
             "device": str(dev), "seconds": time.perf_counter() - t0, "config": read_by_widths(cfg.to_dict())}
 
 
-def first_nonfinite(widths: list[int], mean_abs: list[list[list[float]]]) -> list[dict[str, int]]:
-    """Per width whose mean |a| went non-finite: the first step (0: as initialised) and the first layer there."""
+def first_nonfinite(widths: list[int], mean_abs: list[list[list[float]]], losses: list[list[float]] | None = None
+                    ) -> list[dict[str, Any]]:
+    """Per width that went non-finite: the first step (0: as initialised) and there, in the order a forward computes
+    them, the first layer whose mean |a| is non-finite (tensor "activation"), else the loss (tensor "loss", layer
+    None: finite outputs whose squared error overflows)."""
     out = []
-    for w, per_step in zip(widths, mean_abs):
+    for i, (w, per_step) in enumerate(zip(widths, mean_abs)):
         for t, row in enumerate(per_step):
             bad = [l for l, v in enumerate(row) if v is None or not math.isfinite(v)]
             if bad:
-                out.append({"width": w, "step": t, "layer": bad[0]})
+                out.append({"width": w, "step": t, "layer": bad[0], "tensor": "activation"})
+                break
+            loss = losses[i][t] if losses is not None else 0.0
+            if loss is None or not math.isfinite(loss):
+                out.append({"width": w, "step": t, "layer": None, "tensor": "loss"})
                 break
     return out
 

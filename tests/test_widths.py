@@ -230,7 +230,8 @@ def test_a_width_that_goes_non_finite_gets_a_note_naming_when(capsys):
     assert len(notes) == 2 and all(n.startswith("initlab: note: width ") for n in notes)
     for w, note in zip((8, 16), notes):
         i = doc["widths"].index(w)
-        t = next(t for t, row in enumerate(doc["mean_abs_a"][i]) if any(v is None or not math.isfinite(v) for v in row))
+        bad = lambda v: v is None or not math.isfinite(v)
+        t = next(t for t, row in enumerate(doc["mean_abs_a"][i]) if any(map(bad, row)) or bad(doc["loss"][i][t]))
         assert {nf["width"]: nf["step"] for nf in doc["nonfinite"]}[w] == t
         assert f"width {w} is non-finite after {t} step{'s' if t > 1 else ''}" in note
         assert t > 0 and "a smaller lr" in note
@@ -246,3 +247,20 @@ def test_a_width_check_of_one_layer_is_refused(capsys):
     err = capsys.readouterr().err
     assert err == "initlab: error: depth: '1' is not allowed; at least 2 for a width check: a net of one layer has " \
                   "no hidden width\n"
+
+
+@pytest.mark.parametrize("argv,step,fix", [
+    # outputs of some 1e20 stay finite in float32; their squared error does not
+    (["--depth", "4", "--widths", "8,16", "--steps", "0", "--activation", "relu", "--init", "normal", "--std", "1e5"],
+     0, "another init, or a smaller scale"),
+    (["--depth", "4", "--widths", "8,16", "--steps", "1", "--lr", "1e-9", "--activation", "relu", "--init", "normal",
+      "--std", "1e5"], 0, "another init, or a smaller scale"),
+])
+def test_a_loss_that_overflows_while_the_outputs_stay_finite_is_non_finite_too(capsys, argv, step, fix):
+    assert main(["widths", *argv, "--json"]) == 1
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    assert all(math.isfinite(v) for v in doc["mean_abs_a"][0][0])          # every output finite at step 0
+    assert doc["loss"][0][0] is None or not math.isfinite(doc["loss"][0][0])
+    assert doc["nonfinite"] == [{"width": w, "step": step, "layer": None, "tensor": "loss"} for w in (8, 16)]
+    assert f"width 8 is non-finite at step 0, before training (its loss" in err and fix in err
