@@ -12,7 +12,7 @@ from initlab.engine.events import Progress
 from initlab.engine.spec import Config
 from initlab.engine.train import run_training
 from initlab.tui.commands import common, presets, train
-from initlab.tui.commands.common import table
+from initlab.tui.commands.common import fmt, table
 from initlab.tui.commands.train import Bar, bar_text
 
 
@@ -135,6 +135,22 @@ def test_the_final_table_says_which_state_it_shows(capsys):
     assert lines[0] == (f"per-layer statistics of the last sampled step (step {stopped['final']['step']}, the run "
                         "stopped on a non-finite value)")
     assert "units" not in lines[1]      # not counted at sampled steps: no column of dashes
+    v = stopped["final"]["verdict"]      # under the table, as a probe's
+    assert v["kind"] == "nonfinite" and any(ln.startswith("verdict: nonfinite") for ln in lines)
+
+
+def test_a_trainings_verdict_and_its_drift_note_are_printed_under_its_table(capsys):
+    from initlab.engine.presets import PRESETS
+
+    res = run_training(PRESETS["sigmoid-deep-train"].config.replace(epochs=2, device="cpu"))
+    train.print_run(res)
+    lines = capsys.readouterr().out.splitlines()
+    v = res["final"]["verdict"]
+    at = next(i for i, ln in enumerate(lines) if ln.startswith("verdict: "))
+    assert lines[at] == (f"verdict: {v['kind']}; first/last |dL/dW| ratio {fmt(v['first_last_grad_ratio'])}, "
+                         f"first/last dL/dz RMS ratio {fmt(v['first_last_gradz_ratio'])}")
+    # the first layer's dL/dz some 650x below the last's: stable, and the note says how near vanishing it is
+    assert v["kind"] == "stable" and "short of the 1000x read as vanishing" in v["note"] and lines[at + 1] == v["note"]
 
 
 def test_a_terminal_of_no_size_is_taken_as_none(monkeypatch):

@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from .common import (add_config_flags, command_preset, config_from_args, fmt, given_settings, print_json, save_config,
-                    preset_note, say, table, unread_notes, wants_json)
+                    preset_note, say, table, unread_notes, verdict_text, wants_json)
 from .outputs import add_output_flags, write_outputs
 
 COLUMNS = ["index", "fan_in", "fan_out", "z_std", "a_std", "saturated_frac", "dead_frac", "grad_z_std",
@@ -93,9 +93,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(table(res.layers, COLUMNS, HEADERS))
     v = res.verdict
-    where = f" from layer {v['from_layer']}" if v["from_layer"] is not None else ""
-    print(f"\nverdict: {v['kind']}{where}; first/last |dL/dW| ratio {fmt(v['first_last_grad_ratio'])}, "
-          f"first/last dL/dz RMS ratio {fmt(v['first_last_gradz_ratio'])}")
+    print("\n" + verdict_text(v))
     for note in (v.get("note"), symmetry_note(res.layers)):
         if note:
             say(note, sys.stdout)
