@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import numbers
 import os
@@ -250,10 +251,16 @@ def _fmt(x: float | None) -> str:
     return f"{x:g}"
 
 
+def known_setting(name: str, names: Sequence[str] = tuple(FIELDS)) -> str:
+    """What an unknown setting's refusal allows: the nearest names first (a typo's fix), then every name."""
+    near = difflib.get_close_matches(name, list(names), n=2, cutoff=0.75)
+    return "a known setting" + (f" (did you mean {' or '.join(near)}?)" if near else "") + ": " + ", ".join(names)
+
+
 def parse_value(name: str, raw: Any) -> Any:
     """Turn a string (from a flag or a form) or a TOML value into the field's type; raises SpecError."""
     if name not in FIELDS:
-        raise SpecError(name, raw, "a known setting: " + ", ".join(FIELDS))
+        raise SpecError(name, raw, known_setting(name))
     info = FIELDS[name]
     if info.optional and (raw is None or (isinstance(raw, str) and raw.strip().lower() in ("", "none", "auto"))):
         return None
@@ -458,7 +465,7 @@ def read_toml(path: str, extra: tuple[str, ...] = ()) -> dict[str, Any]:
                 raise SpecError("config", where, "settings at the top level or in one level of tables "
                                                  "([model], [train], ...), not a table inside a table")
             if key not in FIELDS and key != "preset" and key not in extra:
-                raise SpecError("config", where, "a known setting: preset, " + ", ".join([*FIELDS, *extra]))
+                raise SpecError("config", where, known_setting(key, ("preset", *FIELDS, *extra)))
             if key in flat:
                 raise SpecError("config", where, f"each setting once ({key} is given twice)")
             flat[key] = value

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator
 
 from .reads import read_nowhere
 from .textplot import fmt
-from .spec import FIELDS, Config, SpecError, parse_checked, validate
+from .spec import FIELDS, Config, SpecError, known_setting, parse_checked, validate
 
 # Numbers every run reports; aggregate() gives each a mean and, over several seeds, a std.
 METRICS = ("first_last_gradz_ratio", "log10_gradz_ratio", "first_last_grad_ratio", "last_a_std",
@@ -76,7 +76,7 @@ def parse_vary(items: list[str]) -> dict[str, list[Any]]:
         if not eq or not name:
             raise SpecError("vary", item, "NAME=V1,V2,... with NAME a setting")
         if name not in FIELDS:
-            raise SpecError("vary", name, "a known setting: " + ", ".join(FIELDS))
+            raise SpecError("vary", name, known_setting(name))
         if name in out:
             raise SpecError("vary", name, "each setting varied once")
         parts = raw.split(";" if FIELDS[name].kind is tuple else ",")

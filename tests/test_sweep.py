@@ -271,6 +271,7 @@ def test_sweep_preset_with_overrides_draws_the_phase_diagram(capsys):
 
 @pytest.mark.parametrize("argv,needle", [
     (["--vary", "nosuch=1,2"], "vary: 'nosuch'"),
+    (["--vary", "dpth=1,2"], "vary: 'dpth' is not allowed; a known setting (did you mean depth?): depth, width,"),
     (["--vary", "depth=2,x"], "depth: 'x'"),
     ([], "--vary"),
     (["--preset", "nope"], "preset: 'nope'"),

@@ -88,6 +88,10 @@ def parse_vary(raw: str) -> dict[str, list[Any]]:
     try:
         vary = sweep.parse_vary(items)
     except SpecError as e:
+        if e.allowed.startswith("a known setting"):
+            # the form names every setting: its forty names, wrapped in the field's narrow column, ran 25 lines
+            raise SpecError(e.field, e.value, e.allowed.partition(": ")[0] + ": a field of the form, by its name "
+                                              "(lr, init, ...)") from None
         if re.search(r",\s", raw):        # "depth=3, 4": the space ended the setting at "depth=3,"
             raise SpecError(e.field, e.value, f"{e.allowed}, with no space after a ',' (a space separates "
                                               f"settings)") from None
