@@ -401,10 +401,10 @@ def test_a_narrow_sweep_table_drops_the_columns_others_imply_before_cutting_one(
     # narrower still: whole columns go from the right, and a line says so; no cell is cut mid-value
     tight = [t.plain for t in table_lines(head, rows, 40, 10)]
     assert tight[0].split() == ["sigma_w^2", "sigma_b^2", "verdict"] and len(tight[0]) <= 40
-    assert tight[1] == "... 4 more columns (n lists them, ← → by page)"       # those the others imply too
+    assert tight[1] == "... 4 more columns (n lists them)"      # those the others imply too; the hint as fits
     assert tight[2].split() == ["1", "0.05", "vanishing"]
     many = [t.plain for t in table_lines(head, rows * 9, 40, 5)]      # 5 lines: head, one note, 3 rows
-    assert len(many) == 5 and many[1] == "... 6 earlier points, 4 more columns (n lists them, ← → by page)"
+    assert len(many) == 5 and many[1] == "... 6 earlier points, 4 more columns"       # no hint cut mid-word
     assert [t.plain for t in table_lines(head, rows * 9, 40, 3)][2].split() == ["1", "0.05", "vanishing"]
     assert table_lines(head, rows * 9, 40, 2) == []      # a heading and a note, no point: left out
 

@@ -255,8 +255,10 @@ def table_lines(head: Row, rows: list[Row], width: int, room: int) -> list[Text]
     if noted:
         parts = ([f"{len(rows) - len(shown)} earlier points"] if len(shown) < len(rows) else []) + \
                 ([f"{hidden} more column{'s' if hidden > 1 else ''}"] if hidden else [])
-        out.append(Text(f"... {', '.join(parts)} (n lists them, ← → by page)", style="dim", no_wrap=True,
-                        overflow="ellipsis"))
+        said = f"... {', '.join(parts)}"
+        # the keys' hint shortened to fit rather than cut mid-word ("← → b…")
+        hint = next((h for h in (" (n lists them, ← → by page)", " (n lists them)") if len(said + h) <= width), "")
+        out.append(Text(said + hint, style="dim", no_wrap=True, overflow="ellipsis"))
     for r in shown:
         out.append(Text(line(r), no_wrap=True, overflow="ellipsis"))
     return out
