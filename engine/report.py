@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 
 from .export import dumps, write_csv, write_text
 from .reads import read_by_widths
-from .textplot import bar_chart, fmt
+from .textplot import bar_chart, fmt, fmt_near_one
 from .verdict import stable_text, symmetry_note, verdict as verdict_of
 
 KINDS = ("probe", "train", "sweep", "theory", "jacobian", "widths")
@@ -319,7 +319,7 @@ def theory_notes(res: dict[str, Any]) -> list[str]:
     for o in res.get("other_starts") or []:
         where = "grows without bound" if math.isinf(o["q_star"]) else f"settles at q* {fmt(o['q_star'])}"
         notes.append(f"the fixed point depends on the input's scale: from q0 = {fmt(o['q0'])} the variance {where} "
-                     f"(chi_1 {fmt(o['chi1'])}, {o['phase']}), not q0 = {q0}'s")
+                     f"(chi_1 {fmt_near_one(o['chi1'])}, {o['phase']}), not q0 = {q0}'s")
     if res.get("c_star") is None:
         notes.append("c*, chi_c and the forward depth scale are not computed: "
                      + ("with no finite fixed point there is no correlation map to take them at" if unbounded else
@@ -335,9 +335,12 @@ def theory_notes(res: dict[str, Any]) -> list[str]:
 THEORY_INPUTS = ("activation", "slope", "sigma_w", "sigma_b")
 
 
+NEAR_ONE = ("sigma_w", "chi1", "chi_c")     # a 0.99998 shown as 1 beside "ordered" read as critical
+
+
 def theory_markdown(res: dict[str, Any]) -> str:
     notes = "\n".join(f"- {n}" for n in theory_notes(res))
-    scalars = _scalars(res)
+    scalars = {k: fmt_near_one(v) if k in NEAR_ONE else v for k, v in _scalars(res).items()}
     return document("initlab mean-field theory report", [
         ("Settings", settings_table({k: scalars[k] for k in THEORY_INPUTS if k in scalars})),
         ("Figures", figures_table({k: v for k, v in scalars.items() if k not in THEORY_INPUTS})),

@@ -180,16 +180,18 @@ class Session:
             self._emit(Finished(job.name, result=result, seconds=time.perf_counter() - t0))
 
     def cancel(self, wait: bool = True, timeout: float = 5.0) -> bool:
-        """Ask the running job to stop; with wait, join its thread. True when no job thread is left."""
+        """Ask the running job to stop; with wait, join its thread. True when no job thread is left. From a callback
+        (on a job's thread) it asks and returns at once: the job it would wait for may be queued behind that thread."""
         self._stop.set()
         t = self._thread
-        if t is not None and wait and t is not threading.current_thread():
+        if t is not None and wait and not getattr(self._on_job, "value", False):
             t.join(timeout)
         return not self.running
 
     def wait(self, timeout: float | None = None) -> bool:
+        """Join the job's thread; True when no job thread is left. From a callback it cannot wait (see cancel)."""
         t = self._thread
-        if t is not None:
+        if t is not None and not getattr(self._on_job, "value", False):
             t.join(timeout)
         return not self.running
 

@@ -445,11 +445,14 @@ def read_toml(path: str, extra: tuple[str, ...] = ()) -> dict[str, Any]:
         raise SpecError("config", path, "an existing TOML file (no such file)")
     if os.path.isdir(path):
         raise SpecError("config", path, "a TOML file, not a directory")
-    if not os.path.isfile(path):        # reading a pipe would wait on its writer, a device might never end
-        raise SpecError("config", path, "a regular TOML file (this is a device, a pipe or a socket)")
     try:
-        with open(path, "rb") as fh:
-            raw = tomllib.load(fh)
+        if os.path.isfile(path):
+            with open(path, "rb") as fh:
+                raw = tomllib.load(fh)
+        else:       # /dev/null, a process substitution, a pipe: read with a limit on the wait and on the size
+            raw = tomllib.loads(_read_stream(path).decode("utf-8"))
+    except SpecError:
+        raise
     except PermissionError:
         raise SpecError("config", path, "a readable file (permission denied)") from None
     except ValueError as e:     # TOMLDecodeError, bad UTF-8, an integer over Python's 4300-digit limit
@@ -503,6 +506,39 @@ def data_grid_paths(item: str, where: Callable[[str], str]) -> str:
         return item
     return name + "=" + ",".join(v if not v.strip() or v.strip() in BUILTIN_DATA else where(v.strip())
                                  for v in values.split(","))
+
+
+PIPE_WAIT = 5.0             # seconds a config read from a pipe may wait for its writer
+STREAM_LIMIT = 1 << 20      # bytes of a config read from a pipe or a device
+
+
+def _read_stream(path: str) -> bytes:
+    """A config that is no regular file, read as it comes: a named pipe nothing writes to is refused after PIPE_WAIT
+    seconds (open() would wait for ever), a device that never ends after STREAM_LIMIT bytes."""
+    import select
+
+    if os.name == "nt":     # select() takes sockets alone there
+        raise SpecError("config", path, "a regular TOML file (this is a device, a pipe or a socket)")
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    chunks, size = [], 0
+    try:
+        while True:
+            ready, _, _ = select.select([fd], [], [], PIPE_WAIT)
+            if not ready:
+                raise SpecError("config", path, f"a file to read (nothing came through this pipe in {PIPE_WAIT:g} s)")
+            try:
+                chunk = os.read(fd, 1 << 16)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > STREAM_LIMIT:
+                raise SpecError("config", path, f"a TOML file of at most {STREAM_LIMIT >> 20} MiB (this one "
+                                                "goes on past it)")
+    finally:
+        os.close(fd)
 
 
 def load_toml(path: str, base: Config | None = None) -> tuple[Config, dict[str, Any]]:

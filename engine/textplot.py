@@ -28,6 +28,17 @@ def fmt(v: Any) -> str:
     return str(v)
 
 
+def fmt_near_one(v: Any) -> str:
+    """fmt(v), with the digits it takes to tell v from 1 where fmt rounds it to 1 (a chi_1 of 0.99998 is ordered,
+    and printed as 1 it read as critical); within 1e-12 of 1, rounding's noise, it stays 1."""
+    text = fmt(v)
+    if isinstance(v, float) and v != 1.0 and text == "1":
+        for digits in range(5, 13):
+            if float(f"{v:.{digits}g}") != 1.0:
+                return f"{v:.{digits}g}"
+    return text
+
+
 def _finite(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 

@@ -387,14 +387,35 @@ def test_an_output_onto_a_pipe_or_a_read_only_file_is_refused_before_the_run(cap
     assert ("device, a pipe" in err) if kind == "fifo" else ("read-only" in err and target.read_text() == "keep me")
 
 
-@pytest.mark.parametrize("what", ["config", "data"])
-def test_a_pipe_to_read_is_refused_not_waited_on(capsys, tmp_path, what):
-    # open() on a named pipe waits for a writer: the command hung for ever
-    fifo = tmp_path / ("in.toml" if what == "config" else "in.npz")
-    os.mkfifo(fifo)
-    code, out, err = run(capsys, "train", *FAST, f"--{what}", str(fifo))
+def test_a_data_file_that_is_a_pipe_is_refused_not_waited_on(capsys, tmp_path):
+    fifo = tmp_path / "in.npz"
+    os.mkfifo(fifo)         # open() on it waits for a writer: the command hung for ever
+    code, out, err = run(capsys, "train", *FAST, "--data", str(fifo))
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
-    assert err.startswith(f"initlab: error: {what}: '{fifo}' is not allowed; a regular ") and "a pipe" in err
+    assert err.startswith(f"initlab: error: data: '{fifo}' is not allowed; a regular ") and "a pipe" in err
+
+
+def test_a_config_from_a_pipe_or_a_device_is_read_with_limits(capsys, tmp_path, monkeypatch):
+    import threading
+
+    from initlab.engine import spec
+
+    monkeypatch.setattr(spec, "PIPE_WAIT", 0.3)
+    fifo = tmp_path / "in.toml"
+    os.mkfifo(fifo)
+    code, out, err = run(capsys, "probe", "--depth", "2", "--width", "4", "--device", "cpu", "--config", str(fifo))
+    assert code == 2 and err.strip() == (f"initlab: error: config: '{fifo}' is not allowed; a file to read (nothing "
+                                         f"came through this pipe in 0.3 s)")
+    # a pipe something writes to (a process substitution, /dev/stdin) is read as a file
+    writer = threading.Thread(target=lambda: fifo.write_text("depth = 3\n"))
+    writer.start()
+    code, out, err = run(capsys, "probe", "--width", "4", "--device", "cpu", "--config", str(fifo), "--json")
+    writer.join()
+    assert code == 0 and json.loads(out)["config"]["depth"] == 3
+    code, out, err = run(capsys, "probe", "--width", "4", "--device", "cpu", "--config", os.devnull, "--json")
+    assert code == 0 and json.loads(out)["config"]["depth"] == Config().depth        # empty: the defaults
+    code, out, err = run(capsys, "probe", "--config", "/dev/zero")
+    assert code == 2 and "a TOML file of at most 1 MiB" in err and len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.filterwarnings("ignore:torch.quantize_per_tensor")      # deprecated, and still met in saved files

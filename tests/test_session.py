@@ -418,6 +418,23 @@ def test_a_callback_may_start_two_jobs_or_start_one_and_close_from_one_end_event
 
     c, seen = asyncio.run(asyncio.wait_for(closing(), 60))
     assert c.wait(30) and seen[-2:] == ["Started", "Cancelled"] and not job_threads()
+    # cancel() and wait() from such a callback ask and return: joining the job queued behind its thread waited
+    w = Session()
+    answers: list = []
+
+    def start_then_cancel(ev):
+        if isinstance(ev, Finished) and ev.job == "probe":
+            w.start(TrainJob(LONG))
+            t0 = time.perf_counter()
+            answers.append((w.cancel(), w.wait(), time.perf_counter() - t0))
+
+    w.subscribe(start_then_cancel)
+    w.start(ProbeJob(Config(depth=2, width=4, in_features=4, out_features=4, device="cpu")))
+    deadline = time.monotonic() + 30     # wait() joins the thread of its call: the queued job's comes after it
+    while not (w.wait(1) and answers and isinstance(w.last_event, Cancelled)) and time.monotonic() < deadline:
+        pass
+    assert isinstance(w.last_event, Cancelled) and not w.running
+    assert answers[0][:2] == (False, False) and answers[0][2] < 1.0
 
 
 def test_a_dropped_or_closed_stream_is_no_longer_fed():

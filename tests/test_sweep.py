@@ -14,6 +14,7 @@ import statistics
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -302,14 +303,28 @@ def test_metric_picks_the_reports_figure_and_is_noted_where_nothing_reads_it(cap
     assert "initlab: note: --metric last_a_std was not used" in err
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process")
 def test_a_sweep_stopped_before_its_first_point_writes_a_csv_header(tmp_path):
-    from initlab.engine import report
-
-    vary = {"depth": [2, 3], "seed": [0, 1]}
-    res = sweep.summary(tanh_net(), vary, [], False)
+    # the gains' note is said just before the first point starts, which takes seconds at this depth
     path = tmp_path / "none.csv"
-    report.write("sweep", res, csv=str(path))
-    assert path.read_text().splitlines() == ["depth,verdict"]
+    cmd = [sys.executable, "-m", "initlab.tui.cli", "sweep", "--vary", "activation=tanh,relu", "--depth", "1500",
+           "--width", "256", "--in-features", "256", "--out-features", "256", "--device", "cpu", "--json",
+           "--csv", str(path)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        for line in proc.stderr:
+            if "note: gain left empty" in line:
+                break
+        time.sleep(0.5)         # past the note's own return: the first point runs for seconds
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and "interrupted after 0 of 2 runs" in err
+    assert json.loads(out)["done"] == 0
+    assert path.read_text().splitlines() == ["activation,verdict"]      # the header says what the file is of
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process")

@@ -356,10 +356,14 @@ def test_an_odd_or_zero_mean_activation_without_bias_has_c_star_exactly_zero(act
 
 
 def test_figures_near_one_keep_the_digits_that_tell_them_from_one(capsys, monkeypatch):
-    from initlab.tui.commands import common, theory as theory_cmd
+    from initlab.engine import report
+    from initlab.engine.textplot import fmt, fmt_near_one
 
-    assert theory_cmd.off_one(0.99998) == "0.99998" and theory_cmd.off_one(1.0) == "1"
-    assert theory_cmd.off_one(1.0000002) == "1.0000002" and theory_cmd.off_one(0.5) == common.fmt(0.5)
+    assert fmt_near_one(0.99998) == "0.99998" and fmt_near_one(1.0) == "1" and fmt_near_one(0.5) == fmt(0.5)
+    assert fmt_near_one(1.0000002) == "1.0000002"
+    assert fmt_near_one(1.0000000000000002) == "1"        # sqrt(2) ** 2: rounding's noise, not a figure
+    text = report.markdown("theory", theory.mean_field("tanh", 0.99999, 0.0))    # the report's figures too
+    assert "| chi1 | 0.99998 |" in text and "| phase | ordered |" in text
     monkeypatch.setattr("sys.stdout.isatty", lambda: True, raising=False)
     assert main(["theory", "--sigma-w", "0.99999"]) == 0
     out = capsys.readouterr().out

@@ -23,10 +23,10 @@ def run_model(args: argparse.Namespace) -> int:
     given = given_settings(args)
     extra = [k for k in given if k not in KEPT]
     if extra:
-        where = "" if extra[0] in given_flags(args) else " (the --config file's)"
+        where = "" if extra[0] in given_flags(args) else f" ({extra[0]} is the --config file's)"
         raise SpecError(extra[0], given[extra[0]],
-                        f"not with --model (it sets the built-in MLP){where}; --model takes --input-shape, --layers, "
-                        "--seed and --device")
+                        "not with --model (it sets the built-in MLP); --model takes --input-shape, --layers, --seed "
+                        f"and --device{where}")
     if args.preset:
         raise SpecError("preset", args.preset, "not with --model")
     if args.save_config:

@@ -5,6 +5,8 @@ import argparse
 import sys
 
 from .outputs import add_output_flags, write_outputs
+from initlab.engine.textplot import fmt_near_one
+
 from .common import fmt, print_json, say, unread_notes, wants_json
 
 FLAGS = ("activation", "sigma_w", "sigma_b", "slope")
@@ -43,18 +45,6 @@ def compute(activation: str, sigma_w: float, sigma_b: float, slope: float) -> di
     return out
 
 
-def off_one(v) -> str:
-    """fmt(v), with the digits it takes to tell v from 1 where fmt would round it to 1: a chi_1 of 0.99998 is
-    ordered, and printed as 1 it read as critical."""
-    text = fmt(v)
-    if isinstance(v, float) and v != 1.0 and text == fmt(1.0):
-        for digits in range(5, 18):
-            text = f"{v:.{digits}g}"
-            if float(text) != 1.0:
-                break
-    return text
-
-
 def run(args: argparse.Namespace) -> int:
     from initlab.engine import spec
     from initlab.engine.report import theory_notes
@@ -73,10 +63,10 @@ def run(args: argparse.Namespace) -> int:
             ("phase", res["phase"]), ("forward depth scale", res["depth_scale_forward"]),
             ("backward depth scale", res["depth_scale_backward"])]
     slope = f" (slope {fmt(cfg.slope)})" if "slope" in res else ""
-    print(f"{cfg.activation}{slope}, sigma_w {off_one(cfg.sigma_w)} (sigma_w^2 {off_one(cfg.sigma_w ** 2)}), "
+    print(f"{cfg.activation}{slope}, sigma_w {fmt_near_one(cfg.sigma_w)} (sigma_w^2 {fmt_near_one(cfg.sigma_w ** 2)}), "
           f"sigma_b {fmt(cfg.sigma_b)} (sigma_b^2 {fmt(cfg.sigma_b ** 2)})")
     for name, v in rows:
-        print(f"  {name:22s}{off_one(v) if name in ('chi_1', 'chi_c') else fmt(v)}")
+        print(f"  {name:22s}{fmt_near_one(v) if name in ('chi_1', 'chi_c') else fmt(v)}")
     for note in theory_notes(res):
         say(note, sys.stdout)
     return 0

@@ -7,6 +7,8 @@ from typing import Any
 
 from rich.text import Text
 
+from initlab.engine.textplot import fmt_near_one
+
 from ..messages import CurveReady, TheoryReady
 from .plot import linear_ticks, PlotWidget, Row, build_plot, fmt, legend, packed, theme_rgb
 
@@ -28,7 +30,7 @@ def theory_line(m: TheoryReady, width: int = 1000, refused: str = "") -> str:
     fields = f"the last accepted {t['activation']}, sigma_w {fmt(t['sigma_w'])}, sigma_b {fmt(t['sigma_b'])} " \
              f"({refused} refused)" if refused else f"the sigma_w {fmt(t['sigma_w'])}, sigma_b {fmt(t['sigma_b'])} fields"
     parts = [f"mean field of {fields}",
-             f"(a scaled_normal init{of}):", f"q* {fmt(t['q_star'])}", f"chi_1 {fmt(t['chi1'])} ({t['phase']})",
+             f"(a scaled_normal init{of}):", f"q* {fmt(t['q_star'])}", f"chi_1 {fmt_near_one(t['chi1'])} ({t['phase']})",
              f"depth scales {fmt(t['depth_scale_forward'], 3)} forward, {fmt(back, 3)} backward{grows}"]
     from initlab.engine.theory import FINITE_Q, PAIR_MAX_Q
 
@@ -134,7 +136,7 @@ class ActivationChart(PlotWidget):
         if height - 3 - summary.count("\n") - (theory.count("\n") + 1 if theory else 0) < 7:
             if theory:
                 t = self.theory.theory
-                head += f"   mean field: q* {fmt(t['q_star'])}, chi_1 {fmt(t['chi1'])} ({t['phase']})" \
+                head += f"   mean field: q* {fmt(t['q_star'])}, chi_1 {fmt_near_one(t['chi1'])} ({t['phase']})" \
                     + (f", {self.refused} refused: of the last accepted" if self.refused else "")
             theory = ""
         out = Text(head, style="bold", no_wrap=True, overflow="ellipsis")
