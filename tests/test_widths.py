@@ -263,4 +263,4 @@ def test_a_loss_that_overflows_while_the_outputs_stay_finite_is_non_finite_too(c
     assert all(math.isfinite(v) for v in doc["mean_abs_a"][0][0])          # every output finite at step 0
     assert doc["loss"][0][0] is None or not math.isfinite(doc["loss"][0][0])
     assert doc["nonfinite"] == [{"width": w, "step": step, "layer": None, "tensor": "loss"} for w in (8, 16)]
-    assert f"width 8 is non-finite at step 0, before training (its loss" in err and fix in err
+    assert "width 8 is non-finite at step 0, before training (its loss" in err and fix in err
