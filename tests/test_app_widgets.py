@@ -194,8 +194,13 @@ def test_charts_draw_and_tabulate_without_an_app():
     # a layer whose outputs are all non-finite: its saturated and dead counts are blank, and a chart with no
     # finite value says so instead of drawing an empty frame
     bad = ({**layers[0], "a_std": math.nan, "nonfinite_frac": 1.0, "saturated_frac": 0.0, "dead_frac": 0.0},)
+    # the whole tensor's extremes, beside the sampled boxes of Distributions
+    fwd.data = LayerData(tuple({**d, "a_min": -0.5 - i, "a_max": 0.25 * i} for i, d in enumerate(layers)))
+    cols, rows = fwd.table()
+    assert cols[-2:] == ["a_min", "a_max"] and [r[-2:] for r in rows] == [[fmt(-0.5 - i), fmt(0.25 * i)]
+                                                                          for i in range(5)]
     fwd.data = LayerData(bad)
-    assert fwd.table()[1][0][5:] == ["-", "-"]
+    assert fwd.table()[1][0][5:7] == ["-", "-"]
     pic = fwd.draw(80, 20).plain
     assert pic.startswith("Forward: a_std non-finite from layer 0 (1 of 1 layers)")
     assert "nothing to draw: a_std are not measured, non-finite or zero in every layer" in pic.replace("\n", " ")

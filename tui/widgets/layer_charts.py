@@ -194,12 +194,13 @@ class ForwardChart(LayerChart):
                              nonfinite_note(d.layers, "a_std", "Forward" + self.label()), self.xlabel())
 
     def table(self) -> tuple[Row, list[Row]]:
-        cols = ["layer", "a_std", "log10", "a_mean", "z_std", "saturated", "dead"]
+        # a_min and a_max of the whole tensor: the Distributions tab's boxes are of a sample of it
+        cols = ["layer", "a_std", "log10", "a_mean", "z_std", "saturated", "dead", "a_min", "a_max"]
         # a layer whose outputs are all NaN or inf has no saturated or dead units to count: blank, not 0
         gone = lambda r: (r.get("nonfinite_frac") or 0) >= 1
         rows = [[str(i), fmt(r.get("a_std")), fmt(log10_or_none(r.get("a_std")), 3), fmt(r.get("a_mean")),
                  fmt(r.get("z_std")), fmt(None if gone(r) else r.get("saturated_frac"), 3),
-                 fmt(None if gone(r) else r.get("dead_frac"), 3)]
+                 fmt(None if gone(r) else r.get("dead_frac"), 3), fmt(r.get("a_min")), fmt(r.get("a_max"))]
                 for i, r in enumerate(self.data.layers)]
         return self.named(*self.data.with_baseline(cols, rows, "a_std", "baseline"))
 
