@@ -102,6 +102,26 @@ async def test_stop_ends_a_training_within_half_a_second():
 
 
 @pilot_test
+async def test_a_field_changed_while_a_training_runs_is_said_to_wait_for_the_next_run():
+    app = make_app(LONG_TRAIN)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await start_training(pilot, app)
+        for name, value in (("weight_decay", "0.01"), ("lr", "0.1")):
+            app.form.widget_for(name).value = value
+            await pilot.pause()
+        said = [m for m in app.log_pane.messages() if "keeps the settings it started with" in m]
+        assert said == ["the running training keeps the settings it started with: weight_decay and any other "
+                        "change take effect at the next run"]       # once a run
+        await pilot.press("s")
+        while app.bridge.running:
+            await pilot.pause(0.01)
+        assert app.last_result["config"]["weight_decay"] == 0.0        # as it started
+        app.form.widget_for("lr").value = "0.2"         # nothing runs: nothing to say
+        await pilot.pause()
+        assert len([m for m in app.log_pane.messages() if "keeps the settings" in m]) == 1
+
+
+@pilot_test
 async def test_invalid_field_blocks_running_and_keys_go_to_the_field():
     app = make_app()
     async with app.run_test(size=(160, 48)) as pilot:

@@ -154,6 +154,7 @@ class InitlabApp(BeyondMixin, App):
         # others the latest probe's or training's, so that e exports what the screen it saves shows
         self.view_results: dict[str, tuple[str, dict[str, Any]]] = {}
         self._quit_asked = -math.inf                    # when q was last pressed while a training ran
+        self._edit_noted = False                        # the running job's "keeps its settings" note was said
         self.set_reactive(InitlabApp.device_name, self.initial_config.device)
         self._starting = 0          # start requests not yet seen as Started events
         self._requested = 0         # start requests so far; a stop calls off every one made before it
@@ -294,6 +295,7 @@ class InitlabApp(BeyondMixin, App):
         self._starting += 1
         self._requested += 1
         self._quit_asked = -math.inf        # a q pressed about the run before does not quit this one
+        self._edit_noted = False
         self.run_state = "starting " + kind
         # Session.start waits for a running job to stop: that wait happens on a worker thread, not here.
         self.run_worker(partial(self._start_in_thread, job, kind, self._requested), thread=True, group="start",
@@ -672,6 +674,11 @@ class InitlabApp(BeyondMixin, App):
                 self.run_state = "failed"
 
     def on_config_form_changed(self, message: ConfigForm.Changed) -> None:
+        if message.error is None and self.bridge.running and not self._edit_noted:
+            # the form then shows a value beside charts of a run that did not use it: said once a run
+            self._edit_noted = True
+            self.log_pane.add("info", f"the running {job_noun(self.last_kind or 'job')} keeps the settings it started "
+                                      f"with: {message.name} and any other change take effect at the next run")
         if message.name in ("activation", "slope") and message.error is None:
             self._request_curve()
         if message.name == "device" and message.error is None and not self.bridge.running:
