@@ -222,7 +222,39 @@ def test_the_app_without_a_terminal_says_so_rather_than_hang():
 
     out = subprocess.run([script()], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and out.stdout == ""
-    assert out.stderr.startswith("initlab: error: the app needs a terminal, and stdin and stderr are not one")
+    assert out.stderr.startswith("initlab: error: the app needs a terminal, and stdin, stdout and stderr are not "
+                                 "one")
+
+
+def test_the_app_refuses_a_redirected_stdout_or_a_dumb_terminal(monkeypatch):
+    from initlab.tui.cli import setting_problem
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    for name in ("stdin", "stdout", "stderr"):
+        monkeypatch.setattr(f"sys.{name}", Tty())
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.delenv("TEXTUAL_DRIVER", raising=False)
+    assert setting_problem(app=True) is None
+    monkeypatch.setattr("sys.stdout", io.StringIO())        # its size comes from stdout: 80 x 24 when redirected
+    assert setting_problem(app=True).startswith("the app needs a terminal, and stdout is not one")
+    monkeypatch.setattr("sys.stdout", Tty())
+    monkeypatch.setenv("TERM", "dumb")
+    assert setting_problem(app=True).startswith("the app draws on the terminal, and TERM=dumb says this one cannot")
+    assert setting_problem(app=False) is None               # the commands run on any
+
+
+def test_the_app_writes_utf8_whatever_pythons_stdio_encoding():
+    from initlab.tui.app_main import utf8_output
+
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding="ascii", errors="backslashreplace")     # PYTHONIOENCODING=ascii
+    utf8_output(stream)
+    stream.write("│▆←")
+    stream.flush()
+    assert raw.getvalue() == "│▆←".encode("utf-8")
 
 
 def test_closed_outputs_give_a_line_and_the_right_status():

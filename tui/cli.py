@@ -101,11 +101,17 @@ def setting_problem(app: bool) -> str | None:
     except FileNotFoundError:       # torch's libraries fail to load from a deleted folder, and files go nowhere
         return "the current folder no longer exists (deleted?): cd to another and run it again"
     if app and not os.environ.get("TEXTUAL_DRIVER"):     # a driver of its own (initlab serve's) needs no terminal
-        bad = [name for name, stream in (("stdin", sys.stdin), ("stderr", sys.stderr))
+        # the app reads keys from stdin, draws on stderr and takes its size from stdout: else it hangs, draws into
+        # a file, or draws at 80 x 24 whatever the window
+        bad = [name for name, stream in (("stdin", sys.stdin), ("stdout", sys.stdout), ("stderr", sys.stderr))
                if stream is None or not stream.isatty()]
-        if bad:     # the app reads keys from stdin and draws on stderr: else it hangs, or draws into a file
-            return (f"the app needs a terminal, and {' and '.join(bad)} {'is' if len(bad) == 1 else 'are'} not one "
+        if bad:
+            names = " and ".join(bad) if len(bad) < 3 else f"{bad[0]}, {bad[1]} and {bad[2]}"
+            return (f"the app needs a terminal, and {names} {'is' if len(bad) == 1 else 'are'} not one "
                     "(ssh -t, no redirection of them); the commands (initlab probe, train, ...) run without one")
+        if os.environ.get("TERM") == "dumb":        # it would send full-screen control codes and colours all the same
+            return ("the app draws on the terminal, and TERM=dumb says this one cannot; the commands (initlab probe, "
+                    "train, ...) run on any")
     return None
 
 
