@@ -1061,3 +1061,21 @@ async def test_the_palette_tells_where_the_random_matrix_runs():
         await pilot.pause()
         assert app.log_pane.messages()[-1].endswith("initlab probe --preset random-matrix runs it")
         assert app.last_kind == ""          # nothing ran
+
+
+@pilot_test
+async def test_a_narrow_header_drops_the_apps_name_before_the_run_state():
+    from initlab.tui.widgets.status_bar import StatusBar
+
+    app = make_app()
+    async with app.run_test(size=(60, 20)) as pilot:
+        await settle(pilot, app)
+        bar = app.query_one(StatusBar)
+        state = "training epoch 157/400 step 12201/42000"
+        bar.state = state
+        await pilot.pause()
+        line = bar.render().plain
+        assert line.endswith(state) and "initlab" not in line and len(line) <= 60
+        bar.state = "idle"
+        await pilot.pause()
+        assert bar.render().plain.startswith(" initlab │ device ")        # room for all of it

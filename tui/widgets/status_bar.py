@@ -27,5 +27,13 @@ class StatusBar(Widget):
 
     def render(self) -> Text:
         bad = self.state.startswith(("failed", "stopped: non-finite"))
-        return Text.assemble((" initlab ", "bold"), ("│ ", "dim"), f"device {self.device} ", ("│ ", "dim"),
-                             (self.state, "bold reverse" if bad else "bold"), no_wrap=True, overflow="ellipsis")
+        state = (self.state, "bold reverse" if bad else "bold")
+        # where the line does not fit (a narrow terminal, a training's long state), the app's name goes first, then
+        # the word "device": the state, which changes, is what the line is for
+        width = self.size.width or 10_000
+        for lead in ([(" initlab ", "bold"), ("│ ", "dim"), f"device {self.device} "], [f" device {self.device} "],
+                     [f" {self.device} "]):
+            line = Text.assemble(*lead, ("│ ", "dim"), state, no_wrap=True, overflow="ellipsis")
+            if line.cell_len <= width:
+                break
+        return line
