@@ -227,12 +227,27 @@ async def test_e_writes_the_result_and_the_screen(tmp_path):
 
 
 @pilot_test
-async def test_an_export_that_cannot_be_written_names_the_folder_not_a_temporary_file(tmp_path):
+async def test_an_export_that_cannot_be_written_names_the_folder_not_a_temporary_file(tmp_path, monkeypatch):
+    import tempfile
+
     gone = tmp_path / "gone"
+    spare = tmp_path / "spare"
+    spare.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spare))       # the system's temporary folder, for this test
     app = make_app(export_dir=str(gone))
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("p")
         await settle(pilot, app)
+        # the folder initlab started in refuses the files: they go to the temporary folder, said once, not lost
+        await pilot.press("e")
+        await pilot.pause()
+        entries = [e[1:] for e in app.log_pane.entries]
+        warned = [m for lvl, m in entries if lvl == "warning" and "written to" in m]
+        assert warned == [f"cannot write in {gone} (No such file or directory): written to {spare} instead"]
+        assert entries[-1][1].startswith(f"exported the probe result to {spare}/initlab-probe-")
+        assert sorted(p.suffix for p in spare.iterdir()) == [".json", ".svg"]
+        # and where that folder refuses them too: said, naming the folder initlab started in
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "gone too"))
         await pilot.press("e")
         await pilot.pause()
         level, message = app.log_pane.entries[-1][1:]

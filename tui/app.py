@@ -6,6 +6,7 @@ from collections import deque
 import math
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from dataclasses import dataclass, replace
@@ -155,6 +156,7 @@ class InitlabApp(BeyondMixin, App):
         self.view_results: dict[str, tuple[str, dict[str, Any]]] = {}
         self._quit_asked = -math.inf                    # when q was last pressed while a training ran
         self._edit_noted = False                        # the running job's "keeps its settings" note was said
+        self._fallback_said = False                     # this export's "written to the temporary folder" was said
         self.set_reactive(InitlabApp.device_name, self.initial_config.device)
         self._starting = 0          # start requests not yet seen as Started events
         self._requested = 0         # start requests so far; a stop calls off every one made before it
@@ -751,13 +753,30 @@ class InitlabApp(BeyondMixin, App):
     def _palette_screenshot(self) -> None:
         """The screen as SVG where e exports, written atomically as every file initlab writes."""
         base = self._export_base("screen")
+        self._fallback_said = False
         try:
-            svg = export.write_text(base + ".svg", self.export_screenshot(title="initlab"))
+            svg = self._write_export(base + ".svg", self.export_screenshot(title="initlab"))
         except OSError as e:
             self._cannot_write("screenshot", e, f"{os.path.basename(base)}.svg")
             return
         # said in the log alone: a toast saying it again covered the newest log lines, this one among them
         self.log_pane.add("info", f"wrote the screen to {svg}")
+
+    def _write_export(self, path: str, text: str) -> str:
+        """Write a file the app exports; where its folder refuses it (read-only, full, gone), the same name in the
+        system's temporary folder, said once an action: a result is not lost for the folder initlab started in."""
+        try:
+            return export.write_text(path, text)
+        except OSError as e:
+            spare = tempfile.gettempdir()
+            if os.path.realpath(os.path.dirname(os.path.abspath(path))) == os.path.realpath(spare):
+                raise
+            written = export.write_text(os.path.join(spare, os.path.basename(path)), text)   # may fail too: said
+            if not self._fallback_said:
+                self._fallback_said = True
+                self.log_pane.add("warning", f"cannot write in {self._export_folder()} ({e.strerror or e}): "
+                                             f"written to {spare} instead")
+            return written
 
     def _cannot_write(self, what: str, e: OSError, names: str) -> None:
         self.refuse(f"{what} failed: {e.strerror or e}: cannot write {names} in {self._export_folder()} (exports go "
@@ -786,8 +805,9 @@ class InitlabApp(BeyondMixin, App):
         # named for what they hold: idle, the visible tab's result (a sweep's beside its tab, not a probe run since)
         kind = (self.last_kind if busy else shown_kind) or "screen"
         base = self._export_base(kind)
+        self._fallback_said = False
         try:
-            svg = export.write_text(base + ".svg", self.export_screenshot(title="initlab"))
+            svg = self._write_export(base + ".svg", self.export_screenshot(title="initlab"))
             if busy:
                 # the last result is the run before this one (or this one's end is still on its way: s was just
                 # pressed): beside this run's screen it would pass for its own
@@ -811,7 +831,7 @@ class InitlabApp(BeyondMixin, App):
                 b = self.baseline
                 doc["baseline"] = {"label": b.label, "config": b.config, "layers": list(b.layers),
                                    "epochs": list(b.epochs)}
-            js = export.write_json(base + ".json", doc)
+            js = self._write_export(base + ".json", export.dumps(doc, indent=1) + "\n")
         except OSError as e:
             self._cannot_write("export", e, f"{os.path.basename(base)}.svg and .json")
             return
@@ -828,8 +848,9 @@ class InitlabApp(BeyondMixin, App):
         text = saved_toml(cfg, self.preset_name if held else None,
                           held and len(getattr(PRESETS.get(self.preset_name), "seeds", ())) > 1,
                           extras_toml_lines(self.extras.values()))
+        self._fallback_said = False
         try:
-            written = export.write_text(path, text)
+            written = self._write_export(path, text)
         except OSError as e:
             self._cannot_write("save the configuration", e, os.path.basename(path))
             return
