@@ -7,6 +7,9 @@ import math
 import numbers
 import os
 import re
+import select
+import stat
+import sys
 import tomllib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -508,24 +511,34 @@ def data_grid_paths(item: str, where: Callable[[str], str]) -> str:
                                  for v in values.split(","))
 
 
-PIPE_WAIT = 5.0             # seconds a config read from a pipe may wait for its writer
+PIPE_FIRST_WAIT = 15.0      # seconds a config read from a pipe may wait for its writer's first byte
+PIPE_WAIT = 60.0            # and between its later chunks
 STREAM_LIMIT = 1 << 20      # bytes of a config read from a pipe or a device
 
 
 def _read_stream(path: str) -> bytes:
-    """A config that is no regular file, read as it comes: a named pipe nothing writes to is refused after PIPE_WAIT
-    seconds (open() would wait for ever), a device that never ends after STREAM_LIMIT bytes."""
-    import select
-
-    if os.name == "nt":     # select() takes sockets alone there
-        raise SpecError("config", path, "a regular TOML file (this is a device, a pipe or a socket)")
+    """A config that is no regular file (/dev/null, a process substitution, a named pipe), read as it comes: a pipe
+    nothing writes to is refused after PIPE_FIRST_WAIT seconds (open() would wait for ever), a device that never
+    ends after STREAM_LIMIT bytes."""
+    if not stat.S_ISFIFO(os.stat(path).st_mode):      # a device: read at once, up to the limit
+        with open(path, "rb") as fh:
+            data = fh.read(STREAM_LIMIT + 1)
+        if len(data) > STREAM_LIMIT:
+            raise _too_long(path)
+        return data
+    if not sys.platform.startswith("linux"):
+        # select() there may report a pipe with no writer as ended: its settings would silently be the defaults
+        raise SpecError("config", path, "a regular TOML file (pipes are read on Linux only)")
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    chunks, size = [], 0
+    chunks: list[bytes] = []
+    size = 0
     try:
         while True:
-            ready, _, _ = select.select([fd], [], [], PIPE_WAIT)
+            wait = PIPE_WAIT if chunks else PIPE_FIRST_WAIT
+            ready, _, _ = select.select([fd], [], [], wait)
             if not ready:
-                raise SpecError("config", path, f"a file to read (nothing came through this pipe in {PIPE_WAIT:g} s)")
+                got = f"stopped after {size} bytes" if chunks else "sent nothing"
+                raise SpecError("config", path, f"a file to read (this pipe {got} for {wait:g} s)")
             try:
                 chunk = os.read(fd, 1 << 16)
             except BlockingIOError:
@@ -535,10 +548,13 @@ def _read_stream(path: str) -> bytes:
             chunks.append(chunk)
             size += len(chunk)
             if size > STREAM_LIMIT:
-                raise SpecError("config", path, f"a TOML file of at most {STREAM_LIMIT >> 20} MiB (this one "
-                                                "goes on past it)")
+                raise _too_long(path)
     finally:
         os.close(fd)
+
+
+def _too_long(path: str) -> SpecError:
+    return SpecError("config", path, f"a TOML file of at most {STREAM_LIMIT >> 20} MiB (this one goes on past it)")
 
 
 def load_toml(path: str, base: Config | None = None) -> tuple[Config, dict[str, Any]]:

@@ -103,9 +103,15 @@ async def test_stop_ends_a_training_within_half_a_second():
 
 @pilot_test
 async def test_a_field_changed_while_a_training_runs_is_said_to_wait_for_the_next_run():
+    from initlab.tui.messages import DevicesFound
+
     app = make_app(LONG_TRAIN)
     async with app.run_test(size=(120, 40)) as pilot:
         await start_training(pilot, app)
+        # what the app sets itself is no edit: the devices found (the selector's options reset) say nothing
+        app.post_message(DevicesFound([("cpu", "cpu")]))
+        await pilot.pause()
+        assert not [m for m in app.log_pane.messages() if "keeps the settings" in m]
         for name, value in (("weight_decay", "0.01"), ("lr", "0.1")):
             app.form.widget_for(name).value = value
             await pilot.pause()
@@ -119,6 +125,15 @@ async def test_a_field_changed_while_a_training_runs_is_said_to_wait_for_the_nex
         app.form.widget_for("lr").value = "0.2"         # nothing runs: nothing to say
         await pilot.pause()
         assert len([m for m in app.log_pane.messages() if "keeps the settings" in m]) == 1
+        # a preset run from the palette while a training runs replaces it with the preset's settings: no note
+        app.form.load(LONG_TRAIN)
+        await pilot.pause()
+        await start_training(pilot, app)
+        app.action_run_preset("tanh-deep-train")
+        for _ in range(20):
+            await pilot.pause(0.05)
+        assert len([m for m in app.log_pane.messages() if "keeps the settings" in m]) == 1
+        await pilot.press("s")
 
 
 @pilot_test

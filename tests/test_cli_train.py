@@ -400,12 +400,12 @@ def test_a_config_from_a_pipe_or_a_device_is_read_with_limits(capsys, tmp_path, 
 
     from initlab.engine import spec
 
-    monkeypatch.setattr(spec, "PIPE_WAIT", 0.3)
+    monkeypatch.setattr(spec, "PIPE_FIRST_WAIT", 0.3)
     fifo = tmp_path / "in.toml"
     os.mkfifo(fifo)
     code, out, err = run(capsys, "probe", "--depth", "2", "--width", "4", "--device", "cpu", "--config", str(fifo))
-    assert code == 2 and err.strip() == (f"initlab: error: config: '{fifo}' is not allowed; a file to read (nothing "
-                                         f"came through this pipe in 0.3 s)")
+    assert code == 2 and err.strip() == (f"initlab: error: config: '{fifo}' is not allowed; a file to read (this "
+                                         f"pipe sent nothing for 0.3 s)")
     # a pipe something writes to (a process substitution, /dev/stdin) is read as a file
     writer = threading.Thread(target=lambda: fifo.write_text("depth = 3\n"))
     writer.start()

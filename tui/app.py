@@ -676,7 +676,7 @@ class InitlabApp(BeyondMixin, App):
                 self.run_state = "failed"
 
     def on_config_form_changed(self, message: ConfigForm.Changed) -> None:
-        if message.error is None and self.bridge.running and not self._edit_noted:
+        if message.error is None and not message.by_app and self.bridge.running and not self._edit_noted:
             # the form then shows a value beside charts of a run that did not use it: said once a run
             self._edit_noted = True
             self.log_pane.add("info", f"the running {job_noun(self.last_kind or 'job')} keeps the settings it started "

@@ -46,19 +46,21 @@ def app_config(path: str) -> tuple[Any, dict[str, str], tuple[str, ...], str]:
     return cfg, extras, tuple(lines), "" if several and "seed" in flat else name or ""
 
 
-def utf8_output(stream: Any) -> None:
+def utf8_output(*streams: Any) -> None:
     """The app's lines, bars and arrows go out as UTF-8 whatever Python's stdio encoding (PYTHONIOENCODING=ascii
-    wrote each as a literal \\u2502, and the widths it threw off broke the layout): terminals that draw them take it."""
-    enc = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
-    if stream is not None and enc != "utf8" and hasattr(stream, "reconfigure"):
-        stream.reconfigure(encoding="utf-8", errors="replace")
+    wrote each as a literal \\u2502, and the widths it threw off broke the layout): terminals that draw them take it.
+    Both streams: Textual draws on stderr, on Windows on stdout."""
+    for stream in streams:
+        enc = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
+        if stream is not None and enc != "utf8" and hasattr(stream, "reconfigure"):
+            stream.reconfigure(encoding="utf-8", errors="replace")
 
 
 def run_app(config: Any = None, extras: dict[str, str] | None = None, opened: tuple[str, ...] = (),
             preset: str = "") -> int:
     from .app import InitlabApp
 
-    utf8_output(sys.__stderr__)
+    utf8_output(sys.__stderr__, sys.__stdout__)
     app = InitlabApp(config, extras=extras, opened=opened, preset=preset)
     app.run()
     return app.return_code or 0     # 1 when the app stopped on an error, so that a script sees it

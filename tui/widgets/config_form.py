@@ -85,11 +85,13 @@ class ConfigForm(VerticalScroll, can_focus=False):
 
     @dataclass
     class Changed(Message):
-        """A field changed; error is its one-line refusal, or None when the value is accepted."""
+        """A field changed; error is its one-line refusal, or None when the value is accepted. by_app: the app set
+        it (a preset or a file loaded, the devices found), not the user's edit."""
 
         form: "ConfigForm"
         name: str
         error: str | None
+        by_app: bool = False
 
     @dataclass
     class PresetChosen(Message):
@@ -212,7 +214,7 @@ class ConfigForm(VerticalScroll, can_focus=False):
                 w.value = self.raw[name]
             self._show_error(name, None)
             if before.get(name) != self.raw[name]:
-                self.post_message(self.Changed(self, name, None))
+                self.post_message(self.Changed(self, name, None, by_app=True))
         self._follow_extras()
 
     def show_preset(self, name: str) -> None:
@@ -239,8 +241,11 @@ class ConfigForm(VerticalScroll, can_focus=False):
         self.raw["device"] = value
         sel = self.widget_for("device")
         if isinstance(sel, Select):
-            sel.set_options(self.devices)
-            sel.value = value
+            with self.prevent(Select.Changed):      # the options' reset and the value set back are no edits
+                sel.set_options(self.devices)
+                sel.value = value
+        if value != current:
+            self.post_message(self.Changed(self, "device", None, by_app=True))
         return warning
 
     # -- events ------------------------------------------------------------------------------------------------
