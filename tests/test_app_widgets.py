@@ -150,6 +150,9 @@ def test_a_thinned_heatmap_says_its_extremes_are_of_the_steps_kept():
     assert heat.table()[0][-2:] == ["min", "max"] and "kept" not in heat.draw(80, 12).plain.splitlines()[0]
     heat.seen = 80
     assert heat.table()[0][-2:] == ["min of kept", "max of kept"]
+    # each layer's row: its latest value, then the extremes over the steps kept (layer 0 falls from -1 to -4.6)
+    rows = heat.table()[1]
+    assert rows[0][-2:] == [fmt(-1.0 - 360 / 100), fmt(-1.0)] and rows[1][-2:] == [fmt(-2.0), fmt(-2.0)]
     assert heat.draw(120, 12).plain.splitlines()[0].endswith("(10 of 80 sampled steps kept)")
 
 

@@ -60,6 +60,13 @@ def test_probe_json_has_the_documented_names(capsys):
     assert doc["verdict"]["kind"] in ("stable", "vanishing", "exploding", "nonfinite")
     assert doc["first_nonfinite_layer"] is None
     assert doc["loss"] is None            # the default backward signal is not a loss
+    # the values are the engine's probe of the settings the JSON names (whose numbers have their own direct tests)
+    from initlab.engine.probe import run_probe
+    from initlab.engine.spec import from_mapping
+
+    direct = run_probe(from_mapping(doc["config"]), distributions=False).to_json()["layers"]
+    for mine, theirs in zip(doc["layers"], direct):
+        assert {k: mine[k] for k in LAYER_KEYS} == {k: theirs[k] for k in LAYER_KEYS}
 
 
 def test_probe_json_mse_reports_the_loss(capsys):

@@ -77,8 +77,16 @@ def test_probe_writes_a_csv_row_and_a_report_row_per_layer(tmp_path, capsys):
     v = doc["verdict"]
     assert v["kind"] in ("exploding", "nonfinite")
     assert f"**{v['kind']}** from layer {v['from_layer']}" in section(md, "Verdict")
-    body = table_rows(section(md, "Per-layer statistics"))
+    per_layer = section(md, "Per-layer statistics")
+    body = table_rows(per_layer)
     assert [r[0] for r in body] == [str(i) for i in range(12)]
+    head = next(ln for ln in per_layer.splitlines() if ln.startswith("| "))
+    cols = [c.strip() for c in head.strip("|").split(" | ")]
+    shown = [k for k in ("a_std", "z_std", "grad_w_absmean", "grad_z_std", "fwd_var_ratio") if k in cols]
+    assert len(shown) >= 3, cols
+    for row, layer in zip(body, doc["layers"]):         # every cell is its layer's value, as fmt writes it
+        for k in shown:
+            assert row[cols.index(k)] == fmt(layer[k]), (row[0], k)
     settings = dict(r[:2] for r in table_rows(section(md, "Settings")))
     assert settings["depth"] == "12" and settings["init"] == "normal"
     figures = section(md, "Figures")

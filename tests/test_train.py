@@ -167,11 +167,16 @@ def test_on_the_device_path_a_broken_run_names_a_step_it_ran():
     assert res["nonfinite"] == {"step": res["steps_done"] - 1, "layer": 1, "tensor": "weight"}
 
 
-def test_an_epoch_loss_that_overflows_is_named_without_a_step_past_the_run(monkeypatch):
-    tr = Trainer(Config(**SMALL))
-    evaluate = tr.evaluate
-    monkeypatch.setattr(tr, "evaluate", lambda: {**evaluate(), "train_loss": math.inf})
+def test_an_epoch_loss_that_overflows_is_named_without_a_step_past_the_run(tmp_path):
+    # labels of 1e18: a batch's mean squared error (1e36) is finite in float32, the 700 train rows' is not (the 300
+    # test rows' still is); an lr of 1e-30 leaves the weights all but where they were
+    path = tmp_path / "huge.npz"
+    np.savez(path, X=np.random.default_rng(0).standard_normal((1000, 2)).astype("float32"),
+             y=np.full(1000, 1e18, dtype="float32"))
+    tr = Trainer(Config(depth=2, width=4, epochs=1, lr=1e-30, data=str(path), device="cpu"))
     res = tr.run()
+    assert res["epochs"][0]["train_loss"] is None or not math.isfinite(res["epochs"][0]["train_loss"])
+    assert math.isfinite(res["epochs"][0]["test_loss"])
     assert res["stopped"] == "nonfinite"
     assert res["nonfinite"] == {"step": res["steps_done"] - 1, "layer": None, "tensor": "loss"}
     assert res["steps"][-1]["step"] < res["steps_done"]         # no step recorded past the ones that ran
