@@ -67,7 +67,9 @@ class Capture:
                 self.x_in[i] = self._keep(x)
                 self.z[i] = self._keep(z)
                 if self.backward_check and z.requires_grad:
-                    z.register_hook(self._check_grad)
+                    # the check alone, not a method of this Capture: autograd holds a hook where the collector
+                    # cannot see it, so a hook reaching the Capture, which holds z, kept every probe's net for ever
+                    z.register_hook(_grad_check(self.check))
                 self.pre[i], self.act[i], self.a[i] = pre, act, out
 
             _set_tap(b, tap)
@@ -77,8 +79,11 @@ class Capture:
         for b in self.blocks:
             _set_tap(b, None)
 
-    def _check_grad(self, g: torch.Tensor) -> None:
-        self.check()
+
+def _grad_check(check):
+    def hook(g: torch.Tensor) -> None:
+        check()
+    return hook
 
 
 def _set_tap(block: nn.Module, tap) -> None:
