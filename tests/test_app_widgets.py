@@ -208,6 +208,14 @@ def test_charts_draw_and_tabulate_without_an_app():
     assert pic.startswith("Forward: a_std non-finite from layer 0 (1 of 1 layers)")
     assert "nothing to draw: a_std are not measured, non-finite or zero in every layer" in pic.replace("\n", " ")
     assert max(len(line) for line in fwd.draw(40, 20).plain.splitlines()[1:]) <= 40      # wrapped, not cut
+    # a gradient that overflows in the backward pass does so from a late layer down to the first: named from there,
+    # as the verdict names it, not from layer 0
+    from initlab.tui.widgets.layer_charts import BackwardChart
+
+    back = BackwardChart()
+    back.data = LayerData(tuple({**d, "grad_w_absmean": math.inf if i <= 2 else 1e-3, "grad_z_std": 1e-3}
+                                for i, d in enumerate(layers)))
+    assert back.draw(100, 20).plain.startswith("Backward: grad_w_absmean non-finite from layer 2 down (3 of 5 layers)")
     # a value not measured (a user's module without weights) is not called non-finite
     unmeasured = ({**layers[0], "fwd_var_ratio": None, "bwd_var_ratio": None, "fan_in": None, "fan_out": None},)
     glorot = GlorotChart()

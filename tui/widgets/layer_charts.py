@@ -58,13 +58,15 @@ def layer_ticks(n: int, most: int = 8) -> list[int]:
     return ticks
 
 
-def nonfinite_note(layers: Layers, key: str, name: str) -> str:
+def nonfinite_note(layers: Layers, key: str, name: str, backward: bool = False) -> str:
     """A title that leads with the non-finite layers, or "" when every value is finite. A value not measured (None:
-    a user's module without weights, a ratio of two zero spreads) is not a non-finite one."""
+    a user's module without weights, a ratio of two zero spreads) is not a non-finite one. A backward quantity
+    goes non-finite from its last such layer down, as the backward pass runs: named from there, as the verdict."""
     bad = [i for i, d in enumerate(layers) if d.get(key) is not None and not math.isfinite(d[key])]
     if not bad:
         return ""
-    return f"{name}: {key} non-finite from layer {bad[0]} ({len(bad)} of {len(layers)} layers)"
+    start = f"layer {bad[-1]} down" if backward else f"layer {bad[0]}"
+    return f"{name}: {key} non-finite from {start} ({len(bad)} of {len(layers)} layers)"
 
 
 def draw_log_bars(width: int, height: int, title: str, series: list[Series],
@@ -217,7 +219,8 @@ class BackwardChart(LayerChart):
             series.append(Series(d.baseline_name("mean |dL/dW|"), logs(d.baseline, "grad_w_absmean"), "×",
                                  c["secondary"]))
         return draw_log_bars(width, height, self.headed(self.title), series, [],
-                             nonfinite_note(d.layers, "grad_w_absmean", "Backward" + self.label()), self.xlabel())
+                             nonfinite_note(d.layers, "grad_w_absmean", "Backward" + self.label(), backward=True),
+                             self.xlabel())
 
     def table(self) -> tuple[Row, list[Row]]:
         cols = ["layer", "mean|dL/dW|", "std dL/dz", "std dL/dW", "grad/weight"]
