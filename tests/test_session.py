@@ -687,7 +687,7 @@ def test_a_probes_net_is_freed_once_its_job_ends():
 
     def blocks() -> int:
         gc.collect()
-        return sum(isinstance(o, Block) for o in gc.get_objects())
+        return sum(type(o) is Block for o in gc.get_objects())
 
     before = blocks()
     s = Session()
