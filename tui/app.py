@@ -692,6 +692,10 @@ class InitlabApp(BeyondMixin, App):
         self.form.load(p.config)
         self.log_pane.add("info", f"preset {p.name} loaded ({p.kind}): {p.summary}; "
                                   f"{'t trains' if p.kind == 'train' else 'p probes'} it")
+        if self.bridge.running and not self._edit_noted:        # the user's choice, as an edit of the fields
+            self._edit_noted = True
+            self.log_pane.add("info", f"the running {job_noun(self.last_kind or 'job')} keeps the settings it started "
+                                      f"with: the preset's take effect at the next run")
 
     # -- other actions -----------------------------------------------------------------------------------------
     def action_show_tab(self, tid: str) -> None:
@@ -769,7 +773,11 @@ class InitlabApp(BeyondMixin, App):
             return export.write_text(path, text)
         except OSError as e:
             spare = tempfile.gettempdir()
-            if os.path.realpath(os.path.dirname(os.path.abspath(path))) == os.path.realpath(spare):
+            try:
+                here = os.path.realpath(os.path.dirname(os.path.abspath(path)))
+            except OSError:         # the folder initlab started in is gone (getcwd fails with it)
+                here = None
+            if here == os.path.realpath(spare):
                 raise
             written = export.write_text(os.path.join(spare, os.path.basename(path)), text)   # may fail too: said
             if not self._fallback_said:
@@ -787,7 +795,10 @@ class InitlabApp(BeyondMixin, App):
         stamp = time.strftime("%Y%m%d-%H%M%S")
         base = os.path.join(self.export_dir, f"initlab-{kind}-{stamp}")
         n = 1
-        while any(os.path.exists(base + ext) for ext in (".json", ".svg", ".toml")):
+        # nor in the temporary folder, where the files go when the export folder refuses them
+        taken = lambda b: any(os.path.exists(os.path.join(d, os.path.basename(b) + ext))
+                              for d in (self.export_dir, tempfile.gettempdir()) for ext in (".json", ".svg", ".toml"))
+        while taken(base):
             n += 1
             base = os.path.join(self.export_dir, f"initlab-{kind}-{stamp}-{n}")
         return base
