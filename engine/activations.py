@@ -65,7 +65,8 @@ def rms_gain(name: str, n: int = 1_000_000, seed: int = 0, slope: float = 0.01) 
     """sqrt(E[x^2] / E[f(x)^2]) for x ~ N(0, 1), on the same draws as empirical_gain: the second moment is what a
     Linear with zero-mean weights carries on (Var(z) = n Var(W) E[a^2], He et al. 2015). Kaiming's sqrt 2 for the
     ReLU family is this gain, where the std ratio reads 1.71 (ReLU's outputs have a mean); torch's other gains are
-    rules of thumb (tanh 5/3 against 1.59, sigmoid 1, SELU 3/4 for self-normalising nets)."""
+    rules of thumb (tanh 5/3 against 1.59, sigmoid 1, SELU 3/4, a compromise of torch's: self-normalisation asks
+    for gain 1, Var(W) = 1/n, which this ratio gives)."""
     x, y = _draws(name, n, seed, slope)
     return float((x.square().mean() / y.square().mean()).sqrt())
 

@@ -42,11 +42,13 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
            "the same with std 1/sqrt(256): the std stays about 1 through 100 layers",
            Config(**_LINEAR, init="normal", std=1 / 16)),
     Preset("tanh-naive", "probe",
-           "std 1/sqrt(n) with tanh: the signal decays steadily (about 0.08 by layer 99)",
+           "std 1/sqrt(n) with tanh: the signal decays, fast at first, then slowly (about 0.08 by layer 99): tanh's "
+           "critical point, where the variance falls like 1/depth rather than exponentially",
            Config(**{**_LINEAR, "activation": "tanh", "last_activation": True}, init="normal", std=1 / 16)),
     Preset("tanh-xavier", "probe",
            "xavier_uniform with tanh's gain 5/3: the std settles about 0.65, while the gradient grows toward the "
-           "input (the gain puts tanh just past the edge of chaos: the verdict reads exploding from layer 75)",
+           "input (sigma_w^2 is 2.8 against tanh's critical 1: chaotic, chi_1 about 1.2, and the verdict reads "
+           "exploding from layer 75)",
            Config(**{**_LINEAR, "activation": "tanh", "last_activation": True}, init="xavier_uniform")),
     Preset("relu-kaiming", "probe",
            "kaiming_normal with ReLU: the std stays of order 1, about 0.5 to 0.85 (seed 14; it wanders with the "

@@ -70,7 +70,7 @@ def verdict(layers: list[dict[str, Any]], input_std: float | None, batch: int | 
     worst_f = min(f_dev, key=lambda v: -abs(v)) if f_dev else 0.0
     worst_b = min(b_dev, key=lambda v: -abs(v)) if b_dev else 0.0
     if max(abs(worst_f), abs(worst_b)) < LIMIT:
-        out["note"] = drift_note(worst_f, worst_b)
+        out["note"] = drift_note(worst_f, worst_b, len(layers))
         return out
     if abs(worst_f) >= abs(worst_b):
         out["kind"] = "vanishing" if worst_f < 0 else "exploding"
@@ -87,17 +87,24 @@ def stable_text(v: dict[str, Any]) -> str:
     return v.get("note") or "no layer's signal vanishes or explodes"
 
 
-def drift_note(worst_f: float, worst_b: float) -> str | None:
+def drift_note(worst_f: float, worst_b: float, n_layers: int = 0) -> str | None:
     """For a stable verdict: a signal that moved an order of magnitude or more, short of the verdict's three, is said
     (tanh with std 1/sqrt(n) decays twelvefold over 100 layers: the course's slow vanishing, which "stable" alone
-    would hide)."""
+    would hide), with its rate a layer: 383x over a short net's three steps is a steep fall all the same."""
     moved = [(name, v) for name, v in (("forward std", worst_f), ("backward dL/dz RMS", worst_b)) if abs(v) >= ONSET]
     if not moved:
         return None
-    said = " and the ".join(f"{name} {'falls' if v < 0 else 'grows'} {10 ** abs(v):.3g}x" for name, v in moved)
+    # over the layers the signal crosses: the forward from the input through every layer, the backward from the
+    # last layer down to the first
+    steps = {"forward std": n_layers, "backward dL/dz RMS": n_layers - 1}
+    rate = lambda name, v: f" (about {10 ** (abs(v) / steps[name]):.3g}x a layer)" if steps[name] > 0 else ""
+    said = [f"{name} {'falls' if v < 0 else 'grows'} {10 ** abs(v):.3g}x" for name, v in moved]
+    if len(moved) == 1:
+        text = f"the {said[0]} across the net{rate(*moved[0])}"
+    else:
+        text = f"the {said[0]}{rate(*moved[0])} and the {said[1]}{rate(*moved[1])} across the net"
     kinds = {"vanishing" if v < 0 else "exploding" for _, v in moved}
-    return (f"the {said} across the net: short of the {10 ** LIMIT:g}x read as "
-            f"{' or '.join(sorted(kinds, reverse=True))}")
+    return f"{text}: short of the {10 ** LIMIT:g}x read as {' or '.join(sorted(kinds, reverse=True))}"
 
 
 def symmetry_note(layers: list[dict[str, Any]]) -> str | None:

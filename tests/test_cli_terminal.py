@@ -151,6 +151,9 @@ def test_a_trainings_verdict_and_its_drift_note_are_printed_under_its_table(caps
                          f"first/last dL/dz RMS ratio {fmt(v['first_last_gradz_ratio'])}")
     # the first layer's dL/dz some 650x below the last's: stable, and the note says how near vanishing it is
     assert v["kind"] == "stable" and "short of the 1000x read as vanishing" in v["note"] and lines[at + 1] == v["note"]
+    # a steep fall over a short net: its rate a layer says so (three steps from the last layer to the first)
+    fell = v["first_last_gradz_ratio"]
+    assert f"(about {(1 / fell) ** (1 / 3):.3g}x a layer)" in v["note"]
 
 
 def test_a_terminal_of_no_size_is_taken_as_none(monkeypatch):
