@@ -300,8 +300,10 @@ async def test_widths_view_matches_the_coordinate_check():
         text = app.charts.chart("widths").render().plain
         assert "step 0" in text and "step 5" in text and "largest |slope|" in text and "steps 0 to 5: " in text
         worst = max(abs(v) for v in ref["slopes"][-1])
+        moved = max(abs(v) for v in ref["delta_slopes"][-1])       # how far training moved each layer
         assert app.log_pane.messages()[-1].startswith("widths: 16, 32, 64 over 5 steps")
-        assert f"{worst:.3g} (0 is width-stable)" in app.log_pane.messages()[-1]
+        assert app.log_pane.messages()[-1].endswith(f"of mean |a| {worst:.3g}, of mean |a - a_0| (how far training "
+                                                    f"moved each layer) {moved:.3g} (both near 0 is width-stable)")
 
 
 @pilot_test
