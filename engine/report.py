@@ -313,9 +313,9 @@ def theory_notes(res: dict[str, Any]) -> list[str]:
     if unbounded:
         at = res.get("chi1_finite_q")
         notes.append(f"from q0 = {q0} the variance grows without bound: no finite fixed point; chi_1 and the phase "
-                     "are their limits as q grows, and the phase is of the gradients alone (no c* exists for inputs "
-                     "to decorrelate towards)" + (f"; at q = {FINITE_Q:g} chi_1 is {fmt(at)}" if at is not None
-                                                  else ""))
+                     "are their limits as q grows, and the phase is of the gradients alone (the correlation map, "
+                     "taken at a fixed point, is not computed)" + (f"; at q = {FINITE_Q:g} chi_1 is {fmt(at)}"
+                                                                    if at is not None else ""))
     for o in res.get("other_starts") or []:
         where = "grows without bound" if math.isinf(o["q_star"]) else f"settles at q* {fmt(o['q_star'])}"
         notes.append(f"the fixed point depends on the input's scale: from q0 = {fmt(o['q0'])} the variance {where} "

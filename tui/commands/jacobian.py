@@ -15,7 +15,8 @@ BAR = 40
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("jacobian", help="singular values of the input-output Jacobian at init",
                        description=__doc__ + " All equal to 1 is dynamical isometry (an orthogonal linear net); "
-                       "a wide spread means some input directions vanish and others explode.")
+                       "a wide spread means some input directions are amplified far more than others (most "
+                       "often, many nearly vanish).")
     add_config_flags(p, groups=("model", "init", "run"))
     p.add_argument("--inputs", default="1", metavar="N",
                    help="average the sorted spectra over N random N(0, 1) inputs: an integer in [1, 256] (default 1)")
