@@ -322,7 +322,7 @@ def theory_notes(res: dict[str, Any]) -> list[str]:
                      f"(chi_1 {fmt_near_one(o['chi1'])}, {o['phase']}), not q0 = {q0}'s")
     if res.get("c_star") is None:
         notes.append("c*, chi_c and the forward depth scale are not computed: "
-                     + ("with no finite fixed point there is no correlation map to take them at" if unbounded else
+                     + ("they are taken at a finite fixed point q*, and there is none" if unbounded else
                         f"past q* = {fmt(PAIR_MAX_Q)} the correlation map's quadrature is not accurate"))
     back = res.get("depth_scale_backward")
     if back is not None and back < 0:

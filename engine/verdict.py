@@ -70,7 +70,10 @@ def verdict(layers: list[dict[str, Any]], input_std: float | None, batch: int | 
     worst_f = min(f_dev, key=lambda v: -abs(v)) if f_dev else 0.0
     worst_b = min(b_dev, key=lambda v: -abs(v)) if b_dev else 0.0
     if max(abs(worst_f), abs(worst_b)) < LIMIT:
-        out["note"] = drift_note(worst_f, worst_b, len(layers))
+        # the layers each signal crossed to its worst: from the input (forward), from the last layer (backward)
+        steps_f = f_dev.index(worst_f) + 1 if f_dev else 0
+        steps_b = len(b_dev) - 1 - b_dev.index(worst_b) if b_dev else 0
+        out["note"] = drift_note(worst_f, worst_b, steps_f, steps_b)
         return out
     if abs(worst_f) >= abs(worst_b):
         out["kind"] = "vanishing" if worst_f < 0 else "exploding"
@@ -87,16 +90,16 @@ def stable_text(v: dict[str, Any]) -> str:
     return v.get("note") or "no layer's signal vanishes or explodes"
 
 
-def drift_note(worst_f: float, worst_b: float, n_layers: int = 0) -> str | None:
+def drift_note(worst_f: float, worst_b: float, steps_f: int = 0, steps_b: int = 0) -> str | None:
     """For a stable verdict: a signal that moved an order of magnitude or more, short of the verdict's three, is said
     (tanh with std 1/sqrt(n) decays twelvefold over 100 layers: the course's slow vanishing, which "stable" alone
-    would hide), with its rate a layer: 383x over a short net's three steps is a steep fall all the same."""
+    would hide), with its rate a layer over the layers it crossed to its worst: 383x over a short net's three steps is
+    a steep fall all the same."""
     moved = [(name, v) for name, v in (("forward std", worst_f), ("backward dL/dz RMS", worst_b)) if abs(v) >= ONSET]
     if not moved:
         return None
-    # over the layers the signal crosses: the forward from the input through every layer, the backward from the
-    # last layer down to the first
-    steps = {"forward std": n_layers, "backward dL/dz RMS": n_layers - 1}
+    # over the layers the signal crossed to get there: steps_f from the input, steps_b from the last layer down
+    steps = {"forward std": steps_f, "backward dL/dz RMS": steps_b}
     rate = lambda name, v: f" (about {10 ** (abs(v) / steps[name]):.3g}x a layer)" if steps[name] > 0 else ""
     said = [f"{name} {'falls' if v < 0 else 'grows'} {10 ** abs(v):.3g}x" for name, v in moved]
     if len(moved) == 1:

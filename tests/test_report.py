@@ -254,7 +254,7 @@ def test_a_theory_report_says_what_it_could_not_compute_and_why(capsys):
     assert "at q = 10000 chi_1 is 1.551" in gelu_notes
     assert "- the fixed point depends on the input's scale: from q0 = 0.001 the variance settles at q* 0.01201 " \
            "(chi_1 0.7975, ordered), not q0 = 1's" in gelu_notes
-    assert "not computed: with no finite fixed point there is no correlation map" in gelu_notes
+    assert "not computed: they are taken at a finite fixed point q*, and there is none" in gelu_notes
 
 
 def test_jacobian_csv_and_report(capsys):

@@ -325,3 +325,17 @@ def test_a_ratio_made_nan_by_a_blown_up_net_stays_nan():
     late = layers[40]
     assert not math.isfinite(late["z_std"]) and late["fwd_var_ratio"] is not None
     assert math.isnan(late["fwd_var_ratio"])
+
+
+def test_a_drift_notes_rate_is_over_the_layers_crossed_to_its_worst():
+    from initlab.engine.verdict import verdict
+
+    # a 100x fall of the forward std at the first layer: 100x a layer, not spread over the ten
+    early = verdict([dict(a_std=a, grad_z_rms=1.0) for a in [0.01] + [1.0] * 9], 1.0)
+    assert early["kind"] == "stable" and "falls 100x across the net (about 100x a layer)" in early["note"]
+    # the same fall reached step by step over the ten layers: about 1.58x a layer (10 ** (2 / 10))
+    gradual = verdict([dict(a_std=10 ** (-0.2 * (i + 1)), grad_z_rms=1.0) for i in range(10)], 1.0)
+    assert f"(about {10 ** 0.2:.3g}x a layer)" in gradual["note"]
+    # backward: from the last layer down to the worst, here the first, nine layers away
+    back = verdict([dict(a_std=1.0, grad_z_rms=g) for g in [0.01] + [1.0] * 9], 1.0)
+    assert f"backward dL/dz RMS falls 100x across the net (about {100 ** (1 / 9):.3g}x a layer)" in back["note"]

@@ -289,11 +289,11 @@ class BeyondMixin:
                 worst = largest(result["slopes"][-1])
                 # how far training moved each layer, and how that scales with width, is what the check is for: the
                 # values themselves at a few steps are mostly the init's
-                moved = (f", of mean |a - a_0| (how far training moved each layer) "
-                         f"{largest(result['delta_slopes'][-1]):.3g}" if result["steps"] > 0 else "")
+                shift = largest(result["delta_slopes"][-1]) if result["steps"] > 0 else float("nan")
+                moved = f", of mean |a - a_0| (how far training moved each layer) {shift:.3g}" if shift == shift else ""
                 self.log_pane.add("info", f"widths: {', '.join(map(str, result['widths']))} over {result['steps']} "
                                           f"steps; the largest |slope| against width at the last step: of mean |a| "
-                                          f"{worst:.3g}{moved} (both near 0 is width-stable)")
+                                          f"{worst:.3g}{moved} ({'both ' if moved else ''}near 0 is width-stable)")
                 from initlab.engine.report import widths_nonfinite_text
 
                 for note in widths_nonfinite_text(result):      # a width whose lines end early: as the CLI says it

@@ -81,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         print(step_table(res, "mean_abs_a", "slopes", steps))
         print(f"\nmean |a - a_0| after {after} (how far training moved each layer)")
         print(step_table(res, "mean_abs_delta", "delta_slopes", steps))
-    print("\nslope: d log(mean |a|) / d log(width); near 0 is width-stable, 1 grows like the width (after a few "
-          "steps mean |a| is mostly the init's: the slope of mean |a - a_0| says how training's moves scale)")
+    print("\nslope: d log(mean |a|) / d log(width); near 0 is width-stable, 1 grows like the width"
+          + (" (after a few steps mean |a| is mostly the init's: the slope of mean |a - a_0| says how training's "
+             "moves scale)" if steps > 0 else ""))
     return status
