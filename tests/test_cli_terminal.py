@@ -94,6 +94,23 @@ def test_a_shorter_redraw_blanks_the_end_of_the_longer_line_before_it(capsys):
     assert capsys.readouterr().err == "\r" + " " * (len(second.rstrip(" ")) + 2) + "\r"
 
 
+def test_a_bar_goes_on_on_a_fresh_line_when_the_terminal_narrows_under_it(capsys, monkeypatch):
+    from initlab.tui.commands import train as train_cmd
+
+    width = [120]
+    monkeypatch.setattr(train_cmd, "terminal_width", lambda stream=None: width[0])
+    bar = Bar()
+    bar(progress(step=10, loss=4.113))
+    wide = capsys.readouterr().err
+    width[0] = 50           # narrowed: the wide line wrapped onto two rows
+    bar._draw(progress(step=11, loss=4.0))
+    err = capsys.readouterr().err
+    assert len(wide) > 50 and err.startswith("\n\r")        # a fresh line, not a return into the wrapped one
+    assert len(err.split("\r")[-1]) < 50                       # and the bar fits the new width
+    bar._draw(progress(step=12, loss=3.9))                      # then redrawn in place again
+    assert capsys.readouterr().err.startswith("\r")
+
+
 def test_a_note_wraps_at_words_under_its_first_line(monkeypatch):
     monkeypatch.setattr(common, "terminal_width", lambda stream=None: 40)
     out = io.StringIO()

@@ -76,7 +76,13 @@ class Bar:
     def _draw(self, ev) -> None:
         self.pending = None
         self.run = ev.run
-        text = bar_text(ev, terminal_width(sys.stderr) or 80)
+        width = terminal_width(sys.stderr) or 80
+        text = bar_text(ev, width)
+        if self.drawn >= width:
+            # the terminal narrowed under the line drawn: it wrapped, and a return goes back to its last row only
+            # (the rows above stayed as fragments): the bar goes on on a fresh line
+            sys.stderr.write("\n")
+            self.drawn = 0
         # spaces over what is left of a longer line before it: no ending of it stays to be misread
         sys.stderr.write("\r" + text + " " * max(0, self.drawn - len(text)))
         self.drawn = len(text)
