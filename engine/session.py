@@ -85,6 +85,10 @@ class Session:
         self._on_job = threading.local()    # set on every job thread of this session, the latest or an older one
         self._closed_from_job = False       # close() was called by a callback, on the job's thread
 
+    def _on_job_thread(self) -> bool:
+        """Whether the calling thread is one of this session's jobs' (a callback runs there)."""
+        return getattr(self._on_job, "value", False)
+
     def subscribe(self, callback: Callable[[Event], None]) -> None:
         self._callbacks.append(callback)
 
@@ -113,7 +117,7 @@ class Session:
         meanwhile (a stop asked for while the old job wound down). Called on the job's own thread (by a callback,
         or by the job), it returns at once and the new job's thread waits for this one's end instead (so does a
         second start from the same callback: the job the first one queued is stopped and waited for in turn)."""
-        if getattr(self._on_job, "value", False):
+        if self._on_job_thread():
             with self._lock:
                 # from a callback of the job's own end event nothing is replaced: that job has done its work. A job
                 # queued behind this thread by an earlier call is: joining it here would wait on this very thread
@@ -184,14 +188,14 @@ class Session:
         (on a job's thread) it asks and returns at once: the job it would wait for may be queued behind that thread."""
         self._stop.set()
         t = self._thread
-        if t is not None and wait and not getattr(self._on_job, "value", False):
+        if t is not None and wait and not self._on_job_thread():
             t.join(timeout)
         return not self.running
 
     def wait(self, timeout: float | None = None) -> bool:
         """Join the job's thread; True when no job thread is left. From a callback it cannot wait (see cancel)."""
         t = self._thread
-        if t is not None and not getattr(self._on_job, "value", False):
+        if t is not None and not self._on_job_thread():
             t.join(timeout)
         return not self.running
 
@@ -212,7 +216,7 @@ class Session:
         the interpreter exits can crash it); then the open event streams end. On the job's own thread (a callback)
         it asks the job to stop, and the streams end as the last job's thread ends (a job a callback queued first
         starts, sees the stop and ends at once)."""
-        on_job = getattr(self._on_job, "value", False)
+        on_job = self._on_job_thread()
         while True:
             with self._lock:
                 t = self._thread

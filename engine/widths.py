@@ -141,7 +141,7 @@ def width_check(cfg: Config, widths: list[int] | tuple[int, ...] = DEFAULT_WIDTH
             "device": str(dev), "seconds": time.perf_counter() - t0, "config": read_by_widths(cfg.to_dict())}
 
 
-def first_nonfinite(widths: list[int], mean_abs: list[list[list[float]]], losses: list[list[float]] | None = None
+def first_nonfinite(widths: list[int], mean_abs: list[list[list[float]]], losses: list[list[float]]
                     ) -> list[dict[str, Any]]:
     """Per width that went non-finite: the first step (0: as initialised) and there, in the order a forward computes
     them, the first layer whose mean |a| is non-finite (tensor "activation"), else the loss (tensor "loss", layer
@@ -153,7 +153,7 @@ def first_nonfinite(widths: list[int], mean_abs: list[list[list[float]]], losses
             if bad:
                 out.append({"width": w, "step": t, "layer": bad[0], "tensor": "activation"})
                 break
-            loss = losses[i][t] if losses is not None else 0.0
+            loss = losses[i][t]
             if loss is None or not math.isfinite(loss):
                 out.append({"width": w, "step": t, "layer": None, "tensor": "loss"})
                 break

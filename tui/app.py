@@ -676,11 +676,8 @@ class InitlabApp(BeyondMixin, App):
                 self.run_state = "failed"
 
     def on_config_form_changed(self, message: ConfigForm.Changed) -> None:
-        if message.error is None and not message.by_app and self.bridge.running and not self._edit_noted:
-            # the form then shows a value beside charts of a run that did not use it: said once a run
-            self._edit_noted = True
-            self.log_pane.add("info", f"the running {job_noun(self.last_kind or 'job')} keeps the settings it started "
-                                      f"with: {message.name} and any other change take effect at the next run")
+        if message.error is None and not message.by_app:
+            self._note_run_keeps(f"{message.name} and any other change take")
         if message.name in ("activation", "slope") and message.error is None:
             self._request_curve()
         if message.name == "device" and message.error is None and not self.bridge.running:
@@ -692,10 +689,15 @@ class InitlabApp(BeyondMixin, App):
         self.form.load(p.config)
         self.log_pane.add("info", f"preset {p.name} loaded ({p.kind}): {p.summary}; "
                                   f"{'t trains' if p.kind == 'train' else 'p probes'} it")
-        if self.bridge.running and not self._edit_noted:        # the user's choice, as an edit of the fields
+        self._note_run_keeps("the preset's take")      # the user's choice, as an edit of the fields
+
+    def _note_run_keeps(self, what: str) -> None:
+        """While a job runs, an edit of the form is said once a run to wait for the next: the form then shows values
+        beside charts of a run that did not use them."""
+        if self.bridge.running and not self._edit_noted:
             self._edit_noted = True
             self.log_pane.add("info", f"the running {job_noun(self.last_kind or 'job')} keeps the settings it started "
-                                      f"with: the preset's take effect at the next run")
+                                      f"with: {what} effect at the next run")
 
     # -- other actions -----------------------------------------------------------------------------------------
     def action_show_tab(self, tid: str) -> None:

@@ -352,7 +352,7 @@ def save_config(args: argparse.Namespace, cfg: Config) -> None:
         sys.stderr.write(f"wrote {args.save_config}\n")       # as --out, --csv and --report say theirs
 
 
-def verdict_text(v: dict) -> str:
+def verdict_line(v: dict) -> str:
     """The verdict line a probe and a training print under their tables."""
     where = f" from layer {v['from_layer']}" if v.get("from_layer") is not None else ""
     return (f"verdict: {v['kind']}{where}; first/last |dL/dW| ratio {fmt(v.get('first_last_grad_ratio'))}, "

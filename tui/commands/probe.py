@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from .common import (add_config_flags, command_preset, config_from_args, fmt, given_settings, print_json, save_config,
-                    preset_note, say, table, unread_notes, verdict_text, wants_json)
+                    preset_note, say, table, unread_notes, verdict_line, wants_json)
 from .outputs import add_output_flags, write_outputs
 
 COLUMNS = ["index", "fan_in", "fan_out", "z_std", "a_std", "saturated_frac", "dead_frac", "grad_z_std",
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(table(res.layers, COLUMNS, HEADERS))
     v = res.verdict
-    print("\n" + verdict_text(v))
+    print("\n" + verdict_line(v))
     for note in (v.get("note"), symmetry_note(res.layers)):
         if note:
             say(note, sys.stdout)

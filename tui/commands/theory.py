@@ -4,10 +4,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .outputs import add_output_flags, write_outputs
 from initlab.engine.textplot import fmt_near_one
 
 from .common import fmt, print_json, say, unread_notes, wants_json
+from .outputs import add_output_flags, write_outputs
 
 FLAGS = ("activation", "sigma_w", "sigma_b", "slope")
 

@@ -8,7 +8,7 @@ import time
 from initlab.engine.spec import Config
 
 from .common import (add_config_flags, command_preset, config_from_args, fmt, given_flags, given_settings, print_json,
-                    preset_note, save_config, say, table, terminal_width, unread_notes, verdict_text,
+                    preset_note, save_config, say, table, terminal_width, unread_notes, verdict_line,
                     wants_json)
 from .outputs import add_output_flags, write_outputs
 
@@ -138,7 +138,7 @@ def print_run(res: dict) -> None:
     print(table(layers, [LAYER_COLUMNS[i] for i in keep], [LAYER_HEADERS[i] for i in keep]))
     v = res["final"].get("verdict")
     if v:       # of the backward signal in the rows above, as a probe's, with its note on a drift short of it
-        for line in filter(None, (verdict_text(v), v.get("note"))):
+        for line in filter(None, (verdict_line(v), v.get("note"))):
             say(line, sys.stdout)
     note = symmetry_note(layers) if res["stopped"] == "finished" else None
     if note:        # zero-init-symmetry's lesson, said as the app's log says it
